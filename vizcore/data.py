@@ -44,6 +44,7 @@ from vizcore.registry import Registry
 
 __all__ = [
     "REG",
+    "ClutterLayout",
     "DataUnavailable",
     "Domain",
     "DomainSpec",
@@ -54,6 +55,7 @@ __all__ = [
     "empty_classes",
     "list_domains",
     "load_domain",
+    "make_cluttered",
     "to_shape",
 ]
 
@@ -866,25 +868,14 @@ def _build_tv(name: str) -> Callable[[_Request], _Raw]:
     return build
 
 
-for _name, _desc, _shape in (
-    (
-        "mnist-full",
-        "Full MNIST via torchvision (60,000 / 10,000); needs files or a download",
-        (1, 28, 28),
-    ),
-    (
-        "fashion-mnist",
-        "Fashion-MNIST via torchvision (60,000 / 10,000 clothing images)",
-        (1, 28, 28),
-    ),
-    ("usps", "USPS handwritten digits via torchvision (7,291 / 2,007, 16x16)", (1, 16, 16)),
-    (
-        "svhn",
-        "SVHN house-number digits via torchvision (73,257 / 26,032, colour 32x32)",
-        (3, 32, 32),
-    ),
-):
-    _register(DomainSpec(_name, _desc, _shape, False, 10, _build_tv(_name)))
+def _register_tv(name: str, description: str, native_shape: tuple[int, int, int]) -> None:
+    _register(DomainSpec(name, description, native_shape, False, 10, _build_tv(name)))
+
+
+_register_tv("mnist-full", "Full MNIST via torchvision (60,000 / 10,000)", (1, 28, 28))
+_register_tv("fashion-mnist", "Fashion-MNIST via torchvision (60,000 / 10,000)", (1, 28, 28))
+_register_tv("usps", "USPS handwritten digits via torchvision (7,291 / 2,007, 16x16)", (1, 16, 16))
+_register_tv("svhn", "SVHN house-number digits via torchvision (73,257 / 26,032)", (3, 32, 32))
 
 
 # --------------------------------------------------------------------------- folder:<path>
