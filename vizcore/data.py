@@ -180,7 +180,7 @@ def _register(spec: DomainSpec) -> DomainSpec:
     return REG.register(spec.name)(spec)
 
 
-# --------------------------------------------------------------------------- public helpers
+# --------------------------------------------------------------------------- public functions
 
 
 def list_domains() -> list[str]:
