@@ -1,0 +1,114 @@
+"""Command line: ``python -m vizcore train|list|show`` over the same functions as the dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from vizcore.config import TrainConfig
+from vizcore.runs import RunStore
+
+
+def _value(text: str) -> Any:
+    """'0.5' -> 0.5, 'true' -> True, anything else stays a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _train_parser(sub: argparse._SubParsersAction) -> None:
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train a model and write a run")
+    p.add_argument("--data", "--source", dest="source", default=d.source, help="source data set (labelled)")
+    p.add_argument("--target", default=None, help="unlabelled target domain (domain adaptation)")
+    p.add_argument("--method", default=d.method)
+    p.add_argument("--model", default=d.model)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--optimizer", default=d.optimizer)
+    p.add_argument("--schedule", default=d.schedule)
+    p.add_argument("--momentum", type=float, default=d.momentum)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device, help="auto (CUDA, else MPS, else CPU), cuda, mps or cpu")
+    p.add_argument("--no-amp", dest="amp", action="store_false", help="full precision on CUDA")
+    p.add_argument("--trade-off", type=float, default=d.trade_off, help="lambda, weight of the transfer loss")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a method parameter")
+    p.add_argument("--bottleneck-dim", type=int, default=d.bottleneck_dim)
+    p.add_argument("--standardize", action="store_true", help="per-image input standardisation")
+    p.add_argument("--train-limit", type=int, default=None)
+    p.add_argument("--test-limit", type=int, default=None)
+    p.add_argument("--data-root", default=None, help="folder with torchvision data sets")
+    p.add_argument("--download", action="store_true", help="let torchvision download missing data sets")
+    p.add_argument("--name", default="", help="a label for run lists")
+
+
+def _config_from_args(a: argparse.Namespace) -> TrainConfig:
+    params = {}
+    for item in a.param:
+        key, sep, val = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--param expects KEY=VALUE, got {item!r}")
+        params[key] = _value(val)
+    fields = {k: v for k, v in vars(a).items() if k in TrainConfig.__dataclass_fields__}
+    return TrainConfig(**{**fields, "method_params": params})
+
+
+def cmd_train(a: argparse.Namespace, store: RunStore) -> int:
+    from vizcore.train import train
+
+    cfg = _config_from_args(a)
+    status = "failed"
+    for ev in train(cfg, store):
+        if ev.kind == "start":
+            print(f"run {ev.run_id}: {ev.message}")
+        elif ev.kind == "ready":
+            print(f"{ev.message}, {ev.total_steps} steps")
+        elif ev.kind == "epoch":
+            vals = "  ".join(f"{k}={v:.4g}" for k, v in ev.values.items() if k != "lambda")
+            print(f"epoch {ev.epoch}/{cfg.epochs}  {vals}", flush=True)
+        elif ev.kind == "end":
+            status = ev.status
+            print(f"{ev.status}. {ev.message}".strip())
+    return 0 if status == "complete" else 1
+
+
+def cmd_list(a: argparse.Namespace, store: RunStore) -> int:
+    for r in store.list():
+        acc = r.summary.get("source_acc")
+        tacc = r.summary.get("target_acc")
+        accs = "" if acc is None else f"  source {acc:.2%}" + ("" if tacc is None else f"  target {tacc:.2%}")
+        demo = "  (demo)" if r.read_only else ""
+        print(f"{r.run_id}  {r.status:<11} {r.label}{accs}{demo}")
+    return 0
+
+
+def cmd_show(a: argparse.Namespace, store: RunStore) -> int:
+    run = store.get(a.run_id)
+    print(json.dumps({"config": run.config().to_dict(), "status": run.status(), "summary": run.summary()}, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m vizcore", description=__doc__)
+    ap.add_argument("--runs", default=None, help="run store folder (default: runs/ or $VIZCORE_RUNS)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    _train_parser(sub)
+    sub.add_parser("list", help="list runs")
+    sh = sub.add_parser("show", help="show one run's config, status and summary")
+    sh.add_argument("run_id")
+    a = ap.parse_args(argv)
+    store = RunStore(a.runs) if a.runs else RunStore()
+    try:
+        return {"train": cmd_train, "list": cmd_list, "show": cmd_show}[a.cmd](a, store)
+    except (LookupError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

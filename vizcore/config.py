@@ -1,0 +1,66 @@
+"""Training configuration: a frozen dataclass saved beside every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything needed to rebuild a run from its folder alone.
+
+    The defaults are the LeNet-GAP recipe measured in the README: BatchNorm, SGD with
+    Nesterov momentum and a one-cycle learning-rate schedule.
+    """
+
+    source: str = "mnist"
+    target: str | None = None  # unlabelled target domain for adaptation methods
+    method: str = "source_only"
+    model: str = "lenet_gap"
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.1
+    optimizer: str = "sgd"
+    schedule: str = "onecycle"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # mixed precision, used on CUDA only
+    trade_off: float = 1.0  # lambda: weight of the transfer loss
+    method_params: dict[str, Any] = field(default_factory=dict)
+    bottleneck_dim: int = 0  # >0: linear adaptation layer before the classifier
+    standardize: bool = False  # per-image input standardisation inside the model
+    input_shape: tuple[int, int, int] | None = None  # (C, H, W) both domains are brought to
+    train_limit: int | None = None  # use only this many training images (quick runs)
+    test_limit: int | None = None
+    data_root: str | None = None
+    download: bool = False
+    log_every: int = 10  # steps between progress events
+    name: str = ""  # free label shown in run lists
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Rebuild from JSON; unknown keys are rejected so a typo is not silently ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+        d = dict(d)
+        if d.get("input_shape") is not None:
+            d["input_shape"] = tuple(d["input_shape"])
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def label(self) -> str:
+        """Short human description for lists and legends."""
+        dom = self.source if not self.target else f"{self.source}→{self.target}"
+        return self.name or f"{self.method} · {self.model} · {dom} · seed {self.seed}"

@@ -1,0 +1,105 @@
+"""LeNet-GAP: the network of the Class Activation Map paper, LeNet-sized.
+
+conv(32, 5x5) - BN - ReLU - maxpool - conv(64, 5x5) - BN - ReLU - maxpool - GAP - linear.
+BatchNorm is the part of the recipe that makes a GAP network train quickly; it sits
+before the ReLU so the CAM structure (last conv maps -> GAP -> one linear map) is kept.
+An optional linear bottleneck (the DDC/DAN "adaptation layer") keeps the head affine.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vizcore.models import register_model
+from vizcore.models.base import Features, GapNet
+
+
+def _conv_block(cin: int, cout: int, batch_norm: bool) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 5, padding=2, bias=not batch_norm)]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(cout))
+    layers += [nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+    return nn.Sequential(*layers)
+
+
+class InputStandardize(nn.Module):
+    """Per-image, per-channel standardisation: removes colour/contrast shifts between domains."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        std = x.std(dim=(2, 3), keepdim=True).clamp_min(1e-3)
+        return (x - mean) / std
+
+
+@register_model("lenet_gap")
+class LeNetGAP(GapNet):
+    """LeNet-sized CAM network.
+
+    Args:
+        num_classes: K.
+        in_channels: 1 for grey digits, 3 for colour domains.
+        widths: channels of the two conv layers.
+        batch_norm: BatchNorm after each convolution.
+        bottleneck_dim: 0 for a plain classifier, else a linear adaptation layer of this size.
+        standardize: standardise each input image (helps across domains of different contrast).
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        widths: tuple[int, int] = (32, 64),
+        batch_norm: bool = True,
+        bottleneck_dim: int = 0,
+        standardize: bool = False,
+    ) -> None:
+        super().__init__()
+        self.num_classes, self.in_channels = num_classes, in_channels
+        self.prep = InputStandardize() if standardize else nn.Identity()
+        self.features = nn.Sequential(
+            _conv_block(in_channels, widths[0], batch_norm),
+            _conv_block(widths[0], widths[1], batch_norm),
+        )
+        feat = widths[1]
+        self.bottleneck = (
+            nn.Sequential(nn.Linear(feat, bottleneck_dim), nn.BatchNorm1d(bottleneck_dim))
+            if bottleneck_dim
+            else None
+        )
+        self.fc = nn.Linear(bottleneck_dim or feat, num_classes)
+        self.feature_dim = bottleneck_dim or feat
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.01)
+                nn.init.zeros_(m.bias)
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(self.prep(x))  # (B, C, h, w)
+
+    def forward_features(self, x: torch.Tensor) -> Features:
+        conv = self.trunk(x)
+        gap = conv.mean(dim=(2, 3))  # (B, C)
+        bott = self.bottleneck(gap) if self.bottleneck is not None else None
+        logits = self.fc(bott if bott is not None else gap)
+        return Features(conv=conv, gap=gap, bottleneck=bott, logits=logits)
+
+    def cam_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        w, b = self.fc.weight, self.fc.bias  # (K, D), (K,)
+        if self.bottleneck is None:
+            return w, b
+        lin, bn = self.bottleneck[0], self.bottleneck[1]
+        # eval-mode BN is y = s * (z - mu) + beta with s = gamma / sqrt(var + eps)
+        s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        w1 = s[:, None] * lin.weight  # (D, C)
+        b1 = s * (lin.bias - bn.running_mean) + bn.bias  # (D,)
+        return w @ w1, w @ b1 + b
+
+    @property
+    def feature_layers(self) -> list[str]:
+        return ["gap", "bottleneck", "logits"] if self.bottleneck is not None else ["gap", "logits"]

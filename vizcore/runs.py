@@ -1,0 +1,328 @@
+"""The run store: one folder per run, the hand-off between the Train page and every view.
+
+    runs/<run_id>/config.json       TrainConfig as a dict
+                  status.json       running | complete | stopped | failed (+ message, pid, times)
+                  metrics.jsonl     one JSON object per progress event
+                  model.safetensors weights (last good checkpoint)
+                  summary.json      final accuracies
+                  analyses/         cached analyses keyed by their parameters
+
+A run is created under a hidden temporary name and renamed into place, files are replaced
+atomically, and the status says "complete" only after the weights it describes are on
+disk, so a crash or a Stop never leaves a run that looks complete and never touches
+another run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from vizcore.atomic import write_bytes_atomic, write_json_atomic
+from vizcore.config import TrainConfig
+
+STATUSES = ("running", "complete", "stopped", "failed", "interrupted")
+DEFAULT_ROOT = Path(os.environ.get("VIZCORE_RUNS", "runs"))
+DEMO_ROOT = Path(__file__).resolve().parent.parent / "assets" / "demo_runs"
+
+
+class RunNotFound(LookupError):
+    """The run folder is gone (deleted while the app was open) or never existed."""
+
+
+class CheckpointError(ValueError):
+    """Weights that cannot be loaded into the run's architecture; the message says why."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def params_key(kind: str, params: dict[str, Any]) -> str:
+    """Stable short hash of an analysis kind and its parameters (the cache key)."""
+    blob = json.dumps({"kind": kind, **params}, sort_keys=True, default=str)
+    return f"{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a run list shows, read cheaply from the folder."""
+
+    run_id: str
+    label: str
+    status: str
+    method: str
+    model: str
+    source: str
+    target: str | None
+    seed: int
+    created: float
+    read_only: bool
+    summary: dict[str, Any]
+    message: str
+
+
+class Run:
+    """One run folder. Every read checks the folder still exists."""
+
+    def __init__(self, path: Path, read_only: bool = False, cache_dir: Path | None = None) -> None:
+        self.path = path
+        self.run_id = path.name
+        self.read_only = read_only
+        self.cache_dir = cache_dir or path / "analyses"
+
+    # -- reading ---------------------------------------------------------------
+    def _file(self, name: str) -> Path:
+        if not self.path.is_dir():
+            raise RunNotFound(f"run {self.run_id!r} no longer exists (its folder {self.path} is gone)")
+        return self.path / name
+
+    def config(self) -> TrainConfig:
+        try:
+            return TrainConfig.from_dict(json.loads(self._file("config.json").read_text()))
+        except (OSError, json.JSONDecodeError, TypeError, ValueError) as e:
+            raise CheckpointError(f"run {self.run_id!r} has an unreadable config.json: {e}") from e
+
+    def status(self) -> dict[str, Any]:
+        try:
+            st = json.loads(self._file("status.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return {"status": "failed", "message": "status.json is missing or unreadable"}
+        # A "running" run whose process is gone was cut off (crash, kill, power loss).
+        if st.get("status") == "running" and not _pid_alive(int(st.get("pid", -1))):
+            st = {**st, "status": "interrupted", "message": "the training process ended without finishing"}
+        return st
+
+    def summary(self) -> dict[str, Any]:
+        p = self._file("summary.json")
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """All progress records; a half-written last line (crash mid-append) is skipped."""
+        p = self._file("metrics.jsonl")
+        if not p.exists():
+            return []
+        out = []
+        for line in p.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+    def has_weights(self) -> bool:
+        return self._file("model.safetensors").exists()
+
+    def info(self) -> RunInfo:
+        cfg, st = self.config(), self.status()
+        return RunInfo(
+            run_id=self.run_id,
+            label=cfg.label,
+            status=st.get("status", "failed"),
+            method=cfg.method,
+            model=cfg.model,
+            source=cfg.source,
+            target=cfg.target,
+            seed=cfg.seed,
+            created=float(st.get("created", 0.0)),
+            read_only=self.read_only,
+            summary=self.summary(),
+            message=st.get("message", ""),
+        )
+
+    # -- writing ---------------------------------------------------------------
+    def _writable(self, name: str) -> Path:
+        if self.read_only:
+            raise PermissionError(f"run {self.run_id!r} is a read-only demo run")
+        return self._file(name)
+
+    def set_status(self, status: str, message: str = "", **extra: Any) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        old = self.status()
+        write_json_atomic(
+            self._writable("status.json"),
+            {**old, **extra, "status": status, "message": message, "pid": os.getpid(), "updated": time.time()},
+        )
+
+    def append_metrics(self, records: Iterable[dict[str, Any]]) -> None:
+        lines = "".join(json.dumps(r) + "\n" for r in records)
+        with open(self._writable("metrics.jsonl"), "a") as f:
+            f.write(lines)
+            f.flush()
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        write_json_atomic(self._writable("summary.json"), summary)
+
+    def save_weights(self, model: torch.nn.Module) -> None:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        write_bytes_atomic(self._writable("model.safetensors"), save(state))
+
+    # -- loading ---------------------------------------------------------------
+    def build_model(self) -> torch.nn.Module:
+        from vizcore.train import build_model  # the model is built exactly as training did
+
+        return build_model(self.config())
+
+    def load_model(self, device: str | torch.device = "cpu") -> torch.nn.Module:
+        """The trained model in eval mode; CheckpointError says precisely what is wrong."""
+        path = self._file("model.safetensors")
+        if not path.exists():
+            raise CheckpointError(f"run {self.run_id!r} has no weights yet (status: {self.status()['status']})")
+        model = self.build_model()
+        load_state_checked(model, read_safetensors(path), source=f"run {self.run_id!r}")
+        return model.to(device).eval()
+
+    # -- analysis cache ----------------------------------------------------------
+    def cached(
+        self, kind: str, params: dict[str, Any], compute: Callable[[], dict[str, np.ndarray]]
+    ) -> dict[str, np.ndarray]:
+        """Arrays computed once per (kind, params) and kept with the run."""
+        params = {**params, "weights": self.weights_digest()}
+        path = self.cache_dir / f"{params_key(kind, params)}.npz"
+        if path.exists():
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    return {k: z[k] for k in z.files}
+            except (OSError, ValueError):
+                path.unlink(missing_ok=True)  # a damaged cache entry is recomputed
+        arrays = compute()
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        write_bytes_atomic(path, buf.getvalue())
+        return arrays
+
+    def weights_digest(self) -> str:
+        """Changes whenever the weights change, so caches of a retrained run are not reused."""
+        p = self._file("model.safetensors")
+        if not p.exists():
+            return "none"
+        st = p.stat()
+        return f"{st.st_size}-{st.st_mtime_ns}"
+
+
+def read_safetensors(path: Path | str | bytes) -> dict[str, torch.Tensor]:
+    """Read a safetensors file (path or raw bytes); a corrupt file raises CheckpointError."""
+    from safetensors.torch import load
+
+    try:
+        return load(path) if isinstance(path, bytes) else load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"not a readable safetensors file ({e})") from e
+
+
+def state_dict_problems(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Every difference between a checkpoint and a model's expected tensors, in words."""
+    expected = model.state_dict()
+    problems = [f"missing tensor {k} {tuple(v.shape)}" for k, v in expected.items() if k not in state]
+    problems += [f"unexpected tensor {k} {tuple(state[k].shape)}" for k in state if k not in expected]
+    for k, v in expected.items():
+        if k in state and tuple(state[k].shape) != tuple(v.shape):
+            problems.append(f"{k}: checkpoint has shape {tuple(state[k].shape)}, model expects {tuple(v.shape)}")
+    for k, v in state.items():
+        if k in expected and v.is_floating_point() and not torch.isfinite(v).all():
+            problems.append(f"{k}: contains NaN or Inf values")
+    return problems
+
+
+def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+    problems = state_dict_problems(model, state)
+    if problems:
+        shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
+        raise CheckpointError(f"{source} does not fit {type(model).__name__}: {shown}")
+    model.load_state_dict(state)
+
+
+def _slug(cfg: TrainConfig) -> str:
+    dom = cfg.source if not cfg.target else f"{cfg.source}-to-{cfg.target}"
+    raw = f"{cfg.method}-{dom}"
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in raw)[:60]
+
+
+class RunStore:
+    """Runs under a writable root, plus read-only demo runs shipped in assets/."""
+
+    def __init__(self, root: Path | str = DEFAULT_ROOT, demo_root: Path | None = DEMO_ROOT) -> None:
+        self.root = Path(root)
+        self.demo_root = demo_root
+
+    def create(self, config: TrainConfig) -> Run:
+        """A new run folder with its config and a 'running' status, made visible in one rename."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(config)}-{secrets.token_hex(2)}"
+        tmp = self.root / f".{run_id}.partial"
+        tmp.mkdir()
+        write_json_atomic(tmp / "config.json", config.to_dict())
+        now = time.time()
+        write_json_atomic(
+            tmp / "status.json",
+            {"status": "running", "message": "", "pid": os.getpid(), "created": now, "updated": now},
+        )
+        final = self.root / run_id
+        os.replace(tmp, final)
+        return Run(final)
+
+    def _demo(self, run_id: str) -> Run | None:
+        if self.demo_root is None or not (self.demo_root / run_id).is_dir():
+            return None
+        return Run(self.demo_root / run_id, read_only=True, cache_dir=self.root / ".cache" / run_id)
+
+    def get(self, run_id: str) -> Run:
+        if (self.root / run_id).is_dir() and not run_id.startswith("."):
+            return Run(self.root / run_id)
+        demo = self._demo(run_id)
+        if demo is None:
+            raise RunNotFound(f"no run named {run_id!r} in {self.root} or the demo runs")
+        return demo
+
+    def run_ids(self) -> list[str]:
+        ids = [p.name for p in self._dirs(self.root)]
+        if self.demo_root is not None:
+            ids += [p.name for p in self._dirs(self.demo_root) if p.name not in ids]
+        return ids
+
+    @staticmethod
+    def _dirs(root: Path) -> list[Path]:
+        if not root.is_dir():
+            return []
+        return sorted(
+            (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "config.json").exists()),
+            key=lambda p: p.name,
+            reverse=True,
+        )
+
+    def list(self) -> list[RunInfo]:
+        """Newest first; a run whose folder is broken is skipped rather than breaking the list."""
+        out = []
+        for rid in self.run_ids():
+            try:
+                out.append(self.get(rid).info())
+            except (RunNotFound, CheckpointError, OSError):
+                continue
+        return sorted(out, key=lambda r: (r.read_only, -r.created))
+
+    def delete(self, run_id: str) -> None:
+        run = self.get(run_id)
+        if run.read_only:
+            raise PermissionError("demo runs cannot be deleted")
+        shutil.rmtree(run.path)

@@ -1,0 +1,325 @@
+"""One generic training loop, written as a generator of progress events.
+
+    for event in train(config, store):   # a page updates its curves from the events
+        ...                               # stopping is ``break`` (or setting ``stop``)
+
+The loop knows no UI. With a store it writes the run: metrics as they come, the weights
+after every epoch (the last good checkpoint), and the final status.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from vizcore.config import TrainConfig
+from vizcore.data import Domain, domain_info, load_domain
+from vizcore.device import resolve_device
+from vizcore.methods import create_method
+from vizcore.models import create_model
+from vizcore.models.base import GapNet
+from vizcore.registry import Registry
+from vizcore.runs import Run, RunStore
+
+
+class Diverged(FloatingPointError):
+    """The loss became NaN or Inf."""
+
+
+@dataclass
+class Progress:
+    """One event of a training run.
+
+    kind: "start" (once, at once), "ready" (data and model built), "step" (every
+    ``log_every`` steps), "epoch" (after each evaluation) or "end" (once, with the final status).
+    """
+
+    kind: str
+    epoch: int = 0
+    step: int = 0
+    total_steps: int = 0
+    values: dict[str, float] = field(default_factory=dict)
+    status: str = "running"
+    message: str = ""
+    run_id: str | None = None
+    time: float = field(default_factory=time.time)
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.total_steps if self.total_steps else 0.0
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------
+# Optimisers and schedules: registries, so the Train page lists them and tests cover each.
+OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
+OPTIMIZERS.add(
+    "sgd",
+    lambda params, c: torch.optim.SGD(
+        params, lr=c.lr, momentum=c.momentum, nesterov=c.momentum > 0, weight_decay=c.weight_decay
+    ),
+)
+OPTIMIZERS.add("adam", lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay))
+OPTIMIZERS.add("adamw", lambda params, c: torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay))
+
+# Each schedule maps progress p in [0, 1) to a multiplier of the base learning rate.
+SCHEDULES: Registry[Callable[[float], float]] = Registry("schedule")
+SCHEDULES.add("constant", lambda p: 1.0)
+SCHEDULES.add("cosine", lambda p: 0.5 * (1 + math.cos(math.pi * p)))
+# one-cycle: linear warm-up over the first 15%, then cosine decay to ~0 (Smith 2018)
+SCHEDULES.add("onecycle", lambda p: p / 0.15 if p < 0.15 else 0.5 * (1 + math.cos(math.pi * (p - 0.15) / 0.85)))
+# the DANN paper's annealing: mu_p = mu_0 / (1 + 10 p)^0.75
+SCHEDULES.add("dann", lambda p: (1 + 10 * p) ** -0.75)
+
+
+# ---------------------------------------------------------------------------------------
+def common_shape(a: tuple[int, int, int], b: tuple[int, int, int]) -> tuple[int, int, int]:
+    """One input shape for two domains: the larger channel count and size (grey -> RGB, upsample)."""
+    return (max(a[0], b[0]), max(a[1], b[1]), max(a[2], b[2]))
+
+
+def resolve_input_shape(config: TrainConfig) -> tuple[int, int, int]:
+    if config.input_shape is not None:
+        return tuple(config.input_shape)  # type: ignore[return-value]
+    shape = domain_info(config.source).native_shape
+    if config.target:
+        shape = common_shape(shape, domain_info(config.target).native_shape)
+    return shape
+
+
+def build_model(config: TrainConfig) -> GapNet:
+    """The architecture a config describes (no weights loaded)."""
+    shape = resolve_input_shape(config)
+    return create_model(
+        config.model,
+        num_classes=domain_info(config.source).num_classes,
+        in_channels=shape[0],
+        bottleneck_dim=config.bottleneck_dim,
+        standardize=config.standardize,
+    )
+
+
+@dataclass
+class Data:
+    source_train: Domain
+    source_test: Domain
+    target_train: Domain | None
+    target_test: Domain | None
+
+
+def load_data(config: TrainConfig) -> Data:
+    shape = resolve_input_shape(config)
+
+    def get(name: str, split: str, limit: int | None) -> Domain:
+        return load_domain(
+            name, split, seed=config.seed, root=config.data_root, download=config.download, shape=shape, limit=limit
+        )
+
+    tgt = config.target
+    return Data(
+        source_train=get(config.source, "train", config.train_limit),
+        source_test=get(config.source, "test", config.test_limit),
+        target_train=get(tgt, "train", config.train_limit) if tgt else None,
+        target_test=get(tgt, "test", config.test_limit) if tgt else None,
+    )
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1024) -> float:
+    """Top-1 accuracy in eval mode."""
+    was = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    correct = 0
+    for i in range(0, len(images), batch_size):
+        x = images[i : i + batch_size].to(dev, non_blocking=True)
+        correct += (model(x).argmax(1).cpu() == labels[i : i + batch_size]).sum().item()
+    model.train(was)
+    return correct / max(len(images), 1)
+
+
+def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """Index batches of one epoch; the last incomplete batch is dropped (BatchNorm needs >1)."""
+    perm = torch.randperm(n, generator=gen)
+    return [perm[i : i + batch_size] for i in range(0, n - batch_size + 1, batch_size)] or [perm]
+
+
+class _TargetStream:
+    """Endless shuffled batches of target images, independent of the source epoch length."""
+
+    def __init__(self, images: torch.Tensor, batch_size: int, gen: torch.Generator) -> None:
+        self.images, self.bs, self.gen = images, batch_size, gen
+        self.queue: list[torch.Tensor] = []
+
+    def next(self) -> torch.Tensor:
+        if not self.queue:
+            self.queue = _batches(len(self.images), min(self.bs, len(self.images)), self.gen)
+        return self.images[self.queue.pop()]
+
+
+def _floats(logs: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v.detach().float().item() if torch.is_tensor(v) else v) for k, v in logs.items()}
+
+
+class _Trainer:
+    """State of one training run; ``train`` drives it."""
+
+    def __init__(self, config: TrainConfig, run: Run | None, stop: threading.Event | None) -> None:
+        self.config, self.run, self.stop = config, run, stop
+        torch.manual_seed(config.seed)
+        self.gen = torch.Generator().manual_seed(config.seed)
+        self.device = resolve_device(config.device)
+        self.data = load_data(config)
+        if config.target and self.data.target_train is not None and len(self.data.target_train) == 0:
+            raise ValueError(f"target domain {config.target!r} has no training images")
+        self.model = build_model(config).to(self.device)
+        self.method = create_method(
+            config.method,
+            trade_off=config.trade_off,
+            feature_dim=self.model.feature_dim,
+            num_classes=self.model.num_classes,
+            **config.method_params,
+        ).to(self.device)
+        params = list(self.model.parameters()) + list(self.method.parameters())
+        self.opt = OPTIMIZERS.get(config.optimizer)(params, config)
+        self.lr_at = SCHEDULES.get(config.schedule)
+        self.steps_per_epoch = len(_batches(len(self.data.source_train), config.batch_size, torch.Generator()))
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.step = 0
+        self.epoch = 0
+        # bf16 autocast needs no loss scaling; CPU runs in full precision (it is not faster there)
+        self.amp = config.amp and self.device.type == "cuda"
+        xs = self.data.source_train
+        self.x_src = xs.images.to(self.device, non_blocking=True)
+        self.y_src = xs.labels.to(self.device, non_blocking=True)
+        tt = self.data.target_train if self.method.uses_target else None
+        self.targets = (
+            _TargetStream(tt.images.to(self.device, non_blocking=True), config.batch_size, self.gen) if tt else None
+        )
+        self.last_eval: dict[str, float] = {}
+
+    def _set_lr(self) -> float:
+        lr = self.config.lr * self.lr_at(self.step / max(self.total_steps, 1))
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        return lr
+
+    def train_step(self, idx: torch.Tensor) -> dict[str, Any]:
+        lr = self._set_lr()
+        xs, ys = self.x_src[idx], self.y_src[idx]
+        xt = self.targets.next() if self.targets else None
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            loss, logs = self.method.loss(self.model, xs, ys, xt, self.step / max(self.total_steps, 1))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.step += 1
+        return {**logs, "lr": lr}
+
+    def evaluate_all(self) -> dict[str, float]:
+        d = self.data
+        out = {"source_acc": evaluate(self.model, d.source_test.images, d.source_test.labels)}
+        if d.target_test is not None:
+            out["target_acc"] = evaluate(self.model, d.target_test.images, d.target_test.labels)
+        self.last_eval = out
+        return out
+
+
+def _check_finite(logs: dict[str, float], step: int) -> None:
+    bad = [k for k in ("loss", "cls_loss", "transfer_loss") if k in logs and not math.isfinite(logs[k])]
+    if bad:
+        raise Diverged(f"training diverged at step {step}: {', '.join(bad)} became NaN/Inf")
+
+
+def train(
+    config: TrainConfig, store: RunStore | None = None, stop: threading.Event | None = None
+) -> Iterator[Progress]:
+    """Train ``config``; yields Progress events and, with a store, writes a run.
+
+    The run ends as "complete", "stopped" (``stop`` set or the generator closed: the weights
+    trained so far are kept), or "failed" (diverged or crashed: the last good epoch's
+    weights are kept, if any).
+    """
+    config = config.replace(input_shape=resolve_input_shape(config))
+    run = store.create(config) if store is not None else None
+    rid = run.run_id if run else None
+    trainer: _Trainer | None = None
+    pending: list[dict[str, Any]] = []
+    last_flush = [time.monotonic()]
+
+    def emit(ev: Progress) -> Progress:
+        ev.run_id = rid
+        pending.append(ev.to_record())
+        # step events are batched to about one write a second; the live view polls at that rate
+        if ev.kind != "step" or time.monotonic() - last_flush[0] > 1.0:
+            _flush()
+        return ev
+
+    def _flush() -> None:
+        if run is not None and pending:
+            run.append_metrics(pending)
+        pending.clear()
+        last_flush[0] = time.monotonic()
+
+    def finish(status: str, message: str) -> Progress:
+        values = {}
+        if trainer is not None and status == "stopped" and trainer.step > 0:
+            values = trainer.evaluate_all()
+            if run is not None:
+                run.save_weights(trainer.model)
+        elif trainer is not None:
+            values = trainer.last_eval
+        ev = emit(Progress("end", trainer.epoch if trainer else 0, trainer.step if trainer else 0,
+                           trainer.total_steps if trainer else 0, values, status, message))
+        _flush()
+        if run is not None:
+            run.write_summary({**values, "status": status, "epochs_done": ev.epoch, "steps": ev.step})
+            run.set_status(status, message)
+        return ev
+
+    try:
+        # announced before the (possibly slow) data preparation, so a caller learns the run id at once
+        yield emit(Progress("start", message="preparing data and model"))
+        trainer = _Trainer(config, run, stop)
+        yield emit(Progress("ready", 0, 0, trainer.total_steps, message=f"training on {trainer.device}"))
+        window_t, window_n = time.perf_counter(), 0
+        acc_logs: dict[str, float] = {}
+        for epoch in range(config.epochs):
+            trainer.epoch = epoch
+            trainer.model.train()
+            for idx in _batches(len(trainer.x_src), config.batch_size, trainer.gen):
+                if stop is not None and stop.is_set():
+                    yield finish("stopped", f"stopped by the user at epoch {epoch + 1}, step {trainer.step}")
+                    return
+                logs = trainer.train_step(idx)
+                window_n += len(idx)
+                if trainer.step % config.log_every == 0 or trainer.step == trainer.total_steps:
+                    acc_logs = _floats(logs)  # .item() syncs the GPU: only every log_every steps
+                    _check_finite(acc_logs, trainer.step)
+                    now = time.perf_counter()
+                    acc_logs["images_per_s"] = window_n / max(now - window_t, 1e-9)
+                    window_t, window_n = now, 0
+                    yield emit(Progress("step", epoch + 1, trainer.step, trainer.total_steps, acc_logs))
+            ev = trainer.evaluate_all()
+            _check_finite(_floats(logs), trainer.step)
+            if run is not None:
+                run.save_weights(trainer.model)  # the last good checkpoint
+            yield emit(Progress("epoch", epoch + 1, trainer.step, trainer.total_steps, {**acc_logs, **ev}))
+        trainer.epoch = config.epochs
+        yield finish("complete", "")
+    except GeneratorExit:
+        finish("stopped", "stopped: the consumer closed the training loop")
+        raise
+    except Diverged as e:
+        yield finish("failed", f"{e}; the weights of the last good epoch are kept")
+    except Exception as e:  # noqa: BLE001 — a run must end with a status, whatever went wrong
+        yield finish("failed", f"{type(e).__name__}: {e}")
