@@ -1,0 +1,41 @@
+"""Distances between classes and domains in feature space (pure functions, no UI)."""
+
+from vizcore.metrics.distances import (
+    METRICS,
+    DistanceResult,
+    MetricInfo,
+    SamplePlan,
+    class_distance_matrix,
+    class_samples,
+    cross_domain_matrix,
+    cross_domain_samples,
+    list_metrics,
+    metric_info,
+)
+from vizcore.metrics.mmd import (
+    GaussianFamily,
+    PairsMMD,
+    mmd2,
+    mmd2_pairs,
+    mmd2_torch,
+    resolve_bandwidth,
+)
+
+__all__ = [
+    "METRICS",
+    "DistanceResult",
+    "GaussianFamily",
+    "MetricInfo",
+    "PairsMMD",
+    "SamplePlan",
+    "class_distance_matrix",
+    "class_samples",
+    "cross_domain_matrix",
+    "cross_domain_samples",
+    "list_metrics",
+    "metric_info",
+    "mmd2",
+    "mmd2_pairs",
+    "mmd2_torch",
+    "resolve_bandwidth",
+]
