@@ -33,6 +33,7 @@ class TrainConfig:
     method_params: dict[str, Any] = field(default_factory=dict)
     bottleneck_dim: int = 0  # >0: linear adaptation layer before the classifier
     standardize: bool = False  # per-image input standardisation inside the model
+    augment_shift: int = 0  # random translation of training images by up to this many pixels
     input_shape: tuple[int, int, int] | None = None  # (C, H, W) both domains are brought to
     train_limit: int | None = None  # use only this many training images (quick runs)
     test_limit: int | None = None

@@ -166,6 +166,23 @@ class _TargetStream:
         return self.images[self.queue.pop()]
 
 
+def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Translate each image by a random integer offset in [-max_shift, max_shift], zero fill.
+
+    Shape:
+        x: (B, C, H, W) -> (B, C, H, W).
+    """
+    b, _, h, w = x.shape
+    pad = torch.nn.functional.pad(x, (max_shift,) * 4)
+    off = torch.randint(0, 2 * max_shift + 1, (b, 2), generator=gen).to(x.device)  # CPU generator: reproducible
+    ar = torch.arange(max(h, w), device=x.device)
+    rows = (off[:, 0, None] + ar[:h])[:, :, None]  # (B, H, 1)
+    cols = (off[:, 1, None] + ar[:w])[:, None, :]  # (B, 1, W)
+    bidx = torch.arange(b, device=x.device)[:, None, None]
+    # advanced indexing gathers every image's own window: (B, H, W, C) -> (B, C, H, W)
+    return pad.permute(0, 2, 3, 1)[bidx, rows, cols].permute(0, 3, 1, 2).contiguous()
+
+
 def _floats(logs: dict[str, Any]) -> dict[str, float]:
     return {k: float(v.detach().float().item() if torch.is_tensor(v) else v) for k, v in logs.items()}
 
@@ -216,6 +233,8 @@ class _Trainer:
     def train_step(self, idx: torch.Tensor) -> dict[str, Any]:
         lr = self._set_lr()
         xs, ys = self.x_src[idx], self.y_src[idx]
+        if self.config.augment_shift:
+            xs = random_shift(xs, self.config.augment_shift, self.gen)
         xt = self.targets.next() if self.targets else None
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             loss, logs = self.method.loss(self.model, xs, ys, xt, self.step / max(self.total_steps, 1))

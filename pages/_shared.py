@@ -1,0 +1,115 @@
+"""Streamlit glue shared by the pages: the run store, run pickers, cached loaders, errors.
+
+Only UI code lives here; every number comes from vizcore.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import streamlit as st
+
+from vizcore.data import DataUnavailable
+from vizcore.runs import CheckpointError, Run, RunInfo, RunNotFound, RunStore
+
+# Errors a user can cause (a deleted run, a bad checkpoint, missing data, bad parameters):
+# each becomes a message on the page, never a traceback.
+USER_ERRORS = (RunNotFound, CheckpointError, DataUnavailable, ValueError, PermissionError, KeyError)
+
+
+def store() -> RunStore:
+    return RunStore()
+
+
+def session_id() -> str:
+    """A per-browser-session id, so two people see their own jobs first."""
+    if "session_id" not in st.session_state:
+        st.session_state["session_id"] = uuid.uuid4().hex[:8]
+    return st.session_state["session_id"]
+
+
+@contextmanager
+def friendly_errors(what: str = "this view") -> Iterator[None]:
+    """Show known failures as a clear message (and stop the page), not a traceback."""
+    try:
+        yield
+    except USER_ERRORS as e:
+        st.error(f"Could not show {what}: {e}")
+        st.stop()
+
+
+def run_label(r: RunInfo) -> str:
+    acc = r.summary.get("source_acc")
+    tacc = r.summary.get("target_acc")
+    score = "" if acc is None else f" — source {acc:.1%}" + ("" if tacc is None else f", target {tacc:.1%}")
+    tag = "demo · " if r.read_only else ""
+    status = "" if r.status == "complete" else f" [{r.status}]"
+    return f"{tag}{r.label}{score}{status}"
+
+
+def usable_runs(predicate: Callable[[RunInfo], bool] | None = None) -> list[RunInfo]:
+    """Runs that have weights to analyse (complete or stopped), newest first, demos last."""
+    runs = [r for r in store().list() if r.status in ("complete", "stopped")]
+    return [r for r in runs if predicate is None or predicate(r)]
+
+
+def pick_run(
+    label: str = "Run", key: str = "run", predicate: Callable[[RunInfo], bool] | None = None, help: str | None = None
+) -> Run | None:
+    """A selectbox of runs; remembers the choice across pages in session_state[key]."""
+    runs = usable_runs(predicate)
+    if not runs:
+        st.info("No trained runs yet: train one on the **Train** page (or run `python -m vizcore train`).")
+        return None
+    ids = [r.run_id for r in runs]
+    labels = {r.run_id: run_label(r) for r in runs}
+    current = st.session_state.get(key)
+    index = ids.index(current) if current in ids else 0
+    rid = st.selectbox(label, ids, index=index, format_func=labels.get, key=f"_{key}_select", help=help)
+    st.session_state[key] = rid
+    with friendly_errors("the run"):
+        return store().get(rid)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _model(run_id: str, digest: str) -> Any:
+    return store().get(run_id).load_model()
+
+
+def load_model(run: Run) -> Any:
+    """The run's model, cached per (run, weights) so a retrained run is reloaded."""
+    return _model(run.run_id, run.weights_digest())
+
+
+def figure(fig: Any, name: str, key: str | None = None, **kwargs: Any) -> Any:
+    """Show a plotly figure with its downloads: interactive HTML, PNG and SVG.
+
+    Files are made only when a button is clicked (deferred), so showing a page stays fast.
+    """
+    from vizcore.export import INSTALL_HINT, figure_html, figure_static, static_export_available
+
+    event = st.plotly_chart(fig, width="stretch", key=key, **kwargs)
+    key = key or name
+    static_ok = static_export_available()
+    cols = st.columns([1, 1, 1, 5])
+    cols[0].download_button("⬇ HTML", lambda: figure_html(fig), f"{name}.html", "text/html",
+                            key=f"{key}_html", on_click="ignore", help="interactive, works offline")  # fmt: skip
+    for col, fmt in zip(cols[1:3], ("png", "svg"), strict=True):
+        col.download_button(
+            f"⬇ {fmt.upper()}", lambda fmt=fmt: figure_static(fig, fmt), f"{name}.{fmt}", f"image/{fmt}",
+            key=f"{key}_{fmt}", on_click="ignore", disabled=not static_ok,
+            help=None if static_ok else INSTALL_HINT,
+        )  # fmt: skip
+    return event
+
+
+def relative_time(ts: float) -> str:
+    dt = time.time() - ts
+    for unit, sec in (("d", 86400), ("h", 3600), ("min", 60)):
+        if dt >= sec:
+            return f"{dt / sec:.0f} {unit} ago"
+    return "just now"

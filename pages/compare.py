@@ -1,0 +1,6 @@
+"""compare page: being built."""
+
+import streamlit as st
+
+st.title("Compare")
+st.info("This view is not available yet.")

@@ -1,0 +1,48 @@
+"""Overview: what the dashboard does and the runs it knows."""
+
+import pandas as pd
+import streamlit as st
+
+from pages._shared import relative_time, store
+
+st.title("vizcore — see what your network learned")
+st.markdown(
+    "Train or load a **LeNet-GAP** or a **domain-adaptation** model (DDC, DAN, DANN, CORAL), then look inside: "
+    "**CAM heatmaps** show where it looks, **class distance matrices** (MMD and friends) how far apart its "
+    "classes and domains sit, and **t-SNE / UMAP embeddings** how adaptation moved the features."
+)
+c1, c2, c3, c4 = st.columns(4)
+c1.page_link("pages/train.py", label="Train a model", icon="🏋️")
+c2.page_link("pages/cam.py", label="CAM heatmaps", icon="🔥")
+c3.page_link("pages/distances.py", label="Class distances", icon="🧮")
+c4.page_link("pages/embeddings.py", label="Embeddings", icon="🗺️")
+
+runs = store().list()
+st.subheader(f"Runs ({len(runs)})")
+if not runs:
+    st.info("No runs yet. Train one on the Train page, or from a terminal: `python -m vizcore train --data mnist`.")
+else:
+    rows = [
+        {
+            "run": r.run_id,
+            "status": r.status,
+            "method": r.method,
+            "data": r.source if not r.target else f"{r.source} → {r.target}",
+            "seed": r.seed,
+            "source acc": r.summary.get("source_acc"),
+            "target acc": r.summary.get("target_acc"),
+            "created": "shipped demo" if r.read_only else relative_time(r.created),
+            "note": r.message,
+        }
+        for r in runs
+    ]
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "source acc": st.column_config.NumberColumn(format="percent"),
+            "target acc": st.column_config.NumberColumn(format="percent"),
+        },
+    )
+    st.caption(f"Runs are folders under `{store().root}/`; demo runs ship read-only in `assets/demo_runs/`.")

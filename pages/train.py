@@ -1,0 +1,166 @@
+"""Train: configure a run, start it in the background, watch it live, stop it."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages._shared import friendly_errors, session_id, store
+from vizcore.config import TrainConfig
+from vizcore.data import domain_info, list_domains
+from vizcore.device import available_devices
+from vizcore.figures.training import training_curves
+from vizcore.jobs import MANAGER
+from vizcore.methods import METHODS, list_methods
+from vizcore.methods.recipes import recommended_config
+from vizcore.models import list_models
+from vizcore.train import OPTIMIZERS, SCHEDULES
+
+st.title("Train")
+
+
+def _domain_help(name: str) -> str:
+    return domain_info(name).description
+
+
+def method_params(method: str) -> dict:
+    """Widgets for a method's own parameters, built from its param_specs."""
+    specs = METHODS.get(method).param_specs
+    out = {}
+    for name, (default, help_text) in specs.items():
+        key = f"param_{method}_{name}"
+        if isinstance(default, bool):
+            out[name] = st.checkbox(name, value=default, help=help_text, key=key)
+        elif isinstance(default, int):
+            out[name] = int(st.number_input(name, value=default, step=1, help=help_text, key=key))
+        elif isinstance(default, float):
+            out[name] = float(st.number_input(name, value=default, format="%.4g", help=help_text, key=key))
+        else:
+            out[name] = st.text_input(name, value=str(default), help=help_text, key=key)
+    return out
+
+
+def config_form() -> TrainConfig | None:
+    methods = list_methods()
+    method = st.selectbox("Method", methods, format_func=lambda m: METHODS.get(m).label or m,
+                          help="source only, or a domain-adaptation method")  # fmt: skip
+    st.caption(METHODS.get(method).description)
+    uses_target = METHODS.get(method).uses_target
+    domains = list_domains()
+    source = st.selectbox("Data set (labelled source)", domains, format_func=lambda d: d,
+                          help="; ".join(f"{d}: {_domain_help(d)}" for d in domains))  # fmt: skip
+    st.caption(_domain_help(source))
+    target_choices = [d for d in domains if d != source]
+    if uses_target:
+        target = st.selectbox("Target domain (unlabelled)", target_choices,
+                              index=target_choices.index("mnist-m") if "mnist-m" in target_choices else 0,
+                              help="target labels are used only to report accuracy, never to train")  # fmt: skip
+    else:
+        target = st.selectbox("Also evaluate on (optional)", [None, *target_choices],
+                              format_func=lambda d: "—" if d is None else d)  # fmt: skip
+    base = recommended_config(method, source, target)
+    with st.form("train"):
+        c1, c2 = st.columns(2)
+        epochs = c1.number_input("Epochs", 1, 200, base.epochs)
+        batch = c2.selectbox("Batch size", [32, 64, 128, 256, 512], index=[32, 64, 128, 256, 512].index(base.batch_size))
+        lr = c1.number_input("Learning rate", 1e-5, 10.0, base.lr, format="%.4g")
+        seed = c2.number_input("Seed", 0, 10_000, base.seed)
+        device = c1.selectbox("Device", available_devices(), help="auto = CUDA, else Apple MPS, else CPU")
+        name = c2.text_input("Run name (optional)")
+        trade_off = base.trade_off
+        params = dict(base.method_params)
+        if uses_target:
+            trade_off = st.number_input("λ (transfer-loss weight)", 0.0, 100.0, base.trade_off, format="%.3g")
+            params.update(method_params(method))
+        with st.expander("Advanced"):
+            a1, a2 = st.columns(2)
+            optimizer = a1.selectbox("Optimizer", OPTIMIZERS.names(), index=OPTIMIZERS.names().index(base.optimizer))
+            schedule = a2.selectbox("LR schedule", SCHEDULES.names(), index=SCHEDULES.names().index(base.schedule))
+            momentum = a1.number_input("Momentum", 0.0, 0.999, base.momentum)
+            wd = a2.number_input("Weight decay", 0.0, 1.0, base.weight_decay, format="%.2g")
+            limit = a1.number_input("Training images (0 = all)", 0, 1_000_000, base.train_limit or 0, step=500)
+            model = a2.selectbox("Model", list_models())
+        submitted = st.form_submit_button("Train", type="primary")
+    if not submitted:
+        return None
+    return base.replace(
+        epochs=int(epochs), batch_size=int(batch), lr=float(lr), seed=int(seed), device=device, name=name,
+        trade_off=float(trade_off), method_params=params, optimizer=optimizer, schedule=schedule,
+        momentum=float(momentum), weight_decay=float(wd), train_limit=int(limit) or None, model=model,
+    )  # fmt: skip
+
+
+def start(cfg: TrainConfig) -> None:
+    job = MANAGER.start(cfg, store(), owner=session_id())
+    if job.error or job.run_id is None:
+        st.error(f"Training could not start: {job.error or 'no run was created'}")
+        return
+    st.session_state["watch"] = job.run_id
+
+
+def _watched_run_id() -> str | None:
+    """The run this session watches: the one it started, else any run still training."""
+    rid = st.session_state.get("watch")
+    if rid is not None:
+        return rid
+    mine = MANAGER.jobs(owner=session_id()) or MANAGER.jobs()
+    if mine:
+        return mine[-1].run_id
+    running = [r for r in store().list() if r.status == "running"]
+    return running[0].run_id if running else None
+
+
+@st.fragment(run_every=1.0)
+def live_panel() -> None:
+    """Re-reads the run store every second: survives page switches and closed tabs."""
+    others = [j for j in MANAGER.jobs() if j.run_id != st.session_state.get("watch")]
+    if others:
+        st.caption(f"{len(others)} other training job(s) running on this server.")
+    rid = _watched_run_id()
+    if rid is None:
+        st.info("Configure a run on the left and press **Train**. Live curves appear here.")
+        return
+    with friendly_errors("the training run"):
+        run = store().get(rid)
+        cfg, status, records = run.config(), run.status(), run.metrics()
+    st.subheader(cfg.label)
+    st.caption(f"run `{rid}`")
+    steps = [r for r in records if r["kind"] in ("step", "epoch", "end", "ready")]
+    last = steps[-1] if steps else None
+    total = max((r["total_steps"] for r in steps), default=0)
+    frac = (last["step"] / total) if last and total else 0.0
+    state = status["status"]
+    if state == "running":
+        where = f"epoch {last['epoch']}/{cfg.epochs}, step {last['step']}/{total}" if last and total else "preparing data"
+        st.progress(min(frac, 1.0), text=f"Training… {where}")
+        if MANAGER.find(rid) is not None and st.button("Stop", type="secondary", help="keeps what was trained so far"):
+            MANAGER.stop(rid)
+    else:
+        msg = {"complete": st.success, "stopped": st.warning}.get(state, st.error)
+        msg(f"Run {state}. {status.get('message', '')}")
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    if epochs:
+        v = epochs[-1]["values"]
+        cols = st.columns(4)
+        cols[0].metric("source test acc", f"{v.get('source_acc', 0):.2%}")
+        if "target_acc" in v:
+            cols[1].metric("target test acc", f"{v['target_acc']:.2%}")
+        if "images_per_s" in v:
+            cols[2].metric("images / s", f"{v['images_per_s']:.0f}")
+        if "domain_acc" in v:
+            cols[3].metric("domain classifier acc", f"{v['domain_acc']:.1%}", help="near 50% = domains aligned")
+    if any(r["kind"] == "step" for r in records):
+        st.plotly_chart(training_curves(records), width="stretch", key="live_curves")
+    if state in ("complete", "stopped"):
+        st.page_link("pages/cam.py", label="See its CAM heatmaps", icon="🔥")
+        st.session_state["cam_run"] = rid
+
+
+left, right = st.columns([1, 2], gap="large")
+with left:
+    with friendly_errors("the training form"):
+        cfg = config_form()
+    if cfg is not None:
+        with st.spinner("Starting…"):
+            start(cfg)
+with right:
+    live_panel()

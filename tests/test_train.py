@@ -1,0 +1,131 @@
+import math
+import threading
+
+import pytest
+import torch
+
+from tests.conftest import TINY
+from vizcore.registry import UnknownNameError
+from vizcore.runs import RunStore
+from vizcore.train import SCHEDULES, common_shape, random_shift, train
+
+
+def test_training_reduces_loss_and_beats_chance(store: RunStore) -> None:
+    events = list(train(TINY.replace(epochs=2), store))
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "start" and kinds[1] == "ready" and kinds[-1] == "end"
+    assert kinds.count("epoch") == 2
+    steps = [e for e in events if e.kind == "step"]
+    first = sum(e.values["loss"] for e in steps[:2]) / 2
+    last = sum(e.values["loss"] for e in steps[-2:]) / 2
+    assert last < 0.6 * first
+    end = events[-1]
+    assert end.status == "complete"
+    assert end.values["source_acc"] > 0.5  # chance is 0.1
+    run = store.get(end.run_id)
+    assert run.status()["status"] == "complete"
+    assert run.summary()["source_acc"] == end.values["source_acc"]
+    assert run.config().input_shape == (1, 28, 28)  # resolved shape is saved for reloading
+    # the saved weights reproduce the reported accuracy
+    from vizcore.train import evaluate, load_data
+
+    data = load_data(run.config())
+    assert (
+        evaluate(run.load_model(), data.source_test.images, data.source_test.labels)
+        == end.values["source_acc"]
+    )
+
+
+def test_deterministic_on_cpu() -> None:
+    cfg = TINY.replace(train_limit=256, test_limit=64, device="cpu", augment_shift=2)
+    a = [e.values for e in train(cfg) if e.kind == "step"]
+    b = [e.values for e in train(cfg) if e.kind == "step"]
+    strip = [{k: v for k, v in d.items() if k != "images_per_s"} for d in a]
+    assert strip == [{k: v for k, v in d.items() if k != "images_per_s"} for d in b]
+
+
+def test_break_keeps_a_stopped_run(store: RunStore) -> None:
+    gen = train(TINY.replace(epochs=3), store)
+    for ev in gen:
+        if ev.kind == "step" and ev.step >= 4:
+            break
+    gen.close()
+    run = store.get(ev.run_id)
+    st = run.status()
+    assert st["status"] == "stopped"
+    assert run.has_weights() and "source_acc" in run.summary()
+    run.load_model()
+
+
+def test_stop_event_ends_cleanly(store: RunStore) -> None:
+    stop = threading.Event()
+    events = []
+    for ev in train(TINY.replace(epochs=5), store, stop):
+        events.append(ev)
+        if ev.kind == "step":
+            stop.set()
+    assert events[-1].status == "stopped"
+    assert events[-1].epoch == 1  # it did not run the remaining epochs
+    assert store.get(events[-1].run_id).status()["status"] == "stopped"
+
+
+def test_divergence_fails_and_keeps_last_good_weights(store: RunStore) -> None:
+    # one good epoch at a sane lr, then a huge lr from epoch 2 on, through a custom schedule
+    name = "_test_explode"
+    if name not in SCHEDULES:
+        SCHEDULES.add(name, lambda p: 1.0 if p < 0.5 else 1e12)
+    events = list(train(TINY.replace(epochs=2, schedule=name, lr=0.05, optimizer="sgd"), store))
+    end = events[-1]
+    assert end.status == "failed" and "NaN" in end.message
+    run = store.get(end.run_id)
+    assert run.status()["status"] == "failed"
+    model = run.load_model()  # epoch 1's weights are still there and finite
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_missing_data_fails_with_message(store: RunStore, tmp_path) -> None:
+    events = list(train(TINY.replace(source="usps", data_root=str(tmp_path)), store))
+    assert events[-1].status == "failed"
+    assert "usps" in events[-1].message.lower()
+    assert store.get(events[-1].run_id).status()["status"] == "failed"
+
+
+def test_unknown_data_set_is_refused_before_a_run_exists(store: RunStore) -> None:
+    with pytest.raises(UnknownNameError, match="valid names"):
+        list(train(TINY.replace(source="no-such-set"), store))
+    assert store.list() == []
+
+
+def test_failed_run_never_touches_another(store: RunStore, trained_run) -> None:
+    before = (trained_run.path / "model.safetensors").read_bytes()
+    events = list(train(TINY.replace(epochs=1, lr=1e30), store))  # diverges at once
+    assert events[-1].status == "failed"
+    assert (trained_run.path / "model.safetensors").read_bytes() == before
+    assert trained_run.status()["status"] == "complete"
+
+
+def test_random_shift_moves_pixels_with_zero_fill() -> None:
+    x = torch.zeros(64, 1, 9, 9)
+    x[:, 0, 4, 4] = 1.0
+    y = random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert torch.equal(y.sum(dim=(1, 2, 3)), torch.ones(64))  # nothing wraps around
+    pos = y[:, 0].flatten(1).argmax(1)
+    rows, cols = pos // 9, pos % 9
+    assert rows.min() == 2 and rows.max() == 6 and cols.min() == 2 and cols.max() == 6
+
+
+@pytest.mark.parametrize("name", SCHEDULES.names())
+def test_schedules_are_bounded(name: str) -> None:
+    if name.startswith("_test"):
+        return
+    vals = [SCHEDULES.get(name)(p / 100) for p in range(100)]
+    assert all(0 <= v <= 1.0 + 1e-9 and math.isfinite(v) for v in vals)
+
+
+def test_dann_schedule_formula() -> None:
+    assert SCHEDULES.get("dann")(0.5) == pytest.approx((1 + 5) ** -0.75)
+
+
+def test_common_shape() -> None:
+    assert common_shape((1, 28, 28), (3, 28, 28)) == (3, 28, 28)
+    assert common_shape((1, 16, 16), (1, 28, 28)) == (1, 28, 28)
