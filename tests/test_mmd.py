@@ -162,7 +162,9 @@ def test_chunked_pass_equals_single_block(monkeypatch):
     bank = [gaussians(rng, n, 3, s) for n, s in ((23, 0.0), (17, 0.3), (31, 1.0))]
     jobs = [(0, 1), (0, 2), (1, 2), (2, 0)]
     whole = {e: mmd2_pairs(bank, jobs, estimator=e, n_perm=30, seed=4) for e in ESTIMATORS}
-    monkeypatch.setattr(mmd_mod, "CHUNK_ELEMS", 5)  # a few rows per chunk, ragged last chunk
+    # a few rows per product and per elementwise op, ragged last chunks
+    monkeypatch.setattr(mmd_mod, "GEMM_ELEMS", 40)
+    monkeypatch.setattr(mmd_mod, "CHUNK_ELEMS", 5)
     for e in ESTIMATORS:
         chunked = mmd2_pairs(bank, jobs, estimator=e, n_perm=30, seed=4)
         np.testing.assert_allclose(chunked.values, whole[e].values, rtol=1e-10, atol=1e-14)
@@ -263,23 +265,24 @@ def test_cross_domain_matrix_equals_loop():
 
 
 def test_memory_is_bounded_for_large_samples(monkeypatch):
-    # the pass must never hold more than CHUNK_ELEMS distances at once (an n×n matrix would be
-    # 72 MB here, an (n, n, d) tensor 576 MB)
+    # the pass must never hold more than GEMM_ELEMS distances at once (the two samples' pooled
+    # matrix would be 288 MB here, an (n, n, d) tensor 2.3 GB)
     sizes = []
-    real = mmd_mod.sq_dists
+    real = torch.addmm
 
-    def recording(*args):
-        out = real(*args)
+    def recording(*args, **kwargs):
+        out = real(*args, **kwargs)
         sizes.append(out.numel())
         return out
 
-    monkeypatch.setattr(mmd_mod, "sq_dists", recording)
+    monkeypatch.setattr(mmd_mod.torch, "addmm", recording)
     rng = np.random.default_rng(0)
     x, y = gaussians(rng, 3000, 8), gaussians(rng, 3000, 8, 0.1)
+    assert 3000 * 3000 > 4 * mmd_mod.GEMM_ELEMS
     for estimator in ("unbiased", "seed"):
         sizes.clear()
         assert np.isfinite(mmd2(x, y, estimator=estimator))
-        assert 0 < max(sizes) <= mmd_mod.CHUNK_ELEMS
+        assert 0 < max(sizes) <= mmd_mod.GEMM_ELEMS
 
 
 # ------------------------------------------------------------------------------- differentiable

@@ -19,16 +19,20 @@ Estimators of MMD² between samples X (n rows) and Y (m rows), with kernel matri
   the 5-kernel family 2^{-2..2} around base = sum(D) / (N² - N) over the concatenation of X and Y.
 
 Whole distance matrices go through :func:`mmd2_pairs`, which never forms an (n, n, d) tensor: squared
-distances are ``|a|² + |b|² - 2 a·b`` (float64, clamped at 0), evaluated in row chunks of at most
-``CHUNK_ELEMS`` entries so memory stays bounded, and only the kernel *block sums* each estimator needs
-are kept. Permutation p-values reuse the pooled kernel matrix of each pair: a permuted MMD² is a
-quadratic form of the group-assignment vector, so all permutations are one matrix product.
+distances are ``|a|² + |b|² - 2 a·b`` in float64 (centred data, clamped at 0), one matrix product per
+block of at most ``GEMM_ELEMS`` entries, so memory stays bounded for any n, and only the kernel
+*block sums* each estimator needs are kept (within-sample blocks: upper triangle only, once per
+distinct bandwidth). Permutation p-values reuse the pooled kernel matrix of each pair: a permuted
+MMD² is a quadratic form of the group-assignment vector, so all permutations are one matrix product.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -37,11 +41,15 @@ from torch import Tensor
 from vizcore.registry import Registry
 
 ArrayLike = np.ndarray | Tensor
+T = TypeVar("T")
 Bandwidth = str | float
 
-# Kernel entries evaluated at once (512 KB in float64): bounds the extra memory whatever n is, and
-# keeps the chunk's temporaries near the CPU caches.
-CHUNK_ELEMS = 1 << 16
+# Squared distances formed per matrix product (16 MB in float64): bounds the extra memory whatever
+# n is, while keeping BLAS calls few and large (each small call pays a thread barrier).
+GEMM_ELEMS = 1 << 21
+# Kernel entries per elementwise op (240 KB): in cache, and below torch's intra-op grain size
+# (32768), so each op runs on the calling thread; run_blocks supplies the parallelism instead.
+CHUNK_ELEMS = 30_000
 # The median rule looks at every pairwise distance; above this many pooled rows it uses a seeded
 # random subset of rows (the median of ~2 million distances is a stable estimate).
 MEDIAN_MAX_ROWS = 2048
@@ -134,42 +142,97 @@ def sq_dists(a: Tensor, b: Tensor, a2: Tensor | None = None, b2: Tensor | None =
     return d2.add_(a2[:, None]).clamp_min_(0.0)
 
 
-def _chunk_rows(n_cols: int) -> int:
-    return max(1, CHUNK_ELEMS // max(1, n_cols))
+def run_blocks(tasks: Sequence[Callable[[], T]]) -> list[T]:
+    """Run independent block computations on ``torch.get_num_threads()`` Python threads, in order.
+
+    torch releases the GIL inside ops, so blocks proceed in parallel while every small op runs
+    single-threaded. Parallelising inside each op instead (OpenMP) costs a barrier per op; on a busy
+    machine, e.g. with a training run beside the dashboard, that made a 10×10 matrix ~20× slower.
+    """
+    workers = min(len(tasks), torch.get_num_threads())
+    if workers <= 1:
+        return [task() for task in tasks]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda task: task(), tasks))
 
 
-def _within_totals(x: Tensor, bases: Sequence[float], fam: GaussianFamily) -> list[float]:
-    """Σ_{p≠q} k(x_p, x_q) for each base, from one chunked pass over the upper triangle of D(x, x).
+def _row_blocks(n_rows: int, n_cols: int, elems: int) -> Iterator[tuple[int, int]]:
+    """Row ranges [r0, r1) of an (n_rows, n_cols) matrix holding at most ``elems`` entries each."""
+    step = max(1, elems // max(1, n_cols))
+    for r0 in range(0, n_rows, step):
+        yield r0, min(n_rows, r0 + step)
+
+
+def _totals(
+    partial_d2: Tensor, a2: Tensor, bases: Sequence[float], fam: GaussianFamily, upper: bool = False
+) -> Tensor:
+    """Kernel sums for each base over a block of distances, finished in small row slices.
+
+    Each slice adds ``|a|²`` and clamps in place, then evaluates the kernels: every op stays below
+    torch's grain size and runs on the calling thread (one large op would need a thread barrier).
+
+    Args:
+        partial_d2: ``|b|² - 2 a·b`` from one matrix product; overwritten.
+        a2: squared norms of the block's rows.
+        bases: base bandwidths.
+        fam: the kernel family.
+        upper: keep only entries strictly right of the block's leading diagonal (a within-sample
+            block whose columns start at its first row).
 
     Shape:
-        x: (n, d).
+        partial_d2: (r, c), a2: (r,); output: (len(bases),) float64.
     """
-    n, sq = x.shape[0], (x * x).sum(1)
-    upper = torch.zeros(len(bases), dtype=torch.float64)
-    step = _chunk_rows(n)
-    for r0 in range(0, n, step):
-        r1 = min(n, r0 + step)
-        square = sq_dists(x[r0:r1], x[r0:r1], sq[r0:r1], sq[r0:r1])  # (r, r), symmetric
-        square.diagonal().zero_()  # exact zeros: the expansion leaves ~1e-15 there
-        rect = sq_dists(x[r0:r1], x[r1:], sq[r0:r1], sq[r1:])  # (r, n - r1), strictly upper
-        for k, base in enumerate(bases):
-            upper[k] += (fam.total(square, base) - (r1 - r0) * fam.at_zero) / 2 + fam.total(
-                rect, base
+    out = torch.zeros(len(bases), dtype=torch.float64)
+    for s0, s1 in _row_blocks(partial_d2.shape[0], partial_d2.shape[1], CHUNK_ELEMS):
+        d2 = partial_d2[s0:s1].add_(a2[s0:s1, None]).clamp_min_(0.0)  # (s, c)
+        if upper:  # k(inf) = 0 drops the diagonal and everything left of it
+            d2[:, :s1].masked_fill_(
+                torch.ones(s1 - s0, s1, dtype=torch.bool).tril_(s0), float("inf")
             )
+        for k, base in enumerate(bases):
+            out[k] += fam.total(d2, base)
+    return out
+
+
+@dataclass(frozen=True)
+class _Sample:
+    """A centred float64 sample with the row statistics every block and bandwidth reuses.
+
+    Attributes:
+        z: the rows, (n, d).
+        sq: squared row norms, (n,).
+        total: column sums, (d,).
+    """
+
+    z: Tensor
+    sq: Tensor
+    total: Tensor
+
+    @classmethod
+    def of(cls, z: Tensor) -> _Sample:
+        return cls(z, (z * z).sum(1), z.sum(0))
+
+    def __len__(self) -> int:
+        return self.z.shape[0]
+
+
+def _within_totals(x: _Sample, bases: Sequence[float], fam: GaussianFamily) -> list[float]:
+    """Σ_{p≠q} k(x_p, x_q) for each base, from one chunked pass over the upper triangle of D(x, x)."""
+    n, z, sq = len(x), x.z, x.sq
+    upper = torch.zeros(len(bases), dtype=torch.float64)
+    for r0, r1 in _row_blocks(n, n, GEMM_ELEMS):
+        partial_d2 = torch.addmm(sq[r0:], z[r0:r1], z[r0:].T, alpha=-2.0)  # (r, n - r0)
+        upper += _totals(partial_d2, sq[r0:r1], bases, fam, upper=True)
     return (2 * upper).tolist()
 
 
-def _cross_total(x: Tensor, y: Tensor, base: float, fam: GaussianFamily) -> float:
-    """Σ_{p,q} k(x_p, y_q), chunked over rows of x.
-
-    Shape:
-        x: (n, d), y: (m, d).
-    """
-    x2, y2 = (x * x).sum(1), (y * y).sum(1)
-    step, acc = _chunk_rows(y.shape[0]), torch.zeros((), dtype=torch.float64)
-    for r0 in range(0, x.shape[0], step):
-        acc += fam.total(sq_dists(x[r0 : r0 + step], y, x2[r0 : r0 + step], y2), base)
-    return float(acc)
+def _cross_total(x: _Sample, y: _Sample, base: float, fam: GaussianFamily) -> float:
+    """Σ_{p,q} k(x_p, y_q), in row blocks of x."""
+    acc = 0.0
+    for r0, r1 in _row_blocks(len(x), len(y), GEMM_ELEMS):
+        partial_d2 = torch.addmm(y.sq, x.z[r0:r1], y.z.T, alpha=-2.0)  # (r, m)
+        acc += float(_totals(partial_d2, x.sq[r0:r1], [base], fam)[0])
+    return acc
 
 
 # ------------------------------------------------------------------------------------ bandwidths
@@ -201,6 +264,14 @@ BANDWIDTH_RULES.add("mean", _mean_rule)
 BANDWIDTH_RULES.add("median", _median_rule)
 
 
+def _checked(base: float, rule: str) -> float:
+    if not base > 0:
+        raise ValueError(
+            f"bandwidth rule {rule!r} gives {base}: all pooled samples coincide; pass a fixed bandwidth"
+        )
+    return base
+
+
 def resolve_bandwidth(bandwidth: Bandwidth, pooled: ArrayLike) -> float:
     """The base bandwidth: a rule applied to the pooled sample, or a fixed positive number.
 
@@ -214,12 +285,7 @@ def resolve_bandwidth(bandwidth: Bandwidth, pooled: ArrayLike) -> float:
         z = _as_tensor(pooled).detach()
         if z.shape[0] < 2:
             raise ValueError("a bandwidth rule needs at least 2 pooled samples")
-        base = BANDWIDTH_RULES.get(bandwidth)(z)
-        if not base > 0:
-            raise ValueError(
-                f"bandwidth rule {bandwidth!r} gives {base}: all pooled samples coincide; pass a fixed bandwidth"
-            )
-        return base
+        return _checked(BANDWIDTH_RULES.get(bandwidth)(z), bandwidth)
     base = float(bandwidth)
     if not (np.isfinite(base) and base > 0):
         raise ValueError(f"a fixed bandwidth must be a positive finite number, got {bandwidth!r}")
@@ -254,7 +320,7 @@ class _BlockEstimator:
 
     def values(
         self,
-        bank: Sequence[Tensor],
+        bank: Sequence[_Sample],
         jobs: Sequence[tuple[int, int]],
         bases: Sequence[float],
         fam: GaussianFamily,
@@ -266,24 +332,19 @@ class _BlockEstimator:
                 need.setdefault(p, [])
                 if base not in need[p]:
                     need[p].append(base)
+        tasks = [partial(_within_totals, bank[p], bs, fam) for p, bs in need.items()]
+        pairs = zip(jobs, bases, strict=True)
+        tasks += [partial(_cross_total, bank[a], bank[b], s, fam) for (a, b), s in pairs]
+        done = run_blocks(tasks)  # within-sums first, then one cross sum per job
         within = {
-            p: dict(zip(bs, _within_totals(bank[p], bs, fam), strict=True))
-            for p, bs in need.items()
+            p: dict(zip(bs, w, strict=True))
+            for (p, bs), w in zip(need.items(), done[: len(need)], strict=True)
         }
         out = []
-        for (a, b), base in zip(jobs, bases, strict=True):
-            c_xy = _cross_total(bank[a], bank[b], base, fam)
+        for (a, b), base, c_xy in zip(jobs, bases, done[len(need) :], strict=True):
+            n, m = len(bank[a]), len(bank[b])
             out.append(
-                float(
-                    self.combine(
-                        within[a][base],
-                        within[b][base],
-                        c_xy,
-                        len(bank[a]),
-                        len(bank[b]),
-                        fam.at_zero,
-                    )
-                )
+                float(self.combine(within[a][base], within[b][base], c_xy, n, m, fam.at_zero))
             )
         return np.asarray(out, dtype=np.float64)
 
@@ -329,9 +390,8 @@ def _quadratic_forms(
     sq = (z * z).sum(1)
     q = torch.zeros(a.shape[1], dtype=torch.float64)
     r, t = torch.zeros_like(q), torch.zeros((), dtype=torch.float64)
-    step = _chunk_rows(max(z.shape[0], a.shape[1]))
-    for r0 in range(0, z.shape[0], step):
-        rows = slice(r0, r0 + step)
+    for r0, r1 in _row_blocks(z.shape[0], max(z.shape[0], a.shape[1]), GEMM_ELEMS):
+        rows = slice(r0, r1)
         kc = fam.values(sq_dists(z[rows], z, sq[rows], sq), base)  # (r, N)
         kc[:, r0:].diagonal().fill_(fam.at_zero)  # k(z, z) exactly, as in the block path
         q += (a[rows] * (kc @ a)).sum(0)
@@ -365,14 +425,14 @@ class _LinearEstimator:
 
     def values(
         self,
-        bank: Sequence[Tensor],
+        bank: Sequence[_Sample],
         jobs: Sequence[tuple[int, int]],
         bases: Sequence[float],
         fam: GaussianFamily,
     ) -> np.ndarray:
         return np.asarray(
             [
-                float(self.statistic(bank[a], bank[b], s, fam))
+                float(self.statistic(bank[a].z, bank[b].z, s, fam))
                 for (a, b), s in zip(jobs, bases, strict=True)
             ]
         )
@@ -487,33 +547,64 @@ def mmd2_pairs(
         _check_sample(t, f"sample {i}", est.min_rows)
     # distances are translation invariant; centring keeps |a|² + |b|² - 2a·b free of cancellation
     centre = torch.cat(tensors).mean(0) if tensors else 0.0
-    tensors = [t - centre for t in tensors]
-    bases = [resolve_bandwidth(bandwidth, torch.cat([tensors[a], tensors[b]])) for a, b in jobs]
-    values = est.values(tensors, jobs, bases, fam)
-    p = None if n_perm <= 0 else _p_values(est, tensors, jobs, bases, fam, n_perm, seed)
+    samples = [_Sample.of(t - centre) for t in tensors]
+    bases = _pair_bases(bandwidth, samples, jobs)
+    values = est.values(samples, jobs, bases, fam)
+    p = None if n_perm <= 0 else _p_values(est, samples, jobs, bases, fam, n_perm, seed)
     return PairsMMD(values=values, p_values=p, bases=np.asarray(bases, dtype=np.float64))
+
+
+def _pair_bases(
+    bandwidth: Bandwidth, samples: Sequence[_Sample], jobs: Sequence[tuple[int, int]]
+) -> list[float]:
+    """The base bandwidth of each job, from the rule applied to the job's pooled pair."""
+    if not isinstance(bandwidth, str):
+        return [resolve_bandwidth(bandwidth, samples[0].z)] * len(jobs)
+    if bandwidth != "mean":
+        return [
+            resolve_bandwidth(bandwidth, torch.cat([samples[a].z, samples[b].z])) for a, b in jobs
+        ]
+    # the mean rule needs only the pair's moments, Σ_{p,q} D_pq = 2N (Σ|z|² - |Σz|² / N): the block
+    # sums of D come from the per-sample statistics, with no pass over the pooled pair
+    out = []
+    for a, b in jobs:
+        n = len(samples[a]) + len(samples[b])
+        total = samples[a].total + samples[b].total
+        spread = float(samples[a].sq.sum() + samples[b].sq.sum() - total @ total / n)
+        out.append(_checked(2 * spread / (n - 1), "mean"))
+    return out
 
 
 def _p_values(
     est: _BlockEstimator | _LinearEstimator,
-    bank: Sequence[Tensor],
+    bank: Sequence[_Sample],
     jobs: Sequence[tuple[int, int]],
     bases: Sequence[float],
     fam: GaussianFamily,
     n_perm: int,
     seed: int,
 ) -> np.ndarray:
-    out = []
-    for j, ((a, b), base) in enumerate(zip(jobs, bases, strict=True)):
-        gen = torch.Generator().manual_seed(
-            int(np.random.SeedSequence([seed, j]).generate_state(1)[0])
-        )
-        stats = est.permuted(bank[a], bank[b], base, fam, n_perm, gen)  # (P + 1,)
-        # ">=" counts ties against the observed value; the tolerance absorbs summation-order noise
-        tol = 1e-12 * max(1.0, abs(float(stats[0])))
-        k = int((stats[1:] >= stats[0] - tol).sum())
-        out.append((k + 1) / (n_perm + 1))
-    return np.asarray(out, dtype=np.float64)
+    tasks = [
+        partial(_p_value, est, bank[a].z, bank[b].z, base, fam, n_perm, [seed, j])
+        for j, ((a, b), base) in enumerate(zip(jobs, bases, strict=True))
+    ]
+    return np.asarray(run_blocks(tasks), dtype=np.float64)
+
+
+def _p_value(
+    est: _BlockEstimator | _LinearEstimator,
+    x: Tensor,
+    y: Tensor,
+    base: float,
+    fam: GaussianFamily,
+    n_perm: int,
+    stream: list[int],
+) -> float:
+    gen = torch.Generator().manual_seed(int(np.random.SeedSequence(stream).generate_state(1)[0]))
+    stats = est.permuted(x, y, base, fam, n_perm, gen)  # (P + 1,)
+    # ">=" counts ties against the observed value; the tolerance absorbs summation-order noise
+    tol = 1e-12 * max(1.0, abs(float(stats[0])))
+    return (int((stats[1:] >= stats[0] - tol).sum()) + 1) / (n_perm + 1)
 
 
 def mmd2(
