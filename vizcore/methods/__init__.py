@@ -26,6 +26,7 @@ def list_methods() -> list[str]:
     return METHODS.names()
 
 
-from vizcore.methods import source_only  # noqa: E402,F401
+# registration order is the order the Train page lists them in
+from vizcore.methods import source_only, ddc, dan, dann, coral  # noqa: E402,F401,I001
 
 __all__ = ["Method", "METHODS", "create_method", "list_methods", "register_method", "split_features"]
