@@ -1,6 +1,51 @@
-"""compare page: being built."""
+"""Compare runs: a table of every run's method, domains, seed and final accuracies, and their curves."""
 
+from __future__ import annotations
+
+import pandas as pd
 import streamlit as st
 
-st.title("Compare")
-st.info("This view is not available yet.")
+from pages._shared import figure, friendly_errors, run_label, store
+from vizcore.figures.training import compare_curves
+
+st.title("Compare runs")
+runs = [r for r in store().list() if r.status in ("complete", "stopped", "failed", "interrupted")]
+if not runs:
+    st.info("No finished runs yet: train some on the Train page.")
+    st.stop()
+
+rows = [
+    {
+        "run": r.run_id,
+        "method": r.method,
+        "source": r.source,
+        "target": r.target or "—",
+        "seed": r.seed,
+        "status": r.status,
+        "source acc": r.summary.get("source_acc"),
+        "target acc": r.summary.get("target_acc"),
+        "epochs": r.summary.get("epochs_done"),
+    }
+    for r in runs
+]
+table = pd.DataFrame(rows)
+st.dataframe(
+    table,
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "source acc": st.column_config.NumberColumn(format="percent"),
+        "target acc": st.column_config.NumberColumn(format="percent"),
+    },
+)
+st.caption("Accuracies are on each domain's held-out test split after the last epoch; target labels are never used in training.")
+
+by_id = {r.run_id: r for r in runs}
+default = [r.run_id for r in runs if r.target][:4] or [runs[0].run_id]
+chosen = st.multiselect("Runs to plot", list(by_id), default=default, format_func=lambda i: run_label(by_id[i]))
+metrics = ["target_acc", "source_acc", "domain_acc", "transfer_loss", "cls_loss"]
+key = st.radio("Curve", metrics, horizontal=True, format_func=lambda k: k.replace("_", " "))
+if chosen:
+    with friendly_errors("the curves"):
+        series = [(by_id[i].label, store().get(i).metrics()) for i in chosen]
+    figure(compare_curves(series, key), f"compare-{key}", key="compare_fig")

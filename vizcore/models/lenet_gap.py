@@ -15,11 +15,13 @@ from vizcore.models import register_model
 from vizcore.models.base import Features, GapNet
 
 
-def _conv_block(cin: int, cout: int, batch_norm: bool) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 5, padding=2, bias=not batch_norm)]
+def _conv_block(cin: int, cout: int, kernel: int, pool: bool, batch_norm: bool) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=not batch_norm)]
     if batch_norm:
         layers.append(nn.BatchNorm2d(cout))
-    layers += [nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+    layers.append(nn.ReLU(inplace=True))
+    if pool:
+        layers.append(nn.MaxPool2d(2))
     return nn.Sequential(*layers)
 
 
@@ -39,7 +41,9 @@ class LeNetGAP(GapNet):
     Args:
         num_classes: K.
         in_channels: 1 for grey digits, 3 for colour domains.
-        widths: channels of the two conv layers.
+        widths: channels of the conv layers.
+        kernels: their kernel sizes ('same' padding keeps the maps aligned with the input).
+        pools: whether each conv is followed by 2x2 max pooling.
         batch_norm: BatchNorm after each convolution.
         bottleneck_dim: 0 for a plain classifier, else a linear adaptation layer of this size.
         standardize: standardise each input image (helps across domains of different contrast).
@@ -49,7 +53,9 @@ class LeNetGAP(GapNet):
         self,
         num_classes: int = 10,
         in_channels: int = 1,
-        widths: tuple[int, int] = (32, 64),
+        widths: tuple[int, ...] = (32, 64),
+        kernels: tuple[int, ...] = (5, 5),
+        pools: tuple[bool, ...] = (True, True),
         batch_norm: bool = True,
         bottleneck_dim: int = 0,
         standardize: bool = False,
@@ -57,11 +63,13 @@ class LeNetGAP(GapNet):
         super().__init__()
         self.num_classes, self.in_channels = num_classes, in_channels
         self.prep = InputStandardize() if standardize else nn.Identity()
+        if not len(widths) == len(kernels) == len(pools):
+            raise ValueError("widths, kernels and pools must have one entry per conv layer")
+        chans = (in_channels, *widths)
         self.features = nn.Sequential(
-            _conv_block(in_channels, widths[0], batch_norm),
-            _conv_block(widths[0], widths[1], batch_norm),
+            *(_conv_block(chans[i], chans[i + 1], kernels[i], pools[i], batch_norm) for i in range(len(widths)))
         )
-        feat = widths[1]
+        feat = widths[-1]
         self.bottleneck = (
             nn.Sequential(nn.Linear(feat, bottleneck_dim), nn.BatchNorm1d(bottleneck_dim))
             if bottleneck_dim
@@ -102,3 +110,17 @@ class LeNetGAP(GapNet):
     @property
     def feature_layers(self) -> list[str]:
         return ["gap", "bottleneck", "logits"] if self.bottleneck is not None else ["gap", "logits"]
+
+
+@register_model("lenet_gap_plus")
+class LeNetGAPPlus(LeNetGAP):
+    """LeNet-GAP with a third, unpooled 3x3 conv (128 channels) before GAP.
+
+    The extra layer widens the receptive field from 14 to 22 pixels, enough to see a whole
+    digit on a cluttered 60x60 canvas, while keeping the CAM resolution of the two-block
+    network (no extra pooling, as the CAM paper removes late pooling for finer maps).
+    """
+
+    def __init__(self, **kwargs) -> None:
+        kwargs = {"widths": (32, 64, 128), "kernels": (5, 5, 3), "pools": (True, True, False), **kwargs}
+        super().__init__(**kwargs)
