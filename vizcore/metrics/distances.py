@@ -152,6 +152,8 @@ ComputeFn = Callable[..., Computed]
 
 @dataclass(frozen=True)
 class Metric:
+    """A registry entry: what the page shows, and the function filling a plan's entries."""
+
     info: MetricInfo
     compute: ComputeFn  # (plan, *, seed, n_perm, **params) -> Computed
 
@@ -259,7 +261,7 @@ def _plan_halves(groups: list[np.ndarray], n: int) -> SamplePlan:
         n_per_class=2 * h,
         n_per_side=h,
         sampling=(
-            f"between disjoint random halves of {h} samples per class (entry (i, j) compares the "
+            f"on disjoint random halves of {h} samples per class (entry (i, j) compares the "
             f"first half of class i with the second half of class j, so the diagonal is the noise "
             f"floor at the same sample size)"
         ),
@@ -281,7 +283,7 @@ def _plan_full(groups: list[np.ndarray], n: int) -> SamplePlan:
         n_per_class=n,
         n_per_side=h,
         sampling=(
-            f"between all {n} samples of each pair of classes (diagonal: two disjoint random "
+            f"on all {n} samples of each pair of classes (diagonal: two disjoint random "
             f"halves of {h}, so a biased estimator's diagonal sits above the off-diagonal floor)"
         ),
     )
@@ -359,7 +361,7 @@ def cross_domain_samples(
         ),  # (domain, class) groups: within-group stats remove domain shift too
         n_per_class=n,
         n_per_side=n,
-        sampling=f"between {n} random samples of each source class (rows) and of each target class (columns)",
+        sampling=f"on {n} random samples of each source class (rows) and of each target class (columns)",
         classes=tuple(c_s),
         col_classes=tuple(c_t),
     )
@@ -403,7 +405,7 @@ def _result(metric: str, plan: SamplePlan, got: Computed, extra: dict[str, Any])
         n_per_class=plan.n_per_class,
         metric=metric,
         params={**got.params, **extra, "n_per_side": plan.n_per_side},
-        description=f"{got.phrase} {plan.sampling}{perm}.",
+        description=f"{got.phrase}, {plan.sampling}{perm}.",
         col_classes=plan.col_classes,
     )
 
