@@ -331,3 +331,5 @@ def test_bad_inputs_raise_clear_errors():
         mmd2(x, x[:1])
     with pytest.raises(ValueError, match="2-D"):
         mmd2(x[:, 0], x)
+    with pytest.raises(ValueError, match=r"\(n, 2\)"):
+        mmd2(x, x[:, :1])

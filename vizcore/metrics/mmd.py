@@ -473,9 +473,9 @@ def _as_tensor(a: ArrayLike) -> Tensor:
     return a if isinstance(a, Tensor) else torch.as_tensor(np.asarray(a))
 
 
-def _check_sample(a: Tensor, name: str, min_rows: int) -> None:
-    if a.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n, d), got shape {tuple(a.shape)}")
+def _check_sample(a: Tensor, name: str, min_rows: int, width: int) -> None:
+    if a.ndim != 2 or a.shape[1] != width:
+        raise ValueError(f"{name} must be 2-D (n, {width}), got shape {tuple(a.shape)}")
     if a.shape[0] < min_rows:
         raise ValueError(f"{name} has {a.shape[0]} rows; this estimator needs at least {min_rows}")
     if not bool(torch.isfinite(a).all()):
@@ -544,7 +544,7 @@ def mmd2_pairs(
     # CPU float64: exact enough for the seed comparison and available everywhere (MPS has no float64)
     tensors = [_as_tensor(b).detach().cpu().to(torch.float64) for b in bank]
     for i, t in enumerate(tensors):
-        _check_sample(t, f"sample {i}", est.min_rows)
+        _check_sample(t, f"sample {i}", est.min_rows, tensors[0].shape[-1])
     # distances are translation invariant; centring keeps |a|² + |b|² - 2a·b free of cancellation
     centre = torch.cat(tensors).mean(0) if tensors else 0.0
     samples = [_Sample.of(t - centre) for t in tensors]
