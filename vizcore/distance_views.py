@@ -1,0 +1,388 @@
+"""Distance matrices as the Distances page shows them: per run, cached, labelled, reordered, exported.
+
+The glue between the run store and :mod:`vizcore.metrics`: ask for the class matrix (or the
+source-vs-target matrix) of one layer of a run and get a :class:`MatrixView` with class names,
+p-values and a description; reorder it by clustering, subtract another run's matrix, write it as
+CSV. Every matrix is cached in the run folder, so a page reopened later shows it instantly. No UI.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.cluster.hierarchy import leaves_list, linkage
+from scipy.spatial.distance import squareform
+
+from vizcore.analysis import domain_name, eval_domain, feature_arrays
+from vizcore.config import TrainConfig
+from vizcore.metrics import DistanceResult, class_distance_matrix, cross_domain_matrix, metric_info
+from vizcore.metrics.distances import PAIRINGS
+from vizcore.metrics.mmd import ESTIMATORS, KERNELS, SEED_MODE
+from vizcore.runs import Run
+
+LAYER_LABELS = {
+    "gap": "GAP vector (last conv, averaged)",
+    "bottleneck": "bottleneck (adaptation features)",
+    "logits": "logits",
+}
+CLUSTER_NOTE = (
+    "Classes reordered by average-linkage hierarchical clustering (scipy.cluster.hierarchy, optimal leaf "
+    "order) of the symmetrised matrix (M + Mᵀ)/2, so classes that sit close together are neighbours."
+)
+# permutations are one matrix product for MMD but a Python loop for the other measures
+DEFAULT_PERMUTATIONS = {"mmd": 200}
+FALLBACK_PERMUTATIONS = 50
+
+
+# ---------------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """How a page asks for one parameter of a measure.
+
+    Attributes:
+        name: the keyword the measure accepts.
+        label: widget label.
+        kind: "choice", "int", "float", "optional_int" or "bandwidth" (a rule or a fixed number).
+        default: the measure's default.
+        choices: the options of a "choice" (None stands for "automatic").
+        help: tooltip text.
+    """
+
+    name: str
+    label: str
+    kind: str
+    default: Any
+    choices: tuple[Any, ...] = ()
+    help: str = ""
+
+
+BANDWIDTH_RULES = ("mean", "median", "fixed")
+# What a page needs beyond the measure's signature, by parameter name; others are inferred from the default.
+_PARAM_UI: dict[str, dict[str, Any]] = {
+    "estimator": dict(label="Estimator", kind="choice", choices=tuple(ESTIMATORS.names()),
+                      help="unbiased: ≈ 0 for equal distributions, can be slightly negative; biased: always ≥ 0 "
+                           "but > 0 even for equal ones; linear: O(n), noisier; seed: the group's first "
+                           "experiment (biased, 5 kernels, bandwidth per pair)."),
+    "bandwidth": dict(label="Kernel bandwidth", kind="bandwidth",
+                      help="base bandwidth of exp(-|a-b|²/(bandwidth·s)): mean or median of the pairwise squared "
+                           "distances, or a fixed number"),
+    "kernel": dict(label="Kernel", kind="choice", choices=tuple(KERNELS.names())),
+    "kernel_num": dict(label="Number of kernels", kind="int", help="Gaussians in the family (1: a single kernel)"),
+    "kernel_mul": dict(label="Kernel multiplier", kind="float", help="ratio between neighbouring bandwidths"),
+    "bandwidth_scope": dict(label="Bandwidth from", kind="choice", choices=(None, "matrix", "pair"),
+                            help="matrix: one kernel for every entry (comparable entries); pair: the rule on each "
+                                 "pair's pooled samples (the seed's convention); automatic: pair for seed only"),
+    "k": dict(label="Subspace dimension k", kind="optional_int", help="empty: min(5, d/2)"),
+    "n_projections": dict(label="Random projections", kind="int"),
+}  # fmt: skip
+_KIND_OF_DEFAULT = {bool: "int", int: "int", float: "float", str: "choice", type(None): "optional_int"}
+# Choosing the value on the left fixes other parameters (the seed estimator reproduces one exact setup).
+FIXED_BY: dict[tuple[str, Any], dict[str, Any]] = {
+    ("estimator", "seed"): {**SEED_MODE, "bandwidth_scope": "pair"},
+}
+
+
+def param_specs(metric: str) -> list[ParamSpec]:
+    """The parameters a page should offer for a measure; choices with a single option are left out."""
+    specs = []
+    for name, default in metric_info(metric).params.items():
+        ui = {"label": name.replace("_", " "), "kind": _KIND_OF_DEFAULT[type(default)], **_PARAM_UI.get(name, {})}
+        spec = ParamSpec(name=name, default=default, **ui)
+        if spec.kind == "choice" and len(spec.choices) <= 1:
+            continue
+        specs.append(spec)
+    return specs
+
+
+def fixed_params(chosen: dict[str, Any]) -> dict[str, Any]:
+    """Parameters that the values chosen so far fix (a page shows them disabled)."""
+    out: dict[str, Any] = {}
+    for (name, value), fixed in FIXED_BY.items():
+        if chosen.get(name) == value:
+            out.update(fixed)
+    return out
+
+
+def default_permutations(metric: str) -> int:
+    return DEFAULT_PERMUTATIONS.get(metric, FALLBACK_PERMUTATIONS)
+
+
+def pairings() -> list[str]:
+    return PAIRINGS.names()
+
+
+@dataclass(frozen=True)
+class DistanceSettings:
+    """Everything about a matrix except which run, side, split and layer it is computed on.
+
+    Attributes:
+        metric: a name from :func:`vizcore.metrics.list_metrics`.
+        params: the measure's own parameters (:func:`param_specs`).
+        n_per_class: samples per class (None: the smallest class size).
+        n_perm: permutations for p-values (0: none).
+        seed: seeds the subsample, the halves and the permutations.
+        pairing: "halves" or "full" (class matrices only; see vizcore.metrics.distances).
+    """
+
+    metric: str = "mmd"
+    params: dict[str, Any] = field(default_factory=dict)
+    n_per_class: int | None = 100
+    n_perm: int = 200
+    seed: int = 0
+    pairing: str = "halves"
+
+    def key(self) -> dict[str, Any]:
+        """JSON-friendly cache key."""
+        return {"metric": self.metric, "params": dict(sorted(self.params.items())), "n_per_class": self.n_per_class,
+                "n_perm": int(self.n_perm), "seed": int(self.seed), "pairing": self.pairing}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------- the view
+
+
+@dataclass(frozen=True, eq=False)
+class MatrixView:
+    """A distance matrix with everything a figure, a caption and a CSV need.
+
+    Attributes:
+        values: Shape (R, C).
+        p_values: Shape (R, C), or None when no permutations were run.
+        row_labels: class names of the rows.
+        col_labels: class names of the columns.
+        metric: registry name of the measure ("difference" for a difference of two matrices).
+        params: the effective parameters (bandwidth used, estimator, seed, n_perm, pairing, ...).
+        description: how the matrix was computed, one or two sentences.
+        n_per_class: samples per class used.
+    """
+
+    values: np.ndarray
+    p_values: np.ndarray | None
+    row_labels: tuple[str, ...]
+    col_labels: tuple[str, ...]
+    metric: str
+    params: dict[str, Any]
+    description: str
+    n_per_class: int
+
+    @property
+    def value_label(self) -> str:
+        """Colour-bar title: the estimator for MMD, the measure's label otherwise."""
+        if self.metric == "mmd":
+            return ESTIMATORS.get(self.params["estimator"]).label
+        return self.params.get("value_label") or metric_info(self.metric).label.split(" (")[0]
+
+
+def _names(config: TrainConfig, which: str, split: str) -> tuple[str, ...]:
+    return tuple(eval_domain(config, which, split).classes)
+
+
+def to_arrays(result: DistanceResult, row_names: tuple[str, ...], col_names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """What the run cache stores: arrays plus the description and parameters as JSON in a 0-d str array."""
+    meta = {"metric": result.metric, "params": result.params, "description": result.description,
+            "n_per_class": result.n_per_class}  # fmt: skip
+    return {
+        "values": np.asarray(result.values, dtype=np.float64),
+        "p_values": np.empty(0) if result.p_values is None else np.asarray(result.p_values, dtype=np.float64),
+        "row_labels": np.asarray([row_names[c] for c in result.classes], dtype=str),
+        "col_labels": np.asarray([col_names[c] for c in result.col_classes], dtype=str),
+        "meta": np.asarray(json.dumps(meta, default=float), dtype=str),
+    }
+
+
+def from_arrays(arrays: dict[str, np.ndarray]) -> MatrixView:
+    meta = json.loads(str(arrays["meta"]))
+    p = arrays["p_values"]
+    return MatrixView(
+        values=np.asarray(arrays["values"]),
+        p_values=None if p.size == 0 else np.asarray(p),
+        row_labels=tuple(str(s) for s in arrays["row_labels"]),
+        col_labels=tuple(str(s) for s in arrays["col_labels"]),
+        metric=meta["metric"],
+        params=meta["params"],
+        description=meta["description"],
+        n_per_class=int(meta["n_per_class"]),
+    )
+
+
+def class_matrix(run: Run, which: str, split: str, layer: str, settings: DistanceSettings) -> MatrixView:
+    """Distances between every pair of classes of one layer's features (cached in the run folder).
+
+    Raises:
+        ValueError: too few samples in a class, NaN features, a bad parameter (the message says which).
+    """
+    key = {"matrix": "classes", "which": which, "split": split, "layer": layer, **settings.key()}
+
+    def compute() -> dict[str, np.ndarray]:
+        f = feature_arrays(run, which, split, layer)
+        r = class_distance_matrix(f["x"], f["y"], settings.metric, n_per_class=settings.n_per_class,
+                                  seed=settings.seed, n_perm=settings.n_perm, pairing=settings.pairing,
+                                  **settings.params)  # fmt: skip
+        names = _names(run.config(), which, split)
+        return to_arrays(r, names, names)
+
+    return from_arrays(run.cached("distance", key, compute))
+
+
+def cross_matrix(run: Run, split: str, layer: str, settings: DistanceSettings) -> MatrixView:
+    """Source class i (rows) against target class j (columns) for a domain-adaptation run (cached).
+
+    Raises:
+        ValueError: the run has no target domain, or the measure rejects the samples.
+    """
+    domain_name(run.config(), "target")  # a clear error for a run without a target domain
+    key = {"matrix": "cross-domain", "split": split, "layer": layer, **settings.key(), "pairing": None}
+
+    def compute() -> dict[str, np.ndarray]:
+        fs, ft = feature_arrays(run, "source", split, layer), feature_arrays(run, "target", split, layer)
+        r = cross_domain_matrix(fs["x"], fs["y"], ft["x"], ft["y"], settings.metric,
+                                n_per_class=settings.n_per_class, seed=settings.seed, n_perm=settings.n_perm,
+                                **settings.params)  # fmt: skip
+        cfg = run.config()
+        return to_arrays(r, _names(cfg, "source", split), _names(cfg, "target", split))
+
+    return from_arrays(run.cached("distance", key, compute))
+
+
+def layer_choices(run: Run) -> list[str]:
+    """The feature layers of the run's model (GAP, bottleneck for DA models, logits)."""
+    return list(run.build_model().feature_layers)
+
+
+def side_choices(config: TrainConfig) -> list[str]:
+    return ["source"] + (["target"] if config.target else [])
+
+
+def smallest_class(run: Run, which: str, split: str, layer: str) -> tuple[int, int]:
+    """(number of samples, size of the smallest class) of a split, from the cached features."""
+    y = feature_arrays(run, which, split, layer)["y"]
+    counts = np.unique(y, return_counts=True)[1]
+    return len(y), int(counts.min()) if counts.size else 0
+
+
+# ------------------------------------------------------------------------------ reshaping
+
+
+def cluster_order(values: np.ndarray, method: str = "average") -> np.ndarray:
+    """Leaf order of hierarchical clustering of a square distance matrix (see CLUSTER_NOTE).
+
+    Shape:
+        values: (K, K); output: (K,) a permutation of range(K).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2 or v.shape[0] != v.shape[1]:
+        raise ValueError(f"clustering needs a square matrix, got shape {v.shape}")
+    if not np.isfinite(v).all():
+        raise ValueError("clustering needs finite distances (the matrix has NaN or Inf)")
+    if len(v) < 3:
+        return np.arange(len(v))
+    sym = (v + v.T) / 2
+    # unbiased MMD² can dip below 0; a constant shift changes neither average-linkage merges nor the
+    # optimal leaf order, and linkage wants non-negative distances
+    d = sym - sym[~np.eye(len(v), dtype=bool)].min()
+    np.fill_diagonal(d, 0.0)
+    return leaves_list(linkage(squareform(d, checks=False), method=method, optimal_ordering=True))
+
+
+def reorder(view: MatrixView, order: np.ndarray) -> MatrixView:
+    """The same matrix with rows and columns in ``order`` (both axes hold the same classes)."""
+    order = np.asarray(order)
+    if sorted(order.tolist()) != list(range(len(view.row_labels))) or view.values.shape[0] != view.values.shape[1]:
+        raise ValueError("reorder needs a square matrix and a permutation of its rows")
+
+    def take(a: np.ndarray) -> np.ndarray:
+        return a[np.ix_(order, order)]
+
+    return replace(
+        view,
+        values=take(view.values),
+        p_values=None if view.p_values is None else take(view.p_values),
+        row_labels=tuple(view.row_labels[i] for i in order),
+        col_labels=tuple(view.col_labels[i] for i in order),
+    )
+
+
+def difference(after: MatrixView, before: MatrixView) -> MatrixView:
+    """after − before, entry by entry; both must cover the same classes in the same order."""
+    if after.values.shape != before.values.shape or (after.row_labels, after.col_labels) != (
+        before.row_labels,
+        before.col_labels,
+    ):
+        raise ValueError(
+            f"the two matrices cover different classes ({len(before.row_labels)}×{len(before.col_labels)} vs "
+            f"{len(after.row_labels)}×{len(after.col_labels)}); compare runs on the same data"
+        )
+    return MatrixView(
+        values=after.values - before.values,
+        p_values=None,
+        row_labels=after.row_labels,
+        col_labels=after.col_labels,
+        metric="difference",
+        params={"value_label": f"Δ {after.value_label}"},
+        description=f"Entry by entry: after minus before. After: {after.description} Before: {before.description}",
+        n_per_class=min(after.n_per_class, before.n_per_class),
+    )
+
+
+def diagonal_contrast(view: MatrixView) -> tuple[float, float]:
+    """(mean of the diagonal, mean off the diagonal) of a square matrix."""
+    v = view.values
+    off = ~np.eye(len(v), dtype=bool)
+    return float(np.diag(v).mean()), float(v[off].mean())
+
+
+# ------------------------------------------------------------------------------ export, hover
+
+
+def to_csv(view: MatrixView, what: str = "values") -> str:
+    """The matrix (or its p-values) as CSV: a header of column classes, one row per row class."""
+    table = {"values": view.values, "p_values": view.p_values}[what]
+    if table is None:
+        raise ValueError("this matrix has no p-values (computed with 0 permutations)")
+    df = pd.DataFrame(table, index=pd.Index(view.row_labels, name="row \\ column"), columns=list(view.col_labels))
+    return df.to_csv()
+
+
+def from_csv(text: str) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
+    """Read back what :func:`to_csv` wrote: (values, row labels, column labels)."""
+    df = pd.read_csv(io.StringIO(text), index_col=0, dtype={0: str})
+    return df.to_numpy(dtype=np.float64), tuple(map(str, df.index)), tuple(map(str, df.columns))
+
+
+def _mmd_info(params: dict[str, Any]) -> str:
+    est = ESTIMATORS.get(params["estimator"]).label
+    num, mul = params["kernel_num"], params["kernel_mul"]
+    kernels = "1 Gaussian" if num == 1 else f"{num} Gaussians, ×{mul:g} apart"
+    return f"{est}; {kernels}; bandwidth rule {params['bandwidth_rule']} ({params['bandwidth_scope']})"
+
+
+def _generic_info(metric: str, params: dict[str, Any]) -> str:
+    own = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                    for k, v in params.items() if k in metric_info(metric).params)  # fmt: skip
+    return metric_info(metric).label + (f"; {own}" if own else "")
+
+
+def hover_info(view: MatrixView) -> np.ndarray:
+    """Per-cell hover lines: the measure (estimator and kernel for MMD), bandwidth and sample sizes.
+
+    Shape:
+        output: (R, C) strings.
+    """
+    p = view.params
+    what = _mmd_info(p) if view.metric == "mmd" else _generic_info(view.metric, p)
+    bw = np.broadcast_to(np.asarray(p.get("bandwidth", np.nan), dtype=float), view.values.shape)
+    h = int(p.get("n_per_side", view.n_per_class))
+    sizes = np.full(view.values.shape, h)
+    if p.get("pairing") == "full":  # off-diagonal entries compare whole classes, the diagonal halves
+        sizes[~np.eye(*sizes.shape, dtype=bool)] = view.n_per_class
+    out = np.empty(view.values.shape, dtype=object)
+    for i, j in np.ndindex(view.values.shape):
+        bandwidth = "" if np.isnan(bw[i, j]) else f"<br>bandwidth {bw[i, j]:.4g}"
+        out[i, j] = f"{what}{bandwidth}<br>n = {sizes[i, j]} vs {sizes[i, j]} samples"
+    return out
