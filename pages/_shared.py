@@ -85,13 +85,59 @@ def load_model(run: Run) -> Any:
     return _model(run.run_id, run.weights_digest())
 
 
+PRESENTATION_KEY = "presentation"
+PRESENTATION_FONT = 18  # the base font size vizcore.figures.style uses for presentation=True
+
+
+def presentation() -> bool:
+    """Is presentation mode on? (larger fonts; every page passes this to its figure builders)"""
+    return bool(st.session_state.get(PRESENTATION_KEY, False))
+
+
+def _keep_presentation() -> None:
+    st.session_state[PRESENTATION_KEY] = st.session_state["_presentation_toggle"]
+
+
+def presentation_toggle() -> bool:
+    """The sidebar switch for presentation mode; returns whether it is on.
+
+    The choice lives in ``st.session_state["presentation"]``, not in the widget's own key,
+    because Streamlit forgets a widget's state on a page that does not draw it.
+    """
+    st.sidebar.toggle(
+        "Presentation mode", value=presentation(), key="_presentation_toggle", on_change=_keep_presentation,
+        help="Larger fonts in every figure and export, for a projector. Classes keep their colour-blind-safe "
+        "colours everywhere.",
+    )  # fmt: skip
+    return presentation()
+
+
+def _enlarged(fig: Any) -> Any:
+    """A copy of a figure with presentation-size fonts; the layout (margins, sizes) is kept."""
+    import plotly.graph_objects as go
+
+    base = fig.layout.font.size or 13
+    if base >= PRESENTATION_FONT:  # already built with presentation=True
+        return fig
+    factor = PRESENTATION_FONT / base
+    out = go.Figure(fig)
+    out.update_layout(font_size=PRESENTATION_FONT, title_font_size=PRESENTATION_FONT + 4,
+                      legend_font_size=PRESENTATION_FONT - 1)  # fmt: skip
+    out.for_each_annotation(lambda a: a.update(font_size=round((a.font.size or base) * factor)))
+    return out
+
+
 def figure(fig: Any, name: str, key: str | None = None, **kwargs: Any) -> Any:
     """Show a plotly figure with its downloads: interactive HTML, PNG and SVG.
 
     Files are made only when a button is clicked (deferred), so showing a page stays fast.
+    In presentation mode a figure built without it gets presentation-size fonts here, so every
+    page follows the sidebar switch.
     """
     from vizcore.export import INSTALL_HINT, figure_html, figure_static, static_export_available
 
+    if presentation():
+        fig = _enlarged(fig)
     event = st.plotly_chart(fig, width="stretch", key=key, **kwargs)
     key = key or name
     static_ok = static_export_available()

@@ -1,0 +1,602 @@
+"""Checkpoints and images that users bring from elsewhere.
+
+Checkpoints: ``.safetensors`` (cannot run code by design) or a PyTorch state dict read with
+``torch.load(..., weights_only=True)``, which refuses any pickle that imports something other
+than tensors and plain containers. Nothing from an upload is ever executed: a refused pickle is
+explained by reading its opcodes (``pickletools``), never by loading it.
+
+Architecture: inferred from the tensors' shapes for every registered model (number of classes
+from the classifier, input channels from the first convolution, the bottleneck width), then
+checked tensor by tensor with :func:`vizcore.runs.state_dict_problems`.
+
+Images: any PNG/JPEG, colour or grey, any size, brought to a model's (C, H, W) input by a list of
+small steps, each reporting in words what it did, so the page can show before/after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import io
+import json
+import os
+import pickletools
+import secrets
+import struct
+import time
+import warnings
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save
+
+from vizcore.atomic import write_bytes_atomic, write_json_atomic
+from vizcore.cam import class_activation_maps, normalize_maps
+from vizcore.config import TrainConfig
+from vizcore.data import domain_info, load_domain, to_shape
+from vizcore.models import MODELS, create_model, list_models
+from vizcore.models.base import GapNet
+from vizcore.registry import Registry
+from vizcore.runs import CheckpointError, Run, RunStore, read_safetensors, state_dict_problems
+
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+IMAGE_FORMATS = ("PNG", "JPEG")
+MAX_IMAGE_PIXELS = 50_000_000  # larger is refused before decoding (a "decompression bomb")
+WORK_SIZE = 512  # big photos are shrunk to this longest side first; the model sees far less
+# Wrappers a training script often saves around the state dict, e.g. {"state_dict": ..., "epoch": 3}.
+STATE_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights", "params")
+# Prefixes of what torch's weights_only unpickler accepts; anything else in a pickle is code.
+_HARMLESS_GLOBALS = ("torch.", "collections.OrderedDict", "builtins.set", "builtins.frozenset")
+
+
+# --------------------------------------------------------------------------- reading checkpoints
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Tensors read from an uploaded file, and what was done to find them."""
+
+    tensors: dict[str, torch.Tensor]
+    filename: str
+    fmt: str  # "safetensors" or "pytorch"
+    sha256: str
+    notes: tuple[str, ...] = ()
+
+    @property
+    def provenance(self) -> str:
+        return f"uploaded file {self.filename} ({self.fmt}, sha256 {self.sha256[:12]})"
+
+
+def sniff_format(data: bytes) -> str:
+    """'safetensors' (u64 header length then a JSON header) or 'pytorch' (zip or raw pickle)."""
+    if data[:4] == b"PK\x03\x04" or data[:1] == b"\x80":
+        return "pytorch"
+    if len(data) >= 9 and data[8:9] == b"{":
+        return "safetensors"
+    raise CheckpointError(
+        "not a checkpoint: the file is neither safetensors nor a PyTorch file "
+        f"(it starts with {data[:8]!r}); upload a .safetensors file or a state dict saved by torch.save"
+    )
+
+
+def _safetensors_truncation(data: bytes) -> str | None:
+    """Says which tensor runs past the end of a cut-off safetensors file, if one does."""
+    (n,) = struct.unpack("<Q", data[:8])
+    if 8 + n > len(data):
+        return f"the file is truncated: its {len(data):,} bytes end inside the {n:,}-byte header"
+    try:
+        header = json.loads(data[8 : 8 + n])
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    have = len(data) - 8 - n
+    for name, meta in header.items():
+        if name != "__metadata__" and meta["data_offsets"][1] > have:
+            need = meta["data_offsets"][1] + 8 + n
+            return (
+                f"the file is truncated: tensor {name} {tuple(meta['shape'])} ends at byte {need:,} "
+                f"but the file has only {len(data):,} bytes"
+            )
+    return None
+
+
+def _read_safetensors(data: bytes) -> tuple[dict[str, torch.Tensor], list[str]]:
+    problem = _safetensors_truncation(data)
+    if problem:
+        raise CheckpointError(problem)
+    return read_safetensors(data), []
+
+
+def pickle_globals(data: bytes) -> list[str]:
+    """Names a pickle would import when loaded, read from its opcodes without running anything.
+
+    For a ``torch.save`` zip file the pickle is its ``*/data.pkl`` member.
+    """
+    if data[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                pkl = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
+                data = z.read(pkl) if pkl else b""
+        except (zipfile.BadZipFile, OSError, KeyError):
+            return []
+    names: list[str] = []
+    strings: list[str] = []  # STACK_GLOBAL takes module and name from the two last strings
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if op.name in ("GLOBAL", "INST"):
+                names.append(str(arg).replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                names.append(f"{strings[-2]}.{strings[-1]}")
+            elif isinstance(arg, str):
+                strings.append(arg)
+    except Exception:  # noqa: BLE001 — a damaged pickle: report what was read so far
+        pass
+    return names
+
+
+def _refusal(data: bytes, filename: str) -> CheckpointError:
+    code = [g for g in pickle_globals(data) if not g.startswith(_HARMLESS_GLOBALS)]
+    what = f"would call {', '.join(dict.fromkeys(code))}" if code else "holds objects other than tensors"
+    return CheckpointError(
+        f"refused {filename}: it is a pickle that {what} when loaded. It was not loaded and nothing "
+        "in it was executed. Save only the weights instead: safetensors.torch.save_file(model.state_dict(), "
+        "'model.safetensors') or torch.save(model.state_dict(), 'model.pt')."
+    )
+
+
+def _read_pytorch(data: bytes, filename: str) -> tuple[object, list[str]]:
+    import pickle
+
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols it then refuses anyway
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as e:
+        raise _refusal(data, filename) from e
+    except (RuntimeError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{filename} is truncated or damaged: PyTorch could not read it ({first})"
+        ) from e
+    return obj, []
+
+
+def _unwrap(obj: object) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The state dict inside what torch.load returned; notes say what was unwrapped."""
+    notes: list[str] = []
+    if isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        key = next((k for k in STATE_KEYS if isinstance(obj.get(k), dict)), None)
+        if key is None:
+            raise CheckpointError(
+                "the file holds no tensors at its top level and none under "
+                f"{', '.join(repr(k) for k in STATE_KEYS)}; found keys: {', '.join(map(str, list(obj)[:10]))}"
+            )
+        notes.append(f"used the state dict stored under {key!r} (other entries ignored)")
+        obj = obj[key]
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"expected a state dict (name -> tensor), the file holds a {type(obj).__name__}")
+    bad = [str(k) for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"entries that are not tensors: {', '.join(bad[:8])}")
+    state = {str(k): v for k, v in obj.items()}
+    # nn.DataParallel / DistributedDataParallel save every name with a "module." prefix
+    if state and all(k.startswith("module.") for k in state):
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+        notes.append("removed the 'module.' prefix that DataParallel adds")
+    return state, notes
+
+
+def read_checkpoint(data: bytes, filename: str = "checkpoint") -> Checkpoint:
+    """Read an uploaded checkpoint safely; CheckpointError says precisely what is wrong.
+
+    The format is told by the content, not the name: a pickle named ``.safetensors`` is still
+    read as a pickle (and refused if it holds code).
+    """
+    if not data:
+        raise CheckpointError(f"{filename} is empty")
+    fmt = sniff_format(data)
+    if fmt == "safetensors":
+        state, notes = _read_safetensors(data)
+    else:
+        obj, notes = _read_pytorch(data, filename)
+        state, more = _unwrap(obj)
+        notes += more
+    if not state:
+        raise CheckpointError(f"{filename} holds no tensors")
+    return Checkpoint(state, filename, fmt, hashlib.sha256(data).hexdigest(), tuple(notes))
+
+
+# --------------------------------------------------------------------------- architecture
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A registered model and the constructor arguments a checkpoint needs."""
+
+    model: str
+    num_classes: int = 10
+    in_channels: int = 1
+    bottleneck_dim: int = 0
+    standardize: bool = False  # has no tensors, so it cannot be inferred: the user says
+
+    def build(self) -> GapNet:
+        kwargs = {"num_classes": self.num_classes, "in_channels": self.in_channels,
+                  "bottleneck_dim": self.bottleneck_dim, "standardize": self.standardize}  # fmt: skip
+        accepted = inspect.signature(MODELS.get(self.model)).parameters
+        if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+            kwargs = {k: v for k, v in kwargs.items() if k in accepted}
+        return create_model(self.model, **kwargs)
+
+    def describe(self) -> str:
+        bott = f", bottleneck {self.bottleneck_dim}" if self.bottleneck_dim else ""
+        return f"{self.model}: {self.num_classes} classes, {self.in_channels} input channel(s){bott}"
+
+
+def _head_and_stem(model: str) -> tuple[str, str]:
+    """Names of a model's classifier weight (last 2-D tensor) and first conv weight (first 4-D)."""
+    ref = Architecture(model).build().state_dict()
+    stem = next(k for k, v in ref.items() if v.ndim == 4)
+    head = [k for k, v in ref.items() if v.ndim == 2][-1]
+    return head, stem
+
+
+def guess_architecture(state: dict[str, torch.Tensor], model: str) -> Architecture:
+    """Read classes, input channels and bottleneck width of ``model`` off the tensors' shapes."""
+    head, stem = _head_and_stem(model)
+    arch = Architecture(model)
+    if stem in state and state[stem].ndim == 4:
+        arch = replace(arch, in_channels=int(state[stem].shape[1]))
+    if head in state and state[head].ndim == 2:
+        arch = replace(arch, num_classes=int(state[head].shape[0]))
+    bott = next((v for k, v in state.items() if k.startswith("bottleneck.") and v.ndim == 2), None)
+    if bott is not None:
+        arch = replace(arch, bottleneck_dim=int(bott.shape[0]))
+    return arch
+
+
+def problems(state: dict[str, torch.Tensor], arch: Architecture, expected_classes: int | None = None) -> list[str]:
+    """Everything that stops ``state`` loading into ``arch``, classes first, in words."""
+    out: list[str] = []
+    head, _ = _head_and_stem(arch.model)
+    if expected_classes is not None and head in state and state[head].shape[0] != expected_classes:
+        out.append(
+            f"number of classes: the checkpoint has {state[head].shape[0]} ({head} is "
+            f"{tuple(state[head].shape)}), {expected_classes} were chosen"
+        )
+    try:
+        model = arch.build()
+    except (TypeError, ValueError) as e:
+        return [*out, f"cannot build {arch.describe()}: {e}"]
+    found = state_dict_problems(model, state)
+    # shape mismatches say most about what is wrong; missing/unexpected names follow
+    return out + sorted(found, key=lambda m: m.startswith(("missing", "unexpected")))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    arch: Architecture
+    problems: tuple[str, ...]
+
+    @property
+    def fits(self) -> bool:
+        return not self.problems
+
+
+def infer_architectures(state: dict[str, torch.Tensor]) -> list[Candidate]:
+    """Every registered model with the arguments read off the tensors, best fit first."""
+    out = []
+    for name in list_models():
+        arch = guess_architecture(state, name)
+        out.append(Candidate(arch, tuple(problems(state, arch))))
+    return sorted(out, key=lambda c: len(c.problems))
+
+
+def load_checked(state: dict[str, torch.Tensor], arch: Architecture, expected_classes: int | None = None) -> GapNet:
+    """The model with the checkpoint's weights, in eval mode; CheckpointError lists every mismatch."""
+    found = problems(state, arch, expected_classes)
+    if found:
+        shown = "; ".join(found[:8]) + (f"; and {len(found) - 8} more" if len(found) > 8 else "")
+        raise CheckpointError(f"the checkpoint does not fit {arch.describe()}: {shown}")
+    model = arch.build()
+    model.load_state_dict(state)
+    return model.eval()
+
+
+# --------------------------------------------------------------------------- saving as a run
+
+
+def matching_domains(arch: Architecture) -> list[str]:
+    """Registered data sets with the architecture's number of classes (what a run can be evaluated on)."""
+    from vizcore.data import list_domains
+
+    return [d for d in list_domains() if domain_info(d).num_classes == arch.num_classes]
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(text).stem)[:40].strip("-") or "file"
+
+
+@torch.no_grad()
+def _accuracy(model: GapNet, data: str, shape: tuple[int, int, int], limit: int) -> float | None:
+    try:
+        dom = load_domain(data, "test", shape=shape, limit=limit)
+    except Exception:  # noqa: BLE001 — data not available here: the run is still saved, unscored
+        return None
+    preds = torch.cat([model(dom.images[i : i + 512]).argmax(1) for i in range(0, len(dom), 512)])
+    return float((preds == dom.labels).float().mean())
+
+
+def save_uploaded_run(
+    store: RunStore,
+    ckpt: Checkpoint,
+    arch: Architecture,
+    data: str,
+    input_shape: tuple[int, int, int] | None = None,
+    eval_limit: int = 2000,
+) -> Run:
+    """Write an accepted checkpoint as a complete run, so every view works on it.
+
+    The folder is filled under a hidden name and renamed into place in one step, so no one ever
+    sees a half-written run. Its config names the file it came from; ``data`` is the data set
+    the views evaluate it on (its number of classes must match).
+    """
+    spec = domain_info(data)
+    if spec.num_classes != arch.num_classes:
+        raise ValueError(
+            f"data set {data!r} has {spec.num_classes} classes but the checkpoint {arch.num_classes}; "
+            f"choose one of: {', '.join(matching_domains(arch)) or 'an image folder (folder:<path>)'}"
+        )
+    shape = input_shape or (arch.in_channels, *spec.native_shape[1:])
+    if shape[0] != arch.in_channels:
+        raise ValueError(f"input shape {shape} has {shape[0]} channels, the model takes {arch.in_channels}")
+    model = load_checked(ckpt.tensors, arch, arch.num_classes)
+    config = TrainConfig(
+        source=data, model=arch.model, epochs=0, bottleneck_dim=arch.bottleneck_dim,
+        standardize=arch.standardize, input_shape=tuple(shape), name=f"uploaded file {ckpt.filename}",
+    )  # fmt: skip
+    acc = _accuracy(model, data, tuple(shape), eval_limit)
+    now = time.time()
+    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-uploaded-{_slug(ckpt.filename)}-{secrets.token_hex(2)}"
+    store.root.mkdir(parents=True, exist_ok=True)
+    tmp = store.root / f".{run_id}.partial"
+    tmp.mkdir()
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    write_bytes_atomic(tmp / "model.safetensors", save(state))
+    write_json_atomic(tmp / "config.json", config.to_dict())
+    summary = {"status": "complete", "epochs_done": 0, "steps": 0, "provenance": ckpt.provenance,
+               "notes": list(ckpt.notes), **({} if acc is None else {"source_acc": acc})}  # fmt: skip
+    write_json_atomic(tmp / "summary.json", summary)
+    write_json_atomic(tmp / "status.json", {
+        "status": "complete", "message": ckpt.provenance, "pid": os.getpid(), "created": now, "updated": now,
+    })  # fmt: skip
+    final = store.root / run_id
+    os.replace(tmp, final)
+    return store.get(run_id)
+
+
+# --------------------------------------------------------------------------- images
+
+
+@dataclass
+class Prepared:
+    """An uploaded image before and after preprocessing.
+
+    Shape:
+        original: (H0, W0, 3) uint8 as uploaded (alpha flattened); tensor: (1, C, H, W) in [0, 1].
+    """
+
+    name: str
+    original: np.ndarray
+    tensor: torch.Tensor
+    steps: list[str] = field(default_factory=list)
+    inverted: bool = False
+
+    @property
+    def model_view(self) -> np.ndarray:
+        """(H, W) or (H, W, 3) uint8: what the model sees, for display."""
+        x = (self.tensor[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        return x[..., 0] if x.shape[-1] == 1 else x
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """invert: None = automatic (dark-on-light images for grey models); frame: centre the
+    digit in a 20/28 box like MNIST (grey models only; None = automatic)."""
+
+    invert: bool | None = None
+    frame: bool | None = None
+
+
+# A step takes (H, W, C) floats in [0, 1], the target (C, H, W) and the options, and returns the
+# new array and a sentence saying what it did (None when it did nothing).
+Step = Callable[[np.ndarray, tuple[int, int, int], ImageOptions], tuple[np.ndarray, str | None]]
+STEPS: Registry[Step] = Registry("preprocessing step")
+
+
+def _decode(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
+    """(H, W, 3) uint8, EXIF-rotated, transparency filled with white; refuses non-PNG/JPEG."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as e:
+        raise ValueError(f"{name} is not an image PIL can read") from e
+    if img.format not in IMAGE_FORMATS:
+        raise ValueError(f"{name} is a {img.format} image; upload PNG or JPEG")
+    if img.width * img.height > MAX_IMAGE_PIXELS:
+        raise ValueError(f"{name} is {img.width}x{img.height} pixels, more than {MAX_IMAGE_PIXELS:,}")
+    notes = [f"read {img.format} {img.width}x{img.height}, mode {img.mode}"]
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # a drawing on a transparent canvas: transparency counts as paper (white)
+        base = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(base, img.convert("RGBA"))
+        notes.append("filled the transparent background with white")
+    if max(img.size) > WORK_SIZE:
+        img.thumbnail((WORK_SIZE, WORK_SIZE), Image.LANCZOS)
+    return np.asarray(img.convert("RGB")), notes
+
+
+def _border(x: np.ndarray) -> np.ndarray:
+    """Median colour of the outermost pixels: the background of a centred object. (C,)"""
+    edge = np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
+    return np.median(edge, axis=0)
+
+
+@STEPS.register("channels")
+def _channels(x: np.ndarray, shape: tuple[int, int, int], opts: ImageOptions) -> tuple[np.ndarray, str | None]:
+    grey = bool(np.allclose(x[..., 0], x[..., 1], atol=2 / 255) and np.allclose(x[..., 1], x[..., 2], atol=2 / 255))
+    if shape[0] == 1:
+        # ITU-R BT.601 luminance, as vizcore.data.to_shape and PIL's convert("L")
+        y = x @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        return y[..., None], None if grey else "converted colour to grey (BT.601 luminance)"
+    return x, "kept the grey image, as three equal RGB channels" if grey else None
+
+
+def _wants_invert(x: np.ndarray, shape: tuple[int, int, int], opts: ImageOptions) -> bool:
+    if opts.invert is not None:
+        return opts.invert
+    # MNIST-style grey models learned light strokes on a dark background
+    return shape[0] == 1 and float(_border(x).mean()) > 0.5
+
+
+@STEPS.register("invert")
+def _invert(x: np.ndarray, shape: tuple[int, int, int], opts: ImageOptions) -> tuple[np.ndarray, str | None]:
+    if not _wants_invert(x, shape, opts):
+        return x, None
+    why = "chosen" if opts.invert else "the image is dark-on-light; MNIST digits are light-on-dark"
+    return 1.0 - x, f"inverted the image ({why})"
+
+
+@STEPS.register("contrast")
+def _contrast(x: np.ndarray, shape: tuple[int, int, int], opts: ImageOptions) -> tuple[np.ndarray, str | None]:
+    if shape[0] != 1:
+        return x, None
+    lo, hi = float(np.percentile(x, 1)), float(np.percentile(x, 99.5))
+    if hi - lo < 1e-3 or (lo < 0.02 and hi > 0.98):
+        return x, None
+    # a photographed page is grey, not black: map its background to 0 and its ink to 1, like MNIST
+    return np.clip((x - lo) / (hi - lo), 0, 1), f"stretched the contrast (grey levels {lo:.2f}–{hi:.2f} → 0–1)"
+
+
+def _square(x: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    h, w = x.shape[:2]
+    s = max(h, w)
+    out = np.empty((s, s, x.shape[2]), dtype=x.dtype)
+    out[:] = fill
+    out[(s - h) // 2 : (s - h) // 2 + h, (s - w) // 2 : (s - w) // 2 + w] = x
+    return out
+
+
+def _resize(x: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    t = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float()
+    return to_shape(t, (x.shape[2], *hw))[0].permute(1, 2, 0).numpy()
+
+
+def _mass_centred(digit: np.ndarray, background: np.ndarray, hw: tuple[int, int]) -> tuple[int, int]:
+    """Top-left corner that puts the digit's centre of ink mass at the frame's centre (kept inside)."""
+    ink = np.abs(digit - background).sum(axis=2)
+    total = ink.sum()
+    if total <= 0:
+        return (hw[0] - digit.shape[0]) // 2, (hw[1] - digit.shape[1]) // 2
+    cy = float((ink.sum(1) * np.arange(digit.shape[0])).sum() / total)
+    cx = float((ink.sum(0) * np.arange(digit.shape[1])).sum() / total)
+    top = int(round((hw[0] - 1) / 2 - cy))
+    left = int(round((hw[1] - 1) / 2 - cx))
+    return min(max(top, 0), hw[0] - digit.shape[0]), min(max(left, 0), hw[1] - digit.shape[1])
+
+
+def _frames(x: np.ndarray, shape: tuple[int, int, int], opts: ImageOptions) -> bool:
+    return opts.frame if opts.frame is not None else shape[0] == 1
+
+
+@STEPS.register("size")
+def _size(x: np.ndarray, shape: tuple[int, int, int], opts: ImageOptions) -> tuple[np.ndarray, str | None]:
+    h0, w0 = x.shape[:2]
+    _, h, w = shape
+    ink = np.abs(x - _border(x)).max(axis=2) > 0.25 if _frames(x, shape, opts) else None
+    if ink is not None and ink.any():
+        # MNIST: the digit's box fitted into 20x20 (of 28), aspect kept, centred
+        rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+        crop = x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        inner = (max(1, round(h * 20 / 28)), max(1, round(w * 20 / 28)))
+        digit = _resize(_square(crop, _border(x)), inner)
+        top, left = _mass_centred(digit, _border(x), (h, w))
+        out = np.empty((h, w, x.shape[2]), dtype=np.float32)
+        out[:] = _border(x)
+        out[top : top + inner[0], left : left + inner[1]] = digit
+        return out, (
+            f"cropped to the digit ({crop.shape[1]}x{crop.shape[0]} of {w0}x{h0}), fitted into "
+            f"{inner[1]}x{inner[0]} keeping its aspect ratio and placed in {w}x{h} with its centre of "
+            "mass in the middle, as MNIST digits are"
+        )
+    if (h0, w0) == (h, w):
+        return x, None
+    sq = _square(x, _border(x)) if h0 != w0 and h == w else x
+    pad = f"padded to a {sq.shape[1]}x{sq.shape[0]} square with the background colour, " if sq is not x else ""
+    return _resize(sq, (h, w)), f"{pad}resized {sq.shape[1]}x{sq.shape[0]} → {w}x{h} (antialiased bilinear)"
+
+
+def prepare_image(
+    data: bytes, shape: Sequence[int], name: str = "image", options: ImageOptions | None = None
+) -> Prepared:
+    """Bring an uploaded PNG/JPEG to a model's input, saying what was done at each step.
+
+    Args:
+        data: the file's bytes.
+        shape: the model's input (C, H, W), C in {1, 3}.
+        name: shown in messages.
+        options: inversion and MNIST framing; None means automatic.
+
+    Raises:
+        ValueError: not a PNG/JPEG, or too many pixels.
+    """
+    c, h, w = (int(s) for s in shape)
+    options = options or ImageOptions()
+    rgb, notes = _decode(data, name)
+    x = rgb.astype(np.float32) / 255.0  # (H, W, 3)
+    inverted = False
+    for step_name in STEPS:
+        x, note = STEPS.get(step_name)(x, (c, h, w), options)
+        if note:
+            notes.append(note)
+            inverted |= step_name == "invert"
+    tensor = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).permute(2, 0, 1)[None].clamp_(0, 1)
+    return Prepared(name, rgb, tensor, notes, inverted)
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Top-k classes of one image and its CAM of the top class.
+
+    Shape:
+        cam: (H, W) min-max normalised to [0, 1].
+    """
+
+    top: tuple[tuple[int, float], ...]
+    cam: np.ndarray
+
+    @property
+    def label(self) -> int:
+        return self.top[0][0]
+
+
+def predict(model: GapNet, images: torch.Tensor, k: int = 3) -> list[Prediction]:
+    """Top-k probabilities and the CAM of the predicted class for each image.
+
+    Shape:
+        images: (N, C, H, W) in [0, 1], the model's input shape.
+    """
+    r = class_activation_maps(model, images)
+    maps = normalize_maps(r.maps).numpy()
+    p, idx = r.probs.topk(min(k, r.probs.shape[1]), dim=1)
+    return [
+        Prediction(tuple(zip(idx[i].tolist(), p[i].tolist(), strict=True)), maps[i])
+        for i in range(len(images))
+    ]
