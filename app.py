@@ -2,22 +2,22 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="vizcore", page_icon="🔬", layout="wide")
+st.set_page_config(page_title="vizcore", page_icon=":material/biotech:", layout="wide")
 
 PAGES = {
-    "Start": [st.Page("pages/home.py", title="Overview", icon="🏠", default=True)],
+    "Start": [st.Page("pages/home.py", title="Overview", icon=":material/home:", default=True)],
     "Train": [
-        st.Page("pages/train.py", title="Train", icon="🏋️"),
-        st.Page("pages/compare.py", title="Compare runs", icon="📈"),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("pages/compare.py", title="Compare runs", icon=":material/compare_arrows:"),
     ],
     "See what it learned": [
-        st.Page("pages/cam.py", title="CAM heatmaps", icon="🔥"),
-        st.Page("pages/distances.py", title="Class distances", icon="🧮"),
-        st.Page("pages/embeddings.py", title="Embeddings", icon="🗺️"),
+        st.Page("pages/cam.py", title="CAM heatmaps", icon=":material/local_fire_department:"),
+        st.Page("pages/distances.py", title="Class distances", icon=":material/grid_on:"),
+        st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
     ],
     "Share": [
-        st.Page("pages/report.py", title="Report", icon="📄"),
-        st.Page("pages/upload.py", title="Your checkpoints & images", icon="📤"),
+        st.Page("pages/report.py", title="Report", icon=":material/description:"),
+        st.Page("pages/upload.py", title="Your checkpoints & images", icon=":material/upload_file:"),
     ],
 }
 

@@ -12,10 +12,10 @@ st.markdown(
     "classes and domains sit, and **t-SNE / UMAP embeddings** how adaptation moved the features."
 )
 c1, c2, c3, c4 = st.columns(4)
-c1.page_link("pages/train.py", label="Train a model", icon="🏋️")
-c2.page_link("pages/cam.py", label="CAM heatmaps", icon="🔥")
-c3.page_link("pages/distances.py", label="Class distances", icon="🧮")
-c4.page_link("pages/embeddings.py", label="Embeddings", icon="🗺️")
+c1.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
+c2.page_link("pages/cam.py", label="CAM heatmaps", icon=":material/local_fire_department:")
+c3.page_link("pages/distances.py", label="Class distances", icon=":material/grid_on:")
+c4.page_link("pages/embeddings.py", label="Embeddings", icon=":material/scatter_plot:")
 
 runs = store().list()
 st.subheader(f"Runs ({len(runs)})")

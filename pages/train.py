@@ -151,7 +151,7 @@ def live_panel() -> None:
     if any(r["kind"] == "step" for r in records):
         st.plotly_chart(training_curves(records), width="stretch", key="live_curves")
     if state in ("complete", "stopped"):
-        st.page_link("pages/cam.py", label="See its CAM heatmaps", icon="🔥")
+        st.page_link("pages/cam.py", label="See its CAM heatmaps", icon=":material/local_fire_department:")
         st.session_state["cam_run"] = rid
 
 
