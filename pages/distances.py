@@ -1,6 +1,196 @@
-"""distances page: being built."""
+"""Class distances: how far apart a run's classes (and its two domains) sit in feature space."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
 import streamlit as st
 
-st.title("Distances")
-st.info("This view is not available yet.")
+from pages._shared import figure, friendly_errors, pick_run, usable_runs
+from vizcore import distance_views as dv
+from vizcore.data import SPLITS
+from vizcore.figures.matrix import MatrixPanel, difference_heatmap, matrix_figure, not_significant
+from vizcore.metrics import list_metrics, metric_info
+
+st.title("Class distances")
+st.caption(
+    "Each cell compares the features of two classes of one layer: small = the network maps them to similar "
+    "features. Under every figure: how it was computed. The diagonal compares two disjoint halves of the same "
+    "class, i.e. the noise floor every other entry should be read against."
+)
+
+run = pick_run("Run", key="dist_run")
+if run is None:
+    st.stop()
+with friendly_errors("this run"):
+    cfg = run.config()
+    layers = dv.layer_choices(run)
+
+c = st.columns(4)
+which = c[0].radio("Domain", dv.side_choices(cfg), horizontal=True, format_func=lambda s: f"{s} ({getattr(cfg, s)})",
+                   key="dist_which")  # fmt: skip
+split = c[1].radio("Split", SPLITS, index=SPLITS.index("test"), horizontal=True, key="dist_split")
+layer = c[2].selectbox("Layer", layers, format_func=lambda name: dv.LAYER_LABELS.get(name, name), key="dist_layer")
+metric = c[3].selectbox("Metric", list_metrics(), format_func=lambda m: metric_info(m).label, key="dist_metric")
+with friendly_errors("the features of this split"), st.spinner("Computing the layer's features (cached)…"):
+    n_total, smallest = dv.smallest_class(run, which, split, layer)
+c = st.columns(4)
+n_per_class = c[0].number_input("Samples per class", 4, 100_000, min(100, max(4, smallest)), step=10,
+                                key="dist_n", help=f"seeded subsample of every class; this split has {n_total} "
+                                f"images, the smallest class {smallest}")  # fmt: skip
+n_perm = c[1].number_input("Permutations (p-values)", 0, 10_000, dv.default_permutations(metric), step=50,
+                           key=f"dist_perm_{metric}", help="0: no p-values (fastest)")  # fmt: skip
+alpha = c[2].number_input("Significance level α", 0.001, 0.5, 0.05, step=0.01, format="%.3f", key="dist_alpha")
+seed = c[3].number_input("Seed", 0, 1_000_000, 0, key="dist_seed", help="subsample, halves and permutations")
+
+
+def _choice(spec: dv.ParamSpec, key: str, value: Any, disabled: bool) -> Any:
+    opts = list(spec.choices)
+    return st.selectbox(spec.label, opts, index=opts.index(value), key=key, disabled=disabled, help=spec.help,
+                        format_func=lambda o: "automatic" if o is None else str(o))  # fmt: skip
+
+
+def _int(spec: dv.ParamSpec, key: str, value: Any, disabled: bool) -> int:
+    return int(st.number_input(spec.label, 1, 10_000, int(value), key=key, disabled=disabled, help=spec.help))
+
+
+def _float(spec: dv.ParamSpec, key: str, value: Any, disabled: bool) -> float:
+    return float(st.number_input(spec.label, 0.01, 100.0, float(value), key=key, disabled=disabled, help=spec.help))
+
+
+def _optional_int(spec: dv.ParamSpec, key: str, value: Any, disabled: bool) -> int | None:
+    got = st.number_input(spec.label, 1, 10_000, value, key=key, disabled=disabled, help=spec.help)
+    return None if got is None else int(got)
+
+
+def _bandwidth(spec: dv.ParamSpec, key: str, value: Any, disabled: bool) -> str | float:
+    rule = isinstance(value, str)
+    rules = dv.BANDWIDTH_RULES
+    got = st.selectbox(spec.label, rules, index=rules.index(value if rule else "fixed"), key=key,
+                       disabled=disabled, help=spec.help)  # fmt: skip
+    if got != "fixed":
+        return got
+    return float(st.number_input("Fixed bandwidth", 1e-6, 1e6, 1.0 if rule else float(value), format="%g",
+                                 key=f"{key}_value", disabled=disabled))  # fmt: skip
+
+
+WIDGETS: dict[str, Callable[[dv.ParamSpec, str, Any, bool], Any]] = {
+    "choice": _choice, "int": _int, "float": _float, "optional_int": _optional_int, "bandwidth": _bandwidth,
+}  # fmt: skip
+
+with st.expander(f"Parameters of {metric_info(metric).label}", expanded=metric == "mmd"):
+    params: dict[str, Any] = {}
+    specs = dv.param_specs(metric)
+    cols = st.columns(max(1, min(4, len(specs) + 1)))
+    for i, spec in enumerate(specs):
+        fixed = dv.fixed_params(params)
+        with cols[i % len(cols)]:
+            # a fixed value gets its own widget key, so the user's own choice comes back when it is unfixed
+            key = f"dist_{metric}_{spec.name}" + ("_fixed" if spec.name in fixed else "")
+            params[spec.name] = WIDGETS[spec.kind](spec, key, fixed.get(spec.name, spec.default), spec.name in fixed)
+    with cols[len(specs) % len(cols)]:
+        pairing = st.selectbox("Samples compared", dv.pairings(), key="dist_pairing",
+                               help="class matrices: halves = every entry compares n/2 vs n/2 samples, so the "
+                                    "diagonal is the noise floor; full = off-diagonal entries use all n (more power). "
+                                    "The source-vs-target matrix always compares n vs n.")  # fmt: skip
+    st.caption(metric_info(metric).description)
+c = st.columns(4)
+cluster = c[0].toggle("Order classes by clustering", key="dist_cluster", help=dv.CLUSTER_NOTE)
+presentation = c[1].toggle("Large fonts (presentation)", key="dist_presentation")
+settings = dv.DistanceSettings(metric, params, int(n_per_class), int(n_perm), int(seed), pairing)
+SPINNER = f"Computing the matrix{' and its permutation p-values' if n_perm else ''} (cached in the run folder)…"
+
+
+def _order(view: dv.MatrixView) -> np.ndarray:
+    return dv.cluster_order(view.values) if cluster else np.arange(len(view.row_labels))
+
+
+def _caption(view: dv.MatrixView) -> str:
+    return view.description + (f" {dv.CLUSTER_NOTE}" if cluster else "")
+
+
+def _summary(view: dv.MatrixView, diagonal: str) -> None:
+    diag, off = dv.diagonal_contrast(view)
+    m = st.columns(3)
+    m[0].metric(f"mean diagonal ({diagonal})", f"{diag:.3g}")
+    m[1].metric("mean off-diagonal", f"{off:.3g}")
+    ns = not_significant(view.p_values, alpha)
+    if ns is not None:
+        m[2].metric(f"not significant (p ≥ {alpha:g})", f"{int(ns.sum())} of {ns.size}",
+                    help="entries whose permutation test finds no evidence the two samples differ")  # fmt: skip
+
+
+def _csv(view: dv.MatrixView, name: str, key: str) -> None:
+    cols = st.columns([1, 1, 3])
+    cols[0].download_button("⬇ CSV (values)", dv.to_csv(view), f"{name}.csv", "text/csv", key=f"{key}_csv")
+    if view.p_values is not None:
+        cols[1].download_button("⬇ CSV (p-values)", dv.to_csv(view, "p_values"), f"{name}-p.csv", "text/csv",
+                                key=f"{key}_pcsv")  # fmt: skip
+
+
+def _show(view: dv.MatrixView, title: str, name: str, key: str, axes: tuple[str, str] = ("class", "class"),
+          outline: bool = False) -> None:  # fmt: skip
+    view = dv.reorder(view, _order(view))
+    fig = matrix_figure([MatrixPanel(view.values, view.p_values, view.row_labels, view.col_labels, title,
+                                     dv.hover_info(view))], title, alpha, presentation, value_label=view.value_label,
+                        axis_titles=axes, caption=_caption(view), outline_matching=outline)  # fmt: skip
+    figure(fig, name, key=key, theme=None)
+    _csv(view, name, key)
+
+
+side = f"{which} {getattr(cfg, which)}, {split} split, {dv.LAYER_LABELS.get(layer, layer)}"
+tabs = st.tabs(["Class matrix", "Compare two runs", "Source vs target classes"])
+with tabs[0]:
+    with friendly_errors("the distance matrix"), st.spinner(SPINNER):
+        after = dv.class_matrix(run, which, split, layer, settings)
+    _summary(after, "noise floor")
+    _show(after, f"{cfg.label} — {side}", f"distances-{run.run_id}-{which}-{layer}", "dist_main")
+
+with tabs[1]:
+    st.caption(f"**After** is the run above; pick the run **before** it (e.g. source-only on {cfg.source}"
+               f"{'→' + cfg.target if cfg.target else ''}). Both use the settings above; the difference is "
+               "after − before (blue: classes moved closer, red: moved apart).")  # fmt: skip
+
+    def comparable(r: Any) -> bool:
+        return r.run_id != run.run_id and r.source == cfg.source and (which == "source" or r.target == cfg.target)
+
+    if not usable_runs(comparable):
+        st.info(f"No other finished run uses the same {which} data ({getattr(cfg, which)}): train one to compare.")
+    elif (before_run := pick_run("Before", key="dist_before", predicate=comparable)) is None:
+        pass
+    elif layer not in (before_layers := dv.layer_choices(before_run)):
+        st.warning(f"The before run has no {dv.LAYER_LABELS.get(layer, layer)} layer; pick one both have: "
+                   f"{', '.join(before_layers)}.")  # fmt: skip
+    else:
+        with friendly_errors("the comparison"), st.spinner(SPINNER):
+            before = dv.class_matrix(before_run, which, split, layer, settings)
+            diff = dv.difference(after, before)
+        order = _order(after)  # one order for all three panels, from the after matrix
+        b, a, d = (dv.reorder(v, order) for v in (before, after, diff))
+        panels = [MatrixPanel(v.values, v.p_values, v.row_labels, v.col_labels, f"{tag}: {r.config().label}",
+                              dv.hover_info(v)) for tag, v, r in (("before", b, before_run), ("after", a, run))]  # fmt: skip
+        note = " Each run's bandwidth comes from its own features." if isinstance(params.get("bandwidth"), str) else ""
+        fig = matrix_figure(panels, f"Before and after — {side}", alpha, presentation, value_label=a.value_label,
+                            caption=f"Shared colour scale.{note} Before: {b.description} After: {a.description}")  # fmt: skip
+        figure(fig, f"distances-before-after-{run.run_id}", key="dist_pair", theme=None)
+        fig_d = difference_heatmap(d.values, d.row_labels, d.col_labels, f"Difference after − before — {side}",
+                                   presentation=presentation, value_label=d.value_label,
+                                   caption=_caption(d))  # fmt: skip
+        figure(fig_d, f"distances-difference-{run.run_id}", key="dist_diff", theme=None)
+        _csv(d, f"distances-difference-{run.run_id}", "dist_diff")
+
+with tabs[2]:
+    if not cfg.target:
+        st.info("This run has no target domain. Pick a domain-adaptation run (source → target) to see whether its "
+                "source class i and target class j line up: adaptation should make the diagonal small.")  # fmt: skip
+    else:
+        st.caption(f"Row i: source class i ({cfg.source}); column j: target class j ({cfg.target}, true labels, "
+                   "used for analysis only). Adaptation should make the framed cells (same class) small compared to the rest.")  # fmt: skip
+        with friendly_errors("the cross-domain matrix"), st.spinner(SPINNER):
+            cross = dv.cross_matrix(run, split, layer, settings)
+        _summary(cross, "same class across domains")
+        _show(cross, f"{cfg.label} — source vs target, {split} split, {dv.LAYER_LABELS.get(layer, layer)}",
+              f"distances-cross-{run.run_id}-{layer}", "dist_cross",
+              (f"source class ({cfg.source})", f"target class ({cfg.target})"), outline=True)  # fmt: skip
