@@ -75,3 +75,31 @@ def test_train_page_runs_a_tiny_training() -> None:
     assert not at.exception
     assert any("complete" in s.value for s in at.success), [e.value for e in at.error]
     assert _figures(at), "live curves are drawn"
+
+
+def test_distances_page_draws_a_class_matrix(tmp_path, monkeypatch) -> None:
+    import base64
+
+    import numpy as np
+
+    from pages import _shared
+    from tests.conftest import TINY
+    from vizcore.runs import RunStore
+    from vizcore.train import train
+
+    root = tmp_path / "runs"  # where _isolated points VIZCORE_RUNS
+    assert list(train(TINY, RunStore(root, demo_root=None)))[-1].status == "complete"
+    # RunStore() reads VIZCORE_RUNS when vizcore.runs is first imported, so point the pages' store here too
+    monkeypatch.setattr(_shared, "store", lambda: RunStore(root))
+    at = _app()
+    at.switch_page("pages/distances.py").run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    heat = next(t for t in _figures(at)[0]["data"] if t["type"] == "heatmap")
+    z = heat["z"]
+    if isinstance(z, dict):  # plotly >= 6 sends arrays as base64 with a dtype and a shape
+        shape = [int(s) for s in str(z["shape"]).split(",")] if "shape" in z else [-1]
+        z = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(shape)
+    z = np.asarray(z, dtype=float)
+    assert z.shape == (10, 10) and np.isfinite(z).all()
+    assert len(heat["text"]) == 10, "the values are written in the cells"
