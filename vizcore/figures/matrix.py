@@ -191,15 +191,17 @@ def matrix_figure(
     # cells tall enough for a value and its "n.s." mark; the height grows with the caption, not the cells shrink
     rows = max(len(p.row_labels) for p in panels) if panels else 1
     axis_space = 3 * size + 30  # tick labels and the axis title
-    top = 110 if n > 1 else 90
+    plot_h = max(300, rows * (3 * size + 4))
+    # title at the very top, then the legend, then (several panels) the subplot titles, then the plot
+    above = 2 * size + 10 if n > 1 else 0  # room for the subplot titles
+    top = above + 3 * size + 34
     bottom = axis_space + 10 + _caption(fig, caption, presentation, below=axis_space)
     fig.update_layout(
-        height=top + bottom + max(300, rows * (3 * size + 4)),
+        height=top + bottom + plot_h,
         margin=dict(t=top, b=bottom),
-        title=dict(text=title),
+        title=dict(text=title, yref="container", y=1, yanchor="top", pad=dict(t=12)),
+        legend=dict(orientation="h", x=1, xanchor="right", y=1 + above / plot_h, yanchor="bottom"),
         coloraxis=_colorbar(value_label, colorscale, z_range, zmid),
-        # above the subplot titles when there are several panels
-        legend=dict(orientation="h", x=1, xanchor="right", y=1.0 if n == 1 else 1.06, yanchor="bottom"),
         plot_bgcolor="white",
     )
     return fig
