@@ -19,9 +19,11 @@ def _value(text: str) -> Any:
         return text
 
 
-def _train_parser(sub: argparse._SubParsersAction) -> None:
+def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     d = TrainConfig()
     p = sub.add_parser("train", help="train a model and write a run")
+    p.add_argument("--recipe", action="store_true",
+                   help="start from the tuned recipe of the method and domains; other flags override it")  # fmt: skip
     p.add_argument("--data", "--source", dest="source", default=d.source, help="source data set (labelled)")
     p.add_argument("--target", default=None, help="unlabelled target domain (domain adaptation)")
     p.add_argument("--method", default=d.method)
@@ -46,6 +48,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root", default=None, help="folder with torchvision data sets")
     p.add_argument("--download", action="store_true", help="let torchvision download missing data sets")
     p.add_argument("--name", default="", help="a label for run lists")
+    return p
 
 
 def _config_from_args(a: argparse.Namespace) -> TrainConfig:
@@ -56,7 +59,7 @@ def _config_from_args(a: argparse.Namespace) -> TrainConfig:
             raise SystemExit(f"--param expects KEY=VALUE, got {item!r}")
         params[key] = _value(val)
     fields = {k: v for k, v in vars(a).items() if k in TrainConfig.__dataclass_fields__}
-    return TrainConfig(**{**fields, "method_params": params})
+    return TrainConfig(**{**fields, "method_params": {**getattr(a, "recipe_params", {}), **params}})
 
 
 def cmd_train(a: argparse.Namespace, store: RunStore) -> int:
@@ -98,13 +101,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m vizcore", description=__doc__)
     ap.add_argument("--runs", default=None, help="run store folder (default: runs/ or $VIZCORE_RUNS)")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    _train_parser(sub)
+    tp = _train_parser(sub)
     sub.add_parser("list", help="list runs")
     sh = sub.add_parser("show", help="show one run's config, status and summary")
     sh.add_argument("run_id")
     a = ap.parse_args(argv)
     store = RunStore(a.runs) if a.runs else RunStore()
     try:
+        if a.cmd == "train" and a.recipe:
+            # the recipe becomes the parser's defaults, so flags given explicitly still win
+            from vizcore.methods.recipes import recommended_config
+
+            rec = recommended_config(a.method, a.source, a.target).to_dict()
+            tp.set_defaults(**{k: v for k, v in rec.items() if k != "method_params"})
+            a = ap.parse_args(argv)
+            a.recipe_params = rec["method_params"]
         return {"train": cmd_train, "list": cmd_list, "show": cmd_show}[a.cmd](a, store)
     except (LookupError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
