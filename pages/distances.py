@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from pages._shared import figure, friendly_errors, pick_run, usable_runs
+from pages._shared import figure, friendly_errors, pick_run, presentation_toggle, usable_runs
 from vizcore import distance_views as dv
 from vizcore.data import SPLITS
 from vizcore.figures.matrix import MatrixPanel, difference_heatmap, matrix_figure, not_significant
@@ -47,9 +47,10 @@ seed = c[3].number_input("Seed", 0, 1_000_000, 0, key="dist_seed", help="subsamp
 
 
 def _choice(spec: dv.ParamSpec, key: str, value: Any, disabled: bool) -> Any:
-    opts = list(spec.choices)
-    return st.selectbox(spec.label, opts, index=opts.index(value), key=key, disabled=disabled, help=spec.help,
-                        format_func=lambda o: "automatic" if o is None else str(o))  # fmt: skip
+    opts = list(spec.choices)  # offered by position: a None option ("automatic") would look clearable
+    got = st.selectbox(spec.label, range(len(opts)), index=opts.index(value), key=key, disabled=disabled,
+                       help=spec.help, format_func=lambda i: "automatic" if opts[i] is None else str(opts[i]))  # fmt: skip
+    return opts[got]
 
 
 def _int(spec: dv.ParamSpec, key: str, value: Any, disabled: bool) -> int:
@@ -96,9 +97,8 @@ with st.expander(f"Parameters of {metric_info(metric).label}", expanded=metric =
                                     "diagonal is the noise floor; full = off-diagonal entries use all n (more power). "
                                     "The source-vs-target matrix always compares n vs n.")  # fmt: skip
     st.caption(metric_info(metric).description)
-c = st.columns(4)
-cluster = c[0].toggle("Order classes by clustering", key="dist_cluster", help=dv.CLUSTER_NOTE)
-presentation = c[1].toggle("Large fonts (presentation)", key="dist_presentation")
+cluster = st.toggle("Order classes by clustering", key="dist_cluster", help=dv.CLUSTER_NOTE)
+presentation = presentation_toggle()  # the app-wide switch, in the sidebar
 settings = dv.DistanceSettings(metric, params, int(n_per_class), int(n_perm), int(seed), pairing)
 SPINNER = f"Computing the matrix{' and its permutation p-values' if n_perm else ''} (cached in the run folder)…"
 
