@@ -36,7 +36,6 @@ from vizcore.atomic import write_bytes_atomic, write_json_atomic
 from vizcore.config import TrainConfig
 
 STATUSES = ("running", "complete", "stopped", "failed", "interrupted")
-DEFAULT_ROOT = Path(os.environ.get("VIZCORE_RUNS", "runs"))
 DEMO_ROOT = Path(__file__).resolve().parent.parent / "assets" / "demo_runs"
 
 
@@ -262,8 +261,9 @@ def _slug(cfg: TrainConfig) -> str:
 class RunStore:
     """Runs under a writable root, plus read-only demo runs shipped in assets/."""
 
-    def __init__(self, root: Path | str = DEFAULT_ROOT, demo_root: Path | None = DEMO_ROOT) -> None:
-        self.root = Path(root)
+    def __init__(self, root: Path | str | None = None, demo_root: Path | None = DEMO_ROOT) -> None:
+        # read at construction, not import, so a test or a second server can point elsewhere
+        self.root = Path(root if root is not None else os.environ.get("VIZCORE_RUNS", "runs"))
         self.demo_root = demo_root
 
     def create(self, config: TrainConfig) -> Run:
