@@ -1,6 +1,75 @@
-"""report page: being built."""
+"""Report: one self-contained HTML file of a run, or of a before/after pair, for a group meeting."""
+
+from __future__ import annotations
 
 import streamlit as st
 
+from pages._shared import friendly_errors, pick_run, presentation, presentation_toggle, store
+from vizcore.distance_views import DistanceSettings
+from vizcore.embed import METHODS as EMBED_METHODS
+from vizcore.metrics import list_metrics, metric_info
+from vizcore.report import SECTIONS, ReportOptions, build_report
+
 st.title("Report")
-st.info("This view is not available yet.")
+presentation_toggle()
+st.caption(
+    "One HTML file with the run's configuration and data provenance, training curves, accuracies, CAMs with the "
+    "localisation score, class distance matrices and the embeddings with their numbers. plotly.js is inside the "
+    "file, so it opens on a laptop with no network; every figure stays interactive."
+)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _report(run_ids: tuple[str, ...], digests: tuple[str, ...], options: ReportOptions, _progress=None) -> str:
+    """Cached by run ids, their weights and the options, so a finished report is not rebuilt on every click."""
+    return build_report([store().get(r) for r in run_ids], options, _progress)
+
+
+mode = st.radio("Report on", ["one run", "before / after"], horizontal=True, key="report_mode",
+                help="before / after: e.g. a source-only run and a domain-adaptation run on the same data")  # fmt: skip
+if mode == "one run":
+    runs = [pick_run("Run", key="report_run")]
+else:
+    c1, c2 = st.columns(2)
+    with c1:
+        before = pick_run("Before (e.g. source only)", key="report_before")
+    with c2:
+        after = pick_run("After (e.g. DANN)", key="report_after")
+    runs = [before, after]
+if any(r is None for r in runs):
+    st.stop()
+
+with st.expander("Options"):
+    c = st.columns(3)
+    cam_images = c[0].select_slider("Images per CAM grid", [6, 12, 18, 24], value=12, key="report_cams")
+    method = c[1].selectbox("Embedding", EMBED_METHODS.names(), format_func=lambda m: EMBED_METHODS.get(m).label,
+                            key="report_embed", help="t-SNE: a few seconds; UMAP: slower the first time")  # fmt: skip
+    points = c[2].number_input("Embedded test points per domain", 50, 2000, 300, step=50, key="report_points")
+    c = st.columns(3)
+    metric = c[0].selectbox("Distance", list_metrics(), format_func=lambda m: metric_info(m).label, key="report_metric")
+    n_per_class = c[1].number_input("Samples per class", 4, 1000, 100, step=10, key="report_n")
+    n_perm = c[2].number_input("Permutations (p-values)", 0, 2000, 200, step=50, key="report_perm")
+options = ReportOptions(
+    presentation=presentation(), cam_images=int(cam_images), embed_method=method, embed_points=int(points),
+    distance=DistanceSettings(metric=metric, n_per_class=int(n_per_class), n_perm=int(n_perm)),
+)  # fmt: skip
+st.caption("Sections: " + " · ".join(SECTIONS.get(k)[0] for k in SECTIONS)
+           + (" — presentation mode: larger fonts" if options.presentation else ""))  # fmt: skip
+
+with friendly_errors("these runs"):
+    request = (tuple(r.run_id for r in runs), tuple(r.weights_digest() for r in runs), options)
+if st.button("Build report", type="primary"):
+    st.session_state["report_request"] = request
+if st.session_state.get("report_request") != request:
+    st.stop()
+
+bar = st.progress(0.0, text="Building the report…")
+with friendly_errors("the report"):
+    page = _report(*request, _progress=lambda f, m: bar.progress(min(f, 1.0), text=f"Building the report: {m}…"))
+bar.empty()
+name = "-vs-".join(request[0])
+st.download_button("⬇ Download report (HTML)", page, f"vizcore-report-{name}.html", "text/html",
+                   type="primary", on_click="ignore", key="report_download")  # fmt: skip
+st.caption(f"{len(page) / 1e6:.1f} MB, self-contained: open it in any browser, no network needed.")
+if "Could not make this section" in page:
+    st.warning("Some sections could not be made; the file says why in each of them.")

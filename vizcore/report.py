@@ -1,0 +1,460 @@
+"""One self-contained HTML report of a run, or of a before/after pair of runs, for a group meeting.
+
+``build_report(runs, options) -> str``: the run's configuration and data provenance, training
+curves, accuracies (overall and per class), CAM grids with the localisation score, class distance
+matrices and the 2-D embeddings with their alignment numbers. plotly.js is inlined once in the
+head and every figure is a ``<div>`` drawn by it, so the file opens with no network; nothing
+else is referenced by URL.
+
+Sections live in a registry, so a new view is one function. Each computes through the same cached
+analyses as the pages (CAMs, features and matrices are cached in the run folders), so a report of
+runs already looked at in the dashboard is quick.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.offline import get_plotlyjs
+from plotly.subplots import make_subplots
+
+from vizcore import __version__
+from vizcore.analysis import (
+    cam_analysis,
+    eval_domain,
+    feature_arrays,
+    localization_summary,
+    select_images,
+)
+from vizcore.cam import mean_cam_per_class
+from vizcore.config import TrainConfig
+from vizcore.data import DataUnavailable
+from vizcore.distance_views import (
+    DistanceSettings,
+    class_matrix,
+    cross_matrix,
+    difference,
+    hover_info,
+)
+from vizcore.embed import describe, embed, embed_pair
+from vizcore.figures import DOMAIN_SYMBOLS, class_color, style
+from vizcore.figures.cam import cam_grid, mean_cam_figure
+from vizcore.figures.matrix import MatrixPanel, difference_heatmap, matrix_figure
+from vizcore.figures.training import training_curves
+from vizcore.metrics.domain import (
+    REPORT_COLUMNS,
+    class_silhouette,
+    embedding_report,
+    knn_class_accuracy_2d,
+    layout_trustworthiness,
+)
+from vizcore.registry import Registry
+from vizcore.runs import CheckpointError, Run
+
+# A failure a reader can act on becomes a note in its section; the rest of the report is still made.
+SECTION_ERRORS = (ValueError, DataUnavailable, CheckpointError, KeyError)
+ProgressFn = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """What the report shows and how.
+
+    Attributes:
+        presentation: larger fonts in every figure and in the text.
+        cam_images: images in each CAM grid (a seeded sample of the test split).
+        layer: feature layer for distances and embeddings; None = the adaptation features
+            (bottleneck) where the model has them, else the GAP vector.
+        distance: the distance-matrix settings (the Distances page's defaults, so caches are shared).
+        embed_method: "tsne", "umap" or "pca".
+        embed_points: test points per domain in the embeddings.
+        seed: seeds the image sample and the embedding.
+    """
+
+    presentation: bool = False
+    cam_images: int = 12
+    layer: str | None = None
+    distance: DistanceSettings = field(default_factory=DistanceSettings)
+    embed_method: str = "tsne"
+    embed_points: int = 300
+    seed: int = 0
+
+
+@dataclass
+class Section:
+    """A titled part of the report: HTML blocks and figures, in the order they were added."""
+
+    key: str
+    title: str
+    blocks: list[str | go.Figure] = field(default_factory=list)
+
+    def text(self, s: str) -> None:
+        self.blocks.append(f"<p>{html.escape(s)}</p>")
+
+    def raw(self, s: str) -> None:
+        self.blocks.append(s)
+
+    def figure(self, fig: go.Figure) -> None:
+        self.blocks.append(fig)
+
+    @property
+    def figures(self) -> list[go.Figure]:
+        return [b for b in self.blocks if isinstance(b, go.Figure)]
+
+
+@dataclass
+class Context:
+    """The runs a report is about: one run, or (before, after)."""
+
+    runs: list[Run]
+    options: ReportOptions
+
+    @property
+    def configs(self) -> list[TrainConfig]:
+        return [r.config() for r in self.runs]
+
+    @property
+    def comparison(self) -> bool:
+        return len(self.runs) == 2
+
+    def names(self) -> list[str]:
+        labels = [c.label for c in self.configs]
+        return [f"{role}: {lab}" for role, lab in zip(("before", "after"), labels, strict=False)] if self.comparison else labels
+
+    def sides(self, cfg: TrainConfig) -> list[str]:
+        return ["source"] + (["target"] if cfg.target else [])
+
+    def layer(self, run: Run) -> str:
+        if self.options.layer:
+            return self.options.layer
+        return "bottleneck" if "bottleneck" in run.build_model().feature_layers else "gap"
+
+
+SectionFn = Callable[[Context, Section], None]
+SECTIONS: Registry[tuple[str, SectionFn]] = Registry("report section")
+
+
+def section(key: str, title: str) -> Callable[[SectionFn], SectionFn]:
+    def deco(fn: SectionFn) -> SectionFn:
+        SECTIONS.add(key, (title, fn))
+        return fn
+
+    return deco
+
+
+def _table(rows: Sequence[dict[str, Any]], cls: str = "") -> str:
+    if not rows:
+        return ""
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in rows
+    )
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return "—" if not np.isfinite(v) else f"{v:.4g}"
+    return html.escape(str(v)) if not isinstance(v, _Html) else str(v)
+
+
+class _Html(str):
+    """A table cell that is already HTML (a colour swatch)."""
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None or not np.isfinite(v) else f"{v:.1%}"
+
+
+# ------------------------------------------------------------------------------------ sections
+
+
+@section("setup", "Configuration and data provenance")
+def _setup(ctx: Context, sec: Section) -> None:
+    for name, run, cfg in zip(ctx.names(), ctx.runs, ctx.configs, strict=True):
+        sec.raw(f"<h3>{html.escape(name)}</h3><p class='mono'>run {html.escape(run.run_id)}</p>")
+        summary = run.summary()
+        if "provenance" in summary:
+            sec.text(f"Weights: {summary['provenance']} (not trained here).")
+        rows = [{"setting": k, "value": v if v not in (None, "", {}) else "—"} for k, v in cfg.to_dict().items()]
+        sec.raw(_table(rows, "config"))
+        for side in ctx.sides(cfg):
+            dom = eval_domain(cfg, side)
+            sec.text(f"{side.capitalize()} data ({getattr(cfg, side)}, test split of {len(dom):,} images): "
+                     f"{dom.provenance}")  # fmt: skip
+
+
+@section("training", "Training curves")
+def _training(ctx: Context, sec: Section) -> None:
+    for name, run in zip(ctx.names(), ctx.runs, strict=True):
+        records = run.metrics()
+        if not any(r.get("kind") == "step" for r in records):
+            sec.text(f"{name}: no training records (an uploaded checkpoint, or stopped before the first step).")
+            continue
+        sec.figure(training_curves(records, title=name, presentation=ctx.options.presentation))
+    sec.text("Loss and batch accuracy per logged step; test accuracies after each epoch on the held-out split.")
+
+
+def _class_accuracy(arrays: dict[str, np.ndarray]) -> tuple[float, np.ndarray]:
+    preds, labels = arrays["probs"].argmax(1), arrays["labels"]
+    per = np.array([(preds[labels == k] == k).mean() if (labels == k).any() else np.nan
+                    for k in range(arrays["probs"].shape[1])])  # fmt: skip
+    return float((preds == labels).mean()), per
+
+
+def _swatch(k: int) -> _Html:
+    return _Html(f'<span class="swatch" style="background:{class_color(k)}"></span>{k}')
+
+
+@section("accuracy", "Accuracy")
+def _accuracy(ctx: Context, sec: Section) -> None:
+    overall, per_class = [], {}
+    for name, run, cfg in zip(ctx.names(), ctx.runs, ctx.configs, strict=True):
+        summ = run.summary()
+        for side in ctx.sides(cfg):
+            acc, per = _class_accuracy(cam_analysis(run, side, "predicted"))
+            overall.append({"run": name, "domain": f"{side} ({getattr(cfg, side)})", "test accuracy": _pct(acc),
+                            "at the end of training": _pct(summ.get(f"{side}_acc")),
+                            "status": run.status().get("status", "")})  # fmt: skip
+            per_class[f"{name} · {side}"] = per
+    sec.raw(_table(overall))
+    n = max(len(v) for v in per_class.values())
+    rows = [{"class": _swatch(k), **{col: _pct(v[k]) if k < len(v) else "—" for col, v in per_class.items()}}
+            for k in range(n)]  # fmt: skip
+    sec.raw("<h3>Per class</h3>" + _table(rows, "per-class"))
+    sec.text("Test accuracy over the whole held-out split; target labels are used only for this table, never "
+             "in training. The colour of each class is the one it has in every figure.")  # fmt: skip
+
+
+@section("cam", "Class activation maps")
+def _cam(ctx: Context, sec: Section) -> None:
+    o = ctx.options
+    for name, run, cfg in zip(ctx.names(), ctx.runs, ctx.configs, strict=True):
+        for side in ctx.sides(cfg):
+            arrays = cam_analysis(run, side, "predicted")
+            idx = select_images(arrays, "all", None, o.cam_images, o.seed)
+            dom = eval_domain(cfg, side)
+            probs, labels = arrays["probs"], arrays["labels"]
+            titles = [f"pred {probs[i].argmax()} ({probs[i].max():.0%}) · true {labels[i]}" for i in idx]
+            boxes = arrays["boxes"][idx] if "boxes" in arrays else None
+            sec.figure(cam_grid(dom.images[idx].numpy(), arrays["maps"][idx].astype(np.float32), titles, cols=6,
+                                boxes=boxes, title=f"{name} — {side} ({getattr(cfg, side)}), CAM of the predicted class",
+                                presentation=o.presentation))  # fmt: skip
+            loc = localization_summary(arrays)
+            if loc:
+                sec.text(f"Localisation ({side}, {int(loc['n'])} test images): pointing game {loc['pointing_game']:.1%} "
+                         f"(CAM peak inside the digit's box), energy in box {loc['energy_in_box']:.1%} (share of "
+                         "the normalised CAM inside the box).")  # fmt: skip
+            else:
+                sec.text(f"Localisation score: not available for {getattr(cfg, side)} (its images have no object "
+                         "boxes; cluttered-mnist has them).")  # fmt: skip
+            maps = torch.from_numpy(arrays["maps"].astype(np.float32))
+            mean = mean_cam_per_class(maps, torch.from_numpy(labels), probs.shape[1]).numpy()
+            fig = mean_cam_figure(mean, [str(k) for k in range(len(mean))], presentation=o.presentation)
+            fig.update_layout(title=f"{name} — {side}: mean CAM per true class")
+            sec.figure(fig)
+    sec.text("CAM (Zhou et al. 2016): M_k = Σ_c w[k, c]·A_c of the last conv maps, bilinearly upsampled and min-max "
+             "normalised per image (jet colour map, 50 % over the image).")  # fmt: skip
+
+
+def _matrix_fig(view, title: str, o: ReportOptions, axes: tuple[str, str] = ("class", "class")) -> go.Figure:
+    panel = MatrixPanel(view.values, view.p_values, view.row_labels, view.col_labels, title, hover_info(view))
+    return matrix_figure([panel], title, presentation=o.presentation, value_label=view.value_label,
+                         axis_titles=axes, caption=view.description)  # fmt: skip
+
+
+@section("distances", "Class distance matrices")
+def _distances(ctx: Context, sec: Section) -> None:
+    o, split = ctx.options, "test"
+    views: dict[tuple[int, str], Any] = {}
+    for i, (name, run, cfg) in enumerate(zip(ctx.names(), ctx.runs, ctx.configs, strict=True)):
+        layer = ctx.layer(run)
+        for side in ctx.sides(cfg):
+            views[i, side] = v = class_matrix(run, side, split, layer, o.distance)
+            sec.figure(_matrix_fig(v, f"{name} — {side} ({getattr(cfg, side)}), {layer} features", o))
+        if cfg.target:
+            v = cross_matrix(run, split, layer, o.distance)
+            sec.figure(_matrix_fig(v, f"{name} — source vs target classes, {layer} features", o,
+                                   ("source class", "target class")))  # fmt: skip
+    if ctx.comparison:
+        for side in ctx.sides(ctx.configs[1]):
+            if (0, side) in views:
+                d = difference(views[1, side], views[0, side])
+                sec.figure(difference_heatmap(d.values, d.row_labels, d.col_labels, f"after − before, {side}",
+                                              presentation=o.presentation, caption=d.description))  # fmt: skip
+    sec.text("The diagonal compares two disjoint halves of the same class: the noise floor every other entry is "
+             "read against. Entries marked n.s. are not significantly different from it (permutation test).")  # fmt: skip
+
+
+def _points(run: Run, cfg: TrainConfig, layer: str, n: int, seed: int) -> dict[str, np.ndarray]:
+    """Features of a seeded sample of test points per domain: x (N, D), y (N,), domain (N,) 0/1."""
+    xs, ys, ds = [], [], []
+    for d, side in enumerate(["source"] + (["target"] if cfg.target else [])):
+        f = feature_arrays(run, side, "test", layer)
+        pick = np.sort(np.random.default_rng([seed, d]).permutation(len(f["y"]))[:n])
+        xs.append(f["x"][pick])
+        ys.append(f["y"][pick])
+        ds.append(np.full(len(pick), d))
+    return {"x": np.concatenate(xs), "y": np.concatenate(ys), "domain": np.concatenate(ds)}
+
+
+def scatter_figure(
+    layouts: Sequence[tuple[str, np.ndarray]], y: np.ndarray, domain: np.ndarray, domain_names: Sequence[str],
+    title: str = "", caption: str = "", presentation: bool = False,
+) -> go.Figure:  # fmt: skip
+    """2-D layouts side by side: colour = class (the app's palette), symbol = domain.
+
+    Shape:
+        each layout: (N, 2); y, domain: (N,).
+    """
+    fig = make_subplots(rows=1, cols=len(layouts), subplot_titles=[t for t, _ in layouts], horizontal_spacing=0.05)
+    for col, (_, xy) in enumerate(layouts, start=1):
+        for d, dname in enumerate(domain_names):
+            for k in np.unique(y):
+                sel = (y == k) & (domain == d)
+                if sel.any():
+                    fig.add_trace(go.Scattergl(
+                        x=xy[sel, 0], y=xy[sel, 1], mode="markers", name=f"{k}", legendgroup=f"class {k}",
+                        showlegend=col == 1 and d == 0, hovertext=f"class {k} · {dname}", hoverinfo="text",
+                        marker=dict(color=class_color(int(k)), symbol=DOMAIN_SYMBOLS[d % len(DOMAIN_SYMBOLS)],
+                                    size=8 if presentation else 6, opacity=0.8, line=dict(width=0)),
+                    ), 1, col)  # fmt: skip
+    for d, dname in enumerate(domain_names if len(domain_names) > 1 else []):
+        fig.add_trace(go.Scattergl(x=[None], y=[None], mode="markers", name=dname, marker=dict(
+            color="#555", symbol=DOMAIN_SYMBOLS[d % len(DOMAIN_SYMBOLS)], size=9)), 1, 1)  # fmt: skip
+    fig.update_xaxes(showticklabels=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, zeroline=False)
+    fig.update_layout(title=title, legend=dict(title="class / domain"))
+    if caption:
+        fig.add_annotation(text=caption, xref="paper", yref="paper", x=0, y=-0.08, showarrow=False,
+                           xanchor="left", yanchor="top", font=dict(size=11, color="#555"))  # fmt: skip
+    style(fig, presentation, height=520)
+    fig.update_layout(margin=dict(b=80))
+    return fig
+
+
+def _numbers(p: dict[str, np.ndarray], xy: np.ndarray, seed: int) -> dict[str, float]:
+    if (p["domain"] == 1).any():
+        s, t = p["domain"] == 0, p["domain"] == 1
+        order = np.concatenate([np.flatnonzero(s), np.flatnonzero(t)])  # source rows first, as it expects
+        return embedding_report(p["x"][s], p["y"][s], p["x"][t], p["y"][t], xy[order], seed=seed)
+    return {"class_silhouette": class_silhouette(p["x"], p["y"]),
+            "trustworthiness": layout_trustworthiness(p["x"], xy),
+            "knn_class_accuracy_2d": knn_class_accuracy_2d(xy, p["y"])}  # fmt: skip
+
+
+@section("embeddings", "Embeddings")
+def _embeddings(ctx: Context, sec: Section) -> None:
+    o = ctx.options
+    cfgs = ctx.configs
+    pts = [_points(r, c, ctx.layer(r), o.embed_points, o.seed) for r, c in zip(ctx.runs, cfgs, strict=True)]
+    sides = ["source"] + (["target"] if cfgs[-1].target else [])
+    names = [f"{s} ({getattr(cfgs[-1], s)})" for s in sides]
+    if ctx.comparison:
+        if (cfgs[0].source, cfgs[0].target) != (cfgs[1].source, cfgs[1].target) or not np.array_equal(pts[0]["y"], pts[1]["y"]):
+            raise ValueError("before and after must use the same source and target data to embed the same points")
+        before, after, how = embed_pair(pts[0]["x"], pts[1]["x"], o.embed_method, o.seed)
+        layouts = [("before", before), ("after", after)]
+    else:
+        xy = embed(pts[0]["x"], o.embed_method, o.seed)
+        how = f"{describe(o.embed_method, o.seed)}, on {len(xy):,} test points."
+        layouts = [(ctx.names()[0], xy)]
+    layer_note = ", ".join(f"{ctx.layer(r)}" for r in ctx.runs)
+    sec.figure(scatter_figure(layouts, pts[-1]["y"], pts[-1]["domain"], names, title=f"Features ({layer_note})",
+                              caption=how, presentation=o.presentation))  # fmt: skip
+    values = {title: _numbers(p, xy, o.seed) for (title, xy), p in zip(layouts, pts, strict=True)}
+    rows = []
+    for key, (label, better) in REPORT_COLUMNS.items():
+        if any(key in v for v in values.values()):
+            rows.append({"measure": label, **{t: v.get(key, float("nan")) for t, v in values.items()},
+                         "better when": better})  # fmt: skip
+    sec.raw(_table(rows, "numbers"))
+    sec.text("Silhouette, A-distance and kNN accuracies are measured on the features themselves; trustworthiness "
+             "and the 2-D kNN accuracy on the layout, i.e. how far the picture can be trusted.")  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------ assembly
+
+CSS = """
+body{font-family:Inter,Helvetica,Arial,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;
+font-size:var(--fs)}
+h1{font-size:1.8em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.8em 0}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}
+th{background:#f4f4f4}.mono{font-family:monospace;color:#555}.note{color:#a00}
+.swatch{display:inline-block;width:.9em;height:.9em;margin-right:.4em;vertical-align:middle;border-radius:2px}
+nav a{margin-right:1em}.plot{margin:1em 0}
+"""
+
+
+@dataclass
+class Report:
+    title: str
+    sections: list[Section]
+    presentation: bool = False
+
+    @property
+    def figures(self) -> list[go.Figure]:
+        return [f for s in self.sections for f in s.figures]
+
+    def to_html(self) -> str:
+        """One file: plotly.js inlined once, each figure a div drawn from inline JSON."""
+        parts: list[str] = []
+        n = 0
+        for sec in self.sections:
+            parts.append(f'<section id="{sec.key}"><h2>{html.escape(sec.title)}</h2>')
+            for block in sec.blocks:
+                if isinstance(block, go.Figure):
+                    n += 1
+                    parts.append(f'<div class="plot" id="fig-{sec.key}-{n}-box">' + block.to_html(
+                        full_html=False, include_plotlyjs=False, div_id=f"fig-{sec.key}-{n}",
+                        config={"displaylogo": False, "responsive": True}) + "</div>")  # fmt: skip
+                else:
+                    parts.append(block)
+            parts.append("</section>")
+        nav = " ".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in self.sections)
+        made = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+        fs = "20px" if self.presentation else "15px"
+        return (
+            f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(self.title)}</title>'
+            f"<style>:root{{--fs:{fs}}}{CSS}</style><script>{get_plotlyjs()}</script></head><body>"
+            f"<h1>{html.escape(self.title)}</h1><p class='mono'>vizcore {__version__}, {made}</p>"
+            f"<nav>{nav}</nav>{''.join(parts)}</body></html>"
+        )
+
+
+def make_report(runs: Sequence[Run], options: ReportOptions | None = None, progress: ProgressFn | None = None) -> Report:
+    """Compute every section; a section that cannot be made says why instead of failing the report.
+
+    Args:
+        runs: one run, or two runs (before, after) on the same data.
+    """
+    if len(runs) not in (1, 2):
+        raise ValueError(f"a report is about one run or a before/after pair, got {len(runs)} runs")
+    ctx = Context(list(runs), options or ReportOptions())
+    report = progress or (lambda f, m: None)
+    sections = []
+    for i, key in enumerate(SECTIONS):
+        title, fn = SECTIONS.get(key)
+        report(i / len(SECTIONS), title)
+        sec = Section(key, title)
+        try:
+            fn(ctx, sec)
+        except SECTION_ERRORS as e:
+            sec.raw(f"<p class='note'>Could not make this section: {html.escape(str(e))}</p>")
+        sections.append(sec)
+    report(1.0, "done")
+    heading = " vs ".join(c.label for c in ctx.configs)
+    return Report(f"vizcore report — {heading}", sections, ctx.options.presentation)
+
+
+def build_report(runs: Sequence[Run], options: ReportOptions | None = None, progress: ProgressFn | None = None) -> str:
+    """The report as one self-contained HTML string (see the module docstring)."""
+    return make_report(runs, options, progress).to_html()
