@@ -16,6 +16,7 @@ def write_atomic(path: Path, writer: Callable[[Path], None]) -> None:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; runs are meant to be shared and shipped
     try:
         writer(tmp)
         with open(tmp, "rb+") as f:
