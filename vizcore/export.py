@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import shutil
 import threading
-import warnings
 from collections.abc import Callable
 
 import plotly.graph_objects as go
@@ -23,8 +22,6 @@ INSTALL_HINT = (
     "or `plotly_get_chrome`; interactive HTML export always works."
 )
 _lock = threading.Lock()  # kaleido's browser is shared; one render at a time
-# plotly always passes launch options, which a running server cannot take; they are the defaults
-warnings.filterwarnings("ignore", message="The kopts argument is ignored", category=UserWarning)
 
 
 @functools.cache
@@ -69,6 +66,17 @@ def start_export_server() -> bool:
     if not _server_alive(server):
         kaleido.start_sync_server(mathjax=False, silence_warnings=True)
     return server.is_running()
+
+
+def _server_render(fig: go.Figure, fmt: str, scale: float) -> bytes:
+    """What ``fig.to_image`` does, sent straight to the running server (plotly's own call would pass
+    browser launch options, which a running server ignores with a warning)."""
+    import kaleido
+    import plotly.io as pio
+
+    opts = dict(format=fmt, scale=scale, width=fig.layout.width or pio.defaults.default_width,
+                height=fig.layout.height or pio.defaults.default_height)  # fmt: skip
+    return kaleido.calc_fig_sync(fig.to_dict(), opts=opts)
 
 
 def _via_server(render: Callable[[], bytes]) -> bytes | None:
@@ -121,11 +129,10 @@ def figure_static(fig: go.Figure, fmt: str = "png", scale: float = 2.0) -> bytes
     with _lock:
         try:
             scale = scale if fmt == "png" else 1.0
-            render = functools.partial(fig.to_image, format=fmt, scale=scale)
             if start_export_server():
-                out = _via_server(render)
+                out = _via_server(functools.partial(_server_render, fig, fmt, scale))
                 if out is not None:
                     return out
-            return render()
+            return fig.to_image(format=fmt, scale=scale)
         except Exception as e:  # kaleido raises several types; the user needs one message
             raise RuntimeError(f"static export failed ({type(e).__name__}: {e}). {INSTALL_HINT}") from e

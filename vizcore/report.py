@@ -23,7 +23,6 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 from plotly.offline import get_plotlyjs
-from plotly.subplots import make_subplots
 
 from vizcore import __version__
 from vizcore.analysis import (
@@ -43,10 +42,19 @@ from vizcore.distance_views import (
     difference,
     hover_info,
 )
-from vizcore.embed import describe, embed, embed_pair
-from vizcore.figures import DOMAIN_SYMBOLS, class_color, style
+from vizcore.embed import describe, embed
+from vizcore.embedding_views import (
+    K_LAYOUT,
+    EmbeddingSettings,
+    choose_points,
+    common_layers,
+    embedding_pair,
+    report_table,
+)
+from vizcore.figures import class_color
 from vizcore.figures.cam import cam_grid, mean_cam_figure
 from vizcore.figures.matrix import MatrixPanel, difference_heatmap, matrix_figure
+from vizcore.figures.scatter import embedding_scatter, pair_figure
 from vizcore.figures.training import training_curves
 from vizcore.metrics.domain import (
     REPORT_COLUMNS,
@@ -295,90 +303,59 @@ def _distances(ctx: Context, sec: Section) -> None:
 
 
 def _points(run: Run, cfg: TrainConfig, layer: str, n: int, seed: int) -> dict[str, np.ndarray]:
-    """Features of a seeded sample of test points per domain: x (N, D), y (N,), domain (N,) 0/1."""
-    xs, ys, ds = [], [], []
-    for d, side in enumerate(["source"] + (["target"] if cfg.target else [])):
-        f = feature_arrays(run, side, "test", layer)
-        pick = np.sort(np.random.default_rng([seed, d]).permutation(len(f["y"]))[:n])
-        xs.append(f["x"][pick])
-        ys.append(f["y"][pick])
-        ds.append(np.full(len(pick), d))
-    return {"x": np.concatenate(xs), "y": np.concatenate(ys), "domain": np.concatenate(ds)}
-
-
-def scatter_figure(
-    layouts: Sequence[tuple[str, np.ndarray]], y: np.ndarray, domain: np.ndarray, domain_names: Sequence[str],
-    title: str = "", caption: str = "", presentation: bool = False,
-) -> go.Figure:  # fmt: skip
-    """2-D layouts side by side: colour = class (the app's palette), symbol = domain.
-
-    Shape:
-        each layout: (N, 2); y, domain: (N,).
-    """
-    fig = make_subplots(rows=1, cols=len(layouts), subplot_titles=[t for t, _ in layouts], horizontal_spacing=0.05)
-    for col, (_, xy) in enumerate(layouts, start=1):
-        for d, dname in enumerate(domain_names):
-            for k in np.unique(y):
-                sel = (y == k) & (domain == d)
-                if sel.any():
-                    fig.add_trace(go.Scattergl(
-                        x=xy[sel, 0], y=xy[sel, 1], mode="markers", name=f"{k}", legendgroup=f"class {k}",
-                        showlegend=col == 1 and d == 0, hovertext=f"class {k} · {dname}", hoverinfo="text",
-                        marker=dict(color=class_color(int(k)), symbol=DOMAIN_SYMBOLS[d % len(DOMAIN_SYMBOLS)],
-                                    size=8 if presentation else 6, opacity=0.8, line=dict(width=0)),
-                    ), 1, col)  # fmt: skip
-    for d, dname in enumerate(domain_names if len(domain_names) > 1 else []):
-        fig.add_trace(go.Scattergl(x=[None], y=[None], mode="markers", name=dname, marker=dict(
-            color="#555", symbol=DOMAIN_SYMBOLS[d % len(DOMAIN_SYMBOLS)], size=9)), 1, 1)  # fmt: skip
-    fig.update_xaxes(showticklabels=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, zeroline=False)
-    fig.update_layout(title=title, legend=dict(title="class / domain"))
-    if caption:
-        fig.add_annotation(text=caption, xref="paper", yref="paper", x=0, y=-0.08, showarrow=False,
-                           xanchor="left", yanchor="top", font=dict(size=11, color="#555"))  # fmt: skip
-    style(fig, presentation, height=520)
-    fig.update_layout(margin=dict(b=80))
-    return fig
+    """Features of a seeded sample of test points per domain: x (N, D), y (N,), domain (N,), source first."""
+    sides = ["source"] + (["target"] if cfg.target else [])
+    feats = [feature_arrays(run, side, "test", layer) for side in sides]
+    domain, index = choose_points([len(f["y"]) for f in feats], n, seed)
+    parts = [{k: f[k][index[domain == d]] for k in ("x", "y", "pred")} for d, f in enumerate(feats)]
+    return {**{k: np.concatenate([p[k] for p in parts]) for k in ("x", "y", "pred")}, "domain": domain}
 
 
 def _numbers(p: dict[str, np.ndarray], xy: np.ndarray, seed: int) -> dict[str, float]:
+    """The embedding numbers of one run's layout (domain numbers only when it has a target)."""
     if (p["domain"] == 1).any():
         s, t = p["domain"] == 0, p["domain"] == 1
-        order = np.concatenate([np.flatnonzero(s), np.flatnonzero(t)])  # source rows first, as it expects
-        return embedding_report(p["x"][s], p["y"][s], p["x"][t], p["y"][t], xy[order], seed=seed)
+        return embedding_report(p["x"][s], p["y"][s], p["x"][t], p["y"][t], xy, k_layout=K_LAYOUT, seed=seed)
     return {"class_silhouette": class_silhouette(p["x"], p["y"]),
-            "trustworthiness": layout_trustworthiness(p["x"], xy),
-            "knn_class_accuracy_2d": knn_class_accuracy_2d(xy, p["y"])}  # fmt: skip
+            "trustworthiness": layout_trustworthiness(p["x"], xy, k=K_LAYOUT),
+            "knn_class_accuracy_2d": knn_class_accuracy_2d(xy, p["y"], k=K_LAYOUT)}  # fmt: skip
+
+
+def _single_embedding(ctx: Context, sec: Section) -> None:
+    o, run, cfg = ctx.options, ctx.runs[0], ctx.configs[0]
+    layer = ctx.layer(run)
+    p = _points(run, cfg, layer, o.embed_points, o.seed)
+    xy = embed(p["x"], o.embed_method, o.seed)
+    names = [cfg.source] + ([cfg.target] if cfg.target else [])
+    how = f"{describe(o.embed_method, o.seed)}, on {len(xy):,} test points of {', '.join(names)}; {layer} features."
+    sec.figure(embedding_scatter(xy, p["y"], p["domain"], f"{ctx.names()[0]}: {layer} features", predictions=p["pred"],
+                                 domain_names=names, caption=how, presentation=o.presentation))  # fmt: skip
+    rows = [{"measure": label, "value": v, "better when": better}
+            for key, (label, better) in REPORT_COLUMNS.items() if np.isfinite(v := _numbers(p, xy, o.seed).get(key, np.nan))]  # fmt: skip
+    sec.raw(_table(rows, "numbers"))
+
+
+def _pair_embedding(ctx: Context, sec: Section) -> None:
+    o, (before, after) = ctx.options, ctx.runs
+    layers = common_layers(before, after)
+    layer = o.layer or ("bottleneck" if "bottleneck" in layers else "gap")
+    settings = EmbeddingSettings(layer=layer, method=o.embed_method, n_per_domain=o.embed_points, seed=o.seed)
+    pair = embedding_pair(before, after, settings)
+    sec.figure(pair_figure([pair.before_xy, pair.after_xy], pair.labels, pair.domain, ["before", "after"],
+                           predictions=[pair.pred_before, pair.pred_after], class_names=pair.class_names,
+                           domain_names=pair.domain_names, title=f"{layer} features, before and after",
+                           caption=pair.description, presentation=o.presentation,
+                           height=720 if o.presentation else 560))  # fmt: skip  # ten large legend entries
+    table = report_table(pair)
+    sec.raw(_table([{"measure": m, **row} for m, row in table.to_dict("index").items()], "numbers"))
 
 
 @section("embeddings", "Embeddings")
 def _embeddings(ctx: Context, sec: Section) -> None:
-    o = ctx.options
-    cfgs = ctx.configs
-    pts = [_points(r, c, ctx.layer(r), o.embed_points, o.seed) for r, c in zip(ctx.runs, cfgs, strict=True)]
-    sides = ["source"] + (["target"] if cfgs[-1].target else [])
-    names = [f"{s} ({getattr(cfgs[-1], s)})" for s in sides]
-    if ctx.comparison:
-        if (cfgs[0].source, cfgs[0].target) != (cfgs[1].source, cfgs[1].target) or not np.array_equal(pts[0]["y"], pts[1]["y"]):
-            raise ValueError("before and after must use the same source and target data to embed the same points")
-        before, after, how = embed_pair(pts[0]["x"], pts[1]["x"], o.embed_method, o.seed)
-        layouts = [("before", before), ("after", after)]
-    else:
-        xy = embed(pts[0]["x"], o.embed_method, o.seed)
-        how = f"{describe(o.embed_method, o.seed)}, on {len(xy):,} test points."
-        layouts = [(ctx.names()[0], xy)]
-    layer_note = ", ".join(f"{ctx.layer(r)}" for r in ctx.runs)
-    sec.figure(scatter_figure(layouts, pts[-1]["y"], pts[-1]["domain"], names, title=f"Features ({layer_note})",
-                              caption=how, presentation=o.presentation))  # fmt: skip
-    values = {title: _numbers(p, xy, o.seed) for (title, xy), p in zip(layouts, pts, strict=True)}
-    rows = []
-    for key, (label, better) in REPORT_COLUMNS.items():
-        if any(key in v for v in values.values()):
-            rows.append({"measure": label, **{t: v.get(key, float("nan")) for t, v in values.items()},
-                         "better when": better})  # fmt: skip
-    sec.raw(_table(rows, "numbers"))
-    sec.text("Silhouette, A-distance and kNN accuracies are measured on the features themselves; trustworthiness "
-             "and the 2-D kNN accuracy on the layout, i.e. how far the picture can be trusted.")  # fmt: skip
+    (_pair_embedding if ctx.comparison else _single_embedding)(ctx, sec)
+    sec.text("Colour = class (the same colours as everywhere in the app), symbol = domain. Silhouette, A-distance "
+             "and kNN accuracies are measured on the features themselves; trustworthiness and the 2-D kNN accuracy "
+             "on the layout, i.e. how far the picture can be trusted.")  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ assembly
