@@ -120,7 +120,8 @@ def test_the_cached_pair_comes_back_identical_without_recomputing(
 def test_table_matches_direct_metric_calls(da_runs: tuple[Run, Run], da_pair: ev.EmbeddingPair) -> None:
     table = ev.report_table(da_pair)
     assert list(table.columns[:2]) == ["before", "after"]
-    labels = {key: label for key, (label, _) in D.REPORT_COLUMNS.items()}
+    labels = {key: ev.row_label(key) for key in D.REPORT_COLUMNS}
+    assert labels["proxy_a_distance"] == "Proxy A-distance ↓"
     s = da_pair.domain == 0
     for run, panel, xy in ((da_runs[0], "before", da_pair.before_xy), (da_runs[1], "after", da_pair.after_xy)):
         x = np.concatenate([feature_arrays(run, side, "test", "gap")["x"][da_pair.index[da_pair.domain == d]]
@@ -180,11 +181,12 @@ def test_runs_without_a_target_embed_the_source_only(tmp_path: Path) -> None:
     pair = ev.embedding_pair(before, after, PCA)
     assert pair.sides == ("source",) and not pair.has_target and set(pair.domain) == {0}
     table = ev.report_table(pair)
-    assert "Proxy A-distance" not in table.index and "Class silhouette" in table.index
+    assert ev.row_label("proxy_a_distance") not in table.index
+    assert ev.row_label("class_silhouette") in table.index
     own = feature_arrays(before, "source", "test", "gap")
     assert np.array_equal(pair.pred_before, own["pred"][pair.index])
     silhouette = D.class_silhouette(own["x"][pair.index], pair.labels)
-    assert table.loc["Class silhouette", "before"] == pytest.approx(silhouette, rel=1e-5)
+    assert table.loc[ev.row_label("class_silhouette"), "before"] == pytest.approx(silhouette, rel=1e-5)
     pv = ev.point_view(pair, 3, before, after)
     assert pv.label == pair.class_names[pair.labels[3]] and pv.index == pair.index[3]
     assert pv.image.shape == pv.overlays["after"].shape and pv.image.shape[0] >= 100
@@ -214,7 +216,7 @@ def test_pair_figure_shares_one_legend_and_rings_the_selected_point() -> None:
     xy = np.random.default_rng(1).normal(size=(6, 2))
     fig = pair_figure([xy, xy * 2], np.array([0, 1, 0, 1, 0, 1]), np.zeros(6, int), ["before", "after"],
                       predictions=[np.zeros(6, int), np.ones(6, int)], highlight=2)  # fmt: skip
-    panels = {t.xaxis for t in fig.data if t.legend != "legend2"}
+    panels = {t.xaxis for t in fig.data if t.customdata is not None}
     assert panels == {"x", "x2"}
     shown = [t.name for t in fig.data if t.showlegend is not False and t.legend != "legend2"]
     assert shown == ["0", "1"], "each class once in the legend"
@@ -243,6 +245,7 @@ def test_a_click_names_row_and_panel() -> None:
     event = {"points": [{"curve_number": 3, "point_index": 0, "customdata": [17, 1]}]}
     assert ev.selected_point(event, 20) == (17, "after")
     assert ev.selected_point({"points": [{"customdata": [4, 0]}]}, 20) == (4, "before")
+    assert ev.selected_point({"points": [{"customdata": {"0": 5, "1": 1}}]}, 20) == (5, "after"), "typed array"
     assert ev.selected_point(event, 10) is None, "a stale selection from other settings is ignored"
     assert ev.selected_point(None, 10) is None and ev.selected_point({"points": []}, 10) is None
 

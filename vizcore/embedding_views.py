@@ -328,18 +328,25 @@ def embedding_pair(
 # ---------------------------------------------------------------------------------- table, filters
 
 
+def row_label(key: str) -> str:
+    """A measure's row name in :func:`report_table`, e.g. "Proxy A-distance ↓"."""
+    label, better = REPORT_COLUMNS[key]
+    return f"{label} {'↓' if better == 'lower' else '↑'}"
+
+
 def report_table(pair: EmbeddingPair) -> pd.DataFrame:
     """The numbers for before and after, one row per measure (metric rows read well beside a plot).
 
-    Columns: before, after, change (after − before), better ("lower"/"higher" is better for
-    adaptation). Without a target domain the domain rows are left out (see NO_TARGET_NOTE).
+    Rows are named by :data:`REPORT_COLUMNS`' labels with ↓ or ↑ for the better direction. Columns:
+    before, after, change (after − before), better ("lower"/"higher" is better for adaptation).
+    Without a target domain the domain rows are left out (see NO_TARGET_NOTE).
     """
     keys = [k for k in REPORT_COLUMNS if pair.has_target or k not in DOMAIN_ROWS]
     pos = [list(REPORT_COLUMNS).index(k) for k in keys]
     before, after = pair.report[0, pos], pair.report[1, pos]
     return pd.DataFrame(
         {"before": before, "after": after, "change": after - before, "better": [REPORT_COLUMNS[k][1] for k in keys]},
-        index=pd.Index([REPORT_COLUMNS[k][0] for k in keys], name="measure"),
+        index=pd.Index([row_label(k) for k in keys], name="measure"),
     )  # fmt: skip
 
 
@@ -357,6 +364,8 @@ def selected_point(selection: Mapping[str, Any] | None, n: int) -> tuple[int, st
     """
     for point in (selection or {}).get("points", []):
         data = point.get("customdata")
+        if isinstance(data, Mapping):  # a typed array serialised by the browser: {"0": row, "1": panel}
+            data = [data[k] for k in sorted(data, key=int)]
         if data is not None and len(data) >= 2 and 0 <= int(data[0]) < n:
             return int(data[0]), PANELS[int(data[1]) % len(PANELS)]
     return None

@@ -43,9 +43,8 @@ def _panel_traces(
     panel: int,
     class_names: list[str],
     domain_names: list[str],
-    show_legend: bool,
 ) -> list[go.Scatter]:
-    """One trace per class (so a legend click hides that class in every panel); symbols per point."""
+    """One trace per class, in that class's legend group (a legend click hides it in every panel)."""
     traces = []
     for k in range(len(class_names)):
         rows = np.flatnonzero((classes == k) & mask)
@@ -55,10 +54,12 @@ def _panel_traces(
         traces.append(
             go.Scatter(
                 x=xy[rows, 0], y=xy[rows, 1], mode="markers", name=class_names[k], legendgroup=f"class-{k}",
-                showlegend=show_legend, legend="legend",
+                showlegend=False,
                 marker=dict(color=class_color(k), size=_MARKER_SIZE, opacity=0.8, line=dict(width=0),
                             symbol=[DOMAIN_SYMBOLS[int(domains[r]) % len(DOMAIN_SYMBOLS)] for r in rows]),
-                customdata=np.stack([rows, np.full(rows.size, panel)], axis=1),
+                # plain lists: a numpy array would reach the browser as a typed array, and a clicked point's
+                # typed-array row comes back from Streamlit as {"0": row, "1": panel}
+                customdata=[[int(r), panel] for r in rows],
                 text=[_hover(int(r), k, int(domains[r]), p, class_names, domain_names) for r, p in zip(rows, preds, strict=True)],
                 hovertemplate="%{text}<extra></extra>",
             )
@@ -66,9 +67,17 @@ def _panel_traces(
     return traces
 
 
-def _domain_legend(domain_names: list[str]) -> list[go.Scatter]:
-    """Legend-only entries saying which symbol is which domain (no data)."""
-    return [
+def _legend_entries(class_names: list[str], shown: np.ndarray, domain_names: list[str]) -> list[go.Scatter]:
+    """Legend-only entries (no data): a colour swatch per shown class, a grey symbol per domain.
+
+    Separate entries, because a data trace's legend icon would take its first point's symbol.
+    """
+    classes = [
+        go.Scatter(x=[None], y=[None], mode="markers", name=class_names[k], legend="legend", legendgroup=f"class-{k}",
+                   marker=dict(color=class_color(k), size=_MARKER_SIZE + 3, symbol="square"), hoverinfo="skip")
+        for k in shown
+    ]  # fmt: skip
+    domains = [
         go.Scatter(
             x=[None], y=[None], mode="markers", name=name, legend="legend2", legendgroup=f"domain-{d}",
             marker=dict(color=_DOMAIN_GREY, size=_MARKER_SIZE + 2, symbol=DOMAIN_SYMBOLS[d % len(DOMAIN_SYMBOLS)]),
@@ -76,6 +85,7 @@ def _domain_legend(domain_names: list[str]) -> list[go.Scatter]:
         )
         for d, name in enumerate(domain_names)
     ]  # fmt: skip
+    return classes + domains
 
 
 def _highlight(xy: np.ndarray, row: int, panel: int) -> go.Scatter:
@@ -120,7 +130,7 @@ def pair_figure(
     title: str = "",
     caption: str = "",
     presentation: bool = False,
-    height: int = 560,
+    height: int = 480,
 ) -> go.Figure:
     """Panels side by side (e.g. before and after adaptation) of the same points, one shared legend.
 
@@ -147,33 +157,37 @@ def pair_figure(
     cols = len(layouts)
     fig = make_subplots(rows=1, cols=cols, subplot_titles=list(titles), horizontal_spacing=0.04)
     # One range for every panel: aligned layouts share coordinates, so a point's place compares directly.
+    # No equal aspect: it would leave the panels small in a wide page, and both panels stretch alike.
     xr, yr = (_range(np.concatenate([np.asarray(xy)[:, j] for xy in layouts])) for j in (0, 1))
     for p, xy in enumerate(layouts):
         xy = np.asarray(xy, dtype=float)
-        for trace in _panel_traces(xy, classes, domains, preds[p], mask, p, cnames, dnames, show_legend=p == 0):
+        for trace in _panel_traces(xy, classes, domains, preds[p], mask, p, cnames, dnames):
             fig.add_trace(trace, row=1, col=p + 1)
         if highlight is not None and 0 <= highlight < n:
             fig.add_trace(_highlight(xy, highlight, p), row=1, col=p + 1)
-        anchor = "x" if p == 0 else f"x{p + 1}"
         fig.update_xaxes(range=xr, row=1, col=p + 1)
-        fig.update_yaxes(range=yr, scaleanchor=anchor, scaleratio=1, row=1, col=p + 1)
-    for trace in _domain_legend(dnames):
+        fig.update_yaxes(range=yr, row=1, col=p + 1)
+    shown = np.unique(classes[mask])
+    for trace in _legend_entries(cnames, shown, dnames):
         fig.add_trace(trace)
     # layout coordinates have no units: no tick labels, a light frame per panel
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, mirror=True, showline=True,
-                     linecolor="#ddd", constrain="domain")  # fmt: skip
+                     linecolor="#ddd")  # fmt: skip
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, mirror=True, showline=True,
-                     linecolor="#ddd", constrain="domain")  # fmt: skip
+                     linecolor="#ddd")  # fmt: skip
     style(fig, presentation)
     below = _caption(fig, caption, presentation)
-    legend_font = dict(size=(17 if presentation else 12))
+    font = 17 if presentation else 12
+    # The domain legend sits under the class legend: make the plot tall enough for both, then place it.
+    row_px, top = round(1.75 * font), 110 if title else 70
+    class_px = (len(shown) + 1) * row_px + 12
+    plot_h = max(height - top - 20, class_px + (len(dnames) + 1) * row_px + 10)
     fig.update_layout(
-        title=title, height=height + below,
-        margin=dict(l=20, r=20, t=80 if title else 50, b=20 + below),
-        legend=dict(title=dict(text="Class (colour)"), x=1.01, y=1, xanchor="left", yanchor="top", font=legend_font,
-                    itemsizing="constant"),
-        legend2=dict(title=dict(text="Domain (symbol)"), x=1.01, y=0.2, xanchor="left", yanchor="top",
-                     font=legend_font, itemclick=False, itemdoubleclick=False),
+        title=title, height=plot_h + top + 20 + below, margin=dict(l=20, r=20, t=top, b=20 + below),
+        legend=dict(title=dict(text="Class (colour)"), x=1.01, y=1, xanchor="left", yanchor="top",
+                    font=dict(size=font), tracegroupgap=0),
+        legend2=dict(title=dict(text="Domain (symbol)"), x=1.01, y=1 - class_px / plot_h, xanchor="left",
+                     yanchor="top", font=dict(size=font), itemclick=False, itemdoubleclick=False),
     )  # fmt: skip
     return fig
 
@@ -191,7 +205,7 @@ def embedding_scatter(
     highlight: int | None = None,
     caption: str = "",
     presentation: bool = False,
-    height: int = 560,
+    height: int = 480,
 ) -> go.Figure:
     """One 2-D layout: colour = class, symbol = domain, hover = class, domain and prediction.
 
