@@ -1,6 +1,128 @@
-"""embeddings page: being built."""
+"""Embeddings: where a run's features put every image, before and after adaptation, side by side."""
+
+from __future__ import annotations
 
 import streamlit as st
 
+from pages._shared import figure, friendly_errors, pick_run, presentation, usable_runs
+from vizcore import embedding_views as ev
+from vizcore.distance_views import LAYER_LABELS
+from vizcore.embed import ALIGNMENTS, METHODS, start_umap_warmup_thread, umap_warmed_up
+from vizcore.figures.scatter import pair_figure
+from vizcore.runs import params_key
+
 st.title("Embeddings")
-st.info("This view is not available yet.")
+st.caption(
+    "Every dot is one test image, placed by a 2-D layout of one layer's features: colour = true class, "
+    "symbol = domain. The left panel shows the run **before** adaptation (e.g. source only), the right one the "
+    "run **after** it (e.g. DANN), on the same images with the same method and seed. Adaptation worked when "
+    "target points join the source clusters of their class. Click a point to see its image and CAMs."
+)
+
+runs = usable_runs()
+if len(runs) < 2:
+    st.info("This page compares two runs: train a source-only baseline and an adaptation run (e.g. DANN) on the "
+            "same source and target on the **Train** page.")  # fmt: skip
+    st.stop()
+default_before, default_after = ev.default_pair(runs)
+st.session_state.setdefault("emb_before", default_before)
+st.session_state.setdefault("emb_after", default_after)
+c = st.columns(2)
+with c[0]:
+    before = pick_run("Before (left)", key="emb_before", help="the baseline, e.g. a source-only run")
+with c[1]:
+    after = pick_run("After (right)", key="emb_after", help="the adapted run; the points come from its data")
+if before is None or after is None:
+    st.stop()
+if before.run_id == after.run_id:
+    st.info("Pick two different runs: the two panels would be identical.")
+    st.stop()
+with friendly_errors("this comparison"):
+    sides = ev.comparable_sides(before.config(), after.config())
+    layers = ev.common_layers(before, after)
+
+c = st.columns([2, 1, 2, 1])
+layer = c[0].selectbox("Layer", layers, format_func=lambda n: LAYER_LABELS.get(n, n), key="emb_layer",
+                       help="only layers both models have")  # fmt: skip
+method = c[1].selectbox("Method", METHODS.names(), format_func=lambda m: METHODS.get(m).label, key="emb_method")
+n_per_domain = c[2].slider("Points per domain", ev.MIN_PER_DOMAIN, 2000, 500, step=50, key="emb_n",
+                           help="seeded random test images of each domain; the same ones in both panels")  # fmt: skip
+seed = c[3].number_input("Seed", 0, 1_000_000, 0, key="emb_seed", help="points and layout")
+spec = METHODS.get(method)
+c = st.columns(max(3, len(spec.params) + 1))
+params = {}
+for col, p in zip(c, spec.params, strict=False):
+    cast = int if p.integer else float
+    params[p.name] = col.slider(p.label, cast(p.low), cast(p.high), cast(p.default), cast(p.step),
+                                key=f"emb_{method}_{p.name}", help=p.help or None)  # fmt: skip
+align = c[len(spec.params)].selectbox(
+    "Alignment of 'after'", list(ALIGNMENTS.names()), format_func=lambda a: ev.ALIGN_LABELS.get(a, a), key="emb_align",
+    help="start: the after layout starts from the before layout (t-SNE, UMAP); Procrustes: rotate, reflect, scale "
+    "and shift it onto the before layout. Either way only its pose changes, so positions compare directly.",
+)  # fmt: skip
+if method == "umap" and not umap_warmed_up():
+    st.caption("UMAP's first run in this server compiles code (about half a minute); later runs are fast.")
+settings = ev.EmbeddingSettings(layer, method, params, int(n_per_domain), int(seed), align)
+
+slot = st.empty()
+with friendly_errors("the embedding"):
+    pair = ev.embedding_pair(before, after, settings, progress=lambda f, msg: slot.progress(min(f, 1.0), text=msg))
+slot.empty()
+
+c = st.columns([1, 3])
+shown_sides = c[0].pills("Domains", sides, selection_mode="multi", default=list(sides), key="emb_sides",
+                         format_func=lambda s: f"{s} ({pair.domain_names[pair.sides.index(s)]})")  # fmt: skip
+classes = list(range(len(pair.class_names)))
+shown_classes = c[1].pills("Classes", classes, selection_mode="multi", default=classes, key="emb_classes",
+                           format_func=lambda k: pair.class_names[k])  # fmt: skip
+mask = ev.visible_mask(pair, shown_sides or [], shown_classes or [])
+chart_key = params_key("emb_pair", ev.cache_key(before, after, settings))  # new settings: a fresh selection
+picked = ev.selected_point(st.session_state.get(chart_key, {}).get("selection"), len(pair.labels))
+
+bcfg, acfg = before.config(), after.config()
+fig = pair_figure(
+    [pair.before_xy, pair.after_xy], pair.labels, pair.domain,
+    [f"<b>before</b><br><span style='font-size:0.8em'>{bcfg.label}</span>",
+     f"<b>after</b><br><span style='font-size:0.8em'>{acfg.label}</span>"],
+    predictions=[pair.pred_before, pair.pred_after], class_names=pair.class_names,
+    domain_names=[f"{s} ({n})" for s, n in zip(pair.sides, pair.domain_names, strict=True)], mask=mask,
+    highlight=None if picked is None else picked[0], caption=pair.description, presentation=presentation(),
+    title=f"{METHODS.get(method).label} of the {LAYER_LABELS.get(layer, layer)}",
+)  # fmt: skip
+left, right = st.columns([5, 2])
+with left:
+    figure(fig, f"embedding-{before.run_id}-vs-{after.run_id}-{method}", key=chart_key, on_select="rerun",
+           selection_mode="points")  # fmt: skip
+    if not mask.any():
+        st.info("No point matches the chosen domains and classes.")
+with right:
+    st.markdown(f"**Numbers** on all {len(pair.labels):,} points")
+    table = ev.report_table(pair)[["before", "after", "change"]]
+    st.table(table.style.format({"before": "{:.3f}", "after": "{:.3f}", "change": "{:+.3f}"}))
+    st.caption(
+        "↓/↑: lower/higher is better. Computed on the layer's features: proxy A-distance (0–2) and domain accuracy "
+        "of a linear classifier telling source from target (low = domains mixed); kNN target accuracy: target "
+        "images labelled by their 5 nearest source images; silhouette: class separation. Computed on the 2-D "
+        f"layout ({ev.K_LAYOUT} neighbours): trustworthiness and 2-D kNN accuracy, i.e. how far to trust the picture."
+        + ("" if pair.has_target else " " + ev.NO_TARGET_NOTE)
+    )  # fmt: skip
+
+if picked is None:
+    st.caption("Click a point in either panel to see its image, its label and both runs' predictions and CAMs.")
+else:
+    row, panel = picked
+    with friendly_errors("this image"), st.spinner("Computing both runs' CAMs of this domain (cached)…"):
+        pv = ev.point_view(pair, row, before, after)
+    st.markdown(f"**Point {row}** (clicked in the {panel} panel): {pv.side} image #{pv.index} of "
+                f"{pv.domain_name}, true class **{pv.label}**. The ring marks it in both panels.")  # fmt: skip
+    c = st.columns([1, 1, 1, 2])
+    c[0].image(pv.image, caption=f"true class {pv.label}", width=150)
+    for col, name in ((c[1], "before"), (c[2], "after")):
+        pred, prob = pv.predictions[name]
+        mark = "✓" if pred == pv.label else "✗"
+        col.image(pv.overlays[name], caption=f"{name}: {pred} ({prob:.0%}) {mark}", width=150)
+    c[3].caption("Under each CAM: that run's predicted class and its probability. The CAM is of the predicted class, "
+                 "over the image (jet colour map, red = strongest evidence for the class).")  # fmt: skip
+
+# Compile UMAP's code in the background now, while the researcher looks at the plots (idempotent).
+start_umap_warmup_thread()
