@@ -102,3 +102,30 @@ def test_distances_page_draws_a_class_matrix(tmp_path, monkeypatch) -> None:
     z = np.asarray(z, dtype=float)
     assert z.shape == (10, 10) and np.isfinite(z).all()
     assert len(heat["text"]) == 10, "the values are written in the cells"
+
+
+def test_embeddings_page_draws_before_and_after_panels(tmp_path, monkeypatch) -> None:
+    import torch
+
+    from tests.conftest import TINY
+    from vizcore.runs import RunStore
+    from vizcore.train import build_model, resolve_input_shape
+
+    store = RunStore(tmp_path / "runs", demo_root=None)  # where _isolated points VIZCORE_RUNS
+    for seed in (0, 1):  # two untrained (seeded) networks are enough to lay out features
+        cfg = TINY.replace(seed=seed, input_shape=resolve_input_shape(TINY))
+        run = store.create(cfg)
+        torch.manual_seed(seed)
+        run.save_weights(build_model(cfg))
+        run.set_status("complete")
+    monkeypatch.setattr("vizcore.embed.start_umap_warmup_thread", lambda *a, **k: None)  # no numba in tests
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.session_state["emb_method"] = "pca"  # fast
+    at.run()
+    at.switch_page("pages/embeddings.py").run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    fig = _figures(at)[0]
+    panels = {t.get("xaxis") for t in fig["data"] if t.get("customdata")}
+    assert panels == {"x", "x2"}, "two scatter panels, before and after"
+    assert any("Class silhouette" in str(t.value) for t in at.table), "the numbers table is shown"
