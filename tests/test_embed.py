@@ -72,6 +72,15 @@ def test_tsne_is_deterministic(blobs, tsne_ref) -> None:
     np.testing.assert_array_equal(again, tsne_ref)
 
 
+def test_tsne_layout_does_not_depend_on_thread_count(blobs, monkeypatch) -> None:
+    # The thread count follows the machine's load, so it must not change the result.
+    layouts = []
+    for threads in (1, 2):
+        monkeypatch.setattr(E, "_n_jobs", lambda threads=threads: threads)
+        layouts.append(E.embed(blobs[0][:100], "tsne", seed=0, n_iter=50))
+    np.testing.assert_array_equal(*layouts)
+
+
 def test_tsne_seed_changes_layout(blobs, tsne_ref) -> None:
     assert not np.array_equal(E.embed(blobs[0], "tsne", seed=1, **TSNE_SHORT), tsne_ref)
 
