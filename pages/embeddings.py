@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._shared import figure, friendly_errors, pick_run, presentation, usable_runs
+from pages._shared import (
+    figure,
+    friendly_errors,
+    pick_run,
+    presentation,
+    presentation_toggle,
+    usable_runs,
+)
 from vizcore import embedding_views as ev
 from vizcore.distance_views import LAYER_LABELS
 from vizcore.embed import ALIGNMENTS, METHODS, start_umap_warmup_thread, umap_warmed_up
@@ -19,6 +26,7 @@ st.caption(
     "target points join the source clusters of their class. Click a point to see its image and CAMs."
 )
 
+presentation_toggle()
 runs = usable_runs()
 if len(runs) < 2:
     st.info("This page compares two runs: train a source-only baseline and an adaptation run (e.g. DANN) on the "
@@ -99,13 +107,12 @@ with right:
     st.markdown(f"**Numbers** on all {len(pair.labels):,} points")
     table = ev.report_table(pair)[["before", "after", "change"]]
     st.table(table.style.format({"before": "{:.3f}", "after": "{:.3f}", "change": "{:+.3f}"}))
-    st.caption(
-        "↓/↑: lower/higher is better. Computed on the layer's features: proxy A-distance (0–2) and domain accuracy "
-        "of a linear classifier telling source from target (low = domains mixed); kNN target accuracy: target "
-        "images labelled by their 5 nearest source images; silhouette: class separation. Computed on the 2-D "
-        f"layout ({ev.K_LAYOUT} neighbours): trustworthiness and 2-D kNN accuracy, i.e. how far to trust the picture."
-        + ("" if pair.has_target else " " + ev.NO_TARGET_NOTE)
-    )  # fmt: skip
+    domain_note = ("proxy A-distance (0–2) and domain accuracy of a linear classifier telling source from target "
+                   "(low = domains mixed); kNN target accuracy: target images labelled by their 5 nearest source "
+                   "images; ") if pair.has_target else ""  # fmt: skip
+    st.caption(f"↓/↑: lower/higher is better. On the layer's features: {domain_note}silhouette: class separation. "
+               f"On the 2-D layout ({ev.K_LAYOUT} neighbours): trustworthiness and 2-D kNN accuracy, i.e. how far "
+               "to trust the picture." + ("" if pair.has_target else " " + ev.NO_TARGET_NOTE))  # fmt: skip
 
 if picked is None:
     st.caption("Click a point in either panel to see its image, its label and both runs' predictions and CAMs.")

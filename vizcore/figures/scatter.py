@@ -184,9 +184,9 @@ def pair_figure(
     plot_h = max(height - top - 20, class_px + (len(dnames) + 1) * row_px + 10)
     fig.update_layout(
         title=title, height=plot_h + top + 20 + below, margin=dict(l=20, r=20, t=top, b=20 + below),
-        legend=dict(title=dict(text="Class (colour)"), x=1.01, y=1, xanchor="left", yanchor="top",
+        legend=dict(title=dict(text="Class (colour)", font=dict(size=font)), x=1.01, y=1, xanchor="left", yanchor="top",
                     font=dict(size=font), tracegroupgap=0),
-        legend2=dict(title=dict(text="Domain (symbol)"), x=1.01, y=1 - class_px / plot_h, xanchor="left",
+        legend2=dict(title=dict(text="Domain (symbol)", font=dict(size=font)), x=1.01, y=1 - class_px / plot_h, xanchor="left",
                      yanchor="top", font=dict(size=font), itemclick=False, itemdoubleclick=False),
     )  # fmt: skip
     return fig
