@@ -242,7 +242,8 @@ def header(args: argparse.Namespace) -> None:
     print(
         f"# data: {data}; times: median of {args.repeats} runs; peak MB: ru_maxrss delta in a fresh process"
     )
-    print(f"# load average at start: {os.getloadavg()[0]:.1f}")
+    # other work on a shared machine inflates wall times; niceness < 0 means this run was favoured
+    print(f"# load average at start: {os.getloadavg()[0]:.1f}, niceness {os.nice(0)}")
     print(fmt_row([name for name, _ in COLUMNS]))
 
 
