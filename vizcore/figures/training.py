@@ -19,6 +19,11 @@ def _series(records: Sequence[dict[str, Any]], kind: str, key: str) -> tuple[lis
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+def _mode(x: Sequence[int]) -> str:
+    """Markers too when there are few points: a one-point line is invisible."""
+    return "lines+markers" if len(x) < 20 else "lines"
+
+
 def training_curves(records: Sequence[dict[str, Any]], title: str = "", presentation: bool = False) -> go.Figure:
     """Losses (left), accuracies (middle) and the method's schedule values (right) against steps.
 
@@ -29,10 +34,10 @@ def training_curves(records: Sequence[dict[str, Any]], title: str = "", presenta
     for key in _LOSS_KEYS:
         x, y = _series(records, "step", key)
         if x:
-            fig.add_trace(go.Scatter(x=x, y=y, name=key.replace("_", " "), mode="lines"), 1, 1)
+            fig.add_trace(go.Scatter(x=x, y=y, name=key.replace("_", " "), mode=_mode(x)), 1, 1)
     x, y = _series(records, "step", "train_acc")
     if x:
-        fig.add_trace(go.Scatter(x=x, y=y, name="train acc (batch)", mode="lines", opacity=0.6), 1, 2)
+        fig.add_trace(go.Scatter(x=x, y=y, name="train acc (batch)", mode=_mode(x), opacity=0.6), 1, 2)
     for key, name in (("source_acc", "source test acc"), ("target_acc", "target test acc")):
         x, y = _series(records, "epoch", key)
         if x:
@@ -40,7 +45,7 @@ def training_curves(records: Sequence[dict[str, Any]], title: str = "", presenta
     for key in _EXTRA_KEYS:
         x, y = _series(records, "step", key)
         if x:
-            fig.add_trace(go.Scatter(x=x, y=y, name=key.replace("_", " "), mode="lines"), 1, 3)
+            fig.add_trace(go.Scatter(x=x, y=y, name=key.replace("_", " "), mode=_mode(x)), 1, 3)
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
     fig.update_layout(title=title, hovermode="x unified", legend=dict(orientation="h", y=-0.2))
