@@ -29,6 +29,7 @@ from vizcore.uploads import (
     problems,
     read_checkpoint,
     save_uploaded_run,
+    standardize_check,
 )
 
 st.title("Your checkpoints & images")
@@ -55,24 +56,39 @@ def architecture_form(ckpt, key: str) -> Architecture:
     return Architecture(model, int(classes), int(chans), int(bott), bool(std))
 
 
+@st.cache_data(max_entries=16, show_spinner="Checking the accuracy with and without standardised inputs…")
+def _standardize_check(sha: str, arch: Architecture, data: str, shape: tuple | None, _ckpt=None) -> dict:
+    return standardize_check(_ckpt, arch, data, shape)
+
+
 def save_form(ckpt, arch: Architecture, key: str) -> None:
     domains = matching_domains(arch)
     if not domains:
         st.info(f"No bundled data set has {arch.num_classes} classes, so this checkpoint cannot be kept as a run.")
         return
-    with st.form(f"save_{key}"):
-        st.markdown("**Keep it as a run** — every view (CAM, distances, embeddings, report) then works on it.")
-        c1, c2 = st.columns(2)
-        data = c1.selectbox("Data set it classifies", domains, help="the views evaluate the run on its test split")
-        size = c2.number_input("Input size (pixels, square; 0 = the data set's own)", 0, 512, 0)
-        if not st.form_submit_button("Save as run", type="primary"):
-            return
+    st.markdown("**Keep it as a run** — every view (CAM, distances, embeddings, report) then works on it.")
+    c1, c2 = st.columns(2)
+    data = c1.selectbox("Data set it classifies", domains, key=f"data_{key}",
+                        help="the views evaluate the run on its test split")  # fmt: skip
+    size = c2.number_input("Input size (pixels, square; 0 = the data set's own)", 0, 512, 0, key=f"size_{key}")
     shape = (arch.in_channels, int(size), int(size)) if size else None
+    with friendly_errors("the accuracy check"):
+        acc = _standardize_check(ckpt.sha256, arch, data, shape, _ckpt=ckpt)
+    mine, other = acc[arch.standardize], acc[not arch.standardize]
+    if mine is not None and other is not None and other > mine + 0.05:
+        st.warning(f"With **Standardise inputs** {'off' if arch.standardize else 'on'} it scores {other:.1%} on "
+                   f"{data} instead of {mine:.1%}: it was probably trained that way; switch the box above.")  # fmt: skip
+    elif mine is not None:
+        st.caption(f"{mine:.1%} on 500 {data} test images.")
+    if not st.button("Save as run", type="primary", key=f"save_{key}"):
+        return
     with friendly_errors("the uploaded run"), st.spinner("Evaluating and saving…"):
         run = save_uploaded_run(store(), ckpt, arch, data, shape)
     acc = run.summary().get("source_acc")
     st.success(f"Saved as run `{run.run_id}`" + ("" if acc is None else f" — {data} test accuracy {acc:.1%}"))
+    # the Images tab below predicts with it; its picker is drawn later in this same script run
     st.session_state["upload_run"] = st.session_state["cam_run"] = run.run_id
+    st.session_state["_upload_run_select"] = run.run_id  # pick_run's selectbox key
 
 
 def checkpoint_panel() -> None:

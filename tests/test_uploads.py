@@ -30,6 +30,7 @@ from vizcore.uploads import (
     prepare_image,
     read_checkpoint,
     save_uploaded_run,
+    standardize_check,
 )
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -148,6 +149,17 @@ def test_accepted_checkpoint_becomes_a_complete_run(store: RunStore, trained_run
     assert run.config().epochs == 0 and run.summary()["source_acc"] == pytest.approx(expected)
 
 
+def test_standardisation_is_checked_both_ways(trained_run) -> None:
+    """The flag has no tensors; both accuracies are shown so a user can tell how it was trained."""
+    ckpt = read_checkpoint((trained_run.path / "model.safetensors").read_bytes(), "m.safetensors")
+    arch = infer_architectures(ckpt.tensors)[0].arch
+    acc = standardize_check(ckpt, arch, "mnist", limit=300)
+    dom = load_domain("mnist", "test", limit=300)
+    with torch.no_grad():
+        direct = (trained_run.load_model()(dom.images).argmax(1) == dom.labels).float().mean().item()
+    assert acc[arch.standardize] == pytest.approx(direct) and acc[not arch.standardize] is not None
+
+
 def _paper_photo(digit: np.ndarray, size: tuple[int, int] = (240, 180)) -> bytes:
     """A 28x28 light-on-dark digit as a colour JPEG photo: dark ink on grey paper, off-centre."""
     w, h = size
@@ -235,7 +247,7 @@ def test_upload_page_checks_saves_and_predicts(page, trained_run, tmp_path: Path
     at.file_uploader(key="ckpt_upload").set_value(("theirs.safetensors", data, "application/octet-stream")).run()
     assert not at.exception, at.exception
     assert any("Recognised" in m.value for m in at.success)
-    at.button[0].click().run()  # the form's "Save as run"
+    [b for b in at.button if b.label == "Save as run"][0].click().run()
     assert not at.exception, at.exception
     assert any("Saved as run" in m.value for m in at.success), [e.value for e in at.error]
     (run,) = s.list()

@@ -329,6 +329,21 @@ def _accuracy(model: GapNet, data: str, shape: tuple[int, int, int], limit: int)
     return float((preds == dom.labels).float().mean())
 
 
+def standardize_check(
+    ckpt: Checkpoint, arch: Architecture, data: str, input_shape: tuple[int, int, int] | None = None, limit: int = 500
+) -> dict[bool, float | None]:
+    """Test accuracy on ``data`` without and with per-image input standardisation (False/True keys).
+
+    The flag has no tensors, so no file can tell; a model trained with it (vizcore's recipes are)
+    classifies far worse without it, and this makes that visible before the run is kept.
+    """
+    shape = input_shape or (arch.in_channels, *domain_info(data).native_shape[1:])
+    return {
+        flag: _accuracy(load_checked(ckpt.tensors, replace(arch, standardize=flag)), data, tuple(shape), limit)
+        for flag in (False, True)
+    }
+
+
 def save_uploaded_run(
     store: RunStore,
     ckpt: Checkpoint,
