@@ -10,6 +10,7 @@ the classifier while it is still learning (gamma = 10 in the paper).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -28,11 +29,13 @@ def dann_lambda(progress: float, gamma: float = 10.0) -> float:
     return 2.0 / (1.0 + math.exp(-gamma * progress)) - 1.0
 
 
-def domain_classifier(in_dim: int, hidden: int, depth: int, dropout: float) -> nn.Sequential:
+def domain_classifier(in_dim: int | None, hidden: int, depth: int, dropout: float) -> nn.Sequential:
     """An MLP giving one source-vs-target logit per row.
 
     Deliberately without BatchNorm: with BN the classifier can read the domain from the batch
     statistics of a domain-pure mini-batch and its accuracy runs to 100% (tllib issue 267).
+    ``in_dim=None`` infers the input size on the first call (the method is built before the
+    model's conv sizes are known to it).
 
     Shape:
         input: (B, in_dim); output: (B, 1).
@@ -40,12 +43,30 @@ def domain_classifier(in_dim: int, hidden: int, depth: int, dropout: float) -> n
     layers: list[nn.Module] = []
     width = in_dim
     for _ in range(depth):
-        layers += [nn.Linear(width, hidden), nn.ReLU(inplace=True)]
+        first = nn.LazyLinear(hidden) if width is None else nn.Linear(width, hidden)
+        layers += [first, nn.ReLU(inplace=True)]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         width = hidden
-    layers.append(nn.Linear(width, 1))
+    layers.append(nn.LazyLinear(1) if width is None else nn.Linear(width, 1))
     return nn.Sequential(*layers)
+
+
+def _flat_conv(f: Features) -> torch.Tensor:
+    return f.conv.flatten(1)  # (B, C * h * w): the paper's input, the flattened feature maps
+
+
+def _local_conv(f: Features) -> torch.Tensor:
+    return f.conv.permute(0, 2, 3, 1).flatten(0, 2)  # (B * h * w, C): one row per location
+
+
+# which features the domain classifier reads; a None width is inferred on the first call
+DOMAIN_INPUTS: dict[str, tuple[Callable[[Features], torch.Tensor], bool]] = {
+    "features": (adapted_features, True),
+    "gap": (lambda f: f.gap, False),
+    "conv": (_flat_conv, False),
+    "conv_local": (_local_conv, False),
+}
 
 
 @register_method("dann")
@@ -60,8 +81,14 @@ class DANN(Method):
     )
     param_specs = {
         "hidden": (100, "width of the domain classifier's hidden layers"),
-        "depth": (1, "number of hidden layers of the domain classifier"),
-        "dropout": (0.0, "dropout after each hidden layer of the domain classifier"),
+        "depth": (2, "number of hidden layers of the domain classifier"),
+        "dropout": (0.5, "dropout after each hidden layer of the domain classifier"),
+        "input": (
+            "features",
+            "what the domain classifier reads: features (the adaptation layer, else the GAP "
+            "vector), gap, conv (the flattened last conv maps, as in the paper) or conv_local "
+            "(one decision per location of the conv maps)",
+        ),
         "gamma": (10.0, "steepness of the ramp lambda_p = 2 / (1 + exp(-gamma p)) - 1"),
         "lr_mult": (
             1.0,
@@ -75,8 +102,14 @@ class DANN(Method):
     ) -> None:
         super().__init__(trade_off, feature_dim, num_classes, **params)
         p = self.params
+        if p["input"] not in DOMAIN_INPUTS:
+            raise ValueError(f"input must be one of {', '.join(DOMAIN_INPUTS)}, got {p['input']!r}")
+        self.read, known_width = DOMAIN_INPUTS[p["input"]]
         self.discriminator = domain_classifier(
-            feature_dim, int(p["hidden"]), int(p["depth"]), float(p["dropout"])
+            feature_dim if known_width else None,
+            int(p["hidden"]),
+            int(p["depth"]),
+            float(p["dropout"]),
         )
 
     def ramp(self, progress: float) -> float:
@@ -86,7 +119,7 @@ class DANN(Method):
     def transfer_loss(
         self, f_s: Features, f_t: Features, progress: float
     ) -> tuple[torch.Tensor, dict[str, Any]]:
-        xs, xt = adapted_features(f_s), adapted_features(f_t)
+        xs, xt = self.read(f_s), self.read(f_t)
         lam_p, mult = self.ramp(progress), float(self.params["lr_mult"])
         # Only the reversed gradient ramps up: the domain classifier itself learns at full rate.
         # Its gradient is multiplied by lr_mult (a faster learner keeps up with features that
