@@ -1,0 +1,206 @@
+"""Benchmark: target accuracy of every domain-adaptation method against source-only training.
+
+    python bench/domain_adaptation.py            # full run: 3 seeds, both shifts, every method
+    python bench/domain_adaptation.py --quick    # smoke run (a minute or two)
+
+Every run starts from ``vizcore.methods.recipes.recommended_config(method, source, target)``,
+the same defaults as the Train page and ``python -m vizcore train --recipe``, with only
+``--train-limit`` (images per training domain) and the seed on top, so a row can be
+reproduced from the command line. Target labels are used for evaluation only.
+
+Columns: target and source test accuracy (mean ± sample std over the seeds), the gain over
+source-only on the target, and the training time relative to source-only on the same shift
+(wall time from "data and model ready" to the end, median over seeds). The machine is shared
+and noisy, so only ratios measured in one run are meaningful.
+
+Published anchors (different data sizes and backbones; for orientation, not comparison):
+DANN paper, MNIST -> MNIST-M: 52.3% source-only -> 76.7% DANN (Ganin et al. 2016, Table 2);
+tllib, LeNet, MNIST -> USPS: 82.1% source-only -> 91.7% DANN, 86.0% DAN.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vizcore.methods import list_methods  # noqa: E402
+from vizcore.methods.recipes import recommended_config  # noqa: E402
+from vizcore.train import train  # noqa: E402
+
+# The control row: what the joint source ++ target forward pass alone does (BatchNorm then
+# normalises with statistics of both domains, an implicit adaptation every method here shares).
+CONTROL = "joint-BN λ=0"
+SHIFTS = {
+    "MNIST→MNIST-M-style": ("mnist", "mnist-m"),
+    "MNIST→UCI-digits": ("mnist", "uci-digits"),
+}
+
+
+@dataclass
+class Cell:
+    """The runs of one (shift, method): one entry per seed."""
+
+    target: list[float] = field(default_factory=list)
+    source: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def _init_worker(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def run_once(
+    method: str, source: str, target: str, seed: int, overrides: dict
+) -> tuple[dict, float, str]:
+    """Train one recipe; returns the final accuracies, the training seconds and the status."""
+    if method == CONTROL:
+        # a DA network and batches (source ++ target through one BatchNorm) without a transfer loss
+        cfg = recommended_config("ddc", source, target, seed=seed, device="cpu", **overrides)
+        cfg = cfg.replace(trade_off=0.0)
+    else:
+        cfg = recommended_config(method, source, target, seed=seed, device="cpu", **overrides)
+    t0, values, status = None, {}, "failed"
+    for ev in train(cfg):
+        if ev.kind == "ready":
+            t0 = time.perf_counter()  # data preparation (cached after the first run) is not timed
+        elif ev.kind == "end":
+            values, status = ev.values, f"{ev.status} {ev.message}".strip()
+    return values, time.perf_counter() - (t0 or time.perf_counter()), status
+
+
+def fmt(xs: list[float]) -> str:
+    if not xs:
+        return "—"
+    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return f"{100 * statistics.mean(xs):.1f} ± {100 * sd:.1f}"
+
+
+def table(results: dict[str, dict[str, Cell]], methods: list[str]) -> str:
+    rows = [
+        "| shift | method | target acc % | gain vs source-only | source acc % | time × source-only |",
+        "|---|---|---|---|---|---|",
+    ]
+    for shift, cells in results.items():
+        base = cells.get("source_only")
+        base_t = statistics.mean(base.target) if base and base.target else None
+        base_s = statistics.median(base.seconds) if base and base.seconds else None
+        for m in methods:
+            c = cells.get(m)
+            if c is None:
+                continue
+            gain = (
+                f"{100 * (statistics.mean(c.target) - base_t):+.1f}"
+                if c.target and base_t is not None and m != "source_only"
+                else ""
+            )
+            ratio = f"{statistics.median(c.seconds) / base_s:.2f}" if c.seconds and base_s else "—"
+            note = f" ({len(c.failed)} failed)" if c.failed else ""
+            rows.append(
+                f"| {shift} | {m}{note} | {fmt(c.target)} | {gain} | {fmt(c.source)} | {ratio} |"
+            )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--quick", action="store_true", help="smoke run: 1 seed, tiny data, 1 epoch")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--train-limit", type=int, default=3000, help="training images per domain")
+    ap.add_argument("--epochs", type=int, default=None, help="override the recipes' epochs")
+    ap.add_argument("--methods", default=",".join(list_methods()), help="comma-separated")
+    ap.add_argument(
+        "--shifts", default=",".join(SHIFTS), help="comma-separated, from: " + ", ".join(SHIFTS)
+    )
+    ap.add_argument(
+        "--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)"
+    )
+    ap.add_argument(
+        "--no-control",
+        dest="control",
+        action="store_false",
+        help="skip the joint-BN λ=0 control row",
+    )
+    ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (worker processes)")
+    ap.add_argument("--json", default=None, help="also write every run's numbers to this file")
+    a = ap.parse_args(argv)
+    methods = [m.strip() for m in a.methods.split(",") if m.strip()]
+    if "source_only" not in methods:
+        methods.insert(0, "source_only")  # every ratio is against it
+    if a.control:
+        methods.insert(1, CONTROL)
+    overrides: dict = {"train_limit": a.train_limit}
+    seeds = a.seeds
+    if a.quick:
+        overrides = {"train_limit": 256, "test_limit": 256, "epochs": 1}
+        seeds = 1
+    if a.epochs is not None:
+        overrides["epochs"] = a.epochs
+    print(
+        f"# domain adaptation benchmark ({platform.processor() or platform.machine()}, "
+        f"torch {torch.__version__}, {a.threads or torch.get_num_threads()} threads per run, "
+        f"{a.jobs} run(s) at a time)"
+    )
+    print(f"# {seeds} seed(s), overrides on the recipes: {overrides}", flush=True)
+    results: dict[str, dict[str, Cell]] = {}
+    jobs = [
+        (shift, m, seed)
+        for shift in [s.strip() for s in a.shifts.split(",") if s.strip()]
+        for m in methods
+        for seed in range(seeds)
+    ]
+    t_all = time.perf_counter()
+    # runs are independent and seeded: worker processes give the same numbers as one process
+    with ProcessPoolExecutor(a.jobs, initializer=_init_worker, initargs=(a.threads,)) as pool:
+        futures = [
+            pool.submit(run_once, m, *SHIFTS[shift], seed, overrides) for shift, m, seed in jobs
+        ]
+        records = []
+        for (shift, m, seed), fut in zip(jobs, futures, strict=True):
+            values, secs, status = fut.result()
+            cell = results.setdefault(shift, {}).setdefault(m, Cell())
+            if status.startswith("complete"):
+                cell.target.append(values["target_acc"])
+                cell.source.append(values["source_acc"])
+                cell.seconds.append(secs)
+            else:
+                cell.failed.append(status)
+            records.append(
+                {
+                    "shift": shift,
+                    "method": m,
+                    "seed": seed,
+                    "seconds": secs,
+                    "status": status,
+                    **values,
+                }
+            )
+            print(
+                f"{shift:22s} {m:12s} seed {seed}: target {values.get('target_acc', float('nan')):.3f}"
+                f"  source {values.get('source_acc', float('nan')):.3f}  {secs:6.1f} s  {status}",
+                flush=True,
+            )
+    print()
+    print(table(results, methods))
+    print(f"\ntotal {time.perf_counter() - t_all:.0f} s")
+    if a.json:
+        Path(a.json).write_text(json.dumps(records, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
