@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="vizcore", page_icon=":material/biotech:", layout="wide")
+st.set_page_config(page_title="vizcore", page_icon="🔬", layout="wide")
 
 PAGES = {
     "Start": [st.Page("pages/home.py", title="Overview", icon=":material/home:", default=True)],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from pages._shared import friendly_errors, session_id, store
@@ -98,23 +100,33 @@ def start(cfg: TrainConfig) -> None:
 
 
 def _watched_run_id() -> str | None:
-    """The run this session watches: the one it started, else any run still training."""
+    """The run this session watches: the one it started or re-attached to, else its own newest job."""
     rid = st.session_state.get("watch")
     if rid is not None:
         return rid
-    mine = MANAGER.jobs(owner=session_id()) or MANAGER.jobs()
-    if mine:
-        return mine[-1].run_id
-    running = [r for r in store().list() if r.status == "running"]
-    return running[0].run_id if running else None
+    mine = MANAGER.jobs(owner=session_id())
+    return mine[-1].run_id if mine else None
+
+
+def other_jobs() -> None:
+    """Jobs of other sessions (or of this user's closed tab): listed, watched only on request."""
+    others = [j for j in MANAGER.jobs() if j.owner != session_id() and j.run_id != st.session_state.get("watch")]
+    if not others:
+        return
+    st.caption(f"{len(others)} other training job(s) running on this server.")
+    with st.expander("Re-attach to a running job", expanded=st.session_state.get("watch") is None):
+        for j in others:
+            c1, c2 = st.columns([4, 1])
+            c1.write(f"{j.config.label} — started {time.strftime('%H:%M:%S', time.localtime(j.started))}")
+            if c2.button("Watch", key=f"attach_{j.run_id}", help="show its live curves here (e.g. after closing a tab)"):
+                st.session_state["watch"] = j.run_id
+                st.rerun()
 
 
 @st.fragment(run_every=1.0)
 def live_panel() -> None:
     """Re-reads the run store every second: survives page switches and closed tabs."""
-    others = [j for j in MANAGER.jobs() if j.run_id != st.session_state.get("watch")]
-    if others:
-        st.caption(f"{len(others)} other training job(s) running on this server.")
+    other_jobs()
     rid = _watched_run_id()
     if rid is None:
         st.info("Configure a run on the left and press **Train**. Live curves appear here.")

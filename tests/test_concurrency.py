@@ -112,11 +112,6 @@ def test_two_browser_sessions_train_and_watch_their_own_runs(shared_store: RunSt
         assert shared_store.get(rid).status()["status"] == "complete"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pages/train.py _watched_run_id() falls back to MANAGER.jobs() of any owner and to any running "
-    "run in the store, so a session that started nothing watches (and may Stop) someone else's job",
-)
 def test_a_session_that_started_nothing_sees_other_jobs_only_as_a_count(shared_store: RunStore, cleanup_jobs) -> None:
     job = MANAGER.start(TINY.replace(epochs=5, name="someone else's run"), shared_store, owner="someone-else")
     carol = _session()
