@@ -1,17 +1,23 @@
 """Benchmark: target accuracy of every domain-adaptation method against source-only training.
 
-    python bench/domain_adaptation.py            # full run: 3 seeds, both shifts, every method
-    python bench/domain_adaptation.py --quick    # smoke run (a minute or two)
+    python bench/domain_adaptation.py --jobs 2 --threads 1   # full run: 3 seeds, both shifts
+    python bench/domain_adaptation.py --quick                # smoke run (a minute or two)
 
 Every run starts from ``vizcore.methods.recipes.recommended_config(method, source, target)``,
 the same defaults as the Train page and ``python -m vizcore train --recipe``, with only
 ``--train-limit`` (images per training domain) and the seed on top, so a row can be
 reproduced from the command line. Target labels are used for evaluation only.
 
+Rows: every registered method, plus a control ("joint-BN λ=0"): the adaptation network and
+batches (source and target through one BatchNorm) with the transfer loss switched off. Source-only
+normalises with source statistics only; the control shows how much of each method's gain is
+that shared normalisation rather than its transfer loss.
+
 Columns: target and source test accuracy (mean ± sample std over the seeds), the gain over
 source-only on the target, and the training time relative to source-only on the same shift
 (wall time from "data and model ready" to the end, median over seeds). The machine is shared
-and noisy, so only ratios measured in one run are meaningful.
+and noisy, so only ratios measured in one run are meaningful; with ``--jobs`` > 1 runs share the
+cores, which adds noise to the times but not to the accuracies (every run is seeded).
 
 Published anchors (different data sizes and backbones; for orientation, not comparison):
 DANN paper, MNIST -> MNIST-M: 52.3% source-only -> 76.7% DANN (Ganin et al. 2016, Table 2);

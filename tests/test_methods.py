@@ -251,6 +251,18 @@ def test_a_few_steps_reduce_the_total_loss(name: str) -> None:
     assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
 
 
+def test_dan_with_test_power_kernel_weights_trains() -> None:
+    """The per-batch optimal kernel weights keep the loss differentiable and finite."""
+    torch.manual_seed(0)
+    model = create_model("lenet_gap", in_channels=3, bottleneck_dim=16)
+    method = create_method("dan", feature_dim=16, kernel_weights="optimal", estimator="linear")
+    xs, xt = torch.rand(16, 3, 16, 16), torch.rand(16, 3, 16, 16) * 0.5 + 0.5
+    loss, logs = method.loss(model, xs, torch.randint(0, 10, (16,)), xt, 0.5)
+    loss.backward()
+    assert math.isfinite(loss.item()) and {"mmd_gap", "mmd_bottleneck"} <= set(logs)
+    assert model.features[0][0].weight.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("name", DA_METHODS)
 def test_train_runs_each_method_and_logs_its_curves(name: str) -> None:
     cfg = recommended_config(name, "mnist", "mnist-m").replace(

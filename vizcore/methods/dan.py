@@ -124,11 +124,11 @@ def multi_kernel_mmd2(
 class DAN(Method):
     label = "DAN"
     description = (
-        "Pulls source and target together on several layers at once (adaptation layer and logits) "
+        "Pulls source and target together on several layers at once (GAP and adaptation layer) "
         "by minimising a multi-kernel MMD² between their feature distributions."
     )
     param_specs = {
-        "layers": ("bottleneck,logits", "comma-separated layers to adapt: gap, bottleneck, logits"),
+        "layers": ("gap,bottleneck", "comma-separated layers to adapt: gap, bottleneck, logits"),
         "kernel_num": (5, "number of Gaussian kernels"),
         "kernel_mul": (2.0, "ratio between neighbouring kernel bandwidths"),
         "kernel_weights": (
