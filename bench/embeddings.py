@@ -165,7 +165,7 @@ IN_PROCESS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
     "tsne-vizcore": ("t-SNE  vizcore (openTSNE fast)", case_vizcore("tsne")),
     "tsne-sklearn-1thread": ("t-SNE  sklearn default, 1 OMP thread", case_sklearn_one_thread),
     "tsne-opentsne-default": ("t-SNE  openTSNE default", case_opentsne_default),
-    "tsne-sklearn-fast": ("t-SNE  sklearn max_iter=500, 1 OMP thread", case_sklearn_fast),
+    "tsne-sklearn-fast": ("t-SNE  sklearn 500 iter, 1 OMP thread", case_sklearn_fast),
     "pca": ("PCA    vizcore", case_vizcore("pca")),
 }
 

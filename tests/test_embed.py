@@ -96,6 +96,9 @@ def test_umap_is_deterministic_and_separates_blobs(blobs) -> None:
     b = E.embed(x, "umap", seed=0, n_neighbors=10)
     np.testing.assert_array_equal(a, b)
     assert knn_class_accuracy_2d(a, y, k=5) > 0.9
+    # Started from another layout (the 'init' alignment of a pair): still a good layout.
+    c = E.embed(x, "umap", seed=0, n_neighbors=10, init=a[:, ::-1])
+    assert c.shape == (120, 2) and knn_class_accuracy_2d(c, y, k=5) > 0.9
 
 
 # --------------------------------------------------------------------------- quality

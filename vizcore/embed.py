@@ -442,17 +442,21 @@ def warm_up_umap(n: int = 5000, seed: int = 0) -> float:
 
     ``n`` must be at least 4096: below that umap-learn uses exact neighbours, and the
     approximate (pynndescent) path that real data of a few thousand points takes is
-    compiled only on its first use. A small second fit compiles the exact path too.
+    compiled only on its first use. The data are 128 wide because pynndescent's forest
+    builder splits breadth-first (more code to compile) only nodes holding over 1 MiB of
+    rows. A small fit before it compiles the exact path.
 
     Returns:
         Seconds spent.
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    centers = rng.normal(0.0, 1.0, size=(10, 32))  # overlapping: one connected graph
-    x = centers[rng.integers(0, 10, size=n)] + rng.normal(size=(n, 32))  # (n, 32)
-    embed(x, "umap", seed)
+    centers = rng.normal(0.0, 1.0, size=(10, 128))  # overlapping: one connected graph
+    x = centers[rng.integers(0, 10, size=n)] + rng.normal(size=(n, 128))  # (n, 128)
+    # Small first: the exact-neighbour path is what pages with < 4,096 points use, so it
+    # is ready early; then the approximate path.
     embed(x[:300], "umap", seed)
+    embed(x, "umap", seed)
     _WARMUP_DONE.set()
     return time.perf_counter() - t0
 
