@@ -313,7 +313,7 @@ def train(
         window_t, window_n = time.perf_counter(), 0
         acc_logs: dict[str, float] = {}
         for epoch in range(config.epochs):
-            trainer.epoch = epoch
+            trainer.epoch = epoch + 1  # 1-based, as in the step events
             trainer.model.train()
             for idx in _batches(len(trainer.x_src), config.batch_size, trainer.gen):
                 if stop is not None and stop.is_set():
