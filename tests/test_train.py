@@ -129,3 +129,12 @@ def test_dann_schedule_formula() -> None:
 def test_common_shape() -> None:
     assert common_shape((1, 28, 28), (3, 28, 28)) == (3, 28, 28)
     assert common_shape((1, 16, 16), (1, 28, 28)) == (1, 28, 28)
+
+
+def test_supervised_recipe_is_the_measured_one() -> None:
+    from vizcore.methods.recipes import recommended_config
+
+    mnist = recommended_config("source_only", "mnist")
+    assert (mnist.epochs, mnist.augment_shift, mnist.schedule, mnist.bottleneck_dim) == (15, 2, "onecycle", 0)
+    assert recommended_config("source_only", "cluttered-mnist").model == "lenet_gap_plus"
+    assert recommended_config("source_only", "mnist", "mnist-m").bottleneck_dim == 256  # adaptation recipe
