@@ -301,6 +301,7 @@ def _tsne_progress(
         ),
     ),
     supports_init=True,
+    min_points=7,  # 3 x the smallest perplexity (2) + 1
     validate=_tsne_validate,
 )
 def _tsne(
@@ -317,11 +318,14 @@ def _tsne(
     if x.shape[1] > _TSNE_PCA_DIMS:
         x = PCA(_TSNE_PCA_DIMS, random_state=seed).fit_transform(x)
     progress(0.0, f"t-SNE: nearest neighbours of {len(x):,} points")
+    exact = len(x) <= _TSNE_EXACT_MAX
     affinities = affinity.PerplexityBasedNN(
         x,
         perplexity=perplexity,
-        method="exact" if len(x) <= _TSNE_EXACT_MAX else "annoy",
-        n_jobs=n_jobs,
+        method="exact" if exact else "annoy",
+        # Annoy's threaded build gives each thread its own random stream and shares the
+        # trees among threads as they run; one thread keeps the index a function of the seed.
+        n_jobs=n_jobs if exact else 1,
         random_state=seed,
     )
     if init is None:
