@@ -406,3 +406,15 @@ def test_usps_file_is_read_at_16x16(tmp_path: Path) -> None:
     assert d.shape == (1, 16, 16) and len(d) == 10
     assert d.labels.tolist() == list(range(10))
     assert float(d.images[0, 0, 0, 0]) == 0.0 and float(d.images[0, 0, 0, 15]) == 1.0
+
+
+def test_layout_seed_redraws_images_of_the_same_items() -> None:
+    base = D.load_domain("cluttered-mnist", "train", seed=3, limit=200)
+    again = D.load_domain("cluttered-mnist", "train", seed=3, limit=200, layout_seed=3)
+    fresh = D.load_domain("cluttered-mnist", "train", seed=3, limit=200, layout_seed=77)
+    assert torch.equal(base.images, again.images)
+    assert torch.equal(base.labels, fresh.labels)  # the same items ...
+    assert (base.images != fresh.images).flatten(1).any(1).all()  # ... each on a new canvas
+    assert D.domain_info("cluttered-mnist").generated and not D.domain_info("mnist").generated
+    with pytest.raises(ValueError, match="layout_seed"):
+        D.load_domain("cluttered-mnist", "train", limit=10, layout_seed=-1)

@@ -138,3 +138,28 @@ def test_supervised_recipe_is_the_measured_one() -> None:
     assert (mnist.epochs, mnist.augment_shift, mnist.schedule, mnist.bottleneck_dim) == (15, 2, "onecycle", 0)
     assert recommended_config("source_only", "cluttered-mnist").model == "lenet_gap_plus"
     assert recommended_config("source_only", "mnist", "mnist-m").bottleneck_dim == 256  # adaptation recipe
+
+
+def _step_losses(cfg) -> list[tuple[int, float]]:
+    return [(e.epoch, e.values["loss"]) for e in train(cfg) if e.kind == "step"]
+
+
+def test_fresh_layouts_redraw_a_generated_source_from_epoch_two() -> None:
+    cfg = TINY.replace(
+        source="cluttered-mnist", epochs=2, train_limit=128, test_limit=32, batch_size=32, log_every=1, device="cpu"
+    )
+    plain, fresh = _step_losses(cfg), _step_losses(cfg.replace(fresh_layouts=True))
+    assert [e for e, _ in plain] == [e for e, _ in fresh] == [1] * 4 + [2] * 4
+    assert plain[:4] == fresh[:4]  # epoch 1 keeps the run's own layout
+    assert plain[4:] != fresh[4:]  # epoch 2 trains on new canvases
+    # a fixed data set has no layout to redraw: the flag changes nothing
+    mnist = cfg.replace(source="mnist")
+    assert _step_losses(mnist) == _step_losses(mnist.replace(fresh_layouts=True))
+
+
+def test_epoch_layout_seeds_are_distinct_and_keep_epoch_one() -> None:
+    from vizcore.train import epoch_layout_seed
+
+    assert epoch_layout_seed(5, 1) is None
+    seeds = {epoch_layout_seed(s, e) for s in range(4) for e in range(2, 30)}
+    assert len(seeds) == 4 * 28 and min(seeds) >= 0

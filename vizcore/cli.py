@@ -43,6 +43,12 @@ def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--bottleneck-dim", type=int, default=d.bottleneck_dim)
     p.add_argument("--standardize", action="store_true", help="per-image input standardisation")
     p.add_argument("--augment-shift", type=int, default=d.augment_shift, help="random shifts of up to N pixels")
+    p.add_argument(
+        "--fresh-layouts",
+        action="store_true",
+        default=d.fresh_layouts,
+        help="redraw a generated source (cluttered-mnist, mnist-m) every epoch",
+    )
     p.add_argument("--train-limit", type=int, default=None)
     p.add_argument("--test-limit", type=int, default=None)
     p.add_argument("--data-root", default=None, help="folder with torchvision data sets")

@@ -34,6 +34,9 @@ class TrainConfig:
     bottleneck_dim: int = 0  # >0: linear adaptation layer before the classifier
     standardize: bool = False  # per-image input standardisation inside the model
     augment_shift: int = 0  # random translation of training images by up to this many pixels
+    # a generated source (cluttered-mnist, mnist-m) is redrawn every epoch with a new layout seed,
+    # so the network cannot memorise where the clutter of each training item lies
+    fresh_layouts: bool = False
     input_shape: tuple[int, int, int] | None = None  # (C, H, W) both domains are brought to
     train_limit: int | None = None  # use only this many training images (quick runs)
     test_limit: int | None = None

@@ -162,6 +162,8 @@ class DomainSpec:
         native_shape: (C, H, W) of the images as stored.
         offline: True when it works with no network and no files beyond the repository.
         num_classes: Number of classes.
+        generated: True when the images are made by a seeded layout (digit place, clutter,
+            photo patches), so a new ``layout_seed`` draws new images of the same items.
         build: Returns the raw split for a request (internal).
     """
 
@@ -170,6 +172,7 @@ class DomainSpec:
     native_shape: tuple[int, int, int]
     offline: bool
     num_classes: int
+    generated: bool = False
     build: Callable[[_Request], _Raw] | None = field(default=None, repr=False, compare=False)
 
 
@@ -293,6 +296,7 @@ def load_domain(
     download: bool = False,
     shape: tuple[int, int, int] | None = None,
     limit: int | None = None,
+    layout_seed: int | None = None,
 ) -> Domain:
     """Load one split of a domain.
 
@@ -309,6 +313,8 @@ def load_domain(
             None keeps the native shape.
         limit: Keep the first ``limit`` items of a seeded, class-stratified order, so small
             subsets stay balanced; None keeps the whole split in its stored order.
+        layout_seed: Layout of a generated domain when it should differ from ``seed`` while
+            ``limit`` keeps the same items (training draws a fresh layout per epoch this way).
 
     Returns:
         A :class:`Domain` that owns its tensors.
@@ -333,7 +339,10 @@ def load_domain(
         raw = _load_folder(name, split, shape or (3, 32, 32))
     else:
         assert spec is not None and spec.build is not None
-        req = _Request(split, seed, default_root(root), root is not None, download)
+        layout = seed if layout_seed is None else layout_seed
+        if layout < 0:
+            raise ValueError(f"layout_seed must be >= 0, got {layout}")
+        req = _Request(split, layout, default_root(root), root is not None, download)
         raw = spec.build(req)
 
     idx = None
@@ -595,6 +604,7 @@ _register(
         native_shape=(1, CANVAS, CANVAS),
         offline=True,
         num_classes=10,
+        generated=True,
         build=lambda r: _cluttered_raw(r.split, r.seed),
     )
 )
@@ -721,6 +731,7 @@ _register(
         native_shape=(3, DIGIT, DIGIT),
         offline=True,
         num_classes=10,
+        generated=True,
         build=_build_mnist_m,
     )
 )

@@ -116,6 +116,26 @@ class Data:
     target_test: Domain | None
 
 
+def load_source_train(config: TrainConfig, layout_seed: int | None = None) -> Domain:
+    """The labelled training split; ``layout_seed`` redraws a generated domain's layout."""
+    return load_domain(
+        config.source,
+        "train",
+        seed=config.seed,
+        root=config.data_root,
+        download=config.download,
+        shape=resolve_input_shape(config),
+        limit=config.train_limit,
+        layout_seed=layout_seed,
+    )
+
+
+def epoch_layout_seed(seed: int, epoch: int) -> int | None:
+    """Layout seed of 1-based ``epoch`` under ``fresh_layouts``; epoch 1 keeps the run's own
+    layout, so a 1-epoch run sees the same images with or without fresh layouts."""
+    return None if epoch <= 1 else seed + 1_000_003 * (epoch - 1)
+
+
 def load_data(config: TrainConfig) -> Data:
     shape = resolve_input_shape(config)
 
@@ -126,7 +146,7 @@ def load_data(config: TrainConfig) -> Data:
 
     tgt = config.target
     return Data(
-        source_train=get(config.source, "train", config.train_limit),
+        source_train=load_source_train(config),
         source_test=get(config.source, "test", config.test_limit),
         target_train=get(tgt, "train", config.train_limit) if tgt else None,
         target_test=get(tgt, "test", config.test_limit) if tgt else None,
@@ -223,6 +243,15 @@ class _Trainer:
             _TargetStream(tt.images.to(self.device, non_blocking=True), config.batch_size, self.gen) if tt else None
         )
         self.last_eval: dict[str, float] = {}
+        self.fresh_layouts = config.fresh_layouts and domain_info(config.source).generated
+
+    def start_epoch(self, epoch: int) -> None:
+        """Set the 1-based epoch; under ``fresh_layouts`` redraw a generated source's images."""
+        self.epoch = epoch
+        self.model.train()
+        if self.fresh_layouts and epoch > 1:
+            src = load_source_train(self.config, epoch_layout_seed(self.config.seed, epoch))
+            self.x_src = src.images.to(self.device, non_blocking=True)
 
     def _set_lr(self) -> float:
         lr = self.config.lr * self.lr_at(self.step / max(self.total_steps, 1))
@@ -313,8 +342,7 @@ def train(
         window_t, window_n = time.perf_counter(), 0
         acc_logs: dict[str, float] = {}
         for epoch in range(config.epochs):
-            trainer.epoch = epoch + 1  # 1-based, as in the step events
-            trainer.model.train()
+            trainer.start_epoch(epoch + 1)  # 1-based, as in the step events
             for idx in _batches(len(trainer.x_src), config.batch_size, trainer.gen):
                 if stop is not None and stop.is_set():
                     yield finish("stopped", f"stopped by the user at epoch {epoch + 1}, step {trainer.step}")
