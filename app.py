@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from vizcore.warmup import schedule_umap_warmup
+
 st.set_page_config(page_title="vizcore", page_icon="🔬", layout="wide")
 
 PAGES = {
@@ -20,5 +22,9 @@ PAGES = {
         st.Page("pages/upload.py", title="Your checkpoints & images", icon=":material/upload_file:"),
     ],
 }
+
+# once per server process: compile UMAP's numba code in the background, after the first page
+# has rendered, so a UMAP asked for a minute later takes seconds instead of a minute
+schedule_umap_warmup()
 
 st.navigation(PAGES).run()

@@ -47,7 +47,8 @@ def streamlit_server(runs: Path, log: Path, timeout_s: float = 90) -> Iterator[s
     its tail is shown if the server does not come up.
     """
     port = free_port()
-    env = {**os.environ, "VIZCORE_RUNS": str(runs)}
+    # no start-up UMAP warm-up: a minute of numba compilation would only slow the tests down
+    env = {**os.environ, "VIZCORE_RUNS": str(runs), "VIZCORE_UMAP_WARMUP": "0"}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from vizcore.runs import RunStore
 from vizcore.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
+# AppTest runs app.py in this process: no minute-long UMAP compilation in the background
+os.environ["VIZCORE_UMAP_WARMUP"] = "0"
 
 # Small enough to train in a few seconds on 2 cores, large enough to learn something.
 TINY = TrainConfig(

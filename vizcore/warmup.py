@@ -1,0 +1,40 @@
+"""Start-up work the server does in the background, so the first user request is fast.
+
+Kept apart from :mod:`vizcore.embed` so that ``app.py`` can schedule the warm-up without
+importing scikit-learn on the first page load.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+ENV = "VIZCORE_UMAP_WARMUP"  # "0" turns the start-up warm-up off (the Embeddings page still starts one)
+
+_LOCK = threading.Lock()
+_SCHEDULED: threading.Thread | None = None
+
+
+def _after(delay_s: float) -> None:
+    time.sleep(delay_s)
+    from vizcore.embed import start_umap_warmup_thread
+
+    start_umap_warmup_thread()
+
+
+def schedule_umap_warmup(delay_s: float = 5.0) -> threading.Thread | None:
+    """Once per process, warm up UMAP's numba code ``delay_s`` seconds from now, in a daemon thread.
+
+    The compilation takes about a minute of one core; the delay lets the first page render
+    before it starts. Returns the scheduling thread, or None when ``$VIZCORE_UMAP_WARMUP`` is
+    ``"0"``. Idempotent: later calls return the first thread.
+    """
+    global _SCHEDULED
+    if os.environ.get(ENV, "1") == "0":
+        return None
+    with _LOCK:
+        if _SCHEDULED is None:
+            _SCHEDULED = threading.Thread(target=_after, args=(delay_s,), name="umap-warmup-timer", daemon=True)
+            _SCHEDULED.start()
+        return _SCHEDULED
