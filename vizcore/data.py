@@ -880,7 +880,7 @@ def _build_tv(name: str) -> Callable[[_Request], _Raw]:
 
 
 def _register_tv(name: str, description: str, native_shape: tuple[int, int, int]) -> None:
-    _register(DomainSpec(name, description, native_shape, False, 10, _build_tv(name)))
+    _register(DomainSpec(name, description, native_shape, False, 10, build=_build_tv(name)))
 
 
 _register_tv("mnist-full", "Full MNIST via torchvision (60,000 / 10,000)", (1, 28, 28))
