@@ -80,7 +80,14 @@ def config_form() -> TrainConfig | None:
             momentum = a1.number_input("Momentum", 0.0, 0.999, base.momentum)
             wd = a2.number_input("Weight decay", 0.0, 1.0, base.weight_decay, format="%.2g")
             limit = a1.number_input("Training images (0 = all)", 0, 1_000_000, base.train_limit or 0, step=500)
-            model = a2.selectbox("Model", list_models())
+            models = list_models()
+            model = a2.selectbox("Model", models, index=models.index(base.model) if base.model in models else 0)
+            shift = a1.number_input("Random shift (pixels)", 0, 8, base.augment_shift,
+                                    help="augmentation: translate each training image by up to this many pixels")  # fmt: skip
+            fresh = a2.checkbox("Fresh layouts every epoch", base.fresh_layouts,
+                                disabled=not domain_info(source).generated,
+                                help="redraw a generated source (clutter, photo patches) each epoch, "
+                                "so the network cannot memorise the layouts")  # fmt: skip
         submitted = st.form_submit_button("Train", type="primary")
     if not submitted:
         return None
@@ -88,6 +95,7 @@ def config_form() -> TrainConfig | None:
         epochs=int(epochs), batch_size=int(batch), lr=float(lr), seed=int(seed), device=device, name=name,
         trade_off=float(trade_off), method_params=params, optimizer=optimizer, schedule=schedule,
         momentum=float(momentum), weight_decay=float(wd), train_limit=int(limit) or None, model=model,
+        augment_shift=int(shift), fresh_layouts=bool(fresh) and domain_info(source).generated,
     )  # fmt: skip
 
 

@@ -76,6 +76,24 @@ def test_train_page_runs_a_tiny_training() -> None:
     assert _figures(at), "live curves are drawn"
 
 
+def test_train_form_starts_from_the_data_sets_recipe() -> None:
+    at = _app()
+    at.switch_page("pages/train.py").run()
+
+    def widget(kind: str, label: str):
+        return next(w for w in getattr(at, kind) if w.label.startswith(label))
+
+    assert widget("selectbox", "Model").value == "lenet_gap"
+    assert widget("checkbox", "Fresh layouts").disabled  # mnist is a fixed data set
+    widget("selectbox", "Data set").set_value("cluttered-mnist").run()
+    assert not at.exception, at.exception
+    # the cluttered recipe: the wider network, new clutter every epoch, no shift
+    assert widget("selectbox", "Model").value == "lenet_gap_plus"
+    fresh = widget("checkbox", "Fresh layouts")
+    assert fresh.value and not fresh.disabled
+    assert widget("number_input", "Random shift").value == 0
+
+
 def test_distances_page_draws_a_class_matrix(tmp_path, monkeypatch) -> None:
     import base64
 
