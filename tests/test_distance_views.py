@@ -83,6 +83,12 @@ def test_cached_matrix_is_returned_without_recomputing(store: RunStore, monkeypa
     assert "19 permutations" in again.description
     dv.class_matrix(run, "source", "test", "gap", dv.DistanceSettings(n_per_class=8, n_perm=0))
     assert calls["matrix"] == 2  # other parameters, another cache entry
+    # the page passes every parameter explicitly; at their defaults it is the same matrix
+    from vizcore.metrics import metric_info
+
+    explicit = dv.DistanceSettings(params=dict(metric_info("mmd").params), n_per_class=8, n_perm=19)
+    dv.class_matrix(run, "source", "test", "gap", explicit)
+    assert calls["matrix"] == 2
 
 
 def test_cross_matrix_needs_a_target_domain(store: RunStore) -> None:

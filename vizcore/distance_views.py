@@ -140,8 +140,10 @@ class DistanceSettings:
     pairing: str = "halves"
 
     def key(self) -> dict[str, Any]:
-        """JSON-friendly cache key."""
-        return {"metric": self.metric, "params": dict(sorted(self.params.items())), "n_per_class": self.n_per_class,
+        """JSON-friendly cache key; unset parameters count as their defaults, so the report's
+        default settings and the page's explicit ones share one cached matrix."""
+        params = {**metric_info(self.metric).params, **self.params}
+        return {"metric": self.metric, "params": dict(sorted(params.items())), "n_per_class": self.n_per_class,
                 "n_perm": int(self.n_perm), "seed": int(self.seed), "pairing": self.pairing}  # fmt: skip
 
 
