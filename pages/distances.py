@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from pages._shared import figure, friendly_errors, pick_run, presentation_toggle, usable_runs
+from pages._shared import figure, friendly_errors, pick_run, usable_runs
+from pages._shared import presentation as presentation_on
 from vizcore import distance_views as dv
 from vizcore.data import SPLITS
 from vizcore.figures.matrix import MatrixPanel, difference_heatmap, matrix_figure, not_significant
@@ -98,7 +99,7 @@ with st.expander(f"Parameters of {metric_info(metric).label}", expanded=metric =
                                     "The source-vs-target matrix always compares n vs n.")  # fmt: skip
     st.caption(metric_info(metric).description)
 cluster = st.toggle("Order classes by clustering", key="dist_cluster", help=dv.CLUSTER_NOTE)
-presentation = presentation_toggle()  # the app-wide switch, in the sidebar
+presentation = presentation_on()  # the app-wide switch in the sidebar (app.py)
 settings = dv.DistanceSettings(metric, params, int(n_per_class), int(n_perm), int(seed), pairing)
 SPINNER = f"Computing the matrix{' and its permutation p-values' if n_perm else ''} (cached in the run folder)…"
 

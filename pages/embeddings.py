@@ -9,7 +9,6 @@ from pages._shared import (
     friendly_errors,
     pick_run,
     presentation,
-    presentation_toggle,
     usable_runs,
 )
 from vizcore import embedding_views as ev
@@ -26,7 +25,6 @@ st.caption(
     "target points join the source clusters of their class. Click a point to see its image and CAMs."
 )
 
-presentation_toggle()
 runs = usable_runs()
 if len(runs) < 2:
     st.info("This page compares two runs: train a source-only baseline and an adaptation run (e.g. DANN) on the "

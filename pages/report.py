@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._shared import friendly_errors, pick_run, presentation, presentation_toggle, store
+from pages._shared import friendly_errors, pick_run, presentation, store
 from vizcore.distance_views import DistanceSettings
 from vizcore.embed import METHODS as EMBED_METHODS
 from vizcore.metrics import list_metrics, metric_info
 from vizcore.report import SECTIONS, ReportOptions, build_report
 
 st.title("Report")
-presentation_toggle()
 st.caption(
     "One HTML file with the run's configuration and data provenance, training curves, accuracies, CAMs with the "
     "localisation score, class distance matrices and the embeddings with their numbers. plotly.js is inside the "

@@ -13,7 +13,6 @@ from pages._shared import (
     load_model,
     pick_run,
     presentation,
-    presentation_toggle,
     store,
 )
 from vizcore.figures.cam import cam_grid
@@ -33,7 +32,6 @@ from vizcore.uploads import (
 )
 
 st.title("Your checkpoints & images")
-presentation_toggle()
 AUTO = {"auto": None, "yes": True, "no": False}
 
 

@@ -44,6 +44,14 @@ def test_page_renders(page: str) -> None:
     assert not at.exception, at.exception
 
 
+def test_presentation_switch_is_drawn_by_the_app_for_every_page() -> None:
+    # app.py draws it around st.navigation (AppTest.switch_page runs a page without app.py;
+    # the browser tour switches it on from the Report page, which no longer draws one itself)
+    at = _app()
+    assert [t.label for t in at.sidebar.toggle] == ["Presentation mode"]
+    assert not any("presentation_toggle" in p.read_text() for p in (Path(APP).parent / "pages").glob("[!_]*.py"))
+
+
 def _figures(at: AppTest) -> list[dict]:
     return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
 
