@@ -163,3 +163,17 @@ def test_epoch_layout_seeds_are_distinct_and_keep_epoch_one() -> None:
     assert epoch_layout_seed(5, 1) is None
     seeds = {epoch_layout_seed(s, e) for s in range(4) for e in range(2, 30)}
     assert len(seeds) == 4 * 28 and min(seeds) >= 0
+
+
+@pytest.mark.parametrize(("flag", "fresh"), [([], True), (["--no-fresh-layouts"], False)])
+def test_cli_cluttered_recipe_and_fresh_layouts_flag(tmp_path, flag: list[str], fresh: bool) -> None:
+    from vizcore.cli import main
+
+    runs = tmp_path / "runs"
+    argv = ["--runs", str(runs), "train", "--recipe", "--data", "cluttered-mnist", "--epochs", "1",
+            "--train-limit", "64", "--test-limit", "32", "--batch-size", "32", *flag]  # fmt: skip
+    assert main(argv) == 0
+    store = RunStore(runs, demo_root=None)
+    (rid,) = store.run_ids()
+    cfg = store.get(rid).config()
+    assert (cfg.model, cfg.fresh_layouts, cfg.epochs) == ("lenet_gap_plus", fresh, 1)

@@ -45,7 +45,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--augment-shift", type=int, default=d.augment_shift, help="random shifts of up to N pixels")
     p.add_argument(
         "--fresh-layouts",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=d.fresh_layouts,
         help="redraw a generated source (cluttered-mnist, mnist-m) every epoch",
     )
