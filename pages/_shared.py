@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from vizcore.data import DataUnavailable
+from vizcore.errors import DataUnavailable
 from vizcore.runs import CheckpointError, Run, RunInfo, RunNotFound, RunStore
 
 # Errors a user can cause (a deleted run, a bad checkpoint, missing data, bad parameters):

@@ -155,3 +155,13 @@ def test_embeddings_page_draws_before_and_after_panels(tmp_path, monkeypatch) ->
     panels = {t.get("xaxis") for t in fig["data"] if t.get("customdata")}
     assert panels == {"x", "x2"}, "two scatter panels, before and after"
     assert any("Class silhouette" in str(t.value) for t in at.table), "the numbers table is shown"
+
+
+def test_the_first_page_does_not_import_torch() -> None:
+    # torch costs over a second to import; the Overview only lists runs (target: interactive in 5 s)
+    import subprocess
+    import sys
+
+    code = "import sys, pages._shared, vizcore.warmup; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(APP).parent, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vizcore.errors import DataUnavailable
 from vizcore.registry import Registry
 
 __all__ = [
@@ -86,10 +87,6 @@ CLUTTER_CROP_RANGE = (4, DIGIT - 4 - PATCH)
 MNISTM_SCALES = tuple(float(s) for s in np.linspace(0.25, 1.0, 16))
 
 CACHE_SIZE = 8
-
-
-class DataUnavailable(RuntimeError):
-    """A domain's files are absent and cannot be downloaded; the message says what to do."""
 
 
 @dataclass(frozen=True, eq=False)

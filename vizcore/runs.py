@@ -25,17 +25,17 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
 
 from vizcore.atomic import write_bytes_atomic, write_json_atomic
 from vizcore.config import TrainConfig
 
 STATUSES = ("running", "complete", "stopped", "failed", "interrupted")
+if TYPE_CHECKING:  # torch is imported where weights are touched: listing runs stays light
+    import torch
+
 DEMO_ROOT = Path(__file__).resolve().parent.parent / "assets" / "demo_runs"
 
 
@@ -174,6 +174,8 @@ class Run:
         write_json_atomic(self._writable("summary.json"), summary)
 
     def save_weights(self, model: torch.nn.Module) -> None:
+        from safetensors.torch import save
+
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         write_bytes_atomic(self._writable("model.safetensors"), save(state))
 
@@ -222,7 +224,8 @@ class Run:
 
 def read_safetensors(path: Path | str | bytes) -> dict[str, torch.Tensor]:
     """Read a safetensors file (path or raw bytes); a corrupt file raises CheckpointError."""
-    from safetensors.torch import load
+    from safetensors import SafetensorError
+    from safetensors.torch import load, load_file
 
     try:
         return load(path) if isinstance(path, bytes) else load_file(str(path))
@@ -232,6 +235,8 @@ def read_safetensors(path: Path | str | bytes) -> dict[str, torch.Tensor]:
 
 def state_dict_problems(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
     """Every difference between a checkpoint and a model's expected tensors, in words."""
+    import torch
+
     expected = model.state_dict()
     problems = [f"missing tensor {k} {tuple(v.shape)}" for k, v in expected.items() if k not in state]
     problems += [f"unexpected tensor {k} {tuple(state[k].shape)}" for k in state if k not in expected]
