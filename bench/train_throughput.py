@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from vizcore.config import TrainConfig
-from vizcore.data import load_domain
-from vizcore.device import resolve_device
-from vizcore.train import build_model, train
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
+
+from vizcore.config import TrainConfig  # noqa: E402
+from vizcore.data import load_domain  # noqa: E402
+from vizcore.device import resolve_device  # noqa: E402
+from vizcore.train import build_model, train  # noqa: E402
 
 
 def bare_loop(cfg: TrainConfig, steps: int) -> float:
