@@ -21,6 +21,15 @@ from vizcore.runs import CheckpointError, Run, RunInfo, RunNotFound, RunStore
 USER_ERRORS = (RunNotFound, CheckpointError, DataUnavailable, ValueError, PermissionError, KeyError)
 
 
+def accuracy_percent(value: float | None) -> float | None:
+    """A 0..1 accuracy as a percentage for :data:`ACCURACY_COLUMN` (None stays None)."""
+    return None if value is None else 100.0 * value
+
+
+# one decimal for every run, so a column of accuracies lines up (the "percent" preset varies)
+ACCURACY_COLUMN = st.column_config.NumberColumn(format="%.1f %%")
+
+
 def store() -> RunStore:
     return RunStore()
 

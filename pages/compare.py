@@ -5,7 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages._shared import figure, friendly_errors, run_label, store
+from pages._shared import (
+    ACCURACY_COLUMN,
+    accuracy_percent,
+    figure,
+    friendly_errors,
+    run_label,
+    store,
+)
 from vizcore.figures.training import compare_curves
 
 st.title("Compare runs")
@@ -22,8 +29,8 @@ rows = [
         "target": r.target or "—",
         "seed": r.seed,
         "status": r.status,
-        "source acc": r.summary.get("source_acc"),
-        "target acc": r.summary.get("target_acc"),
+        "source acc": accuracy_percent(r.summary.get("source_acc")),
+        "target acc": accuracy_percent(r.summary.get("target_acc")),
         "epochs": r.summary.get("epochs_done"),
     }
     for r in runs
@@ -34,8 +41,8 @@ st.dataframe(
     hide_index=True,
     width="stretch",
     column_config={
-        "source acc": st.column_config.NumberColumn(format="percent"),
-        "target acc": st.column_config.NumberColumn(format="percent"),
+        "source acc": ACCURACY_COLUMN,
+        "target acc": ACCURACY_COLUMN,
     },
 )
 st.caption("Accuracies are on each domain's held-out test split after the last epoch; target labels are never used in training.")

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from pages._shared import relative_time, store
+from pages._shared import ACCURACY_COLUMN, accuracy_percent, relative_time, store
 
 st.title("vizcore — see what your network learned")
 st.markdown(
@@ -29,8 +29,8 @@ else:
             "method": r.method,
             "data": r.source if not r.target else f"{r.source} → {r.target}",
             "seed": r.seed,
-            "source acc": r.summary.get("source_acc"),
-            "target acc": r.summary.get("target_acc"),
+            "source acc": accuracy_percent(r.summary.get("source_acc")),
+            "target acc": accuracy_percent(r.summary.get("target_acc")),
             "created": "shipped demo" if r.read_only else relative_time(r.created),
             "note": r.message,
         }
@@ -41,8 +41,8 @@ else:
         hide_index=True,
         width="stretch",
         column_config={
-            "source acc": st.column_config.NumberColumn(format="percent"),
-            "target acc": st.column_config.NumberColumn(format="percent"),
+            "source acc": ACCURACY_COLUMN,
+            "target acc": ACCURACY_COLUMN,
         },
     )
     st.caption(f"Runs are folders under `{store().root}/`; demo runs ship read-only in `assets/demo_runs/`.")

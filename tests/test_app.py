@@ -165,3 +165,13 @@ def test_the_first_page_does_not_import_torch() -> None:
     code = "import sys, pages._shared, vizcore.warmup; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(APP).parent, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_overview_lists_the_demo_runs_with_accuracies_in_percent() -> None:
+    import pandas as pd
+
+    at = _app()
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc["demo-lenet-gap-mnist", "source acc"] == pytest.approx(97.8)  # summary.json: 0.978
+    assert table.loc["demo-dann-mnist-to-mnist-m", "target acc"] == pytest.approx(48.15)
+    assert pd.isna(table.loc["demo-lenet-gap-mnist", "target acc"])  # no target: empty, not 0
