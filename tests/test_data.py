@@ -418,3 +418,8 @@ def test_layout_seed_redraws_images_of_the_same_items() -> None:
     assert D.domain_info("cluttered-mnist").generated and not D.domain_info("mnist").generated
     with pytest.raises(ValueError, match="layout_seed"):
         D.load_domain("cluttered-mnist", "train", limit=10, layout_seed=-1)
+    # a one-off layout is not kept: it would evict the splits that are used again
+    before = D._cluttered_raw.cache_info()
+    D.load_domain("cluttered-mnist", "train", seed=3, limit=200, layout_seed=78)
+    after = D._cluttered_raw.cache_info()
+    assert (after.hits, after.misses, after.currsize) == (before.hits, before.misses, before.currsize)

@@ -23,7 +23,9 @@ Caching: each raw builder is wrapped in ``functools.lru_cache``, so generated do
 per process. The cache holds uint8 tensors where the data is 8-bit (a quarter of the memory) and
 float32 otherwise; a returned :class:`Domain` always owns fresh tensors (the uint8 -> float
 conversion or the index for ``limit`` copies anyway, and float images are cloned otherwise), so
-editing a Domain in place never reaches the cache.
+editing a Domain in place never reaches the cache. A split drawn with an explicit ``layout_seed``
+(one epoch's fresh layout) is built past the cache: it is used once, and keeping it would evict
+the splits that are used again.
 """
 
 from __future__ import annotations
@@ -147,6 +149,12 @@ class _Request:
     root: Path
     root_given: bool
     download: bool
+    keep: bool = True  # False: a one-off layout, built past the builders' caches
+
+
+def _cached(builder: Callable[..., _Raw], req: _Request) -> Callable[..., _Raw]:
+    """``builder`` (an ``lru_cache``-wrapped function) or, for a one-off request, its uncached body."""
+    return builder if req.keep else builder.__wrapped__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -339,7 +347,7 @@ def load_domain(
         layout = seed if layout_seed is None else layout_seed
         if layout < 0:
             raise ValueError(f"layout_seed must be >= 0, got {layout}")
-        req = _Request(split, layout, default_root(root), root is not None, download)
+        req = _Request(split, layout, default_root(root), root is not None, download, keep=layout_seed is None)
         raw = spec.build(req)
 
     idx = None
@@ -602,7 +610,7 @@ _register(
         offline=True,
         num_classes=10,
         generated=True,
-        build=lambda r: _cluttered_raw(r.split, r.seed),
+        build=lambda r: _cached(_cluttered_raw, r)(r.split, r.seed),
     )
 )
 
@@ -718,7 +726,7 @@ def _mnist_m_raw(split: str, seed: int, photos_dir: str | None) -> _Raw:
 
 def _build_mnist_m(req: _Request) -> _Raw:
     photos = _photos_dir(req)
-    return _mnist_m_raw(req.split, req.seed, None if photos is None else str(photos.resolve()))
+    return _cached(_mnist_m_raw, req)(req.split, req.seed, None if photos is None else str(photos.resolve()))
 
 
 _register(
