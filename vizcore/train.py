@@ -116,16 +116,17 @@ class Data:
     target_test: Domain | None
 
 
-def load_source_train(config: TrainConfig, layout_seed: int | None = None) -> Domain:
-    """The labelled training split; ``layout_seed`` redraws a generated domain's layout."""
+def load_split(config: TrainConfig, name: str, split: str, layout_seed: int | None = None) -> Domain:
+    """One split of one of the run's domains, at the run's input shape and limits;
+    ``layout_seed`` redraws a generated domain's layout."""
     return load_domain(
-        config.source,
-        "train",
+        name,
+        split,
         seed=config.seed,
         root=config.data_root,
         download=config.download,
         shape=resolve_input_shape(config),
-        limit=config.train_limit,
+        limit=config.train_limit if split == "train" else config.test_limit,
         layout_seed=layout_seed,
     )
 
@@ -137,19 +138,12 @@ def epoch_layout_seed(seed: int, epoch: int) -> int | None:
 
 
 def load_data(config: TrainConfig) -> Data:
-    shape = resolve_input_shape(config)
-
-    def get(name: str, split: str, limit: int | None) -> Domain:
-        return load_domain(
-            name, split, seed=config.seed, root=config.data_root, download=config.download, shape=shape, limit=limit
-        )
-
     tgt = config.target
     return Data(
-        source_train=load_source_train(config),
-        source_test=get(config.source, "test", config.test_limit),
-        target_train=get(tgt, "train", config.train_limit) if tgt else None,
-        target_test=get(tgt, "test", config.test_limit) if tgt else None,
+        source_train=load_split(config, config.source, "train"),
+        source_test=load_split(config, config.source, "test"),
+        target_train=load_split(config, tgt, "train") if tgt else None,
+        target_test=load_split(config, tgt, "test") if tgt else None,
     )
 
 
@@ -250,7 +244,7 @@ class _Trainer:
         self.epoch = epoch
         self.model.train()
         if self.fresh_layouts and epoch > 1:
-            src = load_source_train(self.config, epoch_layout_seed(self.config.seed, epoch))
+            src = load_split(self.config, self.config.source, "train", epoch_layout_seed(self.config.seed, epoch))
             self.x_src = src.images.to(self.device, non_blocking=True)
 
     def _set_lr(self) -> float:
