@@ -84,8 +84,8 @@ def config_form() -> TrainConfig | None:
             model = a2.selectbox("Model", models, index=models.index(base.model) if base.model in models else 0)
             shift = a1.number_input("Random shift (pixels)", 0, 8, base.augment_shift,
                                     help="augmentation: translate each training image by up to this many pixels")  # fmt: skip
-            fresh = a2.checkbox("Fresh layouts every epoch", base.fresh_layouts,
-                                disabled=not domain_info(source).generated,
+            generated = domain_info(source).generated  # only a generated source has layouts to redraw
+            fresh = a2.checkbox("Fresh layouts every epoch", base.fresh_layouts, disabled=not generated,
                                 help="redraw a generated source (clutter, photo patches) each epoch, "
                                 "so the network cannot memorise the layouts")  # fmt: skip
         submitted = st.form_submit_button("Train", type="primary")
@@ -95,7 +95,7 @@ def config_form() -> TrainConfig | None:
         epochs=int(epochs), batch_size=int(batch), lr=float(lr), seed=int(seed), device=device, name=name,
         trade_off=float(trade_off), method_params=params, optimizer=optimizer, schedule=schedule,
         momentum=float(momentum), weight_decay=float(wd), train_limit=int(limit) or None, model=model,
-        augment_shift=int(shift), fresh_layouts=bool(fresh) and domain_info(source).generated,
+        augment_shift=int(shift), fresh_layouts=bool(fresh) and generated,
     )  # fmt: skip
 
 
