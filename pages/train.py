@@ -167,7 +167,12 @@ def live_panel() -> None:
         if "images_per_s" in v:
             cols[2].metric("images / s", f"{v['images_per_s']:.0f}")
         if "domain_acc" in v:
-            cols[3].metric("domain classifier acc", f"{v['domain_acc']:.1%}", help="near 50% = domains aligned")
+            cols[3].metric(
+                "domain classifier acc",
+                f"{v['domain_acc']:.1%}",
+                help="near 50%: the classifier cannot tell source from target features (aligned as "
+                "a whole, which says nothing about each class); near 100%: not aligned",
+            )
     if any(r["kind"] == "step" for r in records):
         st.plotly_chart(training_curves(records), width="stretch", key="live_curves")
     if state in ("complete", "stopped"):
