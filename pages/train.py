@@ -13,7 +13,7 @@ from vizcore.device import available_devices
 from vizcore.figures.training import training_curves
 from vizcore.jobs import MANAGER
 from vizcore.methods import METHODS, list_methods
-from vizcore.methods.recipes import recommended_config
+from vizcore.methods.recipes import recipe_notes, recommended_config
 from vizcore.models import list_models
 from vizcore.train import OPTIMIZERS, SCHEDULES
 
@@ -60,6 +60,8 @@ def config_form() -> TrainConfig | None:
         target = st.selectbox("Also evaluate on (optional)", [None, *target_choices],
                               format_func=lambda d: "—" if d is None else d)  # fmt: skip
     base = recommended_config(method, source, target)
+    with st.expander("Why these defaults"):
+        st.markdown("\n".join(f"- {note}" for note in recipe_notes(method, source, target)))
     with st.form("train"):
         c1, c2 = st.columns(2)
         epochs = c1.number_input("Epochs", 1, 200, base.epochs)
@@ -88,6 +90,9 @@ def config_form() -> TrainConfig | None:
             fresh = a2.checkbox("Fresh layouts every epoch", base.fresh_layouts, disabled=not generated,
                                 help="redraw a generated source (clutter, photo patches) each epoch, "
                                 "so the network cannot memorise the layouts")  # fmt: skip
+            invert = a1.number_input("Invert source intensities (probability)", 0.0, 1.0, base.augment_invert,
+                                     step=0.1, help="augmentation: show a source image as 1 - x, a dark "
+                                     "stroke on a light ground, with this probability")  # fmt: skip
         submitted = st.form_submit_button("Train", type="primary")
     if not submitted:
         return None
@@ -95,7 +100,7 @@ def config_form() -> TrainConfig | None:
         epochs=int(epochs), batch_size=int(batch), lr=float(lr), seed=int(seed), device=device, name=name,
         trade_off=float(trade_off), method_params=params, optimizer=optimizer, schedule=schedule,
         momentum=float(momentum), weight_decay=float(wd), train_limit=int(limit) or None, model=model,
-        augment_shift=int(shift), fresh_layouts=bool(fresh) and generated,
+        augment_shift=int(shift), fresh_layouts=bool(fresh) and generated, augment_invert=float(invert),
     )  # fmt: skip
 
 

@@ -177,3 +177,30 @@ def test_cli_cluttered_recipe_and_fresh_layouts_flag(tmp_path, flag: list[str], 
     (rid,) = store.run_ids()
     cfg = store.get(rid).config()
     assert (cfg.model, cfg.fresh_layouts, cfg.epochs) == ("lenet_gap_plus", fresh, 1)
+
+
+def test_random_invert_flips_whole_images_at_the_given_rate() -> None:
+    from vizcore.train import random_invert
+
+    x = torch.rand(4000, 3, 4, 4)
+    out = random_invert(x, 0.3, torch.Generator().manual_seed(0))
+    flipped = torch.isclose(out, 1 - x).flatten(1).all(1)
+    kept = torch.equal(out[~flipped], x[~flipped])
+    assert kept and abs(flipped.float().mean().item() - 0.3) < 0.03  # 4000 draws: 3 sigma is 0.022
+    assert torch.equal(random_invert(x, 0.0, torch.Generator()), x)
+    torch.testing.assert_close(random_invert(x, 1.0, torch.Generator()), 1 - x)
+
+
+def test_mnist_m_recipe_inverts_half_the_source_and_the_cli_can_turn_it_off(tmp_path) -> None:
+    from vizcore.cli import main
+    from vizcore.methods.recipes import recommended_config
+
+    assert recommended_config("source_only", "mnist", "mnist-m").augment_invert == 0.5
+    assert recommended_config("dann", "mnist", "mnist-m").augment_invert == 0.5
+    assert recommended_config("dann", "mnist", "uci-digits").augment_invert == 0.0
+    runs = tmp_path / "runs"
+    argv = ["--runs", str(runs), "train", "--recipe", "--method", "source_only", "--target", "mnist-m",
+            "--epochs", "1", "--train-limit", "64", "--test-limit", "32", "--augment-invert", "0"]  # fmt: skip
+    assert main(argv) == 0
+    (rid,) = RunStore(runs, demo_root=None).run_ids()
+    assert RunStore(runs, demo_root=None).get(rid).config().augment_invert == 0.0

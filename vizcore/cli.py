@@ -44,6 +44,13 @@ def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--standardize", action="store_true", help="per-image input standardisation")
     p.add_argument("--augment-shift", type=int, default=d.augment_shift, help="random shifts of up to N pixels")
     p.add_argument(
+        "--augment-invert",
+        type=float,
+        default=d.augment_invert,
+        metavar="P",
+        help="show each source image with inverted intensities (1 - x) with probability P",
+    )
+    p.add_argument(
         "--fresh-layouts",
         action=argparse.BooleanOptionalAction,
         default=d.fresh_layouts,

@@ -34,6 +34,9 @@ class TrainConfig:
     bottleneck_dim: int = 0  # >0: linear adaptation layer before the classifier
     standardize: bool = False  # per-image input standardisation inside the model
     augment_shift: int = 0  # random translation of training images by up to this many pixels
+    # probability of showing a source image with inverted intensities (x -> 1 - x): a dark stroke on
+    # a light ground, which MNIST never has and MNIST-M's |patch - digit| blend often does
+    augment_invert: float = 0.0
     # a generated source (cluttered-mnist, mnist-m) is redrawn every epoch with a new layout seed,
     # so the network cannot memorise where the clutter of each training item lies
     fresh_layouts: bool = False

@@ -197,6 +197,16 @@ def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch
     return pad.permute(0, 2, 3, 1)[bidx, rows, cols].permute(0, 3, 1, 2).contiguous()
 
 
+def random_invert(x: torch.Tensor, prob: float, gen: torch.Generator) -> torch.Tensor:
+    """Invert the intensities of each image (``1 - x``, for images in [0, 1]) with probability ``prob``.
+
+    Shape:
+        x: (B, C, H, W) -> (B, C, H, W).
+    """
+    flip = (torch.rand(len(x), generator=gen) < prob).to(x.device)  # CPU generator: reproducible
+    return torch.where(flip[:, None, None, None], 1.0 - x, x)
+
+
 def _floats(logs: dict[str, Any]) -> dict[str, float]:
     return {k: float(v.detach().float().item() if torch.is_tensor(v) else v) for k, v in logs.items()}
 
@@ -258,6 +268,8 @@ class _Trainer:
         xs, ys = self.x_src[idx], self.y_src[idx]
         if self.config.augment_shift:
             xs = random_shift(xs, self.config.augment_shift, self.gen)
+        if self.config.augment_invert:
+            xs = random_invert(xs, self.config.augment_invert, self.gen)
         xt = self.targets.next() if self.targets else None
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             loss, logs = self.method.loss(self.model, xs, ys, xt, self.step / max(self.total_steps, 1))

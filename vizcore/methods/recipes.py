@@ -46,9 +46,22 @@ BASE_NOTE = (
 # Plain supervised training (no target): the LeNet-GAP recipe measured in the README
 # (TrainConfig's defaults: SGD + Nesterov, one-cycle lr 0.1, batch 128) plus these.
 SUPERVISED: Fields = {"epochs": 15, "augment_shift": 2}
+SUPERVISED_NOTE = (
+    "SGD with Nesterov momentum 0.9, a one-cycle learning rate peaking at 0.1, batch 128, "
+    "random shifts of up to 2 pixels, BatchNorm before each ReLU: 97.8% on the bundled MNIST "
+    "in 15 epochs (97.2% with 12 epochs and no shifts)."
+)
 BY_SOURCE: dict[str, Fields] = {
     # a receptive field wider than a digit on the 60x60 canvas; the README has the measurements
     "cluttered-mnist": {"model": "lenet_gap_plus", "epochs": 20, "augment_shift": 0, "fresh_layouts": True},
+}
+SOURCE_NOTES: dict[str, str] = {
+    "cluttered-mnist": (
+        "lenet_gap_plus: one more unpooled 3x3 conv widens the receptive field from 14 to 22 "
+        "pixels, enough to see a whole digit on the 60x60 canvas (the two-block net reached 22% "
+        "after an epoch). Fresh clutter every epoch, because on fixed canvases it overfit "
+        "(92.9% test, 98% train); 20 epochs reach 95.8% and a 99.0% CAM pointing game."
+    ),
 }
 
 BY_METHOD: dict[str, Fields] = {
@@ -80,8 +93,19 @@ METHOD_NOTES: dict[str, str] = {
     "coral": "lambda = 1; lambda = 30 over-regularised the features (source accuracy fell to 75%).",
 }
 
-BY_SHIFT: dict[tuple[str, str], Fields] = {}
-SHIFT_NOTES: dict[tuple[str, str], str] = {}
+BY_SHIFT: dict[tuple[str, str], Fields] = {
+    ("mnist", "mnist-m"): {"augment_invert": 0.5},
+}
+SHIFT_NOTES: dict[tuple[str, str], str] = {
+    ("mnist", "mnist-m"): (
+        "Half of the source images are shown inverted (1 - x): the |patch - digit| blend draws a "
+        "dark stroke on a light ground for every bright photo crop (39% of the target), a "
+        "contrast MNIST never has. Without this, source-only got 14% and DANN 19% of those right; "
+        "with it, 53% and 59% (bench/mnistm_polarity.py), and every method gained 11-14 points "
+        "of target accuracy for 3-4 of source accuracy. Source-only gets it too, so the gains "
+        "stay comparable."
+    ),
+}
 
 BY_METHOD_SHIFT: dict[tuple[str, str, str], Fields] = {}
 
@@ -135,9 +159,11 @@ def recommended_config(
 
 def recipe_notes(method: str, source: str, target: str | None = None) -> list[str]:
     """Why the recipe looks the way it does, one sentence per applicable layer."""
+    if not target:  # plain supervised training
+        return [SUPERVISED_NOTE] + ([SOURCE_NOTES[source]] if source in SOURCE_NOTES else [])
     notes = [BASE_NOTE]
     if method in METHOD_NOTES:
         notes.append(METHOD_NOTES[method])
-    if target and (source, target) in SHIFT_NOTES:
+    if (source, target) in SHIFT_NOTES:
         notes.append(SHIFT_NOTES[(source, target)])
     return notes
