@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from pages._shared import friendly_errors, session_id, store
 from vizcore.config import TrainConfig
@@ -41,7 +42,8 @@ def method_params(method: str) -> dict:
     return out
 
 
-def config_form() -> TrainConfig | None:
+def config_form(why: DeltaGenerator) -> TrainConfig | None:
+    """The training form; ``why`` receives the reasons behind the recipe it starts from."""
     methods = list_methods()
     method = st.selectbox("Method", methods, format_func=lambda m: METHODS.get(m).label or m,
                           help="source only, or a domain-adaptation method")  # fmt: skip
@@ -60,7 +62,7 @@ def config_form() -> TrainConfig | None:
         target = st.selectbox("Also evaluate on (optional)", [None, *target_choices],
                               format_func=lambda d: "—" if d is None else d)  # fmt: skip
     base = recommended_config(method, source, target)
-    with st.expander("Why these defaults"):
+    with why.expander("Why these defaults"):
         st.markdown("\n".join(f"- {note}" for note in recipe_notes(method, source, target)))
     with st.form("train"):
         c1, c2 = st.columns(2)
@@ -186,9 +188,10 @@ def live_panel() -> None:
 
 
 left, right = st.columns([1, 2], gap="large")
+why = right.container()  # above the live panel: the reasons need more room than the form's column
 with left:
     with friendly_errors("the training form"):
-        cfg = config_form()
+        cfg = config_form(why)
     if cfg is not None:
         with st.spinner("Starting…"):
             start(cfg)
