@@ -650,7 +650,7 @@ def _align_init(
     xy = embed(after, spec.name, seed, init=before_xy, progress=progress, **params)
     aligned, info = procrustes_align(xy, before_xy)
     return aligned, (
-        "the 'after' layout was initialised from the 'before' layout and then "
+        "the 'after' layout was initialised from the 'before' layout, not as stated above, and then "
         + _procrustes_sentence(info)
     )
 
