@@ -95,6 +95,9 @@ def config_form(why: DeltaGenerator) -> TrainConfig | None:
             invert = a1.number_input("Invert source intensities (probability)", 0.0, 1.0, base.augment_invert,
                                      step=0.1, help="augmentation: show a source image as 1 - x, a dark "
                                      "stroke on a light ground, with this probability")  # fmt: skip
+            precise = a2.checkbox("Precise BatchNorm", base.precise_bn,
+                                  help="recompute BatchNorm statistics over the training batches before "
+                                  "each evaluation instead of using the running average")  # fmt: skip
         submitted = st.form_submit_button("Train", type="primary")
     if not submitted:
         return None
@@ -103,6 +106,7 @@ def config_form(why: DeltaGenerator) -> TrainConfig | None:
         trade_off=float(trade_off), method_params=params, optimizer=optimizer, schedule=schedule,
         momentum=float(momentum), weight_decay=float(wd), train_limit=int(limit) or None, model=model,
         augment_shift=int(shift), fresh_layouts=bool(fresh) and generated, augment_invert=float(invert),
+        precise_bn=bool(precise),
     )  # fmt: skip
 
 

@@ -108,6 +108,7 @@ def test_train_form_starts_from_the_data_sets_recipe() -> None:
     assert not at.exception, at.exception
     assert widget("selectbox", "Target domain").value == "mnist-m"
     assert widget("number_input", "Invert source intensities").value == 0.5
+    assert widget("checkbox", "Precise BatchNorm").value
     notes = " ".join(m.value for m in at.markdown)
     assert "dark stroke on a light ground" in notes and "domain classifier" in notes
 

@@ -138,6 +138,8 @@ def test_supervised_recipe_is_the_measured_one() -> None:
     assert (mnist.epochs, mnist.augment_shift, mnist.schedule, mnist.bottleneck_dim) == (15, 2, "onecycle", 0)
     assert recommended_config("source_only", "cluttered-mnist").model == "lenet_gap_plus"
     assert recommended_config("source_only", "mnist", "mnist-m").bottleneck_dim == 256  # adaptation recipe
+    # precise BatchNorm belongs to the adaptation recipe; the supervised numbers were measured without it
+    assert recommended_config("source_only", "mnist", "mnist-m").precise_bn and not mnist.precise_bn
 
 
 def _step_losses(cfg) -> list[tuple[int, float]]:
@@ -204,3 +206,24 @@ def test_mnist_m_recipe_inverts_half_the_source_and_the_cli_can_turn_it_off(tmp_
     assert main(argv) == 0
     (rid,) = RunStore(runs, demo_root=None).run_ids()
     assert RunStore(runs, demo_root=None).get(rid).config().augment_invert == 0.0
+
+
+def test_precise_bn_averages_the_training_batches_and_leaves_training_alone() -> None:
+    """With equal batches covering the whole training set, the recomputed running mean of the first
+    BatchNorm is the mean of its input over that set, exactly as a direct computation gives it."""
+    from vizcore.train import _Trainer, load_data
+
+    cfg = TINY.replace(train_limit=256, test_limit=64, batch_size=64, epochs=1, device="cpu", log_every=1)
+    plain = [e.values["loss"] for e in train(cfg) if e.kind == "step"]
+    precise = [e.values["loss"] for e in train(cfg.replace(precise_bn=True)) if e.kind == "step"]
+    assert plain == precise  # its own random stream: the training batches are the same
+
+    trainer = _Trainer(cfg.replace(precise_bn=True), None, None)
+    trainer.epoch = 1
+    trainer.precise_bn()
+    conv, bn = trainer.model.features[0][0], trainer.model.features[0][1]
+    x = load_data(trainer.config).source_train.images  # all 256 images, in 4 batches of 64
+    with torch.no_grad():
+        direct = conv(trainer.model.prep(x)).mean(dim=(0, 2, 3))
+    torch.testing.assert_close(bn.running_mean, direct, rtol=1e-4, atol=1e-5)
+    assert bn.momentum == 0.1  # restored for training

@@ -51,6 +51,12 @@ def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="show each source image with inverted intensities (1 - x) with probability P",
     )
     p.add_argument(
+        "--precise-bn",
+        action=argparse.BooleanOptionalAction,
+        default=d.precise_bn,
+        help="recompute BatchNorm statistics over the training batches before each evaluation",
+    )
+    p.add_argument(
         "--fresh-layouts",
         action=argparse.BooleanOptionalAction,
         default=d.fresh_layouts,

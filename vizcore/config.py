@@ -37,6 +37,9 @@ class TrainConfig:
     # probability of showing a source image with inverted intensities (x -> 1 - x): a dark stroke on
     # a light ground, which MNIST never has and MNIST-M's |patch - digit| blend often does
     augment_invert: float = 0.0
+    # recompute BatchNorm statistics over the training batches before each evaluation (and so in
+    # every saved checkpoint) instead of keeping the running average of the last batches
+    precise_bn: bool = False
     # a generated source (cluttered-mnist, mnist-m) is redrawn every epoch with a new layout seed,
     # so the network cannot memorise where the clutter of each training item lies
     fresh_layouts: bool = False
