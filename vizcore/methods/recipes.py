@@ -104,9 +104,9 @@ SHIFT_NOTES: dict[tuple[str, str], str] = {
     ("mnist", "mnist-m"): (
         "Half of the source images are shown inverted (1 - x): the |patch - digit| blend draws a "
         "dark stroke on a light ground for every bright photo crop (39% of the target), a "
-        "contrast MNIST never has. Without this, source-only got 14% and DANN 19% of those right; "
-        "with it, 53% and 59% (bench/mnistm_polarity.py), and every method gained 11-14 points "
-        "of target accuracy for 2.6-4.5 of source accuracy. Source-only gets it too, so the gains "
+        "contrast MNIST never has. Without this, source-only got 14% and DANN 20% of those right; "
+        "with it, 56% and 63% (bench/mnistm_polarity.py): every method gained 11-14 points of "
+        "target accuracy, for about 2 of source accuracy. Source-only gets it too, so the gains "
         "stay comparable."
     ),
 }
