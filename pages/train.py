@@ -89,13 +89,13 @@ def config_form(why: DeltaGenerator) -> TrainConfig | None:
             shift = a1.number_input("Random shift (pixels)", 0, 8, base.augment_shift,
                                     help="augmentation: translate each training image by up to this many pixels")  # fmt: skip
             generated = domain_info(source).generated  # only a generated source has layouts to redraw
-            fresh = a2.checkbox("Fresh layouts every epoch", base.fresh_layouts, disabled=not generated,
+            fresh = st.checkbox("Fresh layouts every epoch", base.fresh_layouts, disabled=not generated,
                                 help="redraw a generated source (clutter, photo patches) each epoch, "
                                 "so the network cannot memorise the layouts")  # fmt: skip
-            invert = a1.number_input("Invert source intensities (probability)", 0.0, 1.0, base.augment_invert,
+            invert = a2.number_input("Invert source intensities (probability)", 0.0, 1.0, base.augment_invert,
                                      step=0.1, help="augmentation: show a source image as 1 - x, a dark "
                                      "stroke on a light ground, with this probability")  # fmt: skip
-            precise = a2.checkbox("Precise BatchNorm", base.precise_bn,
+            precise = st.checkbox("Precise BatchNorm", base.precise_bn,
                                   help="recompute BatchNorm statistics over the training batches before "
                                   "each evaluation instead of using the running average")  # fmt: skip
         submitted = st.form_submit_button("Train", type="primary")
