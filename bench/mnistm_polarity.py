@@ -24,8 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vizcore.analysis import eval_domain  # noqa: E402
-from vizcore.data import load_domain  # noqa: E402
+from vizcore.analysis import eval_domain, feature_arrays  # noqa: E402
 from vizcore.runs import DEMO_ROOT, RunStore  # noqa: E402
 
 DEMO_IDS = ["demo-source_only-mnist-to-mnist-m", "demo-dann-mnist-to-mnist-m"]
@@ -46,13 +45,6 @@ def inverted_polarity(blended: torch.Tensor, digits: torch.Tensor) -> torch.Tens
     return mean_stroke < mean_back
 
 
-@torch.no_grad()
-def predict(model: torch.nn.Module, images: torch.Tensor, batch: int = 1000) -> torch.Tensor:
-    """(N,) the model's top-1 class in eval mode."""
-    model.eval()
-    return torch.cat([model(images[i : i + batch]).argmax(1) for i in range(0, len(images), batch)])
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_ids", nargs="*", default=DEMO_IDS, help="runs to evaluate (default: the demo runs)")
@@ -67,12 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.target != "mnist-m":
             print(f"| {rid} | {cfg.method} | not an MNIST-M-style run | | |")
             continue
-        target = eval_domain(cfg, "target")
-        digits = load_domain(cfg.source, "test", shape=tuple(cfg.input_shape))
+        target, digits = eval_domain(cfg, "target"), eval_domain(cfg, "source")
         if not torch.equal(digits.labels, target.labels):
             raise SystemExit(f"{rid}: the target test split is not in the order of the MNIST test split")
         inv = inverted_polarity(target.images.float(), digits.images.float())
-        ok = predict(run.load_model(), target.images) == target.labels
+        # the target predictions the Embeddings page computes and caches with the run
+        features = feature_arrays(run, "target", "test")
+        ok = torch.from_numpy(features["pred"] == features["y"])
         cells = [f"{100 * ok[g].float().mean():.1f} ({int(g.sum())})" for g in (~inv, inv)]
         print(f"| {rid} | {cfg.method} | {100 * ok.float().mean():.1f} | {cells[0]} | {cells[1]} |")
     return 0
