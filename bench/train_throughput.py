@@ -22,10 +22,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
+from vizcore.architecture import build_model  # noqa: E402
 from vizcore.config import TrainConfig  # noqa: E402
 from vizcore.data import load_domain  # noqa: E402
 from vizcore.device import resolve_device  # noqa: E402
-from vizcore.train import build_model, train  # noqa: E402
+from vizcore.train import train  # noqa: E402
 
 
 def bare_loop(cfg: TrainConfig, steps: int) -> float:

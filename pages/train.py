@@ -162,6 +162,8 @@ def live_panel() -> None:
     state = status["status"]
     if state == "running":
         where = f"epoch {last['epoch']}/{cfg.epochs}, step {last['step']}/{total}" if last and total else "preparing data"
+        if records and records[-1]["kind"] == "stage":  # end-of-epoch work: say which
+            where += f": {records[-1]['message']}…"
         st.progress(min(frac, 1.0), text=f"Training… {where}")
         if MANAGER.find(rid) is not None and st.button("Stop", type="secondary", help="keeps what was trained so far"):
             MANAGER.stop(rid)
@@ -176,7 +178,11 @@ def live_panel() -> None:
         if "target_acc" in v:
             cols[1].metric("target test acc", f"{v['target_acc']:.2%}")
         if "images_per_s" in v:
-            cols[2].metric("images / s", f"{v['images_per_s']:.0f}")
+            cols[2].metric(
+                "training images / s", f"{v['images_per_s']:,.0f}",
+                help="source images per second of training steps in the last epoch; data preparation, "
+                "evaluation and the BatchNorm pass are not counted",
+            )  # fmt: skip
         if "domain_acc" in v:
             cols[3].metric(
                 "domain classifier acc",

@@ -15,9 +15,9 @@ from pages._shared import (
     presentation,
     store,
 )
+from vizcore.architecture import resolve_input_shape
 from vizcore.figures.cam import cam_grid
 from vizcore.models import list_models
-from vizcore.train import resolve_input_shape
 from vizcore.uploads import (
     Architecture,
     ImageOptions,

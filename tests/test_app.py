@@ -145,8 +145,8 @@ def test_embeddings_page_draws_before_and_after_panels(tmp_path, monkeypatch) ->
     import torch
 
     from tests.conftest import TINY
+    from vizcore.architecture import build_model, resolve_input_shape
     from vizcore.runs import RunStore
-    from vizcore.train import build_model, resolve_input_shape
 
     store = RunStore(tmp_path / "runs", demo_root=None)  # where _isolated points VIZCORE_RUNS
     for seed in (0, 1):  # two untrained (seeded) networks are enough to lay out features

@@ -281,7 +281,7 @@ def test_train_runs_each_method_and_logs_its_curves(name: str) -> None:
 
 
 def test_mnist_to_mnist_m_is_trained_in_colour_at_28px() -> None:
-    from vizcore.train import build_model, resolve_input_shape
+    from vizcore.architecture import build_model, resolve_input_shape
 
     cfg = recommended_config("dann", "mnist", "mnist-m")
     assert resolve_input_shape(cfg) == (3, 28, 28)

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from tests.conftest import TINY
+from vizcore.architecture import common_shape
 from vizcore.registry import UnknownNameError
 from vizcore.runs import RunStore
-from vizcore.train import SCHEDULES, common_shape, random_shift, train
+from vizcore.train import SCHEDULES, random_shift, train
 
 
 def test_training_reduces_loss_and_beats_chance(store: RunStore) -> None:

@@ -187,7 +187,7 @@ def _data_key(cfg: TrainConfig, which: str) -> tuple[Any, ...]:
 
 
 def _input_shape(cfg: TrainConfig) -> tuple[int, int, int]:
-    from vizcore.train import resolve_input_shape  # heavy import, only needed off the cached path
+    from vizcore.architecture import resolve_input_shape  # heavy import, only needed off the cached path
 
     return resolve_input_shape(cfg)
 

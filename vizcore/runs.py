@@ -15,10 +15,12 @@ another run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import time
@@ -29,7 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vizcore.atomic import write_bytes_atomic, write_json_atomic
+from vizcore.atomic import (
+    TEMP_SUFFIX,
+    fault_point,
+    temp_writer_pid,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from vizcore.config import TrainConfig
 
 STATUSES = ("running", "complete", "stopped", "failed", "interrupted")
@@ -41,6 +49,43 @@ DEMO_ROOT = Path(__file__).resolve().parent.parent / "assets" / "demo_runs"
 
 class RunNotFound(LookupError):
     """The run folder is gone (deleted while the app was open) or never existed."""
+
+
+class InvalidRunId(RunNotFound, ValueError):
+    """A run id that is not a plain folder name of the store (a path, ``..``, a NUL...)."""
+
+
+# A run id is one plain ASCII folder name: no separators, no dots (so no "..", no hidden
+# names), no spaces or control characters. Every id the store makes matches it.
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+def check_run_id(run_id: object) -> str:
+    """``run_id`` itself if it is a well-formed run id; InvalidRunId says why not.
+
+    This is the one gate every id from outside (a page, the CLI, a URL, a job) passes through
+    before it is joined to a folder path.
+    """
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
+        shown = repr(run_id) if len(repr(run_id)) <= 80 else repr(run_id)[:77] + "..."
+        raise InvalidRunId(
+            f"{shown} is not a run id: a run id is 1-128 letters, digits, '-' or '_' "
+            "(no paths, dots or separators)"
+        )
+    return run_id
+
+
+def _inside(root: Path, run_id: str) -> Path | None:
+    """``root/run_id`` if it is a real folder directly inside ``root`` (no link leading out)."""
+    path = root / check_run_id(run_id)
+    if path.is_symlink() or not path.is_dir():
+        return None
+    try:
+        if path.resolve(strict=True).parent != root.resolve(strict=True):
+            return None
+    except OSError:
+        return None
+    return path
 
 
 class CheckpointError(ValueError):
@@ -167,21 +212,24 @@ class Run:
     def append_metrics(self, records: Iterable[dict[str, Any]]) -> None:
         lines = "".join(json.dumps(r) + "\n" for r in records)
         with open(self._writable("metrics.jsonl"), "a") as f:
-            f.write(lines)
+            half = len(lines) // 2
+            f.write(lines[:half])
+            f.flush()
+            fault_point("metrics:half-written")  # a reader must skip a torn last line
+            f.write(lines[half:])
             f.flush()
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_json_atomic(self._writable("summary.json"), summary)
 
-    def save_weights(self, model: torch.nn.Module) -> None:
-        from safetensors.torch import save
-
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        write_bytes_atomic(self._writable("model.safetensors"), save(state))
+    def save_weights(self, model: torch.nn.Module | dict[str, torch.Tensor]) -> None:
+        """Write a model's weights (or a state dict) as the run's checkpoint."""
+        state = model if isinstance(model, dict) else model.state_dict()
+        _write_weights(self._writable("model.safetensors"), state)
 
     # -- loading ---------------------------------------------------------------
     def build_model(self) -> torch.nn.Module:
-        from vizcore.train import build_model  # the model is built exactly as training did
+        from vizcore.architecture import build_model  # the model is built exactly as training did
 
         return build_model(self.config())
 
@@ -214,12 +262,28 @@ class Run:
         return arrays
 
     def weights_digest(self) -> str:
-        """Changes whenever the weights change, so caches of a retrained run are not reused."""
+        """Changes whenever the weights change, so caches of a retrained run are not reused;
+        a content hash, so a copied or cloned run (new modification times) keeps its caches."""
+        return self.weights_sha256()[:16] if self._file("model.safetensors").exists() else "none"
+
+    def weights_sha256(self) -> str:
+        """SHA-256 of the weights file ("" when there are none); hashed once per file version."""
         p = self._file("model.safetensors")
-        if not p.exists():
-            return "none"
-        st = p.stat()
-        return f"{st.st_size}-{st.st_mtime_ns}"
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            return ""
+        return _sha256(str(p), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    """Content hash of a file; size and mtime in the key only say when to hash it again."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def read_safetensors(path: Path | str | bytes) -> dict[str, torch.Tensor]:
@@ -257,10 +321,24 @@ def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], s
     model.load_state_dict(state)
 
 
+def slugify(text: str, length: int = 60) -> str:
+    """ASCII letters, digits, '-' and '_' of ``text`` (anything else becomes '-'), for run ids."""
+    out = "".join(c if (c.isascii() and c.isalnum()) or c in "-_" else "-" for c in text)
+    return out[:length].strip("-_") or "run"
+
+
 def _slug(cfg: TrainConfig) -> str:
     dom = cfg.source if not cfg.target else f"{cfg.source}-to-{cfg.target}"
-    raw = f"{cfg.method}-{dom}"
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in raw)[:60]
+    return slugify(f"{cfg.method}-{dom}")
+
+
+def _write_weights(path: Path, state: dict[str, torch.Tensor]) -> None:
+    from safetensors.torch import save
+
+    write_bytes_atomic(path, save({k: v.detach().cpu().contiguous() for k, v in state.items()}))
+
+
+_SWEPT: set[str] = set()
 
 
 class RunStore:
@@ -270,31 +348,62 @@ class RunStore:
         # read at construction, not import, so a test or a second server can point elsewhere
         self.root = Path(root if root is not None else os.environ.get("VIZCORE_RUNS", "runs"))
         self.demo_root = demo_root
+        key = str(self.root.resolve())
+        if key not in _SWEPT:  # once per process and root: pages open the store on every rerun
+            _SWEPT.add(key)
+            self.sweep_temp_files()
 
-    def create(self, config: TrainConfig) -> Run:
-        """A new run folder with its config and a 'running' status, made visible in one rename."""
+    def create(
+        self,
+        config: TrainConfig,
+        *,
+        slug: str | None = None,
+        weights: dict[str, torch.Tensor] | None = None,
+        summary: dict[str, Any] | None = None,
+        status: str = "running",
+        message: str = "",
+    ) -> Run:
+        """A new run folder, filled under a hidden name and made visible in one rename.
+
+        This is the only code that makes run folders. A run starts "running" (training fills
+        it); a run that arrives whole (an upload) brings its weights and summary and may start
+        "complete", but never without weights.
+        """
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        if status == "complete" and weights is None:
+            raise ValueError("a run cannot be complete without weights")
         self.root.mkdir(parents=True, exist_ok=True)
-        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(config)}-{secrets.token_hex(2)}"
-        tmp = self.root / f".{run_id}.partial"
+        run_id = check_run_id(f"{time.strftime('%Y%m%d-%H%M%S')}-{slug or _slug(config)}-{secrets.token_hex(2)}")
+        # the hidden name carries the writer's pid, so a folder whose writer died can be swept
+        tmp = self.root / f".{run_id}.{os.getpid()}.partial"
         tmp.mkdir()
-        write_json_atomic(tmp / "config.json", config.to_dict())
         now = time.time()
         write_json_atomic(
             tmp / "status.json",
-            {"status": "running", "message": "", "pid": os.getpid(), "created": now, "updated": now},
+            {"status": status, "message": message, "pid": os.getpid(), "created": now, "updated": now},
         )
+        if weights is not None:
+            _write_weights(tmp / "model.safetensors", weights)
+        if summary is not None:
+            write_json_atomic(tmp / "summary.json", summary)
+        write_json_atomic(tmp / "config.json", config.to_dict())
+        fault_point("create:before-rename")
         final = self.root / run_id
         os.replace(tmp, final)
         return Run(final)
 
     def _demo(self, run_id: str) -> Run | None:
-        if self.demo_root is None or not (self.demo_root / run_id).is_dir():
+        path = None if self.demo_root is None else _inside(self.demo_root, run_id)
+        if path is None:
             return None
-        return Run(self.demo_root / run_id, read_only=True, cache_dir=self.root / ".cache" / run_id)
+        return Run(path, read_only=True, cache_dir=self.root / ".cache" / run_id)
 
     def get(self, run_id: str) -> Run:
-        if (self.root / run_id).is_dir() and not run_id.startswith("."):
-            return Run(self.root / run_id)
+        """The run ``run_id``; InvalidRunId for anything but a plain id, RunNotFound if absent."""
+        path = _inside(self.root, run_id)
+        if path is not None:
+            return Run(path)
         demo = self._demo(run_id)
         if demo is None:
             raise RunNotFound(f"no run named {run_id!r} in {self.root} or the demo runs")
@@ -311,7 +420,11 @@ class RunStore:
         if not root.is_dir():
             return []
         return sorted(
-            (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "config.json").exists()),
+            (
+                p
+                for p in root.iterdir()
+                if RUN_ID_PATTERN.fullmatch(p.name) and not p.is_symlink() and (p / "config.json").exists()
+            ),
             key=lambda p: p.name,
             reverse=True,
         )
@@ -331,3 +444,23 @@ class RunStore:
         if run.read_only:
             raise PermissionError("demo runs cannot be deleted")
         shutil.rmtree(run.path)
+
+    def sweep_temp_files(self) -> list[Path]:
+        """Remove what writers that are gone left behind: ``.*.tmp`` files in run folders and
+        ``.<id>.partial`` folders. A writer still alive keeps its files. Returns what went."""
+        if not self.root.is_dir():
+            return []
+        gone: list[Path] = []
+        for p in self.root.iterdir():
+            if p.name.startswith(".") and p.name.endswith(".partial") and p.is_dir() and not p.is_symlink():
+                pid = p.name.split(".")[-2]
+                if pid.isdigit() and not _pid_alive(int(pid)):
+                    shutil.rmtree(p, ignore_errors=True)
+                    gone.append(p)
+            elif RUN_ID_PATTERN.fullmatch(p.name) and p.is_dir() and not p.is_symlink():
+                for f in p.glob(f".*{TEMP_SUFFIX}"):
+                    pid = temp_writer_pid(f)
+                    if pid is not None and not _pid_alive(pid):
+                        f.unlink(missing_ok=True)
+                        gone.append(f)
+        return gone

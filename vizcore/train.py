@@ -19,18 +19,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from vizcore.architecture import build_model, resolve_input_shape
 from vizcore.config import TrainConfig
 from vizcore.data import Domain, domain_info, load_domain
 from vizcore.device import resolve_device
 from vizcore.methods import create_method
-from vizcore.models import create_model
-from vizcore.models.base import GapNet
 from vizcore.registry import Registry
 from vizcore.runs import Run, RunStore
 
 
 class Diverged(FloatingPointError):
-    """The loss became NaN or Inf."""
+    """The loss, or after a step the weights, became NaN or Inf."""
 
 
 @dataclass
@@ -38,7 +37,9 @@ class Progress:
     """One event of a training run.
 
     kind: "start" (once, at once), "ready" (data and model built), "step" (every
-    ``log_every`` steps), "epoch" (after each evaluation) or "end" (once, with the final status).
+    ``log_every`` steps), "stage" (each piece of end-of-epoch work as it begins, named in
+    ``message``: recomputing BatchNorm statistics, evaluating on the source test split, on the
+    target test split), "epoch" (after each evaluation) or "end" (once, with the final status).
     """
 
     kind: str
@@ -82,32 +83,6 @@ SCHEDULES.add("dann", lambda p: (1 + 10 * p) ** -0.75)
 
 
 # ---------------------------------------------------------------------------------------
-def common_shape(a: tuple[int, int, int], b: tuple[int, int, int]) -> tuple[int, int, int]:
-    """One input shape for two domains: the larger channel count and size (grey -> RGB, upsample)."""
-    return (max(a[0], b[0]), max(a[1], b[1]), max(a[2], b[2]))
-
-
-def resolve_input_shape(config: TrainConfig) -> tuple[int, int, int]:
-    if config.input_shape is not None:
-        return tuple(config.input_shape)  # type: ignore[return-value]
-    shape = domain_info(config.source).native_shape
-    if config.target:
-        shape = common_shape(shape, domain_info(config.target).native_shape)
-    return shape
-
-
-def build_model(config: TrainConfig) -> GapNet:
-    """The architecture a config describes (no weights loaded)."""
-    shape = resolve_input_shape(config)
-    return create_model(
-        config.model,
-        num_classes=domain_info(config.source).num_classes,
-        in_channels=shape[0],
-        bottleneck_dim=config.bottleneck_dim,
-        standardize=config.standardize,
-    )
-
-
 @dataclass
 class Data:
     source_train: Domain
@@ -248,6 +223,10 @@ class _Trainer:
         )
         self.last_eval: dict[str, float] = {}
         self.fresh_layouts = config.fresh_layouts and domain_info(config.source).generated
+        # The last weights known finite, copied at an epoch end: what a failed run keeps.
+        self.kept: dict[str, torch.Tensor] | None = None
+        self.kept_epoch, self.kept_step = 0, 0
+        self.kept_eval: dict[str, float] = {}
 
     def start_epoch(self, epoch: int) -> None:
         """Set the 1-based epoch; under ``fresh_layouts`` redraw a generated source's images."""
@@ -277,6 +256,9 @@ class _Trainer:
         xt = self.targets.next() if self.targets else None
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             loss, logs = self.method.loss(self.model, xs, ys, xt, self.step / max(self.total_steps, 1))
+        # before the step, so a NaN never reaches the weights (one sync a step, cheap next to it)
+        if not bool(torch.isfinite(loss.detach())):
+            raise Diverged(f"training diverged at step {self.step + 1}: the loss became NaN/Inf ({loss.item():g})")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -312,22 +294,54 @@ class _Trainer:
         for m, momentum in zip(bns, momenta, strict=True):
             m.momentum = momentum
 
-    def evaluate_all(self) -> dict[str, float]:
-        """Test accuracies; with ``precise_bn`` the BatchNorm statistics are recomputed first."""
+    def evaluate_all(self) -> Iterator[Progress]:
+        """Test accuracies (the generator's return value), each stage announced as it begins;
+        with ``precise_bn`` the BatchNorm statistics are recomputed first."""
+        here = (self.epoch, self.step, self.total_steps)
         if self.config.precise_bn:
+            yield Progress("stage", *here, message="recomputing BatchNorm statistics")
             self.precise_bn()
         d = self.data
+        yield Progress("stage", *here, message="evaluating on the source test split")
         out = {"source_acc": evaluate(self.model, d.source_test.images, d.source_test.labels)}
         if d.target_test is not None:
+            yield Progress("stage", *here, message="evaluating on the target test split")
             out["target_acc"] = evaluate(self.model, d.target_test.images, d.target_test.labels)
         self.last_eval = out
         return out
 
+    def non_finite(self) -> list[str]:
+        """Names of weights and buffers holding NaN or Inf (empty when all are finite)."""
+        state = self.model.state_dict()
+        return [k for k, v in state.items() if v.is_floating_point() and not bool(v.isfinite().all())]
 
-def _check_finite(logs: dict[str, float], step: int) -> None:
-    bad = [k for k in ("loss", "cls_loss", "transfer_loss") if k in logs and not math.isfinite(logs[k])]
-    if bad:
-        raise Diverged(f"training diverged at step {step}: {', '.join(bad)} became NaN/Inf")
+    def end_epoch(self) -> Iterator[Progress]:
+        """Check, evaluate and keep the weights at an epoch end; returns the accuracies.
+
+        The loss is checked before every step, but an optimiser can still blow the weights up
+        with a finite loss: they are checked here, before and after the BatchNorm pass, so
+        only finite weights are ever kept or written.
+        """
+        if bad := self.non_finite():
+            raise Diverged(f"training diverged by step {self.step}: {', '.join(bad[:3])} became NaN/Inf")
+        accs = yield from self.evaluate_all()
+        if bad := self.non_finite():
+            raise Diverged(f"BatchNorm statistics became NaN/Inf at epoch {self.epoch}: {', '.join(bad[:3])}")
+        self.kept = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        self.kept_epoch, self.kept_step, self.kept_eval = self.epoch, self.step, accs
+        if self.run is not None:
+            self.run.save_weights(self.kept)  # the last good checkpoint
+        return accs
+
+
+def _relay(stages: Iterator[Progress], emit: Callable[[Progress], Progress]) -> Iterator[Progress]:
+    """Yield a sub-generator's events through ``emit``; return its return value."""
+    while True:
+        try:
+            ev = next(stages)
+        except StopIteration as done:
+            return done.value
+        yield emit(ev)
 
 
 def train(
@@ -339,6 +353,8 @@ def train(
     trained so far are kept), or "failed" (diverged or crashed: the last good epoch's
     weights are kept, if any).
     """
+    if config.epochs < 1:  # a run is complete only with trained weights
+        raise ValueError(f"epochs must be at least 1, got {config.epochs}")
     config = config.replace(input_shape=resolve_input_shape(config))
     run = store.create(config) if store is not None else None
     rid = run.run_id if run else None
@@ -360,55 +376,68 @@ def train(
         pending.clear()
         last_flush[0] = time.monotonic()
 
-    def finish(status: str, message: str) -> Progress:
-        values = {}
-        if trainer is not None and status == "stopped" and trainer.step > 0:
-            values = trainer.evaluate_all()
+    def finish(status: str, message: str) -> Iterator[Progress]:
+        """End the run; the summary describes exactly the weights on disk (if any)."""
+        values, epochs_done, steps = {}, 0, 0
+        partial = trainer is not None and trainer.step > trainer.kept_step
+        if status == "stopped" and partial and not trainer.non_finite():
+            values = yield from _relay(trainer.evaluate_all(), emit)  # the weights trained so far
             if run is not None:
                 run.save_weights(trainer.model)
+            epochs_done, steps = trainer.epoch - 1, trainer.step  # the epoch in progress is partial
         elif trainer is not None:
-            values = trainer.last_eval
+            values, epochs_done, steps = trainer.kept_eval, trainer.kept_epoch, trainer.kept_step
+        if status == "failed":
+            kept = "the run has no weights"
+            if trainer is not None and trainer.kept is not None:
+                kept = f"the weights of epoch {trainer.kept_epoch}, the last with finite values, are kept"
+            elif trainer is not None and trainer.epoch > 0:  # training had begun
+                kept = "no epoch ended with finite weights, so the run has no weights"
+            message = f"{message}; {kept}"
         ev = emit(Progress("end", trainer.epoch if trainer else 0, trainer.step if trainer else 0,
-                           trainer.total_steps if trainer else 0, values, status, message))
+                           trainer.total_steps if trainer else 0, values, status, message))  # fmt: skip
         _flush()
         if run is not None:
-            run.write_summary({**values, "status": status, "epochs_done": ev.epoch, "steps": ev.step})
+            run.write_summary({**values, "status": status, "epochs_done": epochs_done, "steps": steps})
             run.set_status(status, message)
-        return ev
+        yield ev
 
     try:
         # announced before the (possibly slow) data preparation, so a caller learns the run id at once
         yield emit(Progress("start", message="preparing data and model"))
         trainer = _Trainer(config, run, stop)
         yield emit(Progress("ready", 0, 0, trainer.total_steps, message=f"training on {trainer.device}"))
-        window_t, window_n = time.perf_counter(), 0
         acc_logs: dict[str, float] = {}
         for epoch in range(config.epochs):
             trainer.start_epoch(epoch + 1)  # 1-based, as in the step events
+            # throughput counts training images over training time: end-of-epoch work is excluded
+            epoch_t, epoch_n = time.perf_counter(), 0
+            window_t, window_n = epoch_t, 0
             for idx in _batches(len(trainer.x_src), config.batch_size, trainer.gen):
                 if stop is not None and stop.is_set():
-                    yield finish("stopped", f"stopped by the user at epoch {epoch + 1}, step {trainer.step}")
+                    yield from finish("stopped", f"stopped by the user at epoch {epoch + 1}, step {trainer.step}")
                     return
                 logs = trainer.train_step(idx)
                 window_n += len(idx)
+                epoch_n += len(idx)
                 if trainer.step % config.log_every == 0 or trainer.step == trainer.total_steps:
                     acc_logs = _floats(logs)  # .item() syncs the GPU: only every log_every steps
-                    _check_finite(acc_logs, trainer.step)
                     now = time.perf_counter()
                     acc_logs["images_per_s"] = window_n / max(now - window_t, 1e-9)
                     window_t, window_n = now, 0
                     yield emit(Progress("step", epoch + 1, trainer.step, trainer.total_steps, acc_logs))
-            ev = trainer.evaluate_all()
-            _check_finite(_floats(logs), trainer.step)
-            if run is not None:
-                run.save_weights(trainer.model)  # the last good checkpoint
-            yield emit(Progress("epoch", epoch + 1, trainer.step, trainer.total_steps, {**acc_logs, **ev}))
+            train_rate = epoch_n / max(time.perf_counter() - epoch_t, 1e-9)
+            accs = yield from _relay(trainer.end_epoch(), emit)
+            values = {**acc_logs, **accs, "images_per_s": train_rate}
+            yield emit(Progress("epoch", epoch + 1, trainer.step, trainer.total_steps, values))
         trainer.epoch = config.epochs
-        yield finish("complete", "")
+        yield from finish("complete", "")
     except GeneratorExit:
-        finish("stopped", "stopped: the consumer closed the training loop")
+        # the consumer is gone, so finish without handing it events (a closed generator may not yield)
+        for _ in finish("stopped", "stopped: the consumer closed the training loop"):
+            pass
         raise
     except Diverged as e:
-        yield finish("failed", f"{e}; the weights of the last good epoch are kept")
+        yield from finish("failed", str(e))
     except Exception as e:  # noqa: BLE001 — a run must end with a status, whatever went wrong
-        yield finish("failed", f"{type(e).__name__}: {e}")
+        yield from finish("failed", f"{type(e).__name__}: {e}")

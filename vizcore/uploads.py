@@ -16,14 +16,10 @@ small steps, each reporting in words what it did, so the page can show before/af
 from __future__ import annotations
 
 import hashlib
-import inspect
 import io
 import json
-import os
 import pickletools
-import secrets
 import struct
-import time
 import warnings
 import zipfile
 from collections.abc import Callable, Sequence
@@ -32,16 +28,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save
 
-from vizcore.atomic import write_bytes_atomic, write_json_atomic
+from vizcore.architecture import build_network
 from vizcore.cam import class_activation_maps, normalize_maps
 from vizcore.config import TrainConfig
 from vizcore.data import domain_info, load_domain, to_shape
-from vizcore.models import MODELS, create_model, list_models
+from vizcore.models import list_models
 from vizcore.models.base import GapNet
 from vizcore.registry import Registry
-from vizcore.runs import CheckpointError, Run, RunStore, read_safetensors, state_dict_problems
+from vizcore.runs import (
+    CheckpointError,
+    Run,
+    RunStore,
+    read_safetensors,
+    slugify,
+    state_dict_problems,
+)
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 IMAGE_FORMATS = ("PNG", "JPEG")
@@ -223,12 +225,8 @@ class Architecture:
     standardize: bool = False  # has no tensors, so it cannot be inferred: the user says
 
     def build(self) -> GapNet:
-        kwargs = {"num_classes": self.num_classes, "in_channels": self.in_channels,
-                  "bottleneck_dim": self.bottleneck_dim, "standardize": self.standardize}  # fmt: skip
-        accepted = inspect.signature(MODELS.get(self.model)).parameters
-        if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
-            kwargs = {k: v for k, v in kwargs.items() if k in accepted}
-        return create_model(self.model, **kwargs)
+        return build_network(self.model, num_classes=self.num_classes, in_channels=self.in_channels,
+                             bottleneck_dim=self.bottleneck_dim, standardize=self.standardize)  # fmt: skip
 
     def describe(self) -> str:
         bott = f", bottleneck {self.bottleneck_dim}" if self.bottleneck_dim else ""
@@ -316,7 +314,7 @@ def matching_domains(arch: Architecture) -> list[str]:
 
 
 def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(text).stem)[:40].strip("-") or "file"
+    return slugify(Path(text).stem, 40) if Path(text).stem else "file"
 
 
 @torch.no_grad()
@@ -373,23 +371,12 @@ def save_uploaded_run(
         standardize=arch.standardize, input_shape=tuple(shape), name=f"uploaded file {ckpt.filename}",
     )  # fmt: skip
     acc = _accuracy(model, data, tuple(shape), eval_limit)
-    now = time.time()
-    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-uploaded-{_slug(ckpt.filename)}-{secrets.token_hex(2)}"
-    store.root.mkdir(parents=True, exist_ok=True)
-    tmp = store.root / f".{run_id}.partial"
-    tmp.mkdir()
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    write_bytes_atomic(tmp / "model.safetensors", save(state))
-    write_json_atomic(tmp / "config.json", config.to_dict())
     summary = {"status": "complete", "epochs_done": 0, "steps": 0, "provenance": ckpt.provenance,
                "notes": list(ckpt.notes), **({} if acc is None else {"source_acc": acc})}  # fmt: skip
-    write_json_atomic(tmp / "summary.json", summary)
-    write_json_atomic(tmp / "status.json", {
-        "status": "complete", "message": ckpt.provenance, "pid": os.getpid(), "created": now, "updated": now,
-    })  # fmt: skip
-    final = store.root / run_id
-    os.replace(tmp, final)
-    return store.get(run_id)
+    return store.create(
+        config, slug=f"uploaded-{_slug(ckpt.filename)}", weights=model.state_dict(), summary=summary,
+        status="complete", message=ckpt.provenance,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- images
