@@ -142,6 +142,10 @@ def test_an_adaptation_comparison_shows_target_views(store: RunStore, monkeypatc
     for module in (rep, dv, ev):
         monkeypatch.setattr(module, "feature_arrays", _fake_features)
     monkeypatch.setattr(rep, "cam_analysis", _fake_cams)
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(rep, "cam_maps", lambda run, side, idx, cls: rng.random((len(idx), 28, 28)))
+    monkeypatch.setattr(rep, "eval_images", lambda run, side, idx: rng.random((len(idx), 3, 28, 28)))
+    monkeypatch.setattr(rep, "mean_cams", lambda run, side, mode: rng.random((10, 28, 28)))
     runs = []
     for method in ("source_only", "dann"):
         run = store.create(TrainConfig(source="mnist", target="mnist-m", method=method, input_shape=(3, 28, 28)))

@@ -1,20 +1,51 @@
-"""Per-run analyses the pages show, cached in the run folder keyed by their parameters.
+"""Per-run analysis, computed once and kept with the run; every view reads it.
 
-Each function takes a Run, rebuilds what it needs from the run folder alone (config and
-weights), and returns plain numpy arrays, so a page reopened next week is instant.
+For each side of a run (source, and target for an adaptation run) the test split is passed
+through the model once, in batches, and what every view needs is stored in the run folder:
+
+    labels    (N,)                 true classes;  probs (N, K) softmax;  pred (N,)
+    size      (2,)                 the input's (H, W), to which maps are upsampled
+    cams      (N, K, h, w) uint8   raw CAMs of *every* class at the last conv resolution, each map
+                                   quantised to 256 levels between cam_lo and cam_hi (N, K)
+    feat_<l>  (N, D) float32       features of each layer: gap, bottleneck (if any), logits
+    boxes     (N, 4)               object boxes, where the data has them, and then
+    pointing  (N, K) bool, energy (N, K) float32: localisation of each class's full-size CAM
+
+so that a class switch, a filter or a metric is an index into stored arrays plus upsampling
+of the maps on screen: no forward pass. The folder is keyed by the SHA-256 of the weights
+file (content, not modification time), so a clone of a run, or a demo run shipped with its
+analysis, opens at once, and retrained weights are never shown stale analyses.
 """
 
 from __future__ import annotations
 
+import functools
+import io
+import json
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from vizcore.cam import class_activation_maps, energy_in_box, normalize_maps, pointing_game
+from vizcore.atomic import write_bytes_atomic
+from vizcore.cam import energy_in_box, normalize_maps, pointing_game
 from vizcore.config import TrainConfig
 from vizcore.data import Domain, load_domain
 from vizcore.runs import Run
 
 CLASS_MODES = ("predicted", "true")  # or a class index as a string
+ANALYSIS_VERSION = 2  # bump when the stored arrays change meaning
+BATCH = 512
+# (stage name, done, total) -> None: how long work reports where it is
+ProgressFn = Callable[[str, int, int], None]
+
+# How many model forward passes the analysis layer has run in this process: tests assert that
+# a class switch, a filter or a metric change adds none.
+FORWARD_PASSES = [0]
 
 
 def domain_name(config: TrainConfig, which: str) -> str:
@@ -40,67 +71,273 @@ def eval_domain(
     )
 
 
-def _class_target(mode: str, labels: torch.Tensor) -> int | torch.Tensor | None:
+# --------------------------------------------------------------------------- computing
+
+
+@torch.no_grad()
+def compute_analysis(
+    model: torch.nn.Module, dom: Domain, progress: ProgressFn | None = None
+) -> dict[str, np.ndarray]:
+    """Everything the views need of one split, from one batched pass (see the module doc).
+
+    Shape:
+        dom.images: (N, C, H, W). Returns the arrays listed in the module docstring.
+    """
+    model.eval()
+    dev = next(model.parameters()).device
+    w, _ = model.cam_weights()  # (K, C)
+    n = len(dom)
+    if n == 0:
+        raise ValueError(f"{dom.name} ({dom.split}) has no images to analyse")
+    parts: dict[str, list[torch.Tensor]] = {}
+    for i in range(0, n, BATCH):
+        if progress:
+            progress("passing the test images through the model", i, n)
+        f = model.forward_features(dom.images[i : i + BATCH].to(dev))
+        FORWARD_PASSES[0] += 1
+        # (B, K, h, w): every class's map, contracted from the last conv maps
+        cams = torch.einsum("kc,bchw->bkhw", w.float(), f.conv.float())
+        lo, hi = cams.amin(dim=(2, 3)), cams.amax(dim=(2, 3))  # (B, K)
+        # 8 bits a pixel: the maps are for display (a colour map has 256 levels); every score
+        # is computed below from the full-precision maps
+        q = ((cams - lo[..., None, None]) / (hi - lo).clamp_min(1e-12)[..., None, None] * 255).round()
+        got = {"cams": q.to(torch.uint8), "cam_lo": lo, "cam_hi": hi, "probs": f.logits.float().softmax(1)}
+        got |= {f"feat_{name}": f.layer(name).float() for name in f.layers()}
+        for k, v in got.items():
+            parts.setdefault(k, []).append(v.cpu())
+    out = {k: torch.cat(v).numpy() for k, v in parts.items()}
+    out["labels"] = dom.labels.numpy()
+    out["pred"] = out["probs"].argmax(1)
+    out["size"] = np.array(dom.images.shape[-2:])
+    out["classes"] = np.array(dom.classes)
+    if dom.boxes is not None:
+        out["boxes"] = dom.boxes.numpy()
+        out["pointing"], out["energy"] = _localisation(model, dom, progress)
+    return out
+
+
+@torch.no_grad()
+def _localisation(model: torch.nn.Module, dom: Domain, progress: ProgressFn | None) -> tuple[np.ndarray, np.ndarray]:
+    """Pointing game and energy in box of every class's full-size CAM, at full precision: (N, K) each."""
+    dev = next(model.parameters()).device
+    w, _ = model.cam_weights()
+    n, k = len(dom), w.shape[0]
+    pointing, energy = np.zeros((n, k), dtype=bool), np.zeros((n, k), dtype=np.float32)
+    for i in range(0, n, BATCH):
+        if progress:
+            progress("scoring the localisation of every class's map", i, n)
+        conv = model.forward_features(dom.images[i : i + BATCH].to(dev)).conv.float()
+        FORWARD_PASSES[0] += 1
+        boxes = dom.boxes[i : i + BATCH]
+        for c in range(k):
+            maps = upsample(torch.einsum("c,bchw->bhw", w[c].float(), conv).cpu(), dom.images.shape[-2:])
+            pointing[i : i + len(boxes), c] = pointing_game(maps, boxes).numpy()
+            energy[i : i + len(boxes), c] = energy_in_box(maps, boxes).numpy()
+    return pointing, energy
+
+
+def stored_cams(a: dict[str, np.ndarray], index: np.ndarray, class_idx: np.ndarray) -> torch.Tensor:
+    """The low-resolution raw CAMs of images ``index`` for ``class_idx``, dequantised: (M, h, w)."""
+    i, c = np.asarray(index), np.asarray(class_idx)
+    q = torch.from_numpy(a["cams"][i, c]).float() / 255.0
+    lo, hi = torch.from_numpy(a["cam_lo"][i, c]), torch.from_numpy(a["cam_hi"][i, c])
+    return lo[:, None, None] + q * (hi - lo)[:, None, None]
+
+
+def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Low-resolution CAMs to the input size, bilinear, as the CAM paper draws them.
+
+    Shape:
+        maps: (N, h, w) -> (N, H, W) float32.
+    """
+    return F.interpolate(maps.float()[:, None], size=tuple(size), mode="bilinear", align_corners=False)[:, 0]
+
+
+# --------------------------------------------------------------------------- storing
+
+
+def weights_key(run: Run) -> str:
+    """The folder name of a run's analysis: version and the weights' content hash."""
+    return f"v{ANALYSIS_VERSION}-{run.weights_sha256()[:16]}"
+
+
+def _candidates(run: Run, which: str, split: str) -> list[Path]:
+    """Where a side's analysis may lie: in the run folder (shipped with a demo run, or written
+    there), then in the store's cache for a read-only run."""
+    name = f"{which}-{split}.npz"
+    key = weights_key(run)
+    places = [run.path / "analysis" / key / name]
+    if run.cache_dir != run.path / "analyses":
+        places.append(run.cache_dir / "analysis" / key / name)
+    return places
+
+
+def analysis_path(run: Run, which: str, split: str = "test") -> Path | None:
+    """The stored analysis of one side, if there is one."""
+    return next((p for p in _candidates(run, which, split) if p.exists()), None)
+
+
+@functools.lru_cache(maxsize=8)
+def _read(path: str, mtime_ns: int) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+# what each analysis being computed in this process is doing: key -> (stage, done, total)
+IN_PROGRESS: dict[str, tuple[str, int, int]] = {}
+
+
+def _lock(key: str) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.Lock())
+
+
+def run_analysis(
+    run: Run, which: str = "source", split: str = "test", progress: ProgressFn | None = None
+) -> dict[str, np.ndarray]:
+    """The stored analysis of one side of a run, computed (once, under a lock) if missing.
+
+    Two sessions asking at once compute it once: the second waits for the first. Reading a
+    stored analysis is an in-memory hit after the first time.
+    """
+    domain_name(run.config(), which)  # a side the run does not have is refused at once
+    found = analysis_path(run, which, split)
+    if found is None:
+        target = _candidates(run, which, split)[0 if not run.read_only else -1]
+        key = str(target)
+        with _lock(key):
+            if not target.exists():  # someone else may have finished it while we waited
+
+                def report(stage: str, done: int, total: int) -> None:
+                    IN_PROGRESS[key] = (stage, done, total)
+                    if progress:
+                        progress(stage, done, total)
+
+                try:
+                    report("loading the model and the test images", 0, 1)
+                    dom = eval_domain(run.config(), which, split)
+                    arrays = compute_analysis(run.load_model(), dom, report)
+                    buf = io.BytesIO()
+                    np.savez_compressed(buf, **arrays)
+                    write_bytes_atomic(target, buf.getvalue())
+                    write_bytes_atomic(target.with_suffix(".json"), json.dumps(_meta(run, dom)).encode())
+                    _drop_stale(target.parent)
+                finally:
+                    IN_PROGRESS.pop(key, None)
+        found = target
+    return _read(str(found), found.stat().st_mtime_ns)
+
+
+def _drop_stale(current: Path) -> None:
+    """Remove the analyses of earlier weights beside ``current`` (a retrained run's)."""
+    for old in current.parent.iterdir():
+        if old.is_dir() and old.name != current.name and old.name.startswith("v"):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _meta(run: Run, dom: Domain) -> dict[str, object]:
+    return {"run": run.run_id, "weights_sha256": run.weights_sha256(), "domain": dom.name,
+            "split": dom.split, "n": len(dom), "provenance": dom.provenance}  # fmt: skip
+
+
+def analysis_state(run: Run, which: str = "source", split: str = "test") -> tuple[str, str]:
+    """("ready" | "computing" | "missing", words for the page) of one side's analysis."""
+    if analysis_path(run, which, split) is not None:
+        return "ready", "analysis ready"
+    for place in _candidates(run, which, split):
+        if (now := IN_PROGRESS.get(str(place))) is not None:
+            stage, done, total = now
+            return "computing", f"{stage} ({done:,} of {total:,})"
+    return "missing", "not computed yet"
+
+
+# --------------------------------------------------------------------------- views of it
+
+
+def _class_target(mode: str, a: dict[str, np.ndarray]) -> np.ndarray:
+    """The class each image's map explains under ``mode``: (N,) ints."""
     if mode == "predicted":
-        return None
+        return a["pred"]
     if mode == "true":
-        return labels
-    return int(mode)
+        return a["labels"]
+    k = int(mode)
+    if not 0 <= k < a["probs"].shape[1]:
+        raise ValueError(f"class {k} does not exist; this run has {a['probs'].shape[1]} classes")
+    return np.full(len(a["labels"]), k)
 
 
 def cam_analysis(
     run: Run, which: str = "source", class_mode: str = "predicted", split: str = "test"
 ) -> dict[str, np.ndarray]:
-    """CAMs of a whole evaluation split.
+    """Per-image numbers of the CAM page under ``class_mode`` (no maps: see :func:`cam_maps`).
 
-    Returns arrays: maps (N, H, W) float16 min-max normalised, probs (N, K), labels (N,),
-    class_idx (N,) the class each map explains, and for data with boxes: boxes (N, 4),
-    pointing (N,) bool and energy (N,) float, both computed on the raw maps.
+    Returns arrays: probs (N, K), labels (N,), class_idx (N,) the class each map explains, and
+    for data with boxes: boxes (N, 4), pointing (N,) bool and energy (N,) float of that class's
+    map, plus true_pointing / true_energy of the true class's map.
     """
-
-    def compute() -> dict[str, np.ndarray]:
-        cfg = run.config()
-        dom = eval_domain(cfg, which, split)
-        r = class_activation_maps(
-            run.load_model(), dom.images, _class_target(class_mode, dom.labels)
-        )
-        out = {
-            "maps": normalize_maps(r.maps).numpy().astype(np.float16),
-            "probs": r.probs.numpy().astype(np.float32),
-            "labels": dom.labels.numpy(),
-            "class_idx": r.class_idx.numpy(),
-        }
-        if dom.boxes is not None:
-            out["boxes"] = dom.boxes.numpy()
-            out["pointing"] = pointing_game(r.maps, dom.boxes).numpy()
-            out["energy"] = energy_in_box(r.maps, dom.boxes).numpy()
-        return out
-
-    return run.cached("cam", {"which": which, "class_mode": class_mode, "split": split}, compute)
+    a = run_analysis(run, which, split)
+    cls = _class_target(class_mode, a)
+    rows = np.arange(len(cls))
+    out = {"probs": a["probs"], "labels": a["labels"], "class_idx": cls}
+    if "boxes" in a:
+        out |= {"boxes": a["boxes"], "pointing": a["pointing"][rows, cls], "energy": a["energy"][rows, cls],
+                "true_pointing": a["pointing"][rows, a["labels"]], "true_energy": a["energy"][rows, a["labels"]]}  # fmt: skip
+    return out
 
 
-@torch.no_grad()
+def cam_maps(run: Run, which: str, index: np.ndarray, class_idx: np.ndarray, split: str = "test") -> np.ndarray:
+    """Full-size, per-image min-max normalised CAMs of the images ``index`` for ``class_idx``.
+
+    Shape:
+        index, class_idx: (M,). Returns (M, H, W) float32 in [0, 1].
+    """
+    a = run_analysis(run, which, split)
+    return normalize_maps(upsample(stored_cams(a, index, class_idx), tuple(a["size"]))).numpy()
+
+
+def eval_images(run: Run, which: str, index: np.ndarray, split: str = "test") -> np.ndarray:
+    """The evaluation images ``index`` as float32 in [0, 1]: (M, C, H, W).
+
+    Read from the data (kept in memory per process, and warmed at server start) rather than
+    stored with the analysis: that would ship every demo run's test images a second time.
+    """
+    return eval_domain(run.config(), which, split).images[np.asarray(index)].numpy()
+
+
+def mean_cams(run: Run, which: str, class_mode: str, split: str = "test") -> np.ndarray:
+    """Mean normalised full-size CAM of each true class's images under ``class_mode``: (K, H, W)."""
+    run_analysis(run, which, split)
+    path = analysis_path(run, which, split)
+    assert path is not None
+    return _mean_cams(str(path), path.stat().st_mtime_ns, class_mode)
+
+
+@functools.lru_cache(maxsize=16)
+def _mean_cams(path: str, mtime_ns: int, class_mode: str) -> np.ndarray:
+    a = _read(path, mtime_ns)
+    cls, labels = _class_target(class_mode, a), a["labels"]
+    k = a["probs"].shape[1]
+    size = tuple(a["size"])
+    out = np.zeros((k, *size), dtype=np.float32)
+    for t in range(k):
+        sel = np.flatnonzero(labels == t)
+        if len(sel):
+            maps = normalize_maps(upsample(stored_cams(a, sel, cls[sel]), size))
+            out[t] = maps.mean(0).numpy()
+    return out
+
+
 def feature_arrays(
     run: Run, which: str = "source", split: str = "test", layer: str = "gap"
 ) -> dict[str, np.ndarray]:
     """Features of one layer for a whole split: x (N, D) float32, y (N,), pred (N,)."""
-
-    def compute() -> dict[str, np.ndarray]:
-        cfg = run.config()
-        dom = eval_domain(cfg, which, split)
-        model = run.load_model()
-        xs, preds = [], []
-        for i in range(0, len(dom), 1024):
-            f = model.forward_features(dom.images[i : i + 1024])
-            xs.append(f.layer(layer).float())
-            preds.append(f.logits.argmax(1))
-        return {
-            "x": torch.cat(xs).numpy(),
-            "y": dom.labels.numpy(),
-            "pred": torch.cat(preds).numpy(),
-        }
-
-    return run.cached("features", {"which": which, "split": split, "layer": layer}, compute)
+    a = run_analysis(run, which, split)
+    if f"feat_{layer}" not in a:
+        have = [k[5:] for k in a if k.startswith("feat_")]
+        raise ValueError(f"this model has no {layer!r} features; available: {', '.join(have)}")
+    return {"x": a[f"feat_{layer}"], "y": a["labels"], "pred": a["pred"]}
 
 
 def localization_summary(arrays: dict[str, np.ndarray]) -> dict[str, float] | None:

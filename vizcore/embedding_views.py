@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from vizcore.analysis import cam_analysis, domain_name, eval_domain, feature_arrays
+from vizcore.analysis import cam_analysis, cam_maps, domain_name, eval_domain, feature_arrays
 from vizcore.cam import class_activation_maps, normalize_maps
 from vizcore.config import TrainConfig
 from vizcore.data import Domain
@@ -187,7 +187,9 @@ def _data_key(cfg: TrainConfig, which: str) -> tuple[Any, ...]:
 
 
 def _input_shape(cfg: TrainConfig) -> tuple[int, int, int]:
-    from vizcore.architecture import resolve_input_shape  # heavy import, only needed off the cached path
+    from vizcore.architecture import (
+        resolve_input_shape,  # heavy import, only needed off the cached path
+    )
 
     return resolve_input_shape(cfg)
 
@@ -399,7 +401,8 @@ def _cam(run: Run, points: TrainConfig, which: str, split: str, index: int) -> t
     image = dom.images[index].numpy()
     if _same_images(run, points, which):  # the CAM page's cached maps of the whole split
         arrays = cam_analysis(run, which, "predicted", split)
-        return image, arrays["maps"][index].astype(np.float32), arrays["probs"][index]
+        cam = cam_maps(run, which, np.array([index]), arrays["class_idx"][[index]], split)[0]
+        return image, cam, arrays["probs"][index]
     r = class_activation_maps(run.load_model(), dom.images[index : index + 1])
     return image, normalize_maps(r.maps)[0].numpy(), r.probs[0].numpy()
 

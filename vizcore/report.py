@@ -21,18 +21,19 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-import torch
 from plotly.offline import get_plotlyjs
 
 from vizcore import __version__
 from vizcore.analysis import (
     cam_analysis,
+    cam_maps,
     eval_domain,
+    eval_images,
     feature_arrays,
     localization_summary,
+    mean_cams,
     select_images,
 )
-from vizcore.cam import mean_cam_per_class
 from vizcore.config import TrainConfig
 from vizcore.data import DataUnavailable
 from vizcore.distance_views import (
@@ -249,11 +250,11 @@ def _cam(ctx: Context, sec: Section) -> None:
         for side in ctx.sides(cfg):
             arrays = cam_analysis(run, side, "predicted")
             idx = select_images(arrays, "all", None, o.cam_images, o.seed)
-            dom = eval_domain(cfg, side)
             probs, labels = arrays["probs"], arrays["labels"]
             titles = [f"pred {probs[i].argmax()} ({probs[i].max():.0%}) · true {labels[i]}" for i in idx]
             boxes = arrays["boxes"][idx] if "boxes" in arrays else None
-            sec.figure(cam_grid(dom.images[idx].numpy(), arrays["maps"][idx].astype(np.float32), titles, cols=6,
+            maps = cam_maps(run, side, idx, arrays["class_idx"][idx])
+            sec.figure(cam_grid(eval_images(run, side, idx), maps, titles, cols=6,
                                 boxes=boxes, title=f"{name} — {side} ({getattr(cfg, side)}), CAM of the predicted class",
                                 presentation=o.presentation))  # fmt: skip
             loc = localization_summary(arrays)
@@ -264,8 +265,7 @@ def _cam(ctx: Context, sec: Section) -> None:
             else:
                 sec.text(f"Localisation score: not available for {getattr(cfg, side)} (its images have no object "
                          "boxes; cluttered-mnist has them).")  # fmt: skip
-            maps = torch.from_numpy(arrays["maps"].astype(np.float32))
-            mean = mean_cam_per_class(maps, torch.from_numpy(labels), probs.shape[1]).numpy()
+            mean = mean_cams(run, side, "predicted")
             fig = mean_cam_figure(mean, [str(k) for k in range(len(mean))], presentation=o.presentation)
             fig.update_layout(title=f"{name} — {side}: mean CAM per true class")
             sec.figure(fig)

@@ -1,0 +1,149 @@
+"""The per-run analysis: computed once, equal to a direct recomputation, keyed by the weights'
+content, and enough for every widget change to run no forward pass."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+import torch
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import TINY
+from vizcore import analysis as an
+from vizcore.architecture import build_model, resolve_input_shape
+from vizcore.cam import class_activation_maps, energy_in_box, normalize_maps, pointing_game
+from vizcore.models import MODELS
+from vizcore.runs import DEMO_ROOT, RunStore
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def _untrained_run(store: RunStore, seed: int = 0, **changes):
+    cfg = TINY.replace(seed=seed, **changes)
+    cfg = cfg.replace(input_shape=resolve_input_shape(cfg))
+    run = store.create(cfg)
+    torch.manual_seed(seed)
+    run.save_weights(build_model(cfg))
+    run.set_status("complete")
+    return run
+
+
+def test_stored_cams_and_features_equal_a_direct_recomputation(trained_run) -> None:
+    model = trained_run.load_model()
+    dom = an.eval_domain(trained_run.config(), "source")
+    idx = np.array([0, 7, 123, 999, len(dom) - 1])
+    with torch.no_grad():
+        f = model.forward_features(dom.images[idx])
+    feats = an.feature_arrays(trained_run, "source", "test", "gap")
+    np.testing.assert_allclose(feats["x"][idx], f.gap.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(feats["pred"][idx], f.logits.argmax(1).numpy())
+    for k in (0, 3, 9):
+        direct = normalize_maps(class_activation_maps(model, dom.images[idx], k).maps).numpy()
+        stored = an.cam_maps(trained_run, "source", idx, np.full(len(idx), k))
+        # stored maps are 8-bit a pixel at the conv resolution: within a few levels of 256
+        assert np.abs(stored - direct).max() < 3 / 255
+    probs = class_activation_maps(model, dom.images[idx]).probs.numpy()
+    np.testing.assert_allclose(an.cam_analysis(trained_run)["probs"][idx], probs, rtol=1e-5, atol=1e-6)
+
+
+def test_localisation_of_every_class_equals_the_direct_scores(store: RunStore) -> None:
+    run = _untrained_run(store, source="cluttered-mnist")
+    model = run.load_model()
+    dom = an.eval_domain(run.config(), "source")
+    for k in (1, 4):
+        direct = class_activation_maps(model, dom.images, k).maps
+        got = an.cam_analysis(run, "source", str(k))
+        np.testing.assert_array_equal(got["pointing"], pointing_game(direct, dom.boxes).numpy())
+        np.testing.assert_allclose(got["energy"], energy_in_box(direct, dom.boxes).numpy(), rtol=1e-5, atol=1e-6)
+    # under "predicted" each image is scored with its own predicted class, and the true class's
+    # score stays available beside it
+    pred = an.cam_analysis(run, "source", "predicted")
+    true = an.cam_analysis(run, "source", "true")
+    np.testing.assert_array_equal(pred["true_pointing"], true["pointing"])
+
+
+def test_the_analysis_is_computed_once_and_invalidated_when_the_weights_change(store: RunStore) -> None:
+    run = _untrained_run(store)
+    before = an.FORWARD_PASSES[0]
+    first = an.feature_arrays(run)["x"].copy()
+    passes = an.FORWARD_PASSES[0] - before
+    assert passes > 0
+    for layer in ("gap", "logits"):
+        an.feature_arrays(run, layer=layer)
+    an.cam_analysis(run, "source", "3")
+    assert an.FORWARD_PASSES[0] - before == passes  # every later view reads the stored arrays
+    torch.manual_seed(99)
+    run.save_weights(build_model(run.config()))  # "retrained"
+    assert an.analysis_path(run, "source") is None
+    again = an.feature_arrays(run)["x"]
+    assert not np.allclose(first, again)
+    assert len(list((run.path / "analysis").iterdir())) == 1  # the stale analysis is gone
+
+
+def test_a_cloned_demo_run_hits_its_shipped_analysis(tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    shutil.copytree(DEMO_ROOT, clone)  # a fresh clone: every file gets a new modification time
+    store = RunStore(tmp_path / "runs", demo_root=clone)
+    before = an.FORWARD_PASSES[0]
+    for rid in store.run_ids():
+        run = store.get(rid)
+        sides = ["source"] + (["target"] if run.config().target else [])
+        for side in sides:
+            assert an.analysis_path(run, side) is not None, f"{rid} ({side}) ships no analysis for its weights"
+            an.cam_analysis(run, side, "true")
+    assert an.FORWARD_PASSES[0] == before
+
+
+# --------------------------------------------------------------------------- pages
+
+
+@pytest.fixture
+def forward_count(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[int]:
+    """Counts every model forward pass in this process, whoever makes it."""
+    monkeypatch.setenv("VIZCORE_RUNS", str(tmp_path / "runs"))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    count = [0]
+    for name in MODELS:
+        cls = MODELS.get(name)
+        original = cls.forward_features
+
+        def counted(self, x, _original=original):  # type: ignore[no-untyped-def]
+            count[0] += 1
+            return _original(self, x)
+
+        monkeypatch.setattr(cls, "forward_features", counted)
+    return count
+
+
+def _cam_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/cam.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_cam_widgets_run_no_forward_pass(forward_count: list[int]) -> None:
+    at = _cam_page()  # the default demo run ships its analysis
+    explain = next(s for s in at.selectbox if s.label == "Explain class")
+    show = next(s for s in at.selectbox if s.label == "Show")
+    for mode in ("3", "5", "true", "3"):
+        explain.set_value(mode).run()
+        assert not at.exception, at.exception
+    show.set_value("misclassified").run()
+    assert not at.exception and not at.error
+    assert forward_count[0] == 0
+
+
+def test_distance_metric_change_runs_no_forward_pass(forward_count: list[int]) -> None:
+    at = AppTest.from_file(APP, default_timeout=300).run()
+    at.switch_page("pages/distances.py").run()
+    assert not at.exception, at.exception
+    metric = next(s for s in at.selectbox if s.label == "Metric")
+    metric.set_value("coral").run()
+    assert not at.exception, at.exception
+    assert forward_count[0] == 0
