@@ -6,6 +6,7 @@ came from, so a test can tell exactly which files were read and with which label
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,51 @@ def test_the_check_opens_no_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(Image, "open", no_decoding)
     with pytest.raises(DomainMismatch):
         D.check_domain_pair("mnist", _name(tmp_path))
+
+
+def test_a_run_evaluates_its_target_through_the_class_map(tmp_path: Path) -> None:
+    from vizcore.analysis import eval_domain
+    from vizcore.config import TrainConfig
+
+    vals = _folder(tmp_path, {"cat": 5, "dog": 5})
+    cmap = {"cat": "1", "dog": "0"}
+    cfg = TrainConfig(target=_name(tmp_path), class_map=cmap, input_shape=GREY)
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg  # survives the run folder's config.json
+    d = eval_domain(cfg, "target", "train")
+    assert d.classes == D.DIGITS
+    assert d.labels.tolist() == [int(cmap[vals[v]]) for v in _values(d)]
+    assert eval_domain(cfg, "source", "test", limit=10).classes == D.DIGITS
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    from vizcore.cli import _train_parser
+
+    ap = argparse.ArgumentParser()
+    _train_parser(ap.add_subparsers(dest="cmd"))
+    return ap.parse_args(["train", *argv])
+
+
+def test_cli_class_map_flag_reaches_the_config() -> None:
+    from vizcore.cli import _config_from_args
+
+    cfg = _config_from_args(_parse("--target", "folder:x", "--class-map", "cat=0, dog = 1"))
+    assert cfg.class_map == {"cat": "0", "dog": "1"}
+    assert _config_from_args(_parse()).class_map == {}
+
+
+@pytest.mark.parametrize("bad", ["cat", "cat=", "=0", "cat=0,cat=1", ","])
+def test_cli_refuses_a_malformed_class_map(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _parse("--class-map", bad)
+    assert "--class-map" in capsys.readouterr().err
+
+
+def test_cli_help_describes_folder_layouts(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _parse("--help")
+    out = " ".join(capsys.readouterr().out.split())
+    assert "folder:PATH" in out and "train/ and test/ (or val/)" in out
+    assert "stratified 80/20 split (seed 0)" in out and "--class-map" in out

@@ -11,7 +11,7 @@ import torch
 
 from vizcore.cam import class_activation_maps, energy_in_box, normalize_maps, pointing_game
 from vizcore.config import TrainConfig
-from vizcore.data import Domain, load_domain
+from vizcore.data import Domain, align_target, load_domain
 from vizcore.runs import Run
 
 CLASS_MODES = ("predicted", "true")  # or a class index as a string
@@ -29,8 +29,9 @@ def domain_name(config: TrainConfig, which: str) -> str:
 def eval_domain(
     config: TrainConfig, which: str = "source", split: str = "test", limit: int | None = None
 ) -> Domain:
-    """The images a run is evaluated on, in the shape its model takes."""
-    return load_domain(
+    """The images a run is evaluated on, in the shape its model takes; a target's labels are
+    the source's class indices (through the run's ``class_map``), as in training."""
+    d = load_domain(
         domain_name(config, which),
         split,
         seed=config.seed,
@@ -38,6 +39,7 @@ def eval_domain(
         shape=tuple(config.input_shape) if config.input_shape else None,
         limit=limit,
     )
+    return align_target(d, config.source, config.class_map) if which == "target" else d
 
 
 def _class_target(mode: str, labels: torch.Tensor) -> int | torch.Tensor | None:
