@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -257,3 +258,81 @@ def test_cli_help_describes_folder_layouts(capsys: pytest.CaptureFixture[str]) -
     out = " ".join(capsys.readouterr().out.split())
     assert "folder:PATH" in out and "train/ and test/ (or val/)" in out
     assert "stratified 80/20 split (seed 0)" in out and "--class-map" in out
+
+
+# --------------------------------------------------------------------------- data-driven recipes
+
+
+def _colour_digits(root: Path, varied: bool, n: int = 6) -> None:
+    """Ten digit classes of 8x8 RGB images: a bar on a background, in colours and brightness
+    drawn afresh for every image (``varied``) or the same two colours throughout."""
+    rng = np.random.default_rng(0)
+    for d in range(10):
+        for i in range(n):
+            ground = rng.integers(0, 256, 3) * rng.uniform(0.2, 1) if varied else [40, 90, 160]
+            img = np.broadcast_to(np.asarray(ground, dtype=np.float64), (8, 8, 3)).copy()
+            ink = rng.integers(0, 256, 3) if varied else [215, 165, 95]
+            img[1:7, d % 6 : d % 6 + 2] = ink
+            (root / str(d)).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img.astype(np.uint8)).save(root / str(d) / f"{i}.png")
+
+
+def test_image_stats_match_the_formula() -> None:
+    from vizcore.methods.recipes import image_stats
+
+    x = torch.tensor([0.2, 0.6]).view(2, 1, 1, 1).expand(2, 3, 4, 4)  # two flat images
+    st = image_stats(x)
+    assert st.channels == 3 and st.mean == pytest.approx(0.4) and st.contrast == pytest.approx(0)
+    assert st.brightness_spread == pytest.approx(np.std([0.2, 0.6], ddof=1))
+
+
+def test_recipe_standardises_a_varied_colour_folder_and_says_why(tmp_path: Path) -> None:
+    from vizcore.methods.recipes import from_data, recipe_notes, recommended_config
+
+    _colour_digits(tmp_path / "varied", varied=True)
+    _colour_digits(tmp_path / "plain", varied=False)
+    varied, plain = _name(tmp_path / "varied"), _name(tmp_path / "plain")
+    # supervised: the TrainConfig default is off; the data turn it on only where images vary
+    assert recommended_config("source_only", varied).standardize is True
+    assert recommended_config("source_only", plain).standardize is False
+    (note,) = [n for n in recipe_notes("source_only", varied) if "Per-image standardisation" in n]
+    assert "brightness spread" in note and varied in note
+    assert recipe_notes("source_only", plain) == recipe_notes("source_only", "mnist")
+    # against mnist: one channel against three, and the measured means are named
+    advice = from_data("mnist", plain)
+    assert advice.fields == {"standardize": True}
+    assert "1 channel and the target 3 channels" in advice.note
+    assert "source mnist: 1 channel, mean 0.13" in advice.note
+    assert recommended_config("dann", "mnist", varied).standardize is True
+    assert advice.note in recipe_notes("dann", "mnist", plain)
+
+
+def test_measured_recipes_of_the_built_in_pairs_are_unchanged() -> None:
+    from vizcore.config import TrainConfig
+    from vizcore.methods import recipes as R
+
+    assert R.from_data("mnist", "uci-digits") == R.DataAdvice({}, None)
+    assert R.from_data("mnist") == R.DataAdvice({}, None)
+    got = R.recommended_config("dann", "mnist", "uci-digits")
+    assert (got.standardize, got.trade_off, got.lr, got.epochs, got.batch_size) == (
+        True, 0.3, 0.01, 8, 64,
+    )  # fmt: skip
+    assert got == TrainConfig(**{**R.BASE, **R.BY_METHOD["dann"], "method": "dann",
+                                 "source": "mnist", "target": "uci-digits"})  # fmt: skip
+    shift = R.BY_SHIFT[("mnist", "mnist-m")]
+    assert R.recommended_config("dann", "mnist", "mnist-m") == TrainConfig(
+        **{**R.BASE, **R.BY_METHOD["dann"], **shift},
+        method="dann", source="mnist", target="mnist-m",
+    )  # fmt: skip
+    assert R.recommended_config("source_only", "mnist") == TrainConfig(**R.SUPERVISED)
+    clutter = R.recommended_config("source_only", "cluttered-mnist")
+    assert clutter == TrainConfig(**{**R.SUPERVISED, **R.BY_SOURCE["cluttered-mnist"]},
+                                  source="cluttered-mnist")  # fmt: skip
+    assert not clutter.standardize and not R.recommended_config("source_only", "mnist").standardize
+
+
+def test_an_unreadable_domain_is_not_measured(tmp_path: Path) -> None:
+    from vizcore.methods.recipes import from_data
+
+    advice = from_data("mnist", _name(tmp_path / "missing"))
+    assert advice.fields == {} and "could not be read" in advice.note
