@@ -199,8 +199,9 @@ with tabs[2]:
                    "used for analysis only). Adaptation should make the framed cells (same class) small compared to the rest.")  # fmt: skip
         with friendly_errors("the cross-domain matrix"), st.spinner(SPINNER):
             # left at the default, the count fits both domains: min(100, smallest class of either)
-            at_default = int(n_per_class) == n_default
-            cross = dv.cross_matrix(run, split, layer, replace(settings, n_per_class=None) if at_default else settings)
+            at_default = n_per_class == n_default
+            cross_settings = replace(settings, n_per_class=None) if at_default else settings
+            cross = dv.cross_matrix(run, split, layer, cross_settings)
         _summary(cross, "same class across domains")
         _show(cross, f"{cfg.label} — source vs target, {split} split, {dv.LAYER_LABELS.get(layer, layer)}",
               f"distances-cross-{run.run_id}-{layer}", "dist_cross",
