@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -38,13 +39,20 @@ metric = c[3].selectbox("Metric", list_metrics(), format_func=lambda m: metric_i
 with friendly_errors("the features of this split"), st.spinner("Computing the layer's features (cached)…"):
     n_total, smallest = dv.smallest_class(run, which, split, layer)
 c = st.columns(4)
-n_per_class = c[0].number_input("Samples per class", 4, 100_000, min(100, max(4, smallest)), step=10,
-                                key="dist_n", help=f"seeded subsample of every class; this split has {n_total} "
-                                f"images, the smallest class {smallest}")  # fmt: skip
+n_default = max(4, dv.default_n_per_class(smallest))
+# keyed by the smallest class, so other data start from their own default, not a number that
+# their smallest class cannot supply
+n_per_class = c[0].number_input("Samples per class", 4, 100_000, n_default, step=10, key=f"dist_n_{smallest}",
+                                help=f"seeded subsample of every class; default min({dv.DEFAULT_N_PER_CLASS}, "
+                                f"smallest class) = {n_default}; this split has {n_total} images, the smallest "
+                                f"class {smallest}")  # fmt: skip
 n_perm = c[1].number_input("Permutations (p-values)", 0, 10_000, dv.default_permutations(metric), step=50,
                            key=f"dist_perm_{metric}", help="0: no p-values (fastest)")  # fmt: skip
 alpha = c[2].number_input("Significance level α", 0.001, 0.5, 0.05, step=0.01, format="%.3f", key="dist_alpha")
 seed = c[3].number_input("Seed", 0, 1_000_000, 0, key="dist_seed", help="subsample, halves and permutations")
+if smallest < dv.DEFAULT_N_PER_CLASS:
+    st.caption(f"Samples per class default to min({dv.DEFAULT_N_PER_CLASS}, smallest class): this split's "
+               f"smallest class has {smallest} images, so {n_default} by default.")  # fmt: skip
 
 
 def _choice(spec: dv.ParamSpec, key: str, value: Any, disabled: bool) -> Any:
@@ -190,7 +198,10 @@ with tabs[2]:
         st.caption(f"Row i: source class i ({cfg.source}); column j: target class j ({cfg.target}, true labels, "
                    "used for analysis only). Adaptation should make the framed cells (same class) small compared to the rest.")  # fmt: skip
         with friendly_errors("the cross-domain matrix"), st.spinner(SPINNER):
-            cross = dv.cross_matrix(run, split, layer, settings)
+            # left at the default, the count fits both domains: min(100, smallest class of either)
+            at_default = n_per_class == n_default
+            cross_settings = replace(settings, n_per_class=None) if at_default else settings
+            cross = dv.cross_matrix(run, split, layer, cross_settings)
         _summary(cross, "same class across domains")
         _show(cross, f"{cfg.label} — source vs target, {split} split, {dv.LAYER_LABELS.get(layer, layer)}",
               f"distances-cross-{run.run_id}-{layer}", "dist_cross",

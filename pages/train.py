@@ -9,7 +9,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from pages._shared import friendly_errors, session_id, store
 from vizcore.config import TrainConfig
-from vizcore.data import domain_info, list_domains
+from vizcore.data import FOLDER_HELP, DomainMismatch, check_domain_pair, domain_info, list_domains
 from vizcore.device import available_devices
 from vizcore.figures.training import training_curves
 from vizcore.jobs import MANAGER
@@ -53,6 +53,8 @@ def config_form(why: DeltaGenerator) -> TrainConfig | None:
     source = st.selectbox("Data set (labelled source)", domains, format_func=lambda d: d,
                           help="; ".join(f"{d}: {_domain_help(d)}" for d in domains))  # fmt: skip
     st.caption(_domain_help(source))
+    st.caption(f"Your own images train from the command line, `python -m vizcore train --data "
+               f"folder:PATH` (or `--target folder:PATH`), and appear here as runs. {FOLDER_HELP}")  # fmt: skip
     target_choices = [d for d in domains if d != source]
     if uses_target:
         target = st.selectbox("Target domain (unlabelled)", target_choices,
@@ -61,6 +63,11 @@ def config_form(why: DeltaGenerator) -> TrainConfig | None:
     else:
         target = st.selectbox("Also evaluate on (optional)", [None, *target_choices],
                               format_func=lambda d: "—" if d is None else d)  # fmt: skip
+    try:
+        check_domain_pair(source, target)
+    except DomainMismatch as e:  # e.g. digits against fashion-mnist: accuracy would mean nothing
+        st.error(str(e))
+        return None
     base = recommended_config(method, source, target)
     with why.expander("Why these defaults"):
         st.markdown("\n".join(f"- {note}" for note in recipe_notes(method, source, target)))

@@ -91,6 +91,33 @@ def test_cached_matrix_is_returned_without_recomputing(store: RunStore, monkeypa
     assert calls["matrix"] == 2
 
 
+def test_default_samples_per_class_fit_the_smallest_class(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f, y = _features(k=10, n=40)
+    keep = (y != 3) | (np.arange(len(y)) % 40 < 26)  # class 3 has 26 samples, the others 40
+    big_f, big_y = _features(k=10, n=150)
+    sides = {"source": (f[keep], y[keep]), "target": _features(k=10, n=30)}
+
+    def fake_features(run: object, which: str, *args: object) -> dict[str, np.ndarray]:
+        x, labels = (big_f, big_y) if run is big else sides[which]
+        return {"x": x.astype(np.float32), "y": labels, "pred": labels}
+
+    monkeypatch.setattr(dv, "feature_arrays", fake_features)
+    assert dv.DistanceSettings().n_per_class is None
+    assert (dv.default_n_per_class(26), dv.default_n_per_class(150)) == (26, 100)
+    run, big = store.create(TINY.replace(target="mnist-m")), store.create(TINY.replace(seed=1))
+    quick = dv.DistanceSettings(n_perm=0)
+    # 26, an even number: the diagonal compares two halves of 13
+    assert dv.class_matrix(run, "source", "test", "gap", quick).n_per_class == 26
+    assert dv.class_matrix(big, "source", "test", "gap", quick).n_per_class == 100
+    assert dv.cross_matrix(run, "test", "gap", quick).n_per_class == 26  # the smaller of 26 and 30
+    assert dv.class_matrix(run, "target", "test", "gap", quick).n_per_class == 30
+    asked = dv.DistanceSettings(n_per_class=100, n_perm=0)  # an explicit number is kept
+    with pytest.raises(ValueError, match="n_per_class=100 but class 0 has only 40"):
+        dv.class_matrix(run, "source", "test", "gap", asked)
+
+
 def test_cross_matrix_needs_a_target_domain(store: RunStore) -> None:
     with pytest.raises(ValueError, match="no target"):
         dv.cross_matrix(store.create(TINY), "test", "gap", dv.DistanceSettings())

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from vizcore.atomic import write_bytes_atomic
 from vizcore.cam import energy_in_box, normalize_maps, pointing_game
 from vizcore.config import TrainConfig
-from vizcore.data import Domain, load_domain
+from vizcore.data import Domain, align_target, load_domain
 from vizcore.runs import Run
 
 CLASS_MODES = ("predicted", "true")  # or a class index as a string
@@ -60,8 +60,9 @@ def domain_name(config: TrainConfig, which: str) -> str:
 def eval_domain(
     config: TrainConfig, which: str = "source", split: str = "test", limit: int | None = None
 ) -> Domain:
-    """The images a run is evaluated on, in the shape its model takes."""
-    return load_domain(
+    """The images a run is evaluated on, in the shape its model takes; a target's labels are
+    the source's class indices (through the run's ``class_map``), as in training."""
+    d = load_domain(
         domain_name(config, which),
         split,
         seed=config.seed,
@@ -69,6 +70,7 @@ def eval_domain(
         shape=tuple(config.input_shape) if config.input_shape else None,
         limit=limit,
     )
+    return align_target(d, config.source, config.class_map) if which == "target" else d
 
 
 # --------------------------------------------------------------------------- computing

@@ -19,13 +19,46 @@ def _value(text: str) -> Any:
         return text
 
 
+# vizcore.data.FOLDER_HELP in other words; not imported, so `list` and `--help` stay free of torch
+FOLDER_EPILOG = (
+    "folder:PATH reads images from one sub-folder per class, PATH/<class>/<image>. If PATH has "
+    "train/ and test/ (or val/) sub-folders, those are the splits (train/<class>/..., "
+    "test/<class>/...); otherwise a fixed stratified 80/20 split (seed 0) of PATH is used. Class "
+    "folders named 0..K-1 (also 00, 01, ...) are ordered by value and match the digit classes of "
+    "mnist and the other digit sets. Source and target must have the same classes in the same "
+    "order, or --class-map must map every target class onto a source class."
+)
+
+
+def _class_map(text: str) -> dict[str, str]:
+    """``"cat=0,dog=1"`` -> ``{"cat": "0", "dog": "1"}`` (an argparse ``type``)."""
+    mapping: dict[str, str] = {}
+    for item in filter(str.strip, text.split(",")):
+        t, sep, s = (part.strip() for part in item.partition("="))
+        if not (sep and t and s):
+            raise argparse.ArgumentTypeError(f"expected TARGET=SOURCE[,...], got {item!r}")
+        if t in mapping:
+            raise argparse.ArgumentTypeError(f"target class {t!r} is mapped twice")
+        mapping[t] = s
+    if not mapping:
+        raise argparse.ArgumentTypeError("expected TARGET=SOURCE[,...], e.g. cat=0,dog=1")
+    return mapping
+
+
 def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     d = TrainConfig()
-    p = sub.add_parser("train", help="train a model and write a run")
+    p = sub.add_parser("train", help="train a model and write a run", epilog=FOLDER_EPILOG)
     p.add_argument("--recipe", action="store_true",
                    help="start from the tuned recipe of the method and domains; other flags override it")  # fmt: skip
-    p.add_argument("--data", "--source", dest="source", default=d.source, help="source data set (labelled)")
-    p.add_argument("--target", default=None, help="unlabelled target domain (domain adaptation)")
+    p.add_argument("--data", "--source", dest="source", default=d.source,
+                   help="labelled source: a data set name (mnist, mnist-m, uci-digits, ...) or "
+                   "folder:PATH, an image folder (layouts below)")  # fmt: skip
+    p.add_argument("--target", default=None,
+                   help="unlabelled target domain (domain adaptation), a name or folder:PATH like "
+                   "--data, with the source's classes")  # fmt: skip
+    p.add_argument("--class-map", type=_class_map, default={}, metavar="T=S,...",
+                   help="map target class names onto source class names, e.g. cat=0,dog=1; "
+                   "every target class must be named")  # fmt: skip
     p.add_argument("--method", default=d.method)
     p.add_argument("--model", default=d.model)
     p.add_argument("--epochs", type=int, default=d.epochs)
@@ -131,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             # the recipe becomes the parser's defaults, so flags given explicitly still win
             from vizcore.methods.recipes import recommended_config
 
-            rec = recommended_config(a.method, a.source, a.target).to_dict()
+            root = {"data_root": a.data_root} if a.data_root else {}  # where the recipe measures
+            rec = recommended_config(a.method, a.source, a.target, **root).to_dict()
             tp.set_defaults(**{k: v for k, v in rec.items() if k != "method_params"})
             a = ap.parse_args(argv)
             a.recipe_params = rec["method_params"]

@@ -17,6 +17,9 @@ class TrainConfig:
 
     source: str = "mnist"
     target: str | None = None  # unlabelled target domain for adaptation methods
+    # target class name -> source class name, for a target whose class names differ on purpose
+    # (vizcore.data.check_domain_pair / align_target); empty: both domains have the same classes
+    class_map: dict[str, str] = field(default_factory=dict)
     method: str = "source_only"
     model: str = "lenet_gap"
     epochs: int = 10

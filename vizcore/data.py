@@ -16,8 +16,13 @@ Sets read by torchvision (``mnist-full``, ``fashion-mnist``, ``usps``, ``svhn``)
 root (the ``root`` argument, else ``$VIZCORE_DATA``, else ``~/.vizcore/data``) and are downloaded
 only when asked; when their files are absent :class:`DataUnavailable` says what to do.
 
-``folder:<path>`` loads any ImageFolder layout (one sub-folder per class). It is handled by
-:func:`load_domain` and :func:`domain_info` directly and is not listed by :func:`list_domains`.
+``folder:<path>`` loads any ImageFolder layout (one sub-folder per class; see ``FOLDER_HELP``
+for the train/ and test/ splits and integer class folders). It is handled by :func:`load_domain`
+and :func:`domain_info` directly and is not listed by :func:`list_domains`.
+
+A source and a target domain are checked as a pair with :func:`check_domain_pair` (same classes
+in the same order, or an explicit class map), and :func:`align_target` renumbers a target's
+labels as the source's classes.
 
 Caching: each raw builder is wrapped in ``functools.lru_cache``, so generated domains are made once
 per process. The cache holds uint8 tensors where the data is 8-bit (a quarter of the memory) and
@@ -30,11 +35,13 @@ the splits that are used again.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
+import re
 import warnings
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,16 +49,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vizcore.errors import DataUnavailable
+from vizcore.errors import DataUnavailable, DomainMismatch
 from vizcore.registry import Registry
 
 __all__ = [
     "REG",
     "ClutterLayout",
+    "FOLDER_HELP",
     "DataUnavailable",
     "Domain",
+    "DomainMismatch",
     "DomainSpec",
+    "align_target",
     "blend_mnist_m",
+    "check_domain_pair",
     "class_counts",
     "default_root",
     "domain_info",
@@ -170,6 +181,7 @@ class DomainSpec:
         generated: True when the images are made by a seeded layout (digit place, clutter,
             photo patches), so a new ``layout_seed`` draws new images of the same items.
         build: Returns the raw split for a request (internal).
+        classes: Class names; index = label. Empty means ``"0"`` .. ``"K-1"``.
     """
 
     name: str
@@ -179,6 +191,12 @@ class DomainSpec:
     num_classes: int
     generated: bool = False
     build: Callable[[_Request], _Raw] | None = field(default=None, repr=False, compare=False)
+    classes: tuple[str, ...] = ()
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """``classes``, or ``"0"`` .. ``"K-1"`` for a spec registered without names."""
+        return self.classes or tuple(str(i) for i in range(self.num_classes))
 
 
 REG: Registry[DomainSpec] = Registry("data set")
@@ -204,14 +222,15 @@ def domain_info(name: str) -> DomainSpec:
         DataUnavailable: a ``folder:`` path is missing or holds no class folders.
     """
     if name.startswith(FOLDER_PREFIX):
-        path = _folder_path(name)
-        classes = _folder_classes(path)
+        layout = _folder_layout(name)
+        how = "its train/ and test/ folders" if layout.own_splits else "a stratified 80/20 split"
         return DomainSpec(
             name=name,
-            description=f"Images in class sub-folders of {path}",
+            description=f"Images in class sub-folders of {layout.path}, split by {how}",
             native_shape=(3, 32, 32),
             offline=True,
-            num_classes=len(classes),
+            num_classes=len(layout.classes),
+            classes=layout.classes,
         )
     return REG.get(name)
 
@@ -347,7 +366,9 @@ def load_domain(
         layout = seed if layout_seed is None else layout_seed
         if layout < 0:
             raise ValueError(f"layout_seed must be >= 0, got {layout}")
-        req = _Request(split, layout, default_root(root), root is not None, download, keep=layout_seed is None)
+        req = _Request(
+            split, layout, default_root(root), root is not None, download, keep=layout_seed is None
+        )
         raw = spec.build(req)
 
     idx = None
@@ -365,6 +386,110 @@ def load_domain(
             sx, sy = shape[2] / w_in, shape[1] / h_in
             boxes = boxes * torch.tensor([sx, sy, sx, sy], dtype=torch.float32)
     return Domain(name, split, images, labels, raw.classes, raw.provenance, boxes)
+
+
+# --------------------------------------------------------------------------- domain pairs
+
+
+def check_domain_pair(
+    source: str, target: str | None, *, class_map: Mapping[str, str] | None = None
+) -> None:
+    """Refuse a source and target whose classes do not correspond.
+
+    Cheap: it reads class names (a directory listing for ``folder:`` domains), never images.
+    Without ``class_map`` both domains need the same class names in the same order, so label
+    ``k`` means the same class on both sides; with it, every target class must be mapped onto a
+    source class by name.
+
+    Args:
+        source: The labelled source domain.
+        target: The target domain, or None for plain supervised training.
+        class_map: Target class name -> source class name (e.g. ``{"cat": "0"}``), for domains
+            whose names differ on purpose; None or empty to require equal classes.
+
+    Raises:
+        DomainMismatch: the classes differ (the message lists both lists), or ``class_map``
+            names unknown classes, leaves target classes unmapped, or is given without a target.
+        UnknownNameError: a name is not registered.
+        DataUnavailable: a ``folder:`` path is missing or has no class folders.
+    """
+    if target is None:
+        if class_map:
+            raise DomainMismatch("a class map renames target classes, but there is no target")
+        return
+    names = domain_info(source).class_names, domain_info(target).class_names
+    _target_index(source, names[0], target, names[1], class_map)
+
+
+def align_target(target: Domain, source: str, class_map: Mapping[str, str] | None = None) -> Domain:
+    """``target`` with its labels renumbered as the classes of ``source``.
+
+    Without a class map the classes must already be equal and ``target`` itself is returned;
+    with one, label ``k`` becomes the index of the source class that target class ``k`` maps to.
+
+    Args:
+        target: A loaded target domain. Shape of its labels: (N,).
+        source: The source domain's name; only its class names are read.
+        class_map: Target class name -> source class name, as for :func:`check_domain_pair`.
+
+    Returns:
+        A :class:`Domain` with the source's classes; labels int64. Shape: (N,).
+
+    Raises:
+        DomainMismatch: as :func:`check_domain_pair`.
+    """
+    names = domain_info(source).class_names
+    index = _target_index(source, names, target.name, target.classes, class_map)
+    if not class_map:
+        return target
+    lut = torch.tensor(index, dtype=torch.int64)
+    pairs = ", ".join(f"{t}→{s}" for t, s in class_map.items())
+    return dataclasses.replace(
+        target,
+        labels=lut[target.labels],
+        classes=names,
+        provenance=f"{target.provenance} Target classes mapped onto {source}'s: {pairs}.",
+    )
+
+
+def _listing(classes: Sequence[str], limit: int = 12) -> str:
+    shown = ", ".join(classes[:limit]) + (", ..." if len(classes) > limit else "")
+    return f"({len(classes)}) {shown}"
+
+
+def _target_index(
+    source: str,
+    source_classes: Sequence[str],
+    target: str,
+    target_classes: Sequence[str],
+    class_map: Mapping[str, str] | None,
+) -> tuple[int, ...]:
+    """Source label of each target label; raises :class:`DomainMismatch` with both lists."""
+    both = (
+        f"\n  source {source}: {_listing(source_classes)}"
+        f"\n  target {target}: {_listing(target_classes)}"
+    )
+    if not class_map:
+        if tuple(source_classes) == tuple(target_classes):
+            return tuple(range(len(target_classes)))
+        same_set = sorted(source_classes) == sorted(target_classes)
+        how = "the same classes in a different order" if same_set else "different classes"
+        example = ",".join(f"{t}={s}" for t, s in zip(target_classes, source_classes, strict=False))
+        raise DomainMismatch(
+            f"source and target have {how}:{both}\nPick domains with the same classes (name a "
+            "folder's class folders like the source's classes), or map each target class onto a "
+            f"source class with --class-map (TrainConfig.class_map), e.g. --class-map {example}"
+        )
+    unknown_values = sorted({s for s in class_map.values() if s not in source_classes})
+    checks = {
+        "not target classes": [t for t in class_map if t not in target_classes],
+        "not source classes": unknown_values,
+        "target classes left unmapped": [t for t in target_classes if t not in class_map],
+    }
+    problems = "; ".join(f"{what}: {', '.join(got)}" for what, got in checks.items() if got)
+    if problems:
+        raise DomainMismatch(f"the class map does not fit the domains ({problems}):{both}")
+    return tuple(source_classes.index(class_map[t]) for t in target_classes)
 
 
 # --------------------------------------------------------------------------- shared internals
@@ -509,6 +634,7 @@ _register(
         native_shape=(1, 28, 28),
         offline=True,
         num_classes=10,
+        classes=DIGITS,
         build=lambda r: _mnist_raw(r.split),
     )
 )
@@ -609,6 +735,7 @@ _register(
         native_shape=(1, CANVAS, CANVAS),
         offline=True,
         num_classes=10,
+        classes=DIGITS,
         generated=True,
         build=lambda r: _cached(_cluttered_raw, r)(r.split, r.seed),
     )
@@ -726,7 +853,9 @@ def _mnist_m_raw(split: str, seed: int, photos_dir: str | None) -> _Raw:
 
 def _build_mnist_m(req: _Request) -> _Raw:
     photos = _photos_dir(req)
-    return _cached(_mnist_m_raw, req)(req.split, req.seed, None if photos is None else str(photos.resolve()))
+    return _cached(_mnist_m_raw, req)(
+        req.split, req.seed, None if photos is None else str(photos.resolve())
+    )
 
 
 _register(
@@ -736,6 +865,7 @@ _register(
         native_shape=(3, DIGIT, DIGIT),
         offline=True,
         num_classes=10,
+        classes=DIGITS,
         generated=True,
         build=_build_mnist_m,
     )
@@ -783,6 +913,7 @@ _register(
         native_shape=(1, 28, 28),
         offline=True,
         num_classes=10,
+        classes=DIGITS,
         build=lambda r: _uci_raw(r.split),
     )
 )
@@ -885,7 +1016,9 @@ def _build_tv(name: str) -> Callable[[_Request], _Raw]:
 
 
 def _register_tv(name: str, description: str, native_shape: tuple[int, int, int]) -> None:
-    _register(DomainSpec(name, description, native_shape, False, 10, build=_build_tv(name)))
+    classes = _TV_SETS[name].classes
+    build = _build_tv(name)
+    _register(DomainSpec(name, description, native_shape, False, 10, build=build, classes=classes))
 
 
 _register_tv("mnist-full", "Full MNIST via torchvision (60,000 / 10,000)", (1, 28, 28))
@@ -895,6 +1028,39 @@ _register_tv("svhn", "SVHN house-number digits via torchvision (73,257 / 26,032)
 
 
 # --------------------------------------------------------------------------- folder:<path>
+
+# Sub-folders that hold a data set's own splits; the first name of a tuple that exists is read,
+# so val/ stands in for a missing test/.
+SPLIT_FOLDERS: dict[str, tuple[str, ...]] = {"train": ("train",), "test": ("test", "val")}
+FOLDER_TEST_FRACTION = 0.2
+_INTEGER = re.compile(r"[0-9]+")
+FOLDER_HELP = (
+    "folder:PATH reads images (any format PIL opens) from one sub-folder per class, "
+    "PATH/<class>/<image>. With PATH/train/<class>/ and PATH/test/<class>/ (or val/) those are "
+    "the splits; otherwise a fixed stratified 80/20 split (seed 0) of PATH is used. Class folders "
+    "named 0..K-1 (also 00, 01, ...) are ordered by value and named like the digit classes, so "
+    "they match mnist's 0-9."
+)
+
+
+@dataclass(frozen=True)
+class _FolderLayout:
+    """What a scan of a ``folder:`` domain found; no image is opened.
+
+    Attributes:
+        path: The resolved folder the name points at.
+        classes: Class names; index = label.
+        class_dirs: The sub-folder of each class (``"07"`` for class ``"7"``).
+        roots: Split -> the folder holding that split's class folders.
+        own_splits: True when the folder has its own train/ and test/ (or val/) sub-folders;
+            False when both splits are drawn from one pool by a stratified split.
+    """
+
+    path: Path
+    classes: tuple[str, ...]
+    class_dirs: tuple[str, ...]
+    roots: dict[str, Path]
+    own_splits: bool
 
 
 def _folder_path(name: str) -> Path:
@@ -910,30 +1076,117 @@ def _folder_path(name: str) -> Path:
     return path
 
 
-def _folder_classes(path: Path) -> list[str]:
-    classes = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
+def _sub_dirs(path: Path) -> list[str]:
+    return sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _split_roots(path: Path) -> tuple[dict[str, Path], bool]:
+    """Where each split's class folders are, and whether the folder has its own splits.
+
+    ``train/`` with ``test/`` (or ``val/``) are the splits; ``train/`` alone is the pool of the
+    80/20 split; without ``train/`` the folder itself is the pool.
+    """
+    found = {
+        split: next((path / n for n in names if (path / n).is_dir()), None)
+        for split, names in SPLIT_FOLDERS.items()
+    }
+    if found["train"] is None:
+        return {split: path for split in SPLITS}, False
+    if found["test"] is None:
+        return {split: found["train"] for split in SPLITS}, False
+    return {split: p for split, p in found.items() if p is not None}, True
+
+
+def _class_order(dirs: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(class names, their folders) in label order, from sorted folder names.
+
+    Folders that all name distinct integers are ordered by value, not as strings (2 before 10);
+    when they are exactly 0..K-1 the classes are named "0".."K-1", so folders 00..09 get the
+    digit classes of mnist and the other digit sets.
+    """
+    values = [int(d) if _INTEGER.fullmatch(d) else None for d in dirs]
+    if None in values or len(set(values)) < len(values):
+        return tuple(dirs), tuple(dirs)
+    order = sorted(range(len(dirs)), key=lambda i: values[i])
+    ordered = tuple(dirs[i] for i in order)
+    ints = [values[i] for i in order]
+    names = tuple(str(v) for v in ints) if ints == list(range(len(ints))) else ordered
+    return names, ordered
+
+
+def _folder_layout(name: str) -> _FolderLayout:
+    """Scan a ``folder:`` domain for its splits and classes (directory listings only).
+
+    Raises:
+        DataUnavailable: the folder is missing, has no class folders, or its test split has
+            classes its train split lacks.
+    """
+    path = _folder_path(name)
+    roots, own = _split_roots(path)
+    dirs = _sub_dirs(roots["train"])
+    if not dirs:
+        where = roots["train"]
         raise DataUnavailable(
-            f"image folder {path} has no class sub-folders; expected {path}/<class>/<image>.png"
+            f"image folder {where} has no class sub-folders; expected {where}/<class>/<image>.png"
         )
-    return classes
+    if own:
+        extra = sorted(set(_sub_dirs(roots["test"])) - set(dirs))
+        if extra:
+            raise DataUnavailable(
+                f"{roots['test']} has class folders that {roots['train']} lacks "
+                f"({', '.join(extra)}); both splits need the same classes"
+            )
+    classes, class_dirs = _class_order(dirs)
+    return _FolderLayout(path, classes, class_dirs, roots, own)
+
+
+def _layout_note(layout: _FolderLayout, split: str) -> str:
+    """Which folder a split was read from, for the provenance."""
+    root = layout.roots[split]
+    if layout.own_splits:
+        stand_in = " (used as the test split: there is no test/)" if root.name != split else ""
+        return f"the class folders of {root}{stand_in}, the folder's own {split} split"
+    pct = round(100 * FOLDER_TEST_FRACTION)
+    return (
+        f"the class folders of {root}, {split} part of a fixed stratified {100 - pct}/{pct} "
+        "split (seed 0), as there are no train/ and test/ sub-folders"
+    )
 
 
 def _load_folder(name: str, split: str, shape: tuple[int, int, int]) -> _Raw:
-    path = _folder_path(name)
-    classes = _folder_classes(path)
+    layout = _folder_layout(name)
+    root = layout.roots[split]
     files = tuple(
         (str(f), label, f.stat().st_mtime_ns)
-        for label, c in enumerate(classes)
-        for f in _image_files(path / c)
+        for label, c in enumerate(layout.class_dirs)
+        if (root / c).is_dir()
+        for f in _image_files(root / c)
     )
     if not files:
         raise DataUnavailable(
-            f"image folder {path} has class folders ({', '.join(classes)}) but no images "
-            f"({', '.join(IMAGE_EXTENSIONS)})"
+            f"image folder {root} has class folders ({', '.join(layout.class_dirs)}) but no "
+            f"images ({', '.join(IMAGE_EXTENSIONS)})"
         )
     # Modification times are part of the cache key, so edited folders are re-read.
-    return _folder_raw(str(path), tuple(classes), files, shape, split)
+    images, labels, skipped = _folder_all(files, shape)
+    if not layout.own_splits:
+        train, test = _stratified_split(labels, FOLDER_TEST_FRACTION, SPLIT_SEED)
+        idx = torch.from_numpy(train if split == "train" else test)
+        images, labels = images[idx], labels[idx.numpy()]
+    by_value = layout.class_dirs != tuple(sorted(layout.class_dirs))
+    renamed = by_value or layout.classes != layout.class_dirs
+    c, h, w = shape
+    return _Raw(
+        images=images,
+        labels=torch.from_numpy(labels),
+        classes=layout.classes,
+        provenance=(
+            f"Images read with PIL from {_layout_note(layout, split)}"
+            + (f" ({skipped} unreadable files skipped)" if skipped else "")
+            + (" (class folders named by integers, ordered by value)" if renamed else "")
+            + f", converted to {'grey' if c == 1 else 'RGB'} and resized to {h}x{w}."
+        ),
+    )
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
@@ -960,27 +1213,3 @@ def _folder_all(
         raise DataUnavailable(f"none of the {len(files)} images could be read")
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
     return x, np.asarray(labels, dtype=np.int64), skipped
-
-
-def _folder_raw(
-    path: str,
-    classes: tuple[str, ...],
-    files: tuple[tuple[str, int, int], ...],
-    shape: tuple[int, int, int],
-    split: str,
-) -> _Raw:
-    images, labels, skipped = _folder_all(files, shape)
-    train, test = _stratified_split(labels, 0.2, SPLIT_SEED)
-    idx = train if split == "train" else test
-    note = f" ({skipped} unreadable files skipped)" if skipped else ""
-    c, h, w = shape
-    return _Raw(
-        images=images[torch.from_numpy(idx)],
-        labels=torch.from_numpy(labels[idx]),
-        classes=classes,
-        provenance=(
-            f"Images read with PIL from the class folders of {path}{note}, converted to "
-            f"{'grey' if c == 1 else 'RGB'} and resized to {h}x{w}; {split} part of a fixed "
-            "stratified 80/20 split (seed 0)."
-        ),
-    )

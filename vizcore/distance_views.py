@@ -38,6 +38,9 @@ CLUSTER_NOTE = (
 # loop recomputes two SVDs per entry and permutation, so p-values are opt-in there
 DEFAULT_PERMUTATIONS = {"mmd": 200, "grassmann": 0}
 FALLBACK_PERMUTATIONS = 50
+# samples per class unless the smallest class has fewer: enough for stable MMD entries, and a
+# folder with 40 test images per class still gets a matrix rather than an error
+DEFAULT_N_PER_CLASS = 100
 
 
 # ---------------------------------------------------------------------------------- settings
@@ -119,6 +122,16 @@ def pairings() -> list[str]:
     return PAIRINGS.names()
 
 
+def default_n_per_class(smallest: int) -> int:
+    """Samples per class when none is asked for: ``min(DEFAULT_N_PER_CLASS, smallest)``."""
+    return min(DEFAULT_N_PER_CLASS, int(smallest))
+
+
+def _smallest(*labels: np.ndarray) -> int:
+    """Size of the smallest class present in any of the label arrays (0 when one is empty)."""
+    return min((int(np.unique(y, return_counts=True)[1].min()) if len(y) else 0) for y in labels)
+
+
 @dataclass(frozen=True)
 class DistanceSettings:
     """Everything about a matrix except which run, side, split and layer it is computed on.
@@ -126,7 +139,8 @@ class DistanceSettings:
     Attributes:
         metric: a name from :func:`vizcore.metrics.list_metrics`.
         params: the measure's own parameters (:func:`param_specs`).
-        n_per_class: samples per class (None: the smallest class size).
+        n_per_class: samples per class (None: ``min(100, smallest class)`` of the data the
+            matrix is computed on, see :func:`default_n_per_class`).
         n_perm: permutations for p-values (0: none).
         seed: seeds the subsample, the halves and the permutations.
         pairing: "halves" or "full" (class matrices only; see vizcore.metrics.distances).
@@ -134,7 +148,7 @@ class DistanceSettings:
 
     metric: str = "mmd"
     params: dict[str, Any] = field(default_factory=dict)
-    n_per_class: int | None = 100
+    n_per_class: int | None = None
     n_perm: int = 200
     seed: int = 0
     pairing: str = "halves"
@@ -145,6 +159,13 @@ class DistanceSettings:
         params = {**metric_info(self.metric).params, **self.params}
         return {"metric": self.metric, "params": dict(sorted(params.items())), "n_per_class": self.n_per_class,
                 "n_perm": int(self.n_perm), "seed": int(self.seed), "pairing": self.pairing}  # fmt: skip
+
+    def for_labels(self, *labels: np.ndarray) -> DistanceSettings:
+        """These settings with ``n_per_class`` fixed for data with these labels (the default
+        resolved, so it shares a cache entry with the same number asked for explicitly)."""
+        if self.n_per_class is not None:
+            return self
+        return replace(self, n_per_class=default_n_per_class(_smallest(*labels)))
 
 
 # ---------------------------------------------------------------------------------- the view
@@ -220,6 +241,8 @@ def class_matrix(run: Run, which: str, split: str, layer: str, settings: Distanc
     Raises:
         ValueError: too few samples in a class, NaN features, a bad parameter (the message says which).
     """
+    if settings.n_per_class is None:  # the default depends on the class sizes
+        settings = settings.for_labels(feature_arrays(run, which, split, layer)["y"])
     key = {"matrix": "classes", "which": which, "split": split, "layer": layer, **settings.key()}
 
     def compute() -> dict[str, np.ndarray]:
@@ -240,6 +263,9 @@ def cross_matrix(run: Run, split: str, layer: str, settings: DistanceSettings) -
         ValueError: the run has no target domain, or the measure rejects the samples.
     """
     domain_name(run.config(), "target")  # a clear error for a run without a target domain
+    if settings.n_per_class is None:  # the default depends on both domains' class sizes
+        labels = (feature_arrays(run, side, split, layer)["y"] for side in ("source", "target"))
+        settings = settings.for_labels(*labels)
     key = {"matrix": "cross-domain", "split": split, "layer": layer, **settings.key(), "pairing": None}
 
     def compute() -> dict[str, np.ndarray]:
@@ -265,8 +291,7 @@ def side_choices(config: TrainConfig) -> list[str]:
 def smallest_class(run: Run, which: str, split: str, layer: str) -> tuple[int, int]:
     """(number of samples, size of the smallest class) of a split, from the cached features."""
     y = feature_arrays(run, which, split, layer)["y"]
-    counts = np.unique(y, return_counts=True)[1]
-    return len(y), int(counts.min()) if counts.size else 0
+    return len(y), _smallest(y)
 
 
 # ------------------------------------------------------------------------------ reshaping

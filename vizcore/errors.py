@@ -4,3 +4,7 @@ can name them without paying for what raises them."""
 
 class DataUnavailable(RuntimeError):
     """A domain's files are absent and cannot be downloaded; the message says what to do."""
+
+
+class DomainMismatch(ValueError):
+    """Source and target domains do not have the same classes; the message lists both."""
