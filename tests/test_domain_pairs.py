@@ -336,3 +336,50 @@ def test_an_unreadable_domain_is_not_measured(tmp_path: Path) -> None:
 
     advice = from_data("mnist", _name(tmp_path / "missing"))
     assert advice.fields == {} and "could not be read" in advice.note
+
+
+# --------------------------------------------------------------------------- training on a pair
+
+
+def _mismatched_pairs(tmp_path: Path) -> list[tuple[str, str]]:
+    animals = tmp_path / "animals"
+    _folder(animals, {"cat": 3, "dog": 3, "zebra": 3})
+    split = tmp_path / "split"  # the usual layout, but only two of the digits
+    for part in ("train", "test"):
+        _folder(split / part, {"0": 2, "1": 2})
+    nine = tmp_path / "nine"  # one digit short
+    _folder(nine, {str(k): 2 for k in range(9)})
+    letters = tmp_path / "letters"  # ten classes, other names
+    _folder(letters, {c: 2 for c in "abcdefghij"})
+    return [("mnist", _name(animals)), ("mnist", _name(split)), ("mnist", _name(nine)),
+            ("mnist", _name(letters)), ("mnist", "fashion-mnist"), (_name(animals), "mnist")]  # fmt: skip
+
+
+def test_no_mismatched_pair_trains(tmp_path: Path) -> None:
+    from tests.conftest import TINY
+    from vizcore.runs import RunStore
+    from vizcore.train import train
+
+    store = RunStore(tmp_path / "runs", demo_root=None)
+    pairs = _mismatched_pairs(tmp_path)
+    trained = []
+    for source, target in pairs:
+        try:
+            list(train(TINY.replace(source=source, target=target, method="dann"), store))
+        except DomainMismatch as e:
+            assert "classes" in str(e)
+        else:
+            trained.append((source, target))
+    assert trained == [] and store.run_ids() == []  # refused before any run folder exists
+
+
+def test_the_cli_refuses_a_mismatched_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vizcore import cli
+
+    animals = tmp_path / "animals"
+    _folder(animals, {"cat": 3, "dog": 3, "zebra": 3})
+    code = cli.main(["--runs", str(tmp_path / "runs"), "train", "--method", "dann", "--target", _name(animals)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cat" in err and "0" in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

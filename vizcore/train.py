@@ -21,7 +21,7 @@ from torch import nn
 
 from vizcore.architecture import build_model, resolve_input_shape
 from vizcore.config import TrainConfig
-from vizcore.data import Domain, domain_info, load_domain
+from vizcore.data import Domain, align_target, check_domain_pair, domain_info, load_domain
 from vizcore.device import resolve_device
 from vizcore.methods import create_method
 from vizcore.registry import Registry
@@ -113,12 +113,18 @@ def epoch_layout_seed(seed: int, epoch: int) -> int | None:
 
 
 def load_data(config: TrainConfig) -> Data:
-    tgt = config.target
+    """The four splits; a target's labels are the source's class indices (its class map)."""
+
+    def target(split: str) -> Domain | None:
+        if not config.target:
+            return None
+        return align_target(load_split(config, config.target, split), config.source, config.class_map)
+
     return Data(
         source_train=load_split(config, config.source, "train"),
         source_test=load_split(config, config.source, "test"),
-        target_train=load_split(config, tgt, "train") if tgt else None,
-        target_test=load_split(config, tgt, "test") if tgt else None,
+        target_train=target("train"),
+        target_test=target("test"),
     )
 
 
@@ -355,6 +361,8 @@ def train(
     """
     if config.epochs < 1:  # a run is complete only with trained weights
         raise ValueError(f"epochs must be at least 1, got {config.epochs}")
+    # mismatched domains are refused before a run folder exists (cheap: class names only)
+    check_domain_pair(config.source, config.target, class_map=config.class_map)
     config = config.replace(input_shape=resolve_input_shape(config))
     run = store.create(config) if store is not None else None
     rid = run.run_id if run else None
