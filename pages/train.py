@@ -177,6 +177,9 @@ def live_panel() -> None:
     else:
         msg = {"complete": st.success, "stopped": st.warning}.get(state, st.error)
         msg(f"Run {state}. {status.get('message', '')}")
+        job = MANAGER.find(rid)
+        if job is not None and job.stage:  # the views' analysis, computed once in the background
+            st.info(f"Preparing its views: {job.stage}… (the pages can be opened now; they wait for this)")
     epochs = [r for r in records if r["kind"] == "epoch"]
     if epochs:
         v = epochs[-1]["values"]

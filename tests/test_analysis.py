@@ -147,3 +147,33 @@ def test_distance_metric_change_runs_no_forward_pass(forward_count: list[int]) -
     metric.set_value("coral").run()
     assert not at.exception, at.exception
     assert forward_count[0] == 0
+
+
+def test_a_finished_training_job_prepares_its_views(tmp_path: Path) -> None:
+    """The job's thread computes the analysis and the default matrices after training."""
+    from vizcore.jobs import JobManager
+    from vizcore.precompute import default_distance_settings
+
+    store = RunStore(tmp_path / "runs", demo_root=None)
+    jobs = JobManager()
+    job = jobs.start(TINY.replace(train_limit=256, test_limit=128), store)
+    jobs.wait(job.run_id, timeout=300)
+    assert job.error is None and job.stage == ""
+    run = store.get(job.run_id)
+    assert an.analysis_path(run, "source") is not None
+    before = an.FORWARD_PASSES[0]
+    from vizcore.distance_views import class_matrix, layer_choices
+
+    key_files = set((run.path / "analyses").iterdir())
+    class_matrix(run, "source", "test", layer_choices(run)[0], default_distance_settings())
+    assert set((run.path / "analyses").iterdir()) == key_files  # the default matrix was there already
+    assert an.FORWARD_PASSES[0] == before
+
+
+def test_cli_analyze_prepares_a_run(trained_store: RunStore, capsys: pytest.CaptureFixture[str]) -> None:
+    from vizcore import cli
+
+    rid = trained_store.run_ids()[0]
+    assert cli.main(["--runs", str(trained_store.root), "analyze", rid]) == 0
+    assert "analysing the source test split" in capsys.readouterr().out
+    assert an.analysis_path(trained_store.get(rid), "source") is not None

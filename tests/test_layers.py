@@ -18,7 +18,7 @@ PACKAGE = ROOT / "vizcore"
 LAYERS: list[tuple[str, ...]] = [
     ("vizcore.cli", "vizcore.__main__"),
     ("vizcore.report",),
-    ("vizcore.jobs", "vizcore.warmup"),
+    ("vizcore.jobs", "vizcore.warmup", "vizcore.precompute"),
     ("vizcore.analysis", "vizcore.distance_views", "vizcore.embedding_views", "vizcore.uploads", "vizcore.export"),
     ("vizcore.train",),
     ("vizcore.runs",),

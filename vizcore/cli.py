@@ -149,6 +149,16 @@ def cmd_show(a: argparse.Namespace, store: RunStore) -> int:
     return 0
 
 
+def cmd_analyze(a: argparse.Namespace, store: RunStore) -> int:
+    """Compute runs' analyses ahead of time, e.g. on the GPU server that trained them."""
+    from vizcore.precompute import precompute
+
+    for rid in a.run_ids:
+        run = store.get(rid)
+        precompute(run, lambda stage, rid=rid: print(f"{rid}: {stage}", flush=True))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m vizcore", description=__doc__)
     ap.add_argument("--runs", default=None, help="run store folder (default: runs/ or $VIZCORE_RUNS)")
@@ -157,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="list runs")
     sh = sub.add_parser("show", help="show one run's config, status and summary")
     sh.add_argument("run_id")
+    an = sub.add_parser("analyze", help="compute what the views read (per-run analysis, default matrices)")
+    an.add_argument("run_ids", nargs="+", metavar="run_id")
     a = ap.parse_args(argv)
     store = RunStore(a.runs) if a.runs else RunStore()
     try:
@@ -169,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             tp.set_defaults(**{k: v for k, v in rec.items() if k != "method_params"})
             a = ap.parse_args(argv)
             a.recipe_params = rec["method_params"]
-        return {"train": cmd_train, "list": cmd_list, "show": cmd_show}[a.cmd](a, store)
+        commands = {"train": cmd_train, "list": cmd_list, "show": cmd_show, "analyze": cmd_analyze}
+        return commands[a.cmd](a, store)
     except (LookupError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

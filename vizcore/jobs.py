@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from vizcore.config import TrainConfig
+from vizcore.precompute import precompute
 from vizcore.runs import RunStore
 from vizcore.train import Progress, train
 
@@ -24,6 +25,8 @@ class Job:
     run_id: str | None = None
     last: Progress | None = None
     error: str | None = None
+    # after training: which view is being prepared ("" when none), so the page can say so
+    stage: str = ""
     started: float = field(default_factory=time.time)
     thread: threading.Thread | None = None
     _has_id: threading.Event = field(default_factory=threading.Event)
@@ -58,9 +61,14 @@ class JobManager:
                 if job.run_id is None:
                     job.run_id = ev.run_id
                     job._has_id.set()
+            if job.last is not None and job.last.status in ("complete", "stopped") and job.run_id:
+                # the views' analysis now, in this background thread, so that opening the run
+                # in any view is a read, not a wait
+                precompute(store.get(job.run_id), lambda s: setattr(job, "stage", s))
         except Exception as e:  # noqa: BLE001 — e.g. the runs folder is not writable
             job.error = f"{type(e).__name__}: {e}"
         finally:
+            job.stage = ""
             job._has_id.set()
 
     def jobs(self, owner: str | None = None, alive_only: bool = True) -> list[Job]:

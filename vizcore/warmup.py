@@ -18,9 +18,28 @@ _SCHEDULED: threading.Thread | None = None
 
 def _after(delay_s: float) -> None:
     time.sleep(delay_s)
+    _warm_runs()
     from vizcore.embed import start_umap_warmup_thread
 
     start_umap_warmup_thread()
+
+
+def _warm_runs(limit: int = 4) -> None:
+    """Import torch and load the newest runs' analyses and test images into memory, so the
+    first view of a run reads memory instead of paying for the import and the data."""
+    try:
+        from vizcore.analysis import analysis_path, eval_domain, run_analysis
+        from vizcore.runs import RunStore
+
+        runs = [r for r in RunStore().list() if r.status in ("complete", "stopped")][:limit]
+        for info in sorted(runs, key=lambda r: not r.read_only):  # demo runs first: they are the default
+            run = RunStore().get(info.run_id)
+            for side in ["source"] + (["target"] if info.target else []):
+                if analysis_path(run, side) is not None:  # computing a missing one is a page's call
+                    run_analysis(run, side)
+                    eval_domain(run.config(), side)
+    except Exception:  # noqa: BLE001 — a warm-up must never break the server; the page reports errors
+        return
 
 
 def schedule_umap_warmup(delay_s: float = 5.0) -> threading.Thread | None:
