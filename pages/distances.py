@@ -34,7 +34,8 @@ c = st.columns(4)
 which = c[0].radio("Domain", dv.side_choices(cfg), horizontal=True, format_func=lambda s: f"{s} ({getattr(cfg, s)})",
                    key="dist_which")  # fmt: skip
 split = c[1].radio("Split", SPLITS, index=SPLITS.index("test"), horizontal=True, key="dist_split")
-layer = c[2].selectbox("Layer", layers, format_func=lambda name: dv.LAYER_LABELS.get(name, name), key="dist_layer")
+layer = c[2].selectbox("Layer", layers, index=layers.index(dv.default_layer(layers)),
+                       format_func=lambda name: dv.LAYER_LABELS.get(name, name), key="dist_layer")
 metric = c[3].selectbox("Metric", list_metrics(), format_func=lambda m: metric_info(m).label, key="dist_metric")
 with friendly_errors("the features of this split"), st.spinner("Computing the layer's features (cached)…"):
     n_total, smallest = dv.smallest_class(run, which, split, layer)

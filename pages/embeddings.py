@@ -12,7 +12,7 @@ from pages._shared import (
     usable_runs,
 )
 from vizcore import embedding_views as ev
-from vizcore.distance_views import LAYER_LABELS
+from vizcore.distance_views import LAYER_LABELS, default_layer
 from vizcore.embed import ALIGNMENTS, METHODS, start_umap_warmup_thread, umap_warmed_up
 from vizcore.figures.scatter import pair_figure
 from vizcore.runs import params_key
@@ -48,7 +48,8 @@ with friendly_errors("this comparison"):
     layers = ev.common_layers(before, after)
 
 c = st.columns([2, 1, 2, 1])
-layer = c[0].selectbox("Layer", layers, format_func=lambda n: LAYER_LABELS.get(n, n), key="emb_layer",
+layer = c[0].selectbox("Layer", layers, index=layers.index(default_layer(layers)), key="emb_layer",
+                       format_func=lambda n: LAYER_LABELS.get(n, n),
                        help="only layers both models have")  # fmt: skip
 method = c[1].selectbox("Method", METHODS.names(), format_func=lambda m: METHODS.get(m).label, key="emb_method")
 n_per_domain = c[2].slider("Points per domain", ev.MIN_PER_DOMAIN, 2000, 500, step=50, key="emb_n",

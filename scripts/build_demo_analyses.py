@@ -1,9 +1,12 @@
-"""Compute the per-run analysis of every shipped demo run into its own folder.
+"""Compute what the views read of every shipped demo run into its own folder.
 
     python scripts/build_demo_analyses.py
 
-The analysis is keyed by the weights' SHA-256, so it must be rebuilt (this script) whenever
-a demo run is retrained; a fresh clone then opens every demo run without a forward pass.
+Per demo run: the per-run analysis of each side and the default distance matrices
+(vizcore.precompute); for the default before/after pair of the Embeddings page and the
+report, its default embedding. All are keyed by the weights' SHA-256, so this must be run
+again whenever a demo run is retrained; a fresh clone then opens every demo view without a
+forward pass, a matrix or a t-SNE to wait for.
 """
 
 from __future__ import annotations
@@ -14,18 +17,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vizcore.analysis import run_analysis  # noqa: E402
-from vizcore.runs import DEMO_ROOT, Run  # noqa: E402
+from vizcore.distance_views import default_layer  # noqa: E402
+from vizcore.embedding_views import EmbeddingSettings, common_layers, default_pair, embedding_pair  # noqa: E402
+from vizcore.precompute import precompute  # noqa: E402
+from vizcore.runs import DEMO_ROOT, Run, RunStore  # noqa: E402
+
+
+def _size(folder: Path) -> float:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and f.parent != folder) / 1e6
 
 
 def main() -> None:
-    for folder in sorted(p for p in DEMO_ROOT.iterdir() if (p / "config.json").exists()):
-        run = Run(folder)  # writable here, unlike the store's read-only view of demo runs
-        sides = ["source"] + (["target"] if run.config().target else [])
-        for side in sides:
-            run_analysis(run, side)
-        size = sum(f.stat().st_size for f in (folder / "analysis").rglob("*") if f.is_file())
-        print(f"{folder.name}: {', '.join(sides)} analysed ({size / 1e6:.1f} MB)")
+    # writable views of the demo folders (the store only ever reads them), so caches land inside
+    runs = {p.name: Run(p) for p in sorted(DEMO_ROOT.iterdir()) if (p / "config.json").exists()}
+    for rid, run in runs.items():
+        precompute(run, lambda stage, rid=rid: print(f"{rid}: {stage}", flush=True))
+    before, after = default_pair(RunStore(demo_root=DEMO_ROOT).list())
+    if before in runs and after in runs:
+        layer = default_layer(common_layers(runs[before], runs[after]))
+        embedding_pair(runs[before], runs[after], EmbeddingSettings(layer=layer))
+        print(f"default embedding pair: {before} -> {after} ({layer})")
+    for rid in runs:
+        print(f"{rid}: {_size(DEMO_ROOT / rid):.1f} MB of analyses")
 
 
 if __name__ == "__main__":

@@ -130,8 +130,13 @@ def test_analysis_cache_is_reused_and_keyed(store: RunStore) -> None:
     b = run.cached("thing", {"p": 1}, compute)
     c = run.cached("thing", {"p": 2}, compute)
     assert len(calls) == 2 and np.array_equal(a["x"], b["x"]) and np.array_equal(a["x"], c["x"])
-    # new weights invalidate the cache
+    # the same weights with a new modification time (a copied or cloned run) keep the cache
     os.utime(run.path / "model.safetensors", ns=(1, 1))
+    run.cached("thing", {"p": 1}, compute)
+    assert len(calls) == 2
+    # new weights invalidate it
+    torch.manual_seed(1)
+    run.save_weights(create_model("lenet_gap"))
     run.cached("thing", {"p": 1}, compute)
     assert len(calls) == 3
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,6 +31,14 @@ LAYER_LABELS = {
     "bottleneck": "bottleneck (adaptation features)",
     "logits": "logits",
 }
+
+
+def default_layer(layers: Sequence[str]) -> str:
+    """The layer every view opens with: the adaptation features (what a DA method aligns) where
+    the model has them, else the GAP vector. One rule, so the pages and the report agree."""
+    return "bottleneck" if "bottleneck" in layers else ("gap" if "gap" in layers else layers[0])
+
+
 CLUSTER_NOTE = (
     "Classes reordered by average-linkage hierarchical clustering (scipy.cluster.hierarchy, optimal leaf "
     "order) of the symmetrised matrix (M + Mᵀ)/2, so classes that sit close together are neighbours."

@@ -14,6 +14,7 @@ from vizcore.distance_views import (
     DistanceSettings,
     class_matrix,
     cross_matrix,
+    default_layer,
     default_permutations,
     layer_choices,
 )
@@ -35,7 +36,7 @@ def precompute(run: Run, stage: StageFn | None = None) -> None:
         if stage:
             stage(f"analysing the {side} test split")
         run_analysis(run, side)
-    layer, settings = layer_choices(run)[0], default_distance_settings()
+    layer, settings = default_layer(layer_choices(run)), default_distance_settings()
     for side in sides:
         if stage:
             stage(f"computing the default {side} class-distance matrix")

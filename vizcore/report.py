@@ -40,6 +40,7 @@ from vizcore.distance_views import (
     DistanceSettings,
     class_matrix,
     cross_matrix,
+    default_layer,
     difference,
     hover_info,
 )
@@ -92,7 +93,7 @@ class ReportOptions:
     layer: str | None = None
     distance: DistanceSettings = field(default_factory=DistanceSettings)
     embed_method: str = "tsne"
-    embed_points: int = 300
+    embed_points: int = EmbeddingSettings().n_per_domain  # the Embeddings page's default: one cached pair
     seed: int = 0
 
 
@@ -143,7 +144,7 @@ class Context:
     def layer(self, run: Run) -> str:
         if self.options.layer:
             return self.options.layer
-        return "bottleneck" if "bottleneck" in run.build_model().feature_layers else "gap"
+        return default_layer(run.build_model().feature_layers)
 
 
 SectionFn = Callable[[Context, Section], None]
@@ -338,7 +339,7 @@ def _single_embedding(ctx: Context, sec: Section) -> None:
 def _pair_embedding(ctx: Context, sec: Section) -> None:
     o, (before, after) = ctx.options, ctx.runs
     layers = common_layers(before, after)
-    layer = o.layer or ("bottleneck" if "bottleneck" in layers else "gap")
+    layer = o.layer or default_layer(layers)
     settings = EmbeddingSettings(layer=layer, method=o.embed_method, n_per_domain=o.embed_points, seed=o.seed)
     pair = embedding_pair(before, after, settings)
     sec.figure(pair_figure([pair.before_xy, pair.after_xy], pair.labels, pair.domain, ["before", "after"],

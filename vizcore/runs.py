@@ -248,13 +248,19 @@ class Run:
     ) -> dict[str, np.ndarray]:
         """Arrays computed once per (kind, params) and kept with the run."""
         params = {**params, "weights": self.weights_digest()}
-        path = self.cache_dir / f"{params_key(kind, params)}.npz"
+        name = f"{params_key(kind, params)}.npz"
+        path = self.cache_dir / name
+        shipped = self.path / "analyses" / name  # a read-only (demo) run may ship its caches
+        if self.read_only and shipped.exists():
+            path = shipped
         if path.exists():
             try:
                 with np.load(path, allow_pickle=False) as z:
                     return {k: z[k] for k in z.files}
             except (OSError, ValueError):
-                path.unlink(missing_ok=True)  # a damaged cache entry is recomputed
+                if path != shipped:
+                    path.unlink(missing_ok=True)  # a damaged cache entry is recomputed
+                path = self.cache_dir / name
         arrays = compute()
         buf = io.BytesIO()
         np.savez(buf, **arrays)
