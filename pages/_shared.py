@@ -21,13 +21,15 @@ from vizcore.runs import CheckpointError, Run, RunInfo, RunNotFound, RunStore
 USER_ERRORS = (RunNotFound, CheckpointError, DataUnavailable, ValueError, PermissionError, KeyError)
 
 
-def accuracy_percent(value: float | None) -> float | None:
-    """A 0..1 accuracy as a percentage for :data:`ACCURACY_COLUMN` (None stays None)."""
-    return None if value is None else 100.0 * value
+def run_table(rows: list[dict[str, Any]], accuracies: tuple[str, ...] = ("source acc", "target acc")) -> Any:
+    """A table of runs for st.dataframe: 0..1 accuracies written as "97.8%", anything missing as
+    "—" (vizcore.numbers), while the columns still sort by their values."""
+    import pandas as pd
 
+    from vizcore.numbers import MISSING, percent
 
-# one decimal for every run, so a column of accuracies lines up (the "percent" preset varies)
-ACCURACY_COLUMN = st.column_config.NumberColumn(format="%.1f %%")
+    df = pd.DataFrame(rows)
+    return df.style.format({c: percent for c in accuracies if c in df}, na_rep=MISSING)
 
 
 def store() -> RunStore:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from pages._shared import (
-    ACCURACY_COLUMN,
-    accuracy_percent,
     figure,
     friendly_errors,
     run_label,
+    run_table,
     store,
 )
-from vizcore.figures.training import compare_curves
+from vizcore.figures.training import compare_curves, curve_label
 
 st.title("Compare runs")
 runs = [r for r in store().list() if r.status in ("complete", "stopped", "failed", "interrupted")]
@@ -26,32 +24,23 @@ rows = [
         "run": r.run_id,
         "method": r.method,
         "source": r.source,
-        "target": r.target or "—",
+        "target": r.target,
         "seed": r.seed,
         "status": r.status,
-        "source acc": accuracy_percent(r.summary.get("source_acc")),
-        "target acc": accuracy_percent(r.summary.get("target_acc")),
+        "source acc": r.summary.get("source_acc"),
+        "target acc": r.summary.get("target_acc"),
         "epochs": r.summary.get("epochs_done"),
     }
     for r in runs
 ]
-table = pd.DataFrame(rows)
-st.dataframe(
-    table,
-    hide_index=True,
-    width="stretch",
-    column_config={
-        "source acc": ACCURACY_COLUMN,
-        "target acc": ACCURACY_COLUMN,
-    },
-)
+st.dataframe(run_table(rows), hide_index=True, width="stretch")
 st.caption("Accuracies are on each domain's held-out test split after the last epoch; target labels are never used in training.")
 
 by_id = {r.run_id: r for r in runs}
 default = [r.run_id for r in runs if r.target][:4] or [runs[0].run_id]
 chosen = st.multiselect("Runs to plot", list(by_id), default=default, format_func=lambda i: run_label(by_id[i]))
 metrics = ["target_acc", "source_acc", "domain_acc", "transfer_loss", "cls_loss"]
-key = st.radio("Curve", metrics, horizontal=True, format_func=lambda k: k.replace("_", " "))
+key = st.radio("Curve", metrics, horizontal=True, format_func=curve_label)
 if chosen:
     with friendly_errors("the curves"):
         series = [(by_id[i].label, store().get(i).metrics()) for i in chosen]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from pages._shared import (
@@ -15,7 +16,10 @@ from vizcore import embedding_views as ev
 from vizcore.distance_views import LAYER_LABELS, default_layer
 from vizcore.embed import ALIGNMENTS, METHODS, start_umap_warmup_thread, umap_warmed_up
 from vizcore.figures.scatter import pair_figure
+from vizcore.numbers import VERDICT_MARKS, fmt, fmt_change
 from vizcore.runs import params_key
+
+VERDICT_COLORS = {VERDICT_MARKS["better"]: "#1a7f37", VERDICT_MARKS["worse"]: "#b42318"}
 
 st.title("Embeddings")
 st.caption(
@@ -104,8 +108,11 @@ with left:
         st.info("No point matches the chosen domains and classes.")
 with right:
     st.markdown(f"**Numbers** on all {len(pair.labels):,} points")
-    table = ev.report_table(pair)[["before", "after", "change"]]
-    st.table(table.style.format({"before": "{:.3f}", "after": "{:.3f}", "change": "{:+.3f}"}))
+    table = ev.report_table(pair)
+    shown = pd.DataFrame({"before": table["before"].map(fmt), "after": table["after"].map(fmt),
+                          "change": table["change"].map(fmt_change), "": table["verdict"].map(VERDICT_MARKS)},
+                         index=table.index)  # fmt: skip
+    st.table(shown.style.map(lambda v: f"color: {VERDICT_COLORS.get(v, 'inherit')}", subset=[""]))
     domain_note = ("proxy A-distance (0–2) and domain accuracy of a linear classifier telling source from target "
                    "(low = domains mixed); kNN target accuracy: target images labelled by their 5 nearest source "
                    "images; ") if pair.has_target else ""  # fmt: skip

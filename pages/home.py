@@ -1,9 +1,8 @@
 """Overview: what the dashboard does and the runs it knows."""
 
-import pandas as pd
 import streamlit as st
 
-from pages._shared import ACCURACY_COLUMN, accuracy_percent, relative_time, store
+from pages._shared import relative_time, run_table, store
 
 st.title("vizcore — see what your network learned")
 st.markdown(
@@ -29,20 +28,12 @@ else:
             "method": r.method,
             "data": r.source if not r.target else f"{r.source} → {r.target}",
             "seed": r.seed,
-            "source acc": accuracy_percent(r.summary.get("source_acc")),
-            "target acc": accuracy_percent(r.summary.get("target_acc")),
+            "source acc": r.summary.get("source_acc"),
+            "target acc": r.summary.get("target_acc"),
             "created": "shipped demo" if r.read_only else relative_time(r.created),
             "note": r.message,
         }
         for r in runs
     ]
-    st.dataframe(
-        pd.DataFrame(rows),
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "source acc": ACCURACY_COLUMN,
-            "target acc": ACCURACY_COLUMN,
-        },
-    )
+    st.dataframe(run_table(rows), hide_index=True, width="stretch")
     st.caption(f"Runs are folders under `{store().root}/`; demo runs ship read-only in `assets/demo_runs/`.")

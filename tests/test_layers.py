@@ -24,7 +24,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("vizcore.runs",),
     ("vizcore.architecture", "vizcore.methods"),
     ("vizcore.data", "vizcore.models", "vizcore.metrics", "vizcore.embed", "vizcore.cam", "vizcore.figures"),
-    ("vizcore.registry", "vizcore.errors", "vizcore.atomic", "vizcore.config", "vizcore.device", "vizcore"),
+    ("vizcore.registry", "vizcore.errors", "vizcore.atomic", "vizcore.config", "vizcore.device", "vizcore.numbers",
+     "vizcore"),
 ]
 
 

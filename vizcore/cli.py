@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any
 
 from vizcore.config import TrainConfig
+from vizcore.numbers import MISSING, fmt, percent
 from vizcore.runs import RunStore
 
 
@@ -100,6 +102,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="folder with torchvision data sets")
     p.add_argument("--download", action="store_true", help="let torchvision download missing data sets")
     p.add_argument("--name", default="", help="a label for run lists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (epoch lines only)")
     return p
 
 
@@ -114,38 +117,87 @@ def _config_from_args(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**{**fields, "method_params": {**getattr(a, "recipe_params", {}), **params}})
 
 
+# epoch values worth a column in the terminal, in this order; accuracies as percentages
+EPOCH_COLUMNS = {"loss": "loss", "source_acc": "source", "target_acc": "target", "domain_acc": "domain acc",
+                 "images_per_s": "img/s"}  # fmt: skip
+
+
+def _epoch_line(values: dict[str, float]) -> str:
+    def one(key: str) -> str:
+        v = values[key]
+        return percent(v) if key.endswith("_acc") else f"{v:,.0f}" if key == "images_per_s" else fmt(v)
+
+    return "  ".join(f"{label} {one(k)}" for k, label in EPOCH_COLUMNS.items() if k in values)
+
+
 def cmd_train(a: argparse.Namespace, store: RunStore) -> int:
+    from tqdm import tqdm
+
     from vizcore.train import train
 
     cfg = _config_from_args(a)
     status = "failed"
+    # a bar over all steps, with the loss and the stage of the end-of-epoch work as it happens
+    bar = None
     for ev in train(cfg, store):
         if ev.kind == "start":
-            print(f"run {ev.run_id}: {ev.message}")
+            print(f"run {ev.run_id}: {ev.message}", flush=True)
         elif ev.kind == "ready":
-            print(f"{ev.message}, {ev.total_steps} steps")
-        elif ev.kind == "epoch":
-            vals = "  ".join(f"{k}={v:.4g}" for k, v in ev.values.items() if k != "lambda")
-            print(f"epoch {ev.epoch}/{cfg.epochs}  {vals}", flush=True)
+            print(ev.message, flush=True)
+            bar = tqdm(total=ev.total_steps, unit="step", dynamic_ncols=True, disable=a.quiet)
+        elif bar is not None and ev.kind == "step":
+            bar.update(ev.step - bar.n)
+            bar.set_description(f"epoch {ev.epoch}/{cfg.epochs}")
+            bar.set_postfix_str(f"loss {fmt(ev.values.get('loss'))}, batch acc {percent(ev.values.get('train_acc'))}")
+        elif bar is not None and ev.kind == "stage":
+            bar.set_postfix_str(ev.message)
+        elif bar is not None and ev.kind == "epoch":
+            bar.write(f"epoch {ev.epoch}/{cfg.epochs}  {_epoch_line(ev.values)}")
         elif ev.kind == "end":
             status = ev.status
+            if bar is not None:
+                bar.close()
             print(f"{ev.status}. {ev.message}".strip())
     return 0 if status == "complete" else 1
 
 
 def cmd_list(a: argparse.Namespace, store: RunStore) -> int:
-    for r in store.list():
-        acc = r.summary.get("source_acc")
-        tacc = r.summary.get("target_acc")
-        accs = "" if acc is None else f"  source {acc:.2%}" + ("" if tacc is None else f"  target {tacc:.2%}")
-        demo = "  (demo)" if r.read_only else ""
-        print(f"{r.run_id}  {r.status:<11} {r.label}{accs}{demo}")
+    runs = store.list()
+    if a.json:
+        print(json.dumps([{"run_id": r.run_id, "status": r.status, "label": r.label, "demo": r.read_only,
+                           "summary": r.summary} for r in runs], indent=2))  # fmt: skip
+        return 0
+    rows = [("RUN", "STATUS", "SOURCE", "TARGET", "DESCRIPTION")]
+    rows += [(r.run_id, r.status + (" (demo)" if r.read_only else ""), percent(r.summary.get("source_acc")),
+              percent(r.summary.get("target_acc")), r.label) for r in runs]  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
     return 0
 
 
 def cmd_show(a: argparse.Namespace, store: RunStore) -> int:
     run = store.get(a.run_id)
-    print(json.dumps({"config": run.config().to_dict(), "status": run.status(), "summary": run.summary()}, indent=2))
+    cfg, st, summary = run.config(), run.status(), run.summary()
+    if a.json:
+        print(json.dumps({"config": cfg.to_dict(), "status": st, "summary": summary}, indent=2))
+        return 0
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.get("created", 0))) if st.get("created") else MISSING
+    lines = [
+        ("run", run.run_id + ("  (shipped demo, read-only)" if run.read_only else "")),
+        ("what", cfg.label),
+        ("status", st.get("status", MISSING) + (f": {st['message']}" if st.get("message") else "")),
+        ("created", when),
+        ("data", cfg.source + (f" → {cfg.target}" if cfg.target else "")),
+        ("model", f"{cfg.model}, method {cfg.method}"),
+        ("trained", f"{summary.get('epochs_done', MISSING)} of {cfg.epochs} epochs, {summary.get('steps', MISSING)} steps"),
+        ("source test accuracy", percent(summary.get("source_acc"))),
+        ("target test accuracy", percent(summary.get("target_acc")) if cfg.target else MISSING),
+        ("weights", str(run.path / "model.safetensors") if run.has_weights() else "none"),
+    ]
+    width = max(len(k) for k, _ in lines)
+    print("\n".join(f"{k.ljust(width)}  {v}" for k, v in lines))
+    print(f"\nfull config and status: python -m vizcore show {run.run_id} --json")
     return 0
 
 
@@ -164,9 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", default=None, help="run store folder (default: runs/ or $VIZCORE_RUNS)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     tp = _train_parser(sub)
-    sub.add_parser("list", help="list runs")
+    ls = sub.add_parser("list", help="list runs")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
     sh = sub.add_parser("show", help="show one run's config, status and summary")
     sh.add_argument("run_id")
+    sh.add_argument("--json", action="store_true", help="the whole config, status and summary as JSON")
     an = sub.add_parser("analyze", help="compute what the views read (per-run analysis, default matrices)")
     an.add_argument("run_ids", nargs="+", metavar="run_id")
     a = ap.parse_args(argv)

@@ -340,16 +340,27 @@ def report_table(pair: EmbeddingPair) -> pd.DataFrame:
     """The numbers for before and after, one row per measure (metric rows read well beside a plot).
 
     Rows are named by :data:`REPORT_COLUMNS`' labels with ↓ or ↑ for the better direction. Columns:
-    before, after, change (after − before), better ("lower"/"higher" is better for adaptation).
+    before, after, change (after − before), better ("lower"/"higher" is better for adaptation),
+    verdict (whether the change is an improvement: "better", "worse" or "same").
     Without a target domain the domain rows are left out (see NO_TARGET_NOTE).
     """
     keys = [k for k in REPORT_COLUMNS if pair.has_target or k not in DOMAIN_ROWS]
     pos = [list(REPORT_COLUMNS).index(k) for k in keys]
     before, after = pair.report[0, pos], pair.report[1, pos]
+    better = [REPORT_COLUMNS[k][1] for k in keys]
+    change = after - before
     return pd.DataFrame(
-        {"before": before, "after": after, "change": after - before, "better": [REPORT_COLUMNS[k][1] for k in keys]},
+        {"before": before, "after": after, "change": change, "better": better,
+         "verdict": [_verdict(c, b) for c, b in zip(change, better, strict=True)]},
         index=pd.Index([row_label(k) for k in keys], name="measure"),
     )  # fmt: skip
+
+
+def _verdict(change: float, better: str) -> str:
+    """Whether a change of a measure is an improvement, given which direction is better."""
+    if not np.isfinite(change) or abs(change) < 1e-12:
+        return "same"
+    return "better" if (change < 0) == (better == "lower") else "worse"
 
 
 def visible_mask(pair: EmbeddingPair, sides: Collection[str], classes: Collection[int]) -> np.ndarray:

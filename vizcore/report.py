@@ -65,6 +65,7 @@ from vizcore.metrics.domain import (
     knn_class_accuracy_2d,
     layout_trustworthiness,
 )
+from vizcore.numbers import MISSING, VERDICT_MARKS, fmt, fmt_change, percent
 from vizcore.registry import Registry
 from vizcore.runs import CheckpointError, Run
 
@@ -171,8 +172,8 @@ def _table(rows: Sequence[dict[str, Any]], cls: str = "") -> str:
 
 
 def _cell(v: Any) -> str:
-    if isinstance(v, float):
-        return "—" if not np.isfinite(v) else f"{v:.4g}"
+    if isinstance(v, float | np.floating) or v is None:
+        return fmt(v)  # the app's one number format
     return html.escape(str(v)) if not isinstance(v, _Html) else str(v)
 
 
@@ -181,7 +182,7 @@ class _Html(str):
 
 
 def _pct(v: float | None) -> str:
-    return "—" if v is None or not np.isfinite(v) else f"{v:.1%}"
+    return percent(v)
 
 
 # ------------------------------------------------------------------------------------ sections
@@ -232,8 +233,7 @@ def _accuracy(ctx: Context, sec: Section) -> None:
         for side in ctx.sides(cfg):
             acc, per = _class_accuracy(cam_analysis(run, side, "predicted"))
             overall.append({"run": name, "domain": f"{side} ({getattr(cfg, side)})", "test accuracy": _pct(acc),
-                            "at the end of training": _pct(summ.get(f"{side}_acc")),
-                            "status": run.status().get("status", "")})  # fmt: skip
+                            "epochs": summ.get("epochs_done", MISSING), "status": run.status().get("status", "")})  # fmt: skip
             per_class[f"{name} · {side}"] = per
     sec.raw(_table(overall))
     n = max(len(v) for v in per_class.values())
@@ -348,7 +348,9 @@ def _pair_embedding(ctx: Context, sec: Section) -> None:
                            caption=pair.description, presentation=o.presentation,
                            height=720 if o.presentation else 560))  # fmt: skip  # ten large legend entries
     table = report_table(pair)
-    sec.raw(_table([{"measure": m, **row} for m, row in table.to_dict("index").items()], "numbers"))
+    rows = [{"measure": m, "before": r["before"], "after": r["after"], "change": fmt_change(r["change"]),
+             "verdict": VERDICT_MARKS[r["verdict"]]} for m, r in table.to_dict("index").items()]  # fmt: skip
+    sec.raw(_table(rows, "numbers"))
 
 
 @section("embeddings", "Embeddings")

@@ -14,6 +14,9 @@ CLASS_COLORS = (
     "#AA4499", "#44AA99", "#999933", "#882255", "#661100",
 )  # fmt: skip
 DOMAIN_SYMBOLS = ("circle", "x", "diamond", "square")
+# Series that are not classes (runs on Compare, curves of a training plot): Tol's "bright" scheme,
+# each series always the same colour, whatever else is plotted beside it
+SERIES_COLORS = ("#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377", "#BBBBBB", "#000000")
 FONT = "Inter, Helvetica, Arial, sans-serif"
 
 

@@ -7,9 +7,8 @@ slide shows at a glance which distances are indistinguishable from sampling nois
 
 from __future__ import annotations
 
-import math
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +17,7 @@ from plotly.colors import sample_colorscale, unlabel_rgb
 from plotly.subplots import make_subplots
 
 from vizcore.figures import style
+from vizcore.numbers import fmt, power_of_ten, shared_scale
 
 SEQUENTIAL = "Viridis"  # perceptually uniform; dark = close, bright = far
 DIVERGING = "RdBu_r"  # blue = smaller after, red = larger after; white = no change
@@ -51,18 +51,10 @@ def not_significant(p_values: np.ndarray | None, alpha: float) -> np.ndarray | N
     return None if p_values is None else np.asarray(p_values) >= alpha
 
 
-def _decimals(values: np.ndarray) -> int:
-    """Decimals that give the largest entry about three significant digits (at most 5)."""
-    top = float(np.nanmax(np.abs(values))) if values.size else 0.0
-    if top == 0 or not math.isfinite(top):
-        return 2
-    return int(min(5, max(0, 2 - math.floor(math.log10(top)))))
-
-
-def cell_text(values: np.ndarray) -> np.ndarray:
-    """The numbers written in the cells, all with the same number of decimals. Shape: as values."""
-    d = _decimals(values)
-    return np.vectorize(lambda v: f"{v:.{d}f}")(values) if values.size else values.astype(str)
+def cell_text(values: np.ndarray, write: Callable[[float], str] | None = None) -> np.ndarray:
+    """The numbers written in the cells, on one scale (vizcore.numbers.shared_scale). Shape: as values."""
+    write = write or shared_scale(values)[1]
+    return np.vectorize(write, otypes=[object])(values).astype(str) if values.size else values.astype(str)
 
 
 def _hover(panel: MatrixPanel, alpha: float) -> np.ndarray:
@@ -70,10 +62,10 @@ def _hover(panel: MatrixPanel, alpha: float) -> np.ndarray:
     info = np.broadcast_to(np.asarray("" if panel.hover_info is None else panel.hover_info, dtype=object), v.shape)
     out = np.empty(v.shape, dtype=object)
     for i, j in np.ndindex(v.shape):
-        lines = [f"<b>{panel.row_labels[i]} vs {panel.col_labels[j]}</b>", f"value: {v[i, j]:.4g}"]
+        lines = [f"<b>{panel.row_labels[i]} vs {panel.col_labels[j]}</b>", f"value: {fmt(v[i, j])}"]
         if p is not None:
             verdict = "not significant" if p[i, j] >= alpha else "significant"
-            lines.append(f"p = {p[i, j]:.3g} ({verdict} at α = {alpha:g})")
+            lines.append(f"p = {fmt(p[i, j])} ({verdict} at α = {alpha:g})")
         if info[i, j]:
             lines.append(str(info[i, j]))
         out[i, j] = "<br>".join(lines)
@@ -108,11 +100,12 @@ def _add_panel(
     text_size: int,
     legend: bool,
     outline_matching: bool = False,
+    write: Callable[[float], str] | None = None,
 ) -> None:
     v = np.asarray(panel.values, dtype=float)
     fig.add_trace(
         go.Heatmap(
-            z=v, x=list(range(v.shape[1])), y=list(range(v.shape[0])), text=cell_text(v),
+            z=v, x=list(range(v.shape[1])), y=list(range(v.shape[0])), text=cell_text(v, write),
             texttemplate="%{text}", textfont=dict(size=text_size), hovertext=_hover(panel, alpha),
             hoverinfo="text", coloraxis=coloraxis, xgap=1, ygap=1, name=panel.title,
         ), row=1, col=col,
@@ -142,7 +135,7 @@ def _add_panel(
 
 def _colorbar(title: str, colorscale: str, z_range: tuple[float, float], zmid: float | None) -> dict:
     return dict(colorscale=colorscale, cmin=z_range[0], cmax=z_range[1], cmid=zmid,
-                colorbar=dict(title=dict(text=title, side="right"), thickness=14))  # fmt: skip
+                colorbar=dict(title=dict(text=title, side="right"), thickness=14, exponentformat="power"))  # fmt: skip
 
 
 def _caption(fig: go.Figure, text: str, presentation: bool, below: int) -> int:
@@ -178,13 +171,16 @@ def matrix_figure(
     """
     n = len(panels)
     colorscale = SEQUENTIAL if zmid is None else DIVERGING
-    z_range = _range(np.concatenate([np.asarray(p.values, float).ravel() for p in panels]), zmid)
+    every = np.concatenate([np.asarray(p.values, float).ravel() for p in panels])
+    z_range = _range(every, zmid)
+    exp, write = shared_scale(every)  # one scale for every panel, named on the colour bar
     fig = make_subplots(rows=1, cols=n, subplot_titles=[p.title for p in panels] if n > 1 else None,
                         horizontal_spacing=0.08)  # fmt: skip
     size = 16 if presentation else 12
     marked = [k for k, p in enumerate(panels, start=1) if p.p_values is not None and (p.p_values >= alpha).any()]
     for k, panel in enumerate(panels, start=1):  # the legend explains the mark once, on a panel that has it
-        _add_panel(fig, panel, k, "coloraxis", colorscale, z_range, alpha, size, marked[:1] == [k], outline_matching)
+        _add_panel(fig, panel, k, "coloraxis", colorscale, z_range, alpha, size, marked[:1] == [k], outline_matching,
+                   write)  # fmt: skip
         fig.update_xaxes(title_text=axis_titles[1], row=1, col=k)
     fig.update_yaxes(title_text=axis_titles[0], row=1, col=1)
     style(fig, presentation)
@@ -201,7 +197,8 @@ def matrix_figure(
         margin=dict(t=top, b=bottom),
         title=dict(text=title, yref="container", y=1, yanchor="top", pad=dict(t=12)),
         legend=dict(orientation="h", x=1, xanchor="right", y=1 + above / plot_h, yanchor="bottom"),
-        coloraxis=_colorbar(value_label, colorscale, z_range, zmid),
+        coloraxis=_colorbar(value_label + (f"<br>cells in {power_of_ten(exp)}" if exp else ""), colorscale, z_range,
+                            zmid),  # fmt: skip
         plot_bgcolor="white",
     )
     return fig

@@ -8,10 +8,11 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from vizcore.figures import style
+from vizcore.figures import SERIES_COLORS, style
 
 _LOSS_KEYS = ("loss", "cls_loss", "transfer_loss")
 _EXTRA_KEYS = ("domain_acc", "lambda", "lr")
+_CURVE_ORDER = (*_LOSS_KEYS, "train_acc", "source_acc", "target_acc", *_EXTRA_KEYS)
 
 
 def _series(records: Sequence[dict[str, Any]], kind: str, key: str) -> tuple[list[int], list[float]]:
@@ -31,35 +32,63 @@ def training_curves(records: Sequence[dict[str, Any]], title: str = "", presenta
     each epoch on the held-out split.
     """
     fig = make_subplots(rows=1, cols=3, subplot_titles=("Loss", "Accuracy", "Schedule / domain"))
+
+    def add(key: str, kind: str, name: str, col: int, **kw: Any) -> None:
+        x, y = _series(records, kind, key)
+        if x:  # a fixed colour per series, so a curve keeps its colour from run to run
+            color = SERIES_COLORS[_CURVE_ORDER.index(key) % len(SERIES_COLORS)]
+            mode = _mode(x) if kind == "step" else "lines+markers"
+            fig.add_trace(go.Scatter(x=x, y=y, name=name, mode=mode, line_color=color, **kw), 1, col)
+
     for key in _LOSS_KEYS:
-        x, y = _series(records, "step", key)
-        if x:
-            fig.add_trace(go.Scatter(x=x, y=y, name=key.replace("_", " "), mode=_mode(x)), 1, 1)
-    x, y = _series(records, "step", "train_acc")
-    if x:
-        fig.add_trace(go.Scatter(x=x, y=y, name="train acc (batch)", mode=_mode(x), opacity=0.6), 1, 2)
+        add(key, "step", key.replace("_", " "), 1)
+    add("train_acc", "step", "train acc (batch)", 2, opacity=0.6)
     for key, name in (("source_acc", "source test acc"), ("target_acc", "target test acc")):
-        x, y = _series(records, "epoch", key)
-        if x:
-            fig.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines+markers"), 1, 2)
+        add(key, "epoch", name, 2)
     for key in _EXTRA_KEYS:
-        x, y = _series(records, "step", key)
-        if x:
-            fig.add_trace(go.Scatter(x=x, y=y, name=key.replace("_", " "), mode=_mode(x)), 1, 3)
+        add(key, "step", key.replace("_", " "), 3)
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
     fig.update_layout(title=title, hovermode="x unified", legend=dict(orientation="h", y=-0.2))
     return style(fig, presentation, height=380)
 
 
+# What the epoch-level values are, in words, with their unit; accuracies are drawn in percent.
+CURVE_LABELS = {
+    "target_acc": "target test accuracy (%)",
+    "source_acc": "source test accuracy (%)",
+    "domain_acc": "domain classifier accuracy (%)",
+    "transfer_loss": "transfer loss",
+    "cls_loss": "classification loss",
+    "loss": "total loss",
+    "train_acc": "training batch accuracy (%)",
+}
+
+
+def curve_label(key: str) -> str:
+    return CURVE_LABELS.get(key, key.replace("_", " "))
+
+
 def compare_curves(
     runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], key: str = "target_acc", presentation: bool = False
 ) -> go.Figure:
-    """One epoch-level metric of several runs on one plot (x = epoch)."""
+    """One epoch-level metric of several runs on one plot (x = epoch, whole epochs only).
+
+    Each run keeps its colour whichever other runs are plotted: the colour follows the run's
+    position in ``runs``, also when an earlier run has no values for ``key``.
+    """
     fig = go.Figure()
-    for label, records in runs:
+    scale = 100.0 if key.endswith("_acc") else 1.0
+    epochs: set[int] = set()
+    for i, (label, records) in enumerate(runs):
         pts = [(r["epoch"], r["values"][key]) for r in records if r["kind"] == "epoch" and key in r["values"]]
-        if pts:
-            fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], name=label, mode="lines+markers"))
-    fig.update_layout(title=key.replace("_", " ") + " per epoch", xaxis_title="epoch", yaxis_title=key)
+        epochs |= {p[0] for p in pts}
+        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[scale * p[1] for p in pts], name=label,
+                                 mode="lines+markers", line_color=SERIES_COLORS[i % len(SERIES_COLORS)]))  # fmt: skip
+    fig.update_layout(title=curve_label(key) + " per epoch", xaxis_title="epoch", yaxis_title=curve_label(key))
+    # whole epochs only: a one-epoch run would otherwise sit on an axis ticked 0.5, 1, 1.5
+    if len(epochs) <= 12:
+        fig.update_xaxes(tickmode="array", tickvals=sorted(epochs))
+    else:
+        fig.update_xaxes(dtick=1)
     return style(fig, presentation, height=420)

@@ -1,0 +1,83 @@
+"""How every number on screen is written: by its scale, one convention everywhere.
+
+Three significant figures; scientific notation below 0.001 and from a million on (so a CORAL
+distance of 5.5e-06 never prints as 0.00000); one mark, "—", for a value that does not exist.
+CSV files keep exact values: this is for people, not for files.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+MISSING = "—"
+# how a change of a measure reads, given which direction is better for it
+VERDICT_MARKS = {"better": "▲ better", "worse": "▼ worse", "same": "= same"}
+SIG = 3
+SMALL, LARGE = 1e-3, 1e6
+
+
+def _missing(x: object) -> bool:
+    return x is None or not isinstance(x, int | float | np.integer | np.floating) or not math.isfinite(float(x))
+
+
+def fmt(x: float | None, sig: int = SIG) -> str:
+    """One number with ``sig`` significant figures, scientific when very small or large."""
+    if _missing(x):
+        return MISSING
+    v = float(x)  # type: ignore[arg-type]
+    if v == 0:
+        return "0"
+    a = abs(v)
+    if a < SMALL or a >= LARGE:
+        return f"{v:.{sig - 1}e}"
+    decimals = max(0, sig - 1 - math.floor(math.log10(a)))
+    return f"{v:.{decimals}f}"
+
+
+def fmt_change(x: float | None, sig: int = SIG) -> str:
+    """A difference, always with its sign ("+0.136", "−0.0158")."""
+    if _missing(x):
+        return MISSING
+    text = fmt(abs(float(x)), sig)  # type: ignore[arg-type]
+    return text if float(x) == 0 else ("+" if float(x) > 0 else "−") + text  # type: ignore[arg-type]
+
+
+def percent(x: float | None, decimals: int = 1) -> str:
+    """A 0..1 fraction as a percentage ("97.8%")."""
+    return MISSING if _missing(x) else f"{100 * float(x):.{decimals}f}%"  # type: ignore[arg-type]
+
+
+def shared_scale(values: np.ndarray, sig: int = SIG) -> tuple[int, Callable[[float], str]]:
+    """One scale for all cells of a matrix: (exponent e, a function writing v / 10**e).
+
+    A matrix whose entries are all tiny (or huge) is written as mantissas with a common power of
+    ten, which the colour bar names ("×10⁻⁶"), so every cell stays short and comparable; e = 0
+    otherwise. Every cell gets the decimals that give the largest entry ``sig`` significant figures.
+    """
+    values = np.asarray(values, dtype=float)
+    finite = np.abs(values[np.isfinite(values)])
+    top = float(finite.max()) if finite.size else 0.0
+    exp = math.floor(math.log10(top)) if top and (top < SMALL or top >= LARGE) else 0
+    top /= 10.0**exp
+    decimals = 2 if top == 0 else int(min(6, max(0, sig - 1 - math.floor(math.log10(top)))))
+
+    def write(v: float) -> str:
+        return MISSING if not math.isfinite(v) else f"{v / 10.0**exp:.{decimals}f}"
+
+    return exp, write
+
+
+SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def power_of_ten(exp: int) -> str:
+    """"×10⁻⁶" for -6; "" for 0."""
+    return "" if exp == 0 else f"×10{str(exp).translate(SUPERSCRIPT)}"
+
+
+def table_cells(row: Sequence[object]) -> list[str]:
+    """A table row for the screen: numbers by :func:`fmt`, None as MISSING, text as it is."""
+    return [MISSING if v is None else (v if isinstance(v, str) else fmt(v)) for v in row]  # type: ignore[arg-type]
