@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages._shared import presentation_toggle
+from pages._shared import presentation_toggle, remember_widgets
 from vizcore.warmup import schedule_umap_warmup
 
 st.set_page_config(page_title="vizcore", page_icon="🔬", layout="wide")
@@ -28,6 +28,7 @@ PAGES = {
 # has rendered, so a UMAP asked for a minute later takes seconds instead of a minute
 schedule_umap_warmup()
 
+remember_widgets()  # a page's choices survive a visit to another page
 page = st.navigation(PAGES)
 presentation_toggle()  # in the sidebar of every page; the choice is kept for the session
 page.run()

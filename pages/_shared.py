@@ -54,10 +54,12 @@ def friendly_errors(what: str = "this view") -> Iterator[None]:
 
 
 def run_label(r: RunInfo) -> str:
-    acc = r.summary.get("source_acc")
-    tacc = r.summary.get("target_acc")
-    score = "" if acc is None else f" — source {acc:.1%}" + ("" if tacc is None else f", target {tacc:.1%}")
-    tag = "demo · " if r.read_only else ""
+    """Short enough for a select box in presentation mode: label, then compact accuracies."""
+    from vizcore.numbers import percent
+
+    acc, tacc = r.summary.get("source_acc"), r.summary.get("target_acc")
+    score = "" if acc is None else f" — {percent(acc)} src" + ("" if tacc is None else f", {percent(tacc)} tgt")
+    tag = "demo · " if r.read_only and not r.label.lower().startswith("demo") else ""
     status = "" if r.status == "complete" else f" [{r.status}]"
     return f"{tag}{r.label}{score}{status}"
 
@@ -94,6 +96,21 @@ def _model(run_id: str, digest: str) -> Any:
 def load_model(run: Run) -> Any:
     """The run's model, cached per (run, weights) so a retrained run is reloaded."""
     return _model(run.run_id, run.weights_digest())
+
+
+# Widgets whose choice is kept when one leaves a page and comes back. Streamlit drops the state of
+# a widget that a run does not draw; writing a key back at the start of every run keeps it.
+REMEMBERED = ("cam_", "dist_", "emb_", "report_", "train_")
+NOT_INPUTS = ("_html", "_png", "_svg", "_csv", "_pcsv", "_download")  # download buttons cannot be set
+CHARTS = ("cam_grid", "cam_mean", "emb_pair-")  # plotly charts (their selection is not a choice to keep)
+
+
+def remember_widgets() -> None:
+    """Keep every page's choices (metric, domain, class, method...) across page switches."""
+    for key in list(st.session_state):
+        if (isinstance(key, str) and key.startswith(REMEMBERED) and not key.endswith(NOT_INPUTS)
+                and not key.startswith(CHARTS)):  # fmt: skip
+            st.session_state[key] = st.session_state[key]
 
 
 PRESENTATION_KEY = "presentation"

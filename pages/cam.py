@@ -6,6 +6,7 @@ import streamlit as st
 
 from pages._shared import ensure_analysis, figure, friendly_errors, pick_run
 from vizcore.analysis import (
+    CAM_SCALES,
     cam_analysis,
     cam_maps,
     eval_images,
@@ -31,17 +32,23 @@ sides = ["source"] + (["target"] if cfg.target else [])
 ensure_analysis(run, sides)  # once per weights; every widget below only reads stored arrays
 
 c1, c2, c3, c4 = st.columns(4)
-which = c1.radio("Images from", sides, horizontal=True, format_func=lambda s: f"{s} ({getattr(cfg, s)})")
+which = c1.radio("Images from", sides, horizontal=True, format_func=lambda s: f"{s} ({getattr(cfg, s)})",
+                 key="cam_which")  # fmt: skip
 with friendly_errors("CAMs for this run"):
     base = cam_analysis(run, which, "predicted")
 n_classes = base["probs"].shape[1]
 mode = c2.selectbox("Explain class", ["predicted", "true", *map(str, range(n_classes))],
-                    format_func=lambda m: m if m in ("predicted", "true") else f"class {m}")  # fmt: skip
-show = c3.selectbox("Show", ["all", "misclassified", "correct"])
-cls_filter = c4.selectbox("True class", [None, *range(n_classes)], format_func=lambda k: "all" if k is None else str(k))
-c5, c6 = st.columns([1, 3])
-count = c5.select_slider("Images", [12, 24, 48], value=24)
-sample_seed = c6.number_input("Sample", 0, 10_000, 0, help="another seeded sample of the matching images")
+                    format_func=lambda m: m if m in ("predicted", "true") else f"class {m}", key="cam_mode")  # fmt: skip
+show = c3.selectbox("Show", ["all", "misclassified", "correct"], key="cam_show")
+cls_filter = c4.selectbox("True class", [None, *range(n_classes)], format_func=lambda k: "all" if k is None else str(k),
+                          key="cam_true")  # fmt: skip
+c5, c6, c7 = st.columns([1, 1, 2])
+count = c5.select_slider("Images", [12, 24, 48], value=24, key="cam_count")
+sample_seed = c6.number_input("Sample", 0, 10_000, 0, help="another seeded sample of the matching images",
+                              key="cam_sample")  # fmt: skip
+scale = c7.radio("Colour scale", list(CAM_SCALES), format_func=CAM_SCALES.get, horizontal=True, key="cam_scale",
+                 help="per image: every map stretched to its own range (a class absent from the image still gets "
+                 "a red peak); per class: one range for all maps of a class, so a weak map looks weak")  # fmt: skip
 
 with friendly_errors("CAMs for this run"):
     arrays = cam_analysis(run, which, mode)
@@ -76,8 +83,8 @@ with tab_grid:
             for i in idx
         ]
         boxes = arrays["boxes"][idx] if "boxes" in arrays else None
-        maps = cam_maps(run, which, idx, arrays["class_idx"][idx])  # only the images on screen, full size
-        fig = cam_grid(eval_images(run, which, idx), maps, titles, cols=6, boxes=boxes,
+        maps = cam_maps(run, which, idx, arrays["class_idx"][idx], scale=scale)  # only the images on screen
+        fig = cam_grid(eval_images(run, which, idx), maps, titles, cols=6, boxes=boxes, scale_label=f"CAM, {CAM_SCALES[scale]}",
                        title=f"{cfg.label} — CAM of the {explained} class")  # fmt: skip
         figure(fig, f"cam-grid-{run.run_id}", key="cam_grid")
         if boxes is not None:

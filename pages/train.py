@@ -46,11 +46,11 @@ def config_form(why: DeltaGenerator) -> TrainConfig | None:
     """The training form; ``why`` receives the reasons behind the recipe it starts from."""
     methods = list_methods()
     method = st.selectbox("Method", methods, format_func=lambda m: METHODS.get(m).label or m,
-                          help="source only, or a domain-adaptation method")  # fmt: skip
+                          help="source only, or a domain-adaptation method", key="train_method")  # fmt: skip
     st.caption(METHODS.get(method).description)
     uses_target = METHODS.get(method).uses_target
     domains = list_domains()
-    source = st.selectbox("Data set (labelled source)", domains, format_func=lambda d: d,
+    source = st.selectbox("Data set (labelled source)", domains, format_func=lambda d: d, key="train_source",
                           help="; ".join(f"{d}: {_domain_help(d)}" for d in domains))  # fmt: skip
     st.caption(_domain_help(source))
     st.caption(f"Your own images train from the command line, `python -m vizcore train --data "

@@ -177,3 +177,21 @@ def test_cli_analyze_prepares_a_run(trained_store: RunStore, capsys: pytest.Capt
     assert cli.main(["--runs", str(trained_store.root), "analyze", rid]) == 0
     assert "analysing the source test split" in capsys.readouterr().out
     assert an.analysis_path(trained_store.get(rid), "source") is not None
+
+
+def test_a_shared_class_scale_keeps_weak_maps_weak(trained_run) -> None:
+    model = trained_run.load_model()
+    dom = an.eval_domain(trained_run.config(), "source")
+    k, idx = 3, np.arange(0, 2000, 97)
+    every = class_activation_maps(model, dom.images, k).maps  # this class's maps over the whole split
+    with torch.no_grad():  # the scale: the range of the class's maps at the conv resolution
+        low = torch.einsum("c,nchw->nhw", model.cam_weights()[0][k], model.forward_features(dom.images).conv)
+    lo, hi = float(low.min()), float(low.max())
+    shared = an.cam_maps(trained_run, "source", idx, np.full(len(idx), k), scale="class")
+    expected = ((every[idx] - lo) / (hi - lo)).numpy()
+    assert np.abs(shared - expected).max() < 3 / 255
+    per_image = an.cam_maps(trained_run, "source", idx, np.full(len(idx), k))
+    assert per_image.max(axis=(1, 2)).min() > 0.99  # per image every map reaches 1...
+    assert shared.max(axis=(1, 2)).min() < 0.9  # ...on the shared scale the weakest map does not
+    with pytest.raises(ValueError, match="scale"):
+        an.cam_maps(trained_run, "source", idx, idx * 0, scale="bogus")

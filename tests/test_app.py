@@ -191,3 +191,28 @@ def test_overview_lists_the_demo_runs_with_accuracies_in_percent() -> None:
     # ...and read as percentages, a missing one as the app's one mark for "missing"
     html = run_table([{"source acc": 0.978, "target acc": None}]).to_html()
     assert "97.8%" in html and "—" in html and "None" not in html
+
+
+def _two_pages() -> None:
+    import streamlit as st
+
+    from pages._shared import remember_widgets
+
+    remember_widgets()
+    if st.session_state.get("page", "distances") == "distances":
+        st.selectbox("Metric", ["mmd", "coral"], key="dist_metric")
+        st.download_button("CSV", "x", key="dist_matrix_csv")  # not an input: never written back
+    else:
+        st.write("another page")
+
+
+def test_a_page_keeps_its_choices_after_a_visit_to_another() -> None:
+    at = AppTest.from_function(_two_pages).run()
+    at.selectbox[0].set_value("coral").run()
+    at.session_state["page"] = "cam"
+    at.run()
+    assert not at.selectbox  # the widget is not drawn on the other page...
+    at.session_state["page"] = "distances"
+    at.run()
+    assert not at.exception
+    assert at.selectbox[0].value == "coral"  # ...and its choice is back when one returns

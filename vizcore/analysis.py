@@ -289,14 +289,35 @@ def cam_analysis(
     return out
 
 
-def cam_maps(run: Run, which: str, index: np.ndarray, class_idx: np.ndarray, split: str = "test") -> np.ndarray:
-    """Full-size, per-image min-max normalised CAMs of the images ``index`` for ``class_idx``.
+CAM_SCALES = {
+    "image": "min–max per image",
+    "class": "one scale per class (whole test split)",
+}
+
+
+def cam_maps(
+    run: Run, which: str, index: np.ndarray, class_idx: np.ndarray, split: str = "test", scale: str = "image"
+) -> np.ndarray:
+    """Full-size CAMs of the images ``index`` for ``class_idx``, brought to [0, 1].
+
+    ``scale="image"`` stretches every map to its own range (the CAM paper's display, which paints a
+    full peak even for a class that is nowhere in the image); ``"class"`` uses one range per class,
+    the lowest and highest value of that class's maps over the whole split, so maps of one class
+    compare across images and a weak map looks weak.
 
     Shape:
         index, class_idx: (M,). Returns (M, H, W) float32 in [0, 1].
     """
+    if scale not in CAM_SCALES:
+        raise ValueError(f"unknown CAM scale {scale!r}; choose one of {', '.join(CAM_SCALES)}")
     a = run_analysis(run, which, split)
-    return normalize_maps(upsample(stored_cams(a, index, class_idx), tuple(a["size"]))).numpy()
+    maps = upsample(stored_cams(a, index, class_idx), tuple(a["size"]))
+    if scale == "image":
+        return normalize_maps(maps).numpy()
+    c = np.asarray(class_idx)
+    lo = torch.from_numpy(a["cam_lo"].min(0)[c])[:, None, None]
+    hi = torch.from_numpy(a["cam_hi"].max(0)[c])[:, None, None]
+    return ((maps - lo) / (hi - lo).clamp_min(1e-12)).clamp(0, 1).numpy()
 
 
 def eval_images(run: Run, which: str, index: np.ndarray, split: str = "test") -> np.ndarray:

@@ -19,12 +19,20 @@ def _jet(v: np.ndarray) -> np.ndarray:
     return np.stack([r, g, b], axis=-1)
 
 
-def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+LUMA = np.array([0.299, 0.587, 0.114])  # BT.601, as vizcore.data converts RGB to grey
+
+
+def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.5, grey: bool = True) -> np.ndarray:
     """Blend a normalised CAM over an image.
+
+    ``grey`` draws a colour image in grey under the map: jet over a colourful photo cannot be
+    read (which colour is the map's?).
 
     Shape:
         image: (C, H, W) in [0, 1]; cam: (H, W) in [0, 1]. Returns (H, W, 3) uint8.
     """
+    if image.shape[0] == 3 and grey:
+        image = np.tensordot(LUMA, image, axes=1)[None]
     rgb = np.repeat(image, 3, axis=0) if image.shape[0] == 1 else image[:3]
     rgb = np.transpose(rgb, (1, 2, 0))
     out = (1 - alpha) * rgb + alpha * _jet(cam)
@@ -47,8 +55,9 @@ def cam_grid(
     alpha: float = 0.5,
     title: str = "",
     presentation: bool = False,
+    scale_label: str = "CAM, min–max per image",
 ) -> go.Figure:
-    """A grid of CAM overlays.
+    """A grid of CAM overlays with a colour bar naming the maps' scale.
 
     Shape:
         images: (N, C, H, W) in [0, 1]; cams: (N, H, W) normalised to [0, 1]; boxes: (N, 4) or None.
@@ -62,11 +71,16 @@ def cam_grid(
         fig.add_trace(go.Image(z=overlay(images[i], cams[i], alpha), hoverinfo="skip"), r, c)
         if boxes is not None:
             _box_shape(boxes[i], r, c, fig)
+    # the colour bar: an invisible marker carrying the jet scale (Image traces have none)
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False,
+                             marker=dict(colorscale="Jet", cmin=0, cmax=1, color=[0], showscale=True,
+                                         colorbar=dict(title=dict(text=scale_label, side="right"), thickness=12,
+                                                       len=min(1.0, 300 / (175 * rows)), y=1, yanchor="top"))),
+                  1, 1)  # fmt: skip
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    size = 13 if presentation else 10
-    fig.update_annotations(font_size=size)
-    fig = style(fig, presentation, height=max(220, 175 * rows + 60))
+    size = 16 if presentation else 13  # captions readable on a projector
+    fig = style(fig, presentation, height=max(240, (190 if presentation else 175) * rows + 70))
     fig.update_annotations(font_size=size)
     fig.update_layout(title=title)
     return fig
