@@ -3,7 +3,7 @@
 import streamlit as st
 
 from pages._shared import presentation_toggle, remember_widgets
-from vizcore.warmup import schedule_umap_warmup
+from vizcore.warmup import schedule_warmup
 
 st.set_page_config(page_title="vizcore", page_icon="🔬", layout="wide")
 
@@ -24,9 +24,9 @@ PAGES = {
     ],
 }
 
-# once per server process: compile UMAP's numba code in the background, after the first page
-# has rendered, so a UMAP asked for a minute later takes seconds instead of a minute
-schedule_umap_warmup()
+# once per server process, after the first page has rendered: load torch and the newest runs' analyses,
+# then compile UMAP's numba code, so the first view of a run and a UMAP asked for later are fast
+schedule_warmup()
 
 remember_widgets()  # a page's choices survive a visit to another page
 page = st.navigation(PAGES)

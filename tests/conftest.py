@@ -15,6 +15,7 @@ from vizcore.train import train
 ROOT = Path(__file__).resolve().parent.parent
 # AppTest runs app.py in this process: no minute-long UMAP compilation in the background
 os.environ["VIZCORE_UMAP_WARMUP"] = "0"
+os.environ["VIZCORE_RUNS_WARMUP"] = "0"  # nor the loading of the runs' analyses at start
 
 # Small enough to train in a few seconds on 2 cores, large enough to learn something.
 TINY = TrainConfig(

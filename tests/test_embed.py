@@ -338,10 +338,10 @@ def test_app_start_schedules_the_warmup_once_unless_turned_off(monkeypatch: pyte
     monkeypatch.setattr(E, "start_umap_warmup_thread", lambda: started.append("warm-up"))
     monkeypatch.setattr(W, "_SCHEDULED", None)
     monkeypatch.setenv(W.ENV, "0")
-    assert W.schedule_umap_warmup(0.0) is None and W._SCHEDULED is None
+    assert W.schedule_warmup(0.0) is None and W._SCHEDULED is None
     monkeypatch.setenv(W.ENV, "1")
-    timer = W.schedule_umap_warmup(0.05)
+    timer = W.schedule_warmup(0.05)
     assert timer is not None and timer.daemon and started == []  # not before the delay
-    assert W.schedule_umap_warmup(0.0) is timer
+    assert W.schedule_warmup(0.0) is timer
     timer.join(5)
     assert started == ["warm-up"]

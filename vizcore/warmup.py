@@ -11,14 +11,21 @@ import threading
 import time
 
 ENV = "VIZCORE_UMAP_WARMUP"  # "0" turns the start-up warm-up off (the Embeddings page still starts one)
+RUNS_ENV = "VIZCORE_RUNS_WARMUP"  # "0": no loading of torch and the newest runs' analyses at start
+RUNS_DELAY_S = 1.0  # after the first page, which needs neither torch nor a run
 
 _LOCK = threading.Lock()
 _SCHEDULED: threading.Thread | None = None
 
 
 def _after(delay_s: float) -> None:
-    time.sleep(delay_s)
-    _warm_runs()
+    start = time.monotonic()
+    time.sleep(min(RUNS_DELAY_S, delay_s))
+    if os.environ.get(RUNS_ENV, "1") != "0":
+        _warm_runs()
+    if os.environ.get(ENV, "1") == "0":
+        return
+    time.sleep(max(0.0, delay_s - (time.monotonic() - start)))
     from vizcore.embed import start_umap_warmup_thread
 
     start_umap_warmup_thread()
@@ -42,18 +49,19 @@ def _warm_runs(limit: int = 4) -> None:
         return
 
 
-def schedule_umap_warmup(delay_s: float = 5.0) -> threading.Thread | None:
-    """Once per process, warm up UMAP's numba code ``delay_s`` seconds from now, in a daemon thread.
+def schedule_warmup(delay_s: float = 5.0) -> threading.Thread | None:
+    """Once per process, in a daemon thread: a second after the first page, import torch and load
+    the newest runs' analyses and test images; ``delay_s`` seconds from now, warm up UMAP's numba
+    code (about a minute of one core; the delay lets the first page render before it starts).
 
-    The compilation takes about a minute of one core; the delay lets the first page render
-    before it starts. Returns the scheduling thread, or None when ``$VIZCORE_UMAP_WARMUP`` is
-    ``"0"``. Idempotent: later calls return the first thread.
+    Returns the scheduling thread, or None when both ``$VIZCORE_RUNS_WARMUP`` and
+    ``$VIZCORE_UMAP_WARMUP`` are ``"0"``. Idempotent: later calls return the first thread.
     """
     global _SCHEDULED
-    if os.environ.get(ENV, "1") == "0":
+    if os.environ.get(ENV, "1") == "0" and os.environ.get(RUNS_ENV, "1") == "0":
         return None
     with _LOCK:
         if _SCHEDULED is None:
-            _SCHEDULED = threading.Thread(target=_after, args=(delay_s,), name="umap-warmup-timer", daemon=True)
+            _SCHEDULED = threading.Thread(target=_after, args=(delay_s,), name="vizcore-warmup", daemon=True)
             _SCHEDULED.start()
         return _SCHEDULED
