@@ -228,3 +228,42 @@ def test_precise_bn_averages_the_training_batches_and_leaves_training_alone() ->
         direct = conv(trainer.model.prep(x)).mean(dim=(0, 2, 3))
     torch.testing.assert_close(bn.running_mean, direct, rtol=1e-4, atol=1e-5)
     assert bn.momentum == 0.1  # restored for training
+
+
+def test_events_name_every_end_of_epoch_stage_in_order() -> None:
+    cfg = TINY.replace(source="mnist", target="uci-digits", method="dann", precise_bn=True, train_limit=256,
+                       test_limit=64, epochs=2)  # fmt: skip
+    events = list(train(cfg))
+    kinds = [(e.kind, e.message) for e in events if e.kind in ("stage", "epoch")]
+    one_epoch = [("stage", "recomputing BatchNorm statistics"), ("stage", "evaluating on the source test split"),
+                 ("stage", "evaluating on the target test split"), ("epoch", "")]  # fmt: skip
+    assert kinds == one_epoch * 2
+    last_step = max(i for i, e in enumerate(events) if e.kind == "step" and e.epoch == 1)
+    first_stage = next(i for i, e in enumerate(events) if e.kind == "stage")
+    assert last_step < first_stage  # the stages come after the epoch's steps
+
+
+def test_images_per_second_counts_training_time_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fake clock: each training step takes 1 s, each evaluation 1000 s."""
+    import types
+
+    import vizcore.train as T
+
+    clock = [0.0]
+    monkeypatch.setattr(T, "time", types.SimpleNamespace(perf_counter=lambda: clock[0], monotonic=lambda: clock[0],
+                                                          time=lambda: clock[0]))  # fmt: skip
+    step, evaluate_ = T._Trainer.train_step, T.evaluate
+
+    def timed_step(self, idx):  # type: ignore[no-untyped-def]
+        clock[0] += 1.0
+        return step(self, idx)
+
+    def timed_eval(*args, **kwargs):  # type: ignore[no-untyped-def]
+        clock[0] += 1000.0
+        return evaluate_(*args, **kwargs)
+
+    monkeypatch.setattr(T._Trainer, "train_step", timed_step)
+    monkeypatch.setattr(T, "evaluate", timed_eval)
+    cfg = TINY.replace(train_limit=256, test_limit=64, batch_size=64, epochs=2)
+    epochs = [e for e in train(cfg) if e.kind == "epoch"]
+    assert [e.values["images_per_s"] for e in epochs] == [64.0, 64.0]  # 64 images a (1 s) step
