@@ -155,7 +155,7 @@ def _enlarged(fig: Any) -> Any:
     return out
 
 
-def figure(fig: Any, name: str, key: str | None = None, **kwargs: Any) -> Any:
+def figure(fig: Any, name: str, key: str | None = None, stretch: bool = True, **kwargs: Any) -> Any:
     """Show a plotly figure with its downloads: interactive HTML, PNG and SVG.
 
     Files are made only when a button is clicked (deferred), so showing a page stays fast.
@@ -166,7 +166,9 @@ def figure(fig: Any, name: str, key: str | None = None, **kwargs: Any) -> Any:
 
     if presentation():
         fig = _enlarged(fig)
-    event = st.plotly_chart(fig, width="stretch", key=key, **kwargs)
+    # a figure with a size of its own (a CAM mosaic) is shown at that size: stretched, it would
+    # leave blank bands or crowd its captions
+    event = st.plotly_chart(fig, width="stretch" if stretch else "content", key=key, **kwargs)
     key = key or name
     static_ok = static_export_available()
     cols = st.columns([1, 1, 1, 5])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._shared import ensure_analysis, figure, friendly_errors, pick_run
+from pages._shared import ensure_analysis, figure, friendly_errors, pick_run, presentation
 from vizcore.analysis import (
     CAM_SCALES,
     cam_analysis,
@@ -84,9 +84,9 @@ with tab_grid:
         ]
         boxes = arrays["boxes"][idx] if "boxes" in arrays else None
         maps = cam_maps(run, which, idx, arrays["class_idx"][idx], scale=scale)  # only the images on screen
-        fig = cam_grid(eval_images(run, which, idx), maps, titles, cols=6, boxes=boxes, scale_label=f"CAM, {CAM_SCALES[scale]}",
-                       title=f"{cfg.label} — CAM of the {explained} class")  # fmt: skip
-        figure(fig, f"cam-grid-{run.run_id}", key="cam_grid")
+        fig = cam_grid(eval_images(run, which, idx), maps, titles, cols=6, boxes=boxes, presentation=presentation(),
+                       scale_label=f"CAM, {CAM_SCALES[scale]}", title=f"{cfg.label} — CAM of the {explained} class")  # fmt: skip
+        figure(fig, f"cam-grid-{run.run_id}", key="cam_grid", stretch=False)
         if boxes is not None:
             st.caption("White rectangles: the digit's true bounding box (kept when the cluttered image was made).")
 with tab_mean:
