@@ -91,6 +91,8 @@ with tab_grid:
             st.caption("White rectangles: the digit's true bounding box (kept when the cluttered image was made).")
 with tab_mean:
     mean = mean_cams(run, which, mode)
-    figure(mean_cam_figure(mean, [str(k) for k in range(n_classes)]), f"mean-cam-{run.run_id}", key="cam_mean")
+    fig = mean_cam_figure(mean, [str(k) for k in range(n_classes)], presentation(),
+                          title=f"Mean CAM of the {explained} class, by true class")  # fmt: skip
+    figure(fig, f"mean-cam-{run.run_id}", key="cam_mean", stretch=False)
     st.caption(f"Average of the per-image normalised CAMs of the {explained} class, over all test images of each "
                "true class.")  # fmt: skip

@@ -267,8 +267,8 @@ def _cam(ctx: Context, sec: Section) -> None:
                 sec.text(f"Localisation score: not available for {getattr(cfg, side)} (its images have no object "
                          "boxes; cluttered-mnist has them).")  # fmt: skip
             mean = mean_cams(run, side, "predicted")
-            fig = mean_cam_figure(mean, [str(k) for k in range(len(mean))], presentation=o.presentation)
-            fig.update_layout(title=f"{name} — {side}: mean CAM per true class")
+            fig = mean_cam_figure(mean, [str(k) for k in range(len(mean))], presentation=o.presentation,
+                                  title=f"{name} — {side}: mean CAM of the predicted class, by true class")  # fmt: skip
             sec.figure(fig)
     sec.text("CAM (Zhou et al. 2016): M_k = Σ_c w[k, c]·A_c of the last conv maps, bilinearly upsampled and min-max "
              "normalised per image (jet colour map, 50 % over the image).")  # fmt: skip

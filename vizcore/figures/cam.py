@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from vizcore.figures import style
 
@@ -39,6 +38,19 @@ def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.5, grey: bool =
     return (np.clip(out, 0, 1) * 255).astype(np.uint8)
 
 
+def png_data_uri(rgb: np.ndarray) -> str:
+    """An (H, W, 3) uint8 image as a PNG data URI: a few kB where a JSON array of its pixels is
+    hundreds, so a figure reaches the browser and is drawn quickly."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
 TILE_PX = 180  # about how wide a tile is drawn in a wide page: sizes the caption band and the height
 
 
@@ -59,28 +71,61 @@ def cam_grid(
     presentation: bool = False,
     scale_label: str = "CAM, min–max per image",
 ) -> go.Figure:
-    """A grid of CAM overlays with a colour bar naming the maps' scale.
-
-    Drawn as one mosaic image with one axis, not one subplot per image: building and drawing 24
-    subplots took a quarter of a second per rerun. Captions sit in a band above each tile, on two
-    lines (split at the first " · ").
+    """A grid of CAM overlays with a colour bar naming the maps' scale (see :func:`mosaic_figure`).
 
     Shape:
         images: (N, C, H, W) in [0, 1]; cams: (N, H, W) normalised to [0, 1]; boxes: (N, 4) or None.
     """
-    n = len(images)
+    tiles = np.stack([overlay(images[i], cams[i], alpha) for i in range(len(images))]) if len(images) else None
+    return mosaic_figure(tiles, titles, cols, boxes, title, presentation, scale_label)
+
+
+def mean_cam_figure(
+    mean_maps: np.ndarray, class_names: Sequence[str], presentation: bool = False, title: str = ""
+) -> go.Figure:
+    """Average normalised CAM of each true class, on one shared 0–1 scale.
+
+    Shape:
+        mean_maps: (K, H, W).
+    """
+    tiles = (np.clip(_jet(np.clip(mean_maps, 0, 1)), 0, 1) * 255).astype(np.uint8)
+    return mosaic_figure(tiles, [f"true class {c}" for c in class_names], min(len(mean_maps), 5), None, title,
+                         presentation, "mean CAM")  # fmt: skip
+
+
+def mosaic_figure(
+    tiles: np.ndarray | None,
+    titles: Sequence[str],
+    cols: int,
+    boxes: np.ndarray | None,
+    title: str,
+    presentation: bool,
+    scale_label: str,
+) -> go.Figure:
+    """Tiles in a grid, drawn as one PNG image on one axis, with a jet colour bar.
+
+    One image, not one subplot per tile: building and drawing 24 subplots took a quarter of a
+    second per rerun, and a JSON array of pixels is far larger than a PNG. Captions sit in a band
+    above each tile, on two lines (split at the first " · "). The figure has a fixed size whose
+    plot area has the mosaic's aspect, so captions sized for TILE_PX fit and no blank band opens
+    above or below: pages show it at this size, not stretched.
+
+    Shape:
+        tiles: (N, h, w, 3) uint8; boxes: (N, 4) in tile pixels, or None.
+    """
+    n = 0 if tiles is None else len(tiles)
     rows = max(1, -(-n // cols))
     size = 16 if presentation else 13  # captions readable on a projector
-    h, w = cams.shape[1:] if n else (28, 28)
-    scale = TILE_PX / w  # screen pixels per image pixel, roughly
+    h, w = tiles.shape[1:3] if n else (28, 28)
+    scale = TILE_PX / w  # screen pixels per image pixel
     band = int(np.ceil(2 * 1.3 * size / scale)) + 2  # two caption lines
     corners = _mosaic_layout(n, cols, h, w, band)
     gap = max(2, w // 14)
-    height_px = rows * (band + h + gap)
-    mosaic = np.full((max(height_px, 1), cols * (w + gap) - gap, 3), 255, dtype=np.uint8)
-    for i, (y0, x0) in enumerate(corners):
-        mosaic[y0 : y0 + h, x0 : x0 + w] = overlay(images[i], cams[i], alpha)
-    fig = go.Figure(go.Image(z=mosaic, hoverinfo="skip"))
+    mosaic = np.full((rows * (band + h + gap), cols * (w + gap) - gap, 3), 255, dtype=np.uint8)
+    for (y0, x0), tile in zip(corners, tiles if n else [], strict=True):
+        mosaic[y0 : y0 + h, x0 : x0 + w] = tile
+    # styled before the captions are added: style() would then visit every caption (slow in plotly)
+    fig = style(go.Figure(go.Image(source=png_data_uri(mosaic), hoverinfo="skip")), presentation)
     # pixel (i, j) covers [j - 0.5, j + 0.5]: captions and box edges sit on pixel borders
     fig.update_layout(
         annotations=[dict(x=x0 + w / 2 - 0.5, y=y0 - 1.5, text=str(t).replace(" · ", "<br>", 1), showarrow=False,
@@ -95,38 +140,11 @@ def cam_grid(
     fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False,
                              marker=dict(colorscale="Jet", cmin=0, cmax=1, color=[0], showscale=True,
                                          colorbar=dict(title=dict(text=scale_label, side="right"), thickness=12,
-                                                       len=min(1.0, 320 / (TILE_PX * rows * (h + band) / w)),
+                                                       len=min(1.0, 320 / (mosaic.shape[0] * scale)),
                                                        y=1, yanchor="top"))))  # fmt: skip
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    # a fixed size whose plot area has the mosaic's aspect, so captions sized for TILE_PX fit and no
-    # blank band opens above or below (pages show it at this width, not stretched)
     margin = dict(l=10, r=130, t=70 if title else 20, b=10)
-    fig = style(fig, presentation)
     fig.update_layout(width=int(mosaic.shape[1] * scale) + margin["l"] + margin["r"],
                       height=int(mosaic.shape[0] * scale) + margin["t"] + margin["b"], margin=margin, title=title)  # fmt: skip
-    for a in fig.layout.annotations:  # style() sets every annotation to the base font
-        a.font.size = size
     return fig
-
-
-def mean_cam_figure(mean_maps: np.ndarray, class_names: Sequence[str], presentation: bool = False) -> go.Figure:
-    """Average normalised CAM of each true class, as heatmaps on one shared 0–1 scale.
-
-    Shape:
-        mean_maps: (K, H, W).
-    """
-    k = len(mean_maps)
-    cols = min(k, 5)
-    rows = -(-k // cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"class {c}" for c in class_names],
-                        horizontal_spacing=0.02, vertical_spacing=0.08)  # fmt: skip
-    for i in range(k):
-        fig.add_trace(
-            go.Heatmap(z=mean_maps[i][::-1], zmin=0, zmax=1, colorscale="Jet", showscale=i == 0,
-                       colorbar=dict(title="mean CAM", len=0.8)),
-            i // cols + 1, i % cols + 1,
-        )  # fmt: skip
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, scaleanchor="x")
-    return style(fig, presentation, height=200 * rows + 80)
