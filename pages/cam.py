@@ -40,8 +40,9 @@ n_classes = base["probs"].shape[1]
 mode = c2.selectbox("Explain class", ["predicted", "true", *map(str, range(n_classes))],
                     format_func=lambda m: m if m in ("predicted", "true") else f"class {m}", key="cam_mode")  # fmt: skip
 show = c3.selectbox("Show", ["all", "misclassified", "correct"], key="cam_show")
-cls_filter = c4.selectbox("True class", [None, *range(n_classes)], format_func=lambda k: "all" if k is None else str(k),
-                          key="cam_true")  # fmt: skip
+# "all" rather than None: a None kept in the session state reads as "nothing chosen"
+true_class = c4.selectbox("True class", ["all", *range(n_classes)], key="cam_true")
+cls_filter = None if true_class == "all" else int(true_class)
 c5, c6, c7 = st.columns([1, 1, 2])
 count = c5.select_slider("Images", [12, 24, 48], value=24, key="cam_count")
 sample_seed = c6.number_input("Sample", 0, 10_000, 0, help="another seeded sample of the matching images",
@@ -86,13 +87,13 @@ with tab_grid:
         maps = cam_maps(run, which, idx, arrays["class_idx"][idx], scale=scale)  # only the images on screen
         fig = cam_grid(eval_images(run, which, idx), maps, titles, cols=6, boxes=boxes, presentation=presentation(),
                        scale_label=f"CAM, {CAM_SCALES[scale]}", title=f"{cfg.label} — CAM of the {explained} class")  # fmt: skip
-        figure(fig, f"cam-grid-{run.run_id}", key="cam_grid", stretch=False)
+        figure(fig, f"cam-grid-{run.run_id}", key="cam_grid", stretch=False, theme=None)
         if boxes is not None:
             st.caption("White rectangles: the digit's true bounding box (kept when the cluttered image was made).")
 with tab_mean:
     mean = mean_cams(run, which, mode)
     fig = mean_cam_figure(mean, [str(k) for k in range(n_classes)], presentation(),
                           title=f"Mean CAM of the {explained} class, by true class")  # fmt: skip
-    figure(fig, f"mean-cam-{run.run_id}", key="cam_mean", stretch=False)
+    figure(fig, f"mean-cam-{run.run_id}", key="cam_mean", stretch=False, theme=None)
     st.caption(f"Average of the per-image normalised CAMs of the {explained} class, over all test images of each "
                "true class.")  # fmt: skip

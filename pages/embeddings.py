@@ -100,19 +100,20 @@ fig = pair_figure(
     highlight=None if picked is None else picked[0], caption=pair.description, presentation=presentation(),
     title=f"{METHODS.get(method).label} of the {LAYER_LABELS.get(layer, layer)}",
 )  # fmt: skip
-left, right = st.columns([5, 2])
+# the panels take the page's whole width (beside a table they were too small to read), the numbers below
+figure(fig, f"embedding-{before.run_id}-vs-{after.run_id}-{method}", key=chart_key, on_select="rerun",
+       selection_mode="points")  # fmt: skip
+if not mask.any():
+    st.info("No point matches the chosen domains and classes.")
+left, right = st.columns([3, 2])
 with left:
-    figure(fig, f"embedding-{before.run_id}-vs-{after.run_id}-{method}", key=chart_key, on_select="rerun",
-           selection_mode="points")  # fmt: skip
-    if not mask.any():
-        st.info("No point matches the chosen domains and classes.")
-with right:
     st.markdown(f"**Numbers** on all {len(pair.labels):,} points")
     table = ev.report_table(pair)
     shown = pd.DataFrame({"before": table["before"].map(fmt), "after": table["after"].map(fmt),
                           "change": table["change"].map(fmt_change), "": table["verdict"].map(VERDICT_MARKS)},
                          index=table.index)  # fmt: skip
     st.table(shown.style.map(lambda v: f"color: {VERDICT_COLORS.get(v, 'inherit')}", subset=[""]))
+with right:
     domain_note = ("proxy A-distance (0–2) and domain accuracy of a linear classifier telling source from target "
                    "(low = domains mixed); kNN target accuracy: target images labelled by their 5 nearest source "
                    "images; ") if pair.has_target else ""  # fmt: skip

@@ -26,9 +26,9 @@ from vizcore.metrics.distances import PAIRINGS
 from vizcore.metrics.mmd import ESTIMATORS, KERNELS, SEED_MODE
 from vizcore.runs import Run
 
-LAYER_LABELS = {
-    "gap": "GAP vector (last conv, averaged)",
-    "bottleneck": "bottleneck (adaptation features)",
+LAYER_LABELS = {  # short: a select box in presentation mode shows about 25 characters
+    "gap": "GAP (last conv, averaged)",
+    "bottleneck": "bottleneck (adaptation)",
     "logits": "logits",
 }
 

@@ -51,7 +51,9 @@ def png_data_uri(rgb: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-TILE_PX = 180  # about how wide a tile is drawn in a wide page: sizes the caption band and the height
+# how wide a tile is drawn: six tiles and the colour bar fit the content column of a wide page
+# beside the sidebar (about 930 px in a 1400 px window), so the figure is never shrunk to fit
+TILE_PX = 120
 
 
 def _mosaic_layout(n: int, cols: int, h: int, w: int, band: int) -> list[tuple[int, int]]:
@@ -144,7 +146,7 @@ def mosaic_figure(
                                                        y=1, yanchor="top"))))  # fmt: skip
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    margin = dict(l=10, r=130, t=70 if title else 20, b=10)
+    margin = dict(l=10, r=110, t=70 if title else 20, b=10)
     fig.update_layout(width=int(mosaic.shape[1] * scale) + margin["l"] + margin["r"],
                       height=int(mosaic.shape[0] * scale) + margin["t"] + margin["b"], margin=margin, title=title)  # fmt: skip
     return fig
