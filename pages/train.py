@@ -16,6 +16,7 @@ from vizcore.jobs import MANAGER
 from vizcore.methods import METHODS, list_methods
 from vizcore.methods.recipes import recipe_notes, recommended_config
 from vizcore.models import list_models
+from vizcore.numbers import percent
 from vizcore.train import OPTIMIZERS, SCHEDULES
 
 st.title("Train")
@@ -184,9 +185,9 @@ def live_panel() -> None:
     if epochs:
         v = epochs[-1]["values"]
         cols = st.columns(4)
-        cols[0].metric("source test acc", f"{v.get('source_acc', 0):.2%}")
+        cols[0].metric("source test acc", percent(v.get("source_acc")))
         if "target_acc" in v:
-            cols[1].metric("target test acc", f"{v['target_acc']:.2%}")
+            cols[1].metric("target test acc", percent(v["target_acc"]))
         if "images_per_s" in v:
             cols[2].metric(
                 "training images / s", f"{v['images_per_s']:,.0f}",
@@ -196,7 +197,7 @@ def live_panel() -> None:
         if "domain_acc" in v:
             cols[3].metric(
                 "domain classifier acc",
-                f"{v['domain_acc']:.1%}",
+                percent(v["domain_acc"]),
                 help="near 50%: the classifier cannot tell source from target features (aligned as "
                 "a whole, which says nothing about each class); near 100%: not aligned",
             )

@@ -48,6 +48,9 @@ def training_curves(records: Sequence[dict[str, Any]], title: str = "", presenta
     for key in _EXTRA_KEYS:
         add(key, "step", key.replace("_", " "), 3)
     fig.update_xaxes(title_text="step")
+    last = max((r.get("step", 0) for r in records), default=0)
+    if last <= 10:  # steps are whole numbers: a short run must not be ticked 1, 1.5, 2
+        fig.update_xaxes(dtick=1, tick0=0)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
     fig.update_layout(title=title, hovermode="x unified", legend=dict(orientation="h", y=-0.2))
     return style(fig, presentation, height=380)
