@@ -22,14 +22,16 @@ USER_ERRORS = (RunNotFound, CheckpointError, DataUnavailable, ValueError, Permis
 
 
 def run_table(rows: list[dict[str, Any]], accuracies: tuple[str, ...] = ("source acc", "target acc")) -> Any:
-    """A table of runs for st.dataframe: 0..1 accuracies written as "97.8%", anything missing as
-    "—" (vizcore.numbers), while the columns still sort by their values."""
+    """A table of runs for st.dataframe: 0..1 accuracies written as "97.8%" and anything missing as
+    "—" (vizcore.numbers). Written out as text: st.dataframe draws a missing number as "None"."""
     import pandas as pd
 
     from vizcore.numbers import MISSING, percent
 
-    df = pd.DataFrame(rows)
-    return df.style.format({c: percent for c in accuracies if c in df}, na_rep=MISSING)
+    def cell(key: str, v: Any) -> Any:
+        return percent(v) if key in accuracies else (MISSING if v is None else v)
+
+    return pd.DataFrame([{k: cell(k, v) for k, v in r.items()} for r in rows])
 
 
 def store() -> RunStore:

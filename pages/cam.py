@@ -53,7 +53,7 @@ scale = c7.radio("Colour scale", list(CAM_SCALES), format_func=CAM_SCALES.get, h
 
 with friendly_errors("CAMs for this run"):
     arrays = cam_analysis(run, which, mode)
-explained = mode if mode in ("predicted", "true") else f"class {mode}"
+explained = {"predicted": "the predicted class", "true": "the true class"}.get(mode, f"class {mode}")
 probs, labels = arrays["probs"], arrays["labels"]
 preds = probs.argmax(1)
 acc = float((preds == labels).mean())
@@ -69,7 +69,7 @@ if loc:
     m[3].metric("energy in box, true class", f"{true_loc['energy_in_box']:.1%}",
                 help="mean share of the true class's normalised CAM mass inside the box")  # fmt: skip
     if mode != "true":
-        st.caption(f"Explaining the **{explained}** class over all {n:,} test images: pointing game "
+        st.caption(f"Explaining **{explained}** over all {n:,} test images: pointing game "
                    f"{loc['pointing_game']:.1%}, energy in box {loc['energy_in_box']:.1%}.")  # fmt: skip
 
 tab_grid, tab_mean = st.tabs(["Image grid", "Mean CAM per class"])
@@ -86,14 +86,14 @@ with tab_grid:
         boxes = arrays["boxes"][idx] if "boxes" in arrays else None
         maps = cam_maps(run, which, idx, arrays["class_idx"][idx], scale=scale)  # only the images on screen
         fig = cam_grid(eval_images(run, which, idx), maps, titles, cols=6, boxes=boxes, presentation=presentation(),
-                       scale_label=f"CAM, {CAM_SCALES[scale]}", title=f"{cfg.label} — CAM of the {explained} class")  # fmt: skip
+                       scale_label=f"CAM, {CAM_SCALES[scale]}", title=f"{cfg.label} — CAM of {explained}")  # fmt: skip
         figure(fig, f"cam-grid-{run.run_id}", key="cam_grid", stretch=False, theme=None)
         if boxes is not None:
             st.caption("White rectangles: the digit's true bounding box (kept when the cluttered image was made).")
 with tab_mean:
     mean = mean_cams(run, which, mode)
     fig = mean_cam_figure(mean, [str(k) for k in range(n_classes)], presentation(),
-                          title=f"Mean CAM of the {explained} class, by true class")  # fmt: skip
+                          title=f"Mean CAM of {explained}, by true class")  # fmt: skip
     figure(fig, f"mean-cam-{run.run_id}", key="cam_mean", stretch=False, theme=None)
-    st.caption(f"Average of the per-image normalised CAMs of the {explained} class, over all test images of each "
+    st.caption(f"Average of the per-image normalised CAMs of {explained}, over all test images of each "
                "true class.")  # fmt: skip

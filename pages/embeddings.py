@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from textwrap import shorten
+
 import pandas as pd
 import streamlit as st
 
@@ -93,8 +95,8 @@ picked = ev.selected_point(st.session_state.get(chart_key, {}).get("selection"),
 bcfg, acfg = before.config(), after.config()
 fig = pair_figure(
     [pair.before_xy, pair.after_xy], pair.labels, pair.domain,
-    [f"<b>before</b><br><span style='font-size:0.8em'>{bcfg.label}</span>",
-     f"<b>after</b><br><span style='font-size:0.8em'>{acfg.label}</span>"],
+    [f"<b>before</b><br><span style='font-size:0.8em'>{shorten(bcfg.label, 48)}</span>",
+     f"<b>after</b><br><span style='font-size:0.8em'>{shorten(acfg.label, 48)}</span>"],
     predictions=[pair.pred_before, pair.pred_after], class_names=pair.class_names,
     domain_names=[f"{s} ({n})" for s, n in zip(pair.sides, pair.domain_names, strict=True)], mask=mask,
     highlight=None if picked is None else picked[0], caption=pair.description, presentation=presentation(),

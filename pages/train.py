@@ -196,7 +196,7 @@ def live_panel() -> None:
             )  # fmt: skip
         if "domain_acc" in v:
             cols[3].metric(
-                "domain classifier acc",
+                "domain acc",
                 percent(v["domain_acc"]),
                 help="near 50%: the classifier cannot tell source from target features (aligned as "
                 "a whole, which says nothing about each class); near 100%: not aligned",

@@ -227,7 +227,7 @@ def test_embed_pair_init_aligns_and_describes(blobs, tsne_ref) -> None:
     )
     assert before_xy.shape == after_xy.shape == (N, 2)
     np.testing.assert_array_equal(before_xy, tsne_ref)
-    assert "initialised from the 'before' layout" in text and "Procrustes" in text
+    assert "started from the 'before' layout" in text and "Procrustes" in text
     assert "perplexity 30" in text and f"{N} points" in text and "seed 0" in text
     # Already aligned: aligning again changes (almost) nothing.
     _, info = E.procrustes_align(after_xy, before_xy)

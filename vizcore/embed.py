@@ -649,9 +649,8 @@ def _align_init(
         return xy, f"{spec.label} takes no initial layout, so {clause}"
     xy = embed(after, spec.name, seed, init=before_xy, progress=progress, **params)
     aligned, info = procrustes_align(xy, before_xy)
-    return aligned, (
-        "the 'after' layout was initialised from the 'before' layout, not as stated above, and then "
-        + _procrustes_sentence(info)
+    return aligned, "it started from the 'before' layout instead of its own initialisation, and was then " + (
+        _procrustes_sentence(info)
     )
 
 
@@ -738,8 +737,8 @@ def embed_pair(
         spec, after_feats, before_xy, seed, values, _sub_progress(report, 0.5, 1.0, "after")
     )
     description = (
-        f"Both layouts: {describe(method, seed, **values)}, on the same {n_before:,} points; "
-        f"{clause}."
+        f"Before: {describe(method, seed, **values)}, on {n_before:,} points. After: the same method and "
+        f"settings on the same points; {clause}."
     )
     return before_xy, after_xy, description
 
