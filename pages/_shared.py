@@ -165,9 +165,11 @@ def figure(fig: Any, name: str, key: str | None = None, stretch: bool = True, **
     page follows the sidebar switch.
     """
     from vizcore.export import INSTALL_HINT, figure_html, figure_static, static_export_available
+    from vizcore.figures import fit_text
 
     if presentation():
         fig = _enlarged(fig)
+    fit_text(fig)  # long run names and captions wrap instead of running off the figure
     # a figure with a size of its own (a CAM mosaic) is shown at that size: stretched, it would
     # leave blank bands or crowd its captions
     event = st.plotly_chart(fig, width="stretch" if stretch else "content", key=key, **kwargs)

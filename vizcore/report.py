@@ -53,7 +53,7 @@ from vizcore.embedding_views import (
     embedding_pair,
     report_table,
 )
-from vizcore.figures import class_color
+from vizcore.figures import class_color, fit_text
 from vizcore.figures.cam import cam_grid, mean_cam_figure
 from vizcore.figures.matrix import MatrixPanel, difference_heatmap, matrix_figure
 from vizcore.figures.scatter import embedding_scatter, pair_figure
@@ -113,7 +113,7 @@ class Section:
         self.blocks.append(s)
 
     def figure(self, fig: go.Figure) -> None:
-        self.blocks.append(fig)
+        self.blocks.append(fit_text(fig))  # long run names wrap instead of running off the figure
 
     @property
     def figures(self) -> list[go.Figure]:

@@ -40,6 +40,42 @@ def style(fig: go.Figure, presentation: bool = False, height: int | None = None)
     return fig
 
 
+# The width a figure without one of its own is drawn at: the content column of a wide page beside
+# the sidebar in a 1400 px window; a text line longer than this is cut off on screen and in exports.
+CONTAINER_PX = 930
+CHAR_WIDTH = 0.55  # of the font size: a conservative average character width
+
+
+def fit_text(fig: go.Figure) -> go.Figure:
+    """Wrap the title and every annotation line that would be wider than the figure.
+
+    Run last, on the figure as it is shown (presentation fonts included): a figure builder
+    cannot know how long a run's label will be.
+    """
+    import textwrap
+
+    width = fig.layout.width or CONTAINER_PX
+    base = fig.layout.font.size or 13
+
+    def wrap(text: str, size: float) -> str:
+        limit = max(20, int(width / (size * CHAR_WIDTH)))
+        lines = text.replace("<br />", "<br>").split("<br>")
+        return "<br>".join(part for line in lines for part in (textwrap.wrap(line, limit) or [""]))
+
+    title = fig.layout.title.text
+    if title:
+        size = fig.layout.title.font.size or base + 4
+        wrapped = wrap(title, size)
+        if wrapped != title:
+            extra = wrapped.count("<br>") - title.count("<br>")
+            top = (fig.layout.margin.t if fig.layout.margin.t is not None else 80) + int(extra * size * 1.3)
+            fig.update_layout(title_text=wrapped, margin_t=top)
+    for a in fig.layout.annotations:
+        if a.text and "<" not in a.text.replace("<br>", ""):  # leave styled (HTML) annotations alone
+            a.text = wrap(a.text, a.font.size or base)
+    return fig
+
+
 def caption_annotation(fig: go.Figure, text: str) -> go.Figure:
     """A small note under the plot saying how it was computed (kept in exports)."""
     fig.add_annotation(

@@ -182,7 +182,7 @@ def matrix_figure(
         _add_panel(fig, panel, k, "coloraxis", colorscale, z_range, alpha, size, marked[:1] == [k], outline_matching,
                    write)  # fmt: skip
         fig.update_xaxes(title_text=axis_titles[1], row=1, col=k)
-    fig.update_yaxes(title_text=axis_titles[0], row=1, col=1)
+        fig.update_yaxes(title_text=axis_titles[0], row=1, col=k)
     style(fig, presentation)
     # cells tall enough for a value and its "n.s." mark; the height grows with the caption, not the cells shrink
     rows = max(len(p.row_labels) for p in panels) if panels else 1

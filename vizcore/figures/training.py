@@ -52,6 +52,8 @@ def training_curves(records: Sequence[dict[str, Any]], title: str = "", presenta
     if last <= 10:  # steps are whole numbers: a short run must not be ticked 1, 1.5, 2
         fig.update_xaxes(dtick=1, tick0=0)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
+    for col, name in enumerate(("loss", "accuracy (0–1)", "value"), start=1):
+        fig.update_yaxes(title_text=name, row=1, col=col)
     fig.update_layout(title=title, hovermode="x unified", legend=dict(orientation="h", y=-0.2))
     return style(fig, presentation, height=380)
 

@@ -1,0 +1,110 @@
+"""Figure lint: every figure the pages and the report draw, with presentation mode off and on.
+
+Checks what a slide shows: no text line wider than its figure, every visible axis titled, cell
+numbers written on one scale (vizcore.numbers), a caption or a title on every figure.
+Widths are estimated (0.55 of the font size a character), which is conservative for the
+proportional fonts used.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from vizcore.report import ReportOptions, make_report
+from vizcore.runs import RunStore
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+CONTAINER_PX = 930  # the content column of a wide page beside the sidebar, in a 1400 px window
+CHAR = 0.55
+TAGS = re.compile(r"<[^>]+>")
+CELL = re.compile(r"^(−|-|\+)?\d+(\.\d+)?$|^—$")
+PAGES = ["pages/cam.py", "pages/distances.py", "pages/embeddings.py", "pages/compare.py"]
+
+
+def _lines(text: str) -> list[str]:
+    return [TAGS.sub("", line) for line in re.split(r"<br\s*/?>", text or "")]
+
+
+def _font(obj: dict, layout: dict, default: float = 13) -> float:
+    return float((obj.get("font") or {}).get("size") or (layout.get("font") or {}).get("size") or default)
+
+
+def problems(fig: dict) -> list[str]:
+    """Everything a reader of a slide would trip over in one plotly figure (its JSON)."""
+    layout, out = fig.get("layout", {}), []
+    width = float(layout.get("width") or CONTAINER_PX)
+    title = layout.get("title") or {}
+    title_text = title.get("text") if isinstance(title, dict) else title
+    texts = [(title_text, _font(title, layout, 17), "title")]
+    texts += [(a.get("text", ""), _font(a, layout), "annotation") for a in layout.get("annotations", [])]
+    for text, size, what in texts:
+        for line in _lines(text or ""):
+            if len(line) * size * CHAR > width:
+                out.append(f"{what} line wider than the figure ({len(line)} chars at {size:g}px): {line[:60]}…")
+    has_text = bool(title_text) or any(a.get("text") for a in layout.get("annotations", []))
+    if not has_text:
+        out.append("no title and no caption")
+    for name, axis in layout.items():
+        # hidden axes, and axes without tick labels (a 2-D layout's coordinates have no units)
+        if not re.fullmatch(r"[xy]axis\d*", name) or axis.get("visible") is False or axis.get("showticklabels") is False:
+            continue
+        used = any(t.get(name[0] + "axis", name[0]) == name[0] + name[5:] for t in fig.get("data", []))
+        if used and not (axis.get("title") or {}).get("text"):
+            out.append(f"{name} has no title")
+    for trace in fig.get("data", []):
+        if trace.get("type") == "heatmap" and isinstance(trace.get("text"), list):
+            cells = [c for row in trace["text"] for c in (row if isinstance(row, list) else [row])]
+            bad = [c for c in cells if not CELL.match(str(c))]
+            if bad:
+                out.append(f"heatmap cells not written by vizcore.numbers: {bad[:3]}")
+            if cells and all(re.fullmatch(r"-?0(\.0+)?", str(c)) for c in cells):
+                out.append("every heatmap cell reads 0: the values need a common power of ten")
+    return out
+
+
+def _page_figures(page: str, presentation: bool) -> list[dict]:
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.session_state["presentation"] = presentation
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIZCORE_RUNS", str(tmp_path / "runs"))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+@pytest.mark.parametrize("presentation", [False, True], ids=["screen", "presentation"])
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_figure_reads_well(page: str, presentation: bool) -> None:
+    figs = _page_figures(page, presentation)
+    assert figs, f"{page} draws no figure for the demo runs"
+    found = {f"{page} figure {i}": p for i, fig in enumerate(figs) if (p := problems(fig))}
+    assert found == {}
+
+
+@pytest.mark.parametrize("presentation", [False, True], ids=["screen", "presentation"])
+def test_every_report_figure_reads_well(presentation: bool, tmp_path) -> None:
+    store = RunStore(tmp_path / "runs")
+    runs = [store.get("demo-source_only-mnist-to-mnist-m"), store.get("demo-dann-mnist-to-mnist-m")]
+    report = make_report(runs, ReportOptions(presentation=presentation))
+    found = {f"report figure {i}": p for i, f in enumerate(report.figures) if (p := problems(json.loads(f.to_json())))}
+    assert found == {}
+
+
+def test_the_lint_catches_what_it_is_for() -> None:
+    bad = {"layout": {"xaxis": {}, "annotations": [{"text": "x" * 300, "font": {"size": 11}}]},
+           "data": [{"type": "heatmap", "text": [["0.00000", "0.00000"]]}]}  # fmt: skip
+    found = problems(bad)
+    assert any("wider" in p for p in found) and any("xaxis" in p for p in found)
+    assert any("reads 0" in p for p in found)
