@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages._shared import friendly_errors, pick_run, presentation, store
-from vizcore.distance_views import DistanceSettings
+from vizcore.distance_views import DistanceSettings, default_permutations
 from vizcore.embed import METHODS as EMBED_METHODS
 from vizcore.metrics import list_metrics, metric_info
 from vizcore.report import SECTIONS, ReportOptions, build_report
@@ -38,19 +38,26 @@ else:
 if any(r is None for r in runs):
     st.stop()
 
+defaults = ReportOptions()  # the pages' defaults, so the report reads what the pages cached
 with st.expander("Options"):
     c = st.columns(3)
-    cam_images = c[0].select_slider("Images per CAM grid", [6, 12, 18, 24], value=12, key="report_cams")
-    method = c[1].selectbox("Embedding", EMBED_METHODS.names(), format_func=lambda m: EMBED_METHODS.get(m).label,
-                            key="report_embed", help="t-SNE: a few seconds; UMAP: slower the first time")  # fmt: skip
-    points = c[2].number_input("Embedded test points per domain", 50, 2000, 300, step=50, key="report_points")
+    cam_images = c[0].select_slider("Images per CAM grid", [6, 12, 18, 24], value=defaults.cam_images,
+                                    key="report_cams")  # fmt: skip
+    names = EMBED_METHODS.names()
+    method = c[1].selectbox("Embedding", names, index=names.index(defaults.embed_method), key="report_embed",
+                            format_func=lambda m: EMBED_METHODS.get(m).label,
+                            help="t-SNE: a few seconds; UMAP: slower the first time")  # fmt: skip
+    points = c[2].number_input("Embedded test points per domain", 50, 2000, defaults.embed_points, step=50,
+                               key="report_points")  # fmt: skip
     c = st.columns(3)
     metric = c[0].selectbox("Distance", list_metrics(), format_func=lambda m: metric_info(m).label, key="report_metric")
-    n_per_class = c[1].number_input("Samples per class", 4, 1000, 100, step=10, key="report_n")
-    n_perm = c[2].number_input("Permutations (p-values)", 0, 2000, 200, step=50, key="report_perm")
+    n_per_class = c[1].number_input("Samples per class (0 = default)", 0, 1000, 0, step=10, key="report_n",
+                                    help="0: min(100, smallest class), as on the Distances page")  # fmt: skip
+    n_perm = c[2].number_input("Permutations (p-values)", 0, 2000, default_permutations(metric), step=50,
+                               key=f"report_perm_{metric}")  # fmt: skip
 options = ReportOptions(
     presentation=presentation(), cam_images=int(cam_images), embed_method=method, embed_points=int(points),
-    distance=DistanceSettings(metric=metric, n_per_class=int(n_per_class), n_perm=int(n_perm)),
+    distance=DistanceSettings(metric=metric, n_per_class=int(n_per_class) or None, n_perm=int(n_perm)),
 )  # fmt: skip
 st.caption("Sections: " + " · ".join(SECTIONS.get(k)[0] for k in SECTIONS)
            + (" — presentation mode: larger fonts" if options.presentation else ""))  # fmt: skip

@@ -154,7 +154,7 @@ def images_panel() -> None:
     for p, pred in zip(prepared, preds, strict=True):
         show_image(p, pred, shape)
     titles = [f"{p.name[:18]}: {pred.label} ({pred.top[0][1]:.0%})" for p, pred in zip(prepared, preds, strict=True)]
-    fig = cam_grid(x.numpy(), np.stack([pr.cam for pr in preds]), titles, cols=min(len(x), 4),
+    fig = cam_grid(x.numpy(), np.stack([pr.cam for pr in preds]), titles, cols=min(len(x), 4), tile_px=200,
                    title=f"CAM of the predicted class — {cfg.label}", presentation=presentation())  # fmt: skip
     figure(fig, "upload-cam", key="upload_cam", stretch=False, theme=None)  # a mosaic has its own size
 

@@ -72,14 +72,16 @@ def cam_grid(
     title: str = "",
     presentation: bool = False,
     scale_label: str = "CAM, min–max per image",
+    tile_px: int | None = None,
 ) -> go.Figure:
-    """A grid of CAM overlays with a colour bar naming the maps' scale (see :func:`mosaic_figure`).
+    """A grid of CAM overlays with a colour bar naming the maps' scale (see :func:`mosaic_figure`);
+    ``tile_px`` draws fewer images larger (an upload's one or two).
 
     Shape:
         images: (N, C, H, W) in [0, 1]; cams: (N, H, W) normalised to [0, 1]; boxes: (N, 4) or None.
     """
     tiles = np.stack([overlay(images[i], cams[i], alpha) for i in range(len(images))]) if len(images) else None
-    return mosaic_figure(tiles, titles, cols, boxes, title, presentation, scale_label)
+    return mosaic_figure(tiles, titles, cols, boxes, title, presentation, scale_label, tile_px or TILE_PX)
 
 
 def mean_cam_figure(
@@ -103,6 +105,7 @@ def mosaic_figure(
     title: str,
     presentation: bool,
     scale_label: str,
+    tile_px: int = TILE_PX,
 ) -> go.Figure:
     """Tiles in a grid, drawn as one PNG image on one axis, with a jet colour bar.
 
@@ -119,7 +122,7 @@ def mosaic_figure(
     rows = max(1, -(-n // cols))
     size = 16 if presentation else 13  # captions readable on a projector
     h, w = tiles.shape[1:3] if n else (28, 28)
-    scale = TILE_PX / w  # screen pixels per image pixel
+    scale = tile_px / w  # screen pixels per image pixel
     band = int(np.ceil(2 * 1.3 * size / scale)) + 2  # two caption lines
     corners = _mosaic_layout(n, cols, h, w, band)
     gap = max(2, w // 14)
