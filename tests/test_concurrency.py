@@ -119,3 +119,18 @@ def test_a_session_that_started_nothing_sees_other_jobs_only_as_a_count(shared_s
     assert "1 other training job(s)" in _captions(carol)
     assert job.run_id not in _captions(carol), "carol's live panel shows someone else's run"
     assert not [b for b in carol.button if b.label == "Stop"], "a Stop button for someone else's job"
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "setpriority"), reason="thread priorities are a Linux feature")
+def test_a_job_runs_below_the_server_threads(store: RunStore) -> None:
+    import os
+
+    jobs = JobManager()
+    job = jobs.start(TINY.replace(epochs=50), store)
+    try:
+        assert job.thread is not None and job.thread.is_alive()
+        assert os.getpriority(os.PRIO_PROCESS, job.thread.native_id) == 10
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == 0  # the caller keeps its own
+    finally:
+        jobs.stop(job.run_id)
+        jobs.wait(job.run_id, timeout=120)

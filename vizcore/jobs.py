@@ -7,6 +7,7 @@ stop). PyTorch releases the GIL in its kernels, so the UI stays responsive.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -15,6 +16,15 @@ from vizcore.config import TrainConfig
 from vizcore.precompute import precompute
 from vizcore.runs import RunStore
 from vizcore.train import Progress, train
+
+
+def _lower_priority(niceness: int = 10) -> None:
+    """Run this thread below the server's others, so a click on a page is served before a step
+    of a background job (Linux schedules threads one by one; elsewhere this does nothing)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError):
+        pass
 
 
 @dataclass
@@ -55,16 +65,18 @@ class JobManager:
 
     @staticmethod
     def _work(job: Job, store: RunStore) -> None:
+        _lower_priority()
         try:
             for ev in train(job.config, store, job.stop):
                 job.last = ev
                 if job.run_id is None:
                     job.run_id = ev.run_id
                     job._has_id.set()
-            if job.last is not None and job.last.status in ("complete", "stopped") and job.run_id:
+            run = store.get(job.run_id) if job.run_id else None
+            if run is not None and job.last is not None and job.last.status in ("complete", "stopped") and run.has_weights():
                 # the views' analysis now, in this background thread, so that opening the run
                 # in any view is a read, not a wait
-                precompute(store.get(job.run_id), lambda s: setattr(job, "stage", s))
+                precompute(run, lambda s: setattr(job, "stage", s))
         except Exception as e:  # noqa: BLE001 — e.g. the runs folder is not writable
             job.error = f"{type(e).__name__}: {e}"
         finally:
