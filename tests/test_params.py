@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from tests.conftest import TINY
+from vizcore.methods import METHODS, list_methods
 from vizcore.params import Param, defaults, validate
+from vizcore.runs import RunStore
+from vizcore.train import train
 
 PARAMS = (
     Param("hidden", "Hidden width", "int", 100, low=1, high=4096, unit="units", help="width"),
@@ -77,3 +83,55 @@ def test_labels_show_units_and_readable_choices() -> None:
     assert hidden.full_label == "Hidden width (units)"
     assert reads.choice_label("gap") == "gap"
     assert Param("s", "S", "choice", None, choices=(None, "pair")).choice_label(None) == "automatic"
+
+
+# --------------------------------------------------------------------------- every registry
+
+
+def _registered() -> list[tuple[str, tuple[Param, ...]]]:
+    out = [(f"method {m}", tuple(METHODS.get(m).params)) for m in list_methods()]
+    return out
+
+
+@pytest.mark.parametrize(("owner", "params"), _registered(), ids=[o for o, _ in _registered()])
+def test_every_registered_parameter_is_described_and_its_default_is_valid(
+    owner: str, params: tuple[Param, ...]
+) -> None:
+    for p in params:
+        assert isinstance(p, Param), f"{owner}: {p!r}"
+        assert p.label and p.label != p.name, f"{owner}: {p.name} is labelled by its raw name"
+        assert p.help, f"{owner}: {p.name} has no help"
+        if p.kind == "choice" and owner.startswith("method"):
+            assert p.choice_labels, f"{owner}: the choices of {p.name} have no readable labels"
+    assert validate(params, defaults(params)) == validate(params, {})
+
+
+def test_dann_input_and_dan_kernel_weights_are_choices() -> None:
+    by_name = {p.name: p for p in METHODS.get("dann").params}
+    assert by_name["input"].kind == "choice" and by_name["input"].choices == ("features", "gap", "conv", "conv_local")
+    by_name = {p.name: p for p in METHODS.get("dan").params}
+    assert by_name["kernel_weights"].kind == "choice" and set(by_name["kernel_weights"].choices) == {
+        "uniform",
+        "optimal",
+    }
+
+
+# --------------------------------------------------------------------------- before any run folder
+
+
+def test_a_bad_method_parameter_is_refused_before_a_run_folder_exists(store: RunStore) -> None:
+    cfg = TINY.replace(method="dann", target="mnist-m", method_params={"input": "bogus"})
+    with pytest.raises(ValueError, match="input='bogus'.*valid values: features, gap, conv, conv_local"):
+        list(train(cfg, store))
+    assert store.run_ids() == []
+
+
+def test_the_cli_refuses_a_bad_method_parameter_with_exit_2(tmp_path: Path, capsys) -> None:
+    from vizcore.cli import main
+
+    runs = tmp_path / "runs"
+    argv = ["--runs", str(runs), "train", "--method", "dann", "--target", "mnist-m", "--param", "input=bogus"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "valid values: features, gap, conv, conv_local" in err
+    assert RunStore(runs, demo_root=None).run_ids() == []
