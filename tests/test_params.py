@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TINY
+from vizcore import distance_views as dv
 from vizcore.methods import METHODS, list_methods
+from vizcore.metrics import list_metrics
 from vizcore.params import Param, defaults, validate
 from vizcore.runs import RunStore
 from vizcore.train import train
@@ -90,6 +92,7 @@ def test_labels_show_units_and_readable_choices() -> None:
 
 def _registered() -> list[tuple[str, tuple[Param, ...]]]:
     out = [(f"method {m}", tuple(METHODS.get(m).params)) for m in list_methods()]
+    out += [(f"metric {m}", tuple(dv.all_metric_params(m))) for m in list_metrics()]
     return out
 
 
