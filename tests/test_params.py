@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import TINY
 from vizcore import distance_views as dv
+from vizcore import embed as E
 from vizcore.methods import METHODS, list_methods
 from vizcore.metrics import list_metrics
 from vizcore.params import Param, defaults, validate
@@ -93,6 +94,7 @@ def test_labels_show_units_and_readable_choices() -> None:
 def _registered() -> list[tuple[str, tuple[Param, ...]]]:
     out = [(f"method {m}", tuple(METHODS.get(m).params)) for m in list_methods()]
     out += [(f"metric {m}", tuple(dv.all_metric_params(m))) for m in list_metrics()]
+    out += [(f"embedding {m}", E.METHODS.get(m).params) for m in E.METHODS.names()]
     return out
 
 
