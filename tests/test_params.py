@@ -32,13 +32,22 @@ PARAMS = (
 def test_validate_fills_defaults_and_casts_types() -> None:
     assert validate(PARAMS, {}) == defaults(PARAMS)
     got = validate(PARAMS, {"hidden": 8.0, "rate": 1, "mean": "false", "k": 3, "bandwidth": 2})
-    assert got == {"hidden": 8, "rate": 1.0, "input": "features", "mean": False, "k": 3, "bandwidth": 2.0}
+    assert got == {
+        "hidden": 8,
+        "rate": 1.0,
+        "input": "features",
+        "mean": False,
+        "k": 3,
+        "bandwidth": 2.0,
+    }
     assert type(got["hidden"]) is int and type(got["rate"]) is float
     assert list(got) == [p.name for p in PARAMS]  # in the order of the descriptions
 
 
 def test_an_out_of_range_number_is_refused_naming_the_range() -> None:
-    with pytest.raises(ValueError, match=r"DANN: hidden=0 is outside its range; valid range: 1 to 4096"):
+    with pytest.raises(
+        ValueError, match=r"DANN: hidden=0 is outside its range; valid range: 1 to 4096"
+    ):
         validate(PARAMS, {"hidden": 0}, owner="DANN")
     with pytest.raises(ValueError, match=r"rate=1\.5 is outside its range; valid range: 0 to 1"):
         validate(PARAMS, {"rate": 1.5})
@@ -52,7 +61,10 @@ def test_an_out_of_range_number_is_refused_naming_the_range() -> None:
         ({"rate": True}, r"rate=True must be a number"),  # a bool is no number to a person
         ({"rate": float("nan")}, r"rate=nan must be a finite number"),
         ({"mean": "maybe"}, r"mean='maybe' must be true or false; valid values: true, false"),
-        ({"bandwidth": "mode"}, r"bandwidth='mode' is not a valid choice; valid values: mean, median or a number"),
+        (
+            {"bandwidth": "mode"},
+            r"bandwidth='mode' is not a valid choice; valid values: mean, median or a number",
+        ),
     ],
 )
 def test_a_wrong_type_is_refused_naming_what_is_valid(values: dict, message: str) -> None:
@@ -61,12 +73,16 @@ def test_a_wrong_type_is_refused_naming_what_is_valid(values: dict, message: str
 
 
 def test_an_unknown_choice_is_refused_listing_the_valid_values() -> None:
-    with pytest.raises(ValueError, match=r"input='bogus' is not a valid choice; valid values: features, gap"):
+    with pytest.raises(
+        ValueError, match=r"input='bogus' is not a valid choice; valid values: features, gap"
+    ):
         validate(PARAMS, {"input": "bogus"})
 
 
 def test_an_unknown_key_is_refused_listing_the_valid_names() -> None:
-    with pytest.raises(ValueError, match=r"DANN has no parameter 'hiden'; valid parameters: hidden, rate, input"):
+    with pytest.raises(
+        ValueError, match=r"DANN has no parameter 'hiden'; valid parameters: hidden, rate, input"
+    ):
         validate(PARAMS, {"hiden": 8}, owner="DANN")
     with pytest.raises(ValueError, match=r"no parameters 'a', 'b'"):
         validate(PARAMS, {"a": 1, "b": 2})
@@ -113,9 +129,16 @@ def test_every_registered_parameter_is_described_and_its_default_is_valid(
 
 def test_dann_input_and_dan_kernel_weights_are_choices() -> None:
     by_name = {p.name: p for p in METHODS.get("dann").params}
-    assert by_name["input"].kind == "choice" and by_name["input"].choices == ("features", "gap", "conv", "conv_local")
+    assert by_name["input"].kind == "choice" and by_name["input"].choices == (
+        "features",
+        "gap",
+        "conv",
+        "conv_local",
+    )
     by_name = {p.name: p for p in METHODS.get("dan").params}
-    assert by_name["kernel_weights"].kind == "choice" and set(by_name["kernel_weights"].choices) == {
+    assert by_name["kernel_weights"].kind == "choice" and set(
+        by_name["kernel_weights"].choices
+    ) == {
         "uniform",
         "optimal",
     }
@@ -126,7 +149,9 @@ def test_dann_input_and_dan_kernel_weights_are_choices() -> None:
 
 def test_a_bad_method_parameter_is_refused_before_a_run_folder_exists(store: RunStore) -> None:
     cfg = TINY.replace(method="dann", target="mnist-m", method_params={"input": "bogus"})
-    with pytest.raises(ValueError, match="input='bogus'.*valid values: features, gap, conv, conv_local"):
+    with pytest.raises(
+        ValueError, match="input='bogus'.*valid values: features, gap, conv, conv_local"
+    ):
         list(train(cfg, store))
     assert store.run_ids() == []
 
@@ -135,7 +160,17 @@ def test_the_cli_refuses_a_bad_method_parameter_with_exit_2(tmp_path: Path, caps
     from vizcore.cli import main
 
     runs = tmp_path / "runs"
-    argv = ["--runs", str(runs), "train", "--method", "dann", "--target", "mnist-m", "--param", "input=bogus"]
+    argv = [
+        "--runs",
+        str(runs),
+        "train",
+        "--method",
+        "dann",
+        "--target",
+        "mnist-m",
+        "--param",
+        "input=bogus",
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "valid values: features, gap, conv, conv_local" in err
