@@ -164,6 +164,16 @@ def test_every_measure_offers_its_parameters(metric: str) -> None:
     assert dv.hover_info(view).shape == (4, 4) and view.value_label
 
 
+def test_settings_refuse_a_bad_parameter_naming_the_valid_values() -> None:
+    with pytest.raises(ValueError, match="estimator='bogus' is not a valid choice; valid values: unbiased, biased"):
+        dv.DistanceSettings("mmd", {"estimator": "bogus"})
+    with pytest.raises(ValueError, match="kernel_num=0 is outside its range; valid range: 1 to 20"):
+        dv.DistanceSettings("mmd", {"kernel_num": 0})
+    with pytest.raises(ValueError, match="has no parameter 'bandwidth'; valid parameters: none"):
+        dv.DistanceSettings("coral", {"bandwidth": "mean"})
+    assert dv.DistanceSettings("mmd", {"estimator": "seed", **dv.fixed_params({"estimator": "seed"})})
+
+
 def test_seed_estimator_fixes_its_kernel() -> None:
     fixed = dv.fixed_params({"estimator": "seed"})
     f, y = _features()

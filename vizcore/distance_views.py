@@ -24,7 +24,7 @@ from vizcore.config import TrainConfig
 from vizcore.metrics import DistanceResult, class_distance_matrix, cross_domain_matrix, metric_info
 from vizcore.metrics.distances import PAIRINGS
 from vizcore.metrics.mmd import ESTIMATORS, KERNELS, SEED_MODE
-from vizcore.params import Param
+from vizcore.params import Param, validate
 from vizcore.runs import Run
 
 LAYER_LABELS = {
@@ -154,6 +154,10 @@ class DistanceSettings:
     n_perm: int = 200
     seed: int = 0
     pairing: str = "halves"
+
+    def __post_init__(self) -> None:
+        # a bad parameter fails here, before any features are computed, naming the valid values
+        validate(all_metric_params(self.metric), self.params, owner=metric_info(self.metric).label)
 
     def key(self) -> dict[str, Any]:
         """JSON-friendly cache key; unset parameters count as their defaults, so the report's
