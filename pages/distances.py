@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import streamlit as st
 
-from pages._shared import figure, friendly_errors, pick_run, usable_runs
+from pages._shared import figure, friendly_errors, param_widgets, pick_run, usable_runs
 from pages._shared import presentation as presentation_on
 from vizcore import distance_views as dv
 from vizcore.data import SPLITS
@@ -56,51 +55,10 @@ if smallest < dv.DEFAULT_N_PER_CLASS:
                f"smallest class has {smallest} images, so {n_default} by default.")  # fmt: skip
 
 
-def _choice(spec: dv.ParamSpec, key: str, value: Any, disabled: bool) -> Any:
-    opts = list(spec.choices)  # offered by position: a None option ("automatic") would look clearable
-    got = st.selectbox(spec.label, range(len(opts)), index=opts.index(value), key=key, disabled=disabled,
-                       help=spec.help, format_func=lambda i: "automatic" if opts[i] is None else str(opts[i]))  # fmt: skip
-    return opts[got]
-
-
-def _int(spec: dv.ParamSpec, key: str, value: Any, disabled: bool) -> int:
-    return int(st.number_input(spec.label, 1, 10_000, int(value), key=key, disabled=disabled, help=spec.help))
-
-
-def _float(spec: dv.ParamSpec, key: str, value: Any, disabled: bool) -> float:
-    return float(st.number_input(spec.label, 0.01, 100.0, float(value), key=key, disabled=disabled, help=spec.help))
-
-
-def _optional_int(spec: dv.ParamSpec, key: str, value: Any, disabled: bool) -> int | None:
-    got = st.number_input(spec.label, 1, 10_000, value, key=key, disabled=disabled, help=spec.help)
-    return None if got is None else int(got)
-
-
-def _bandwidth(spec: dv.ParamSpec, key: str, value: Any, disabled: bool) -> str | float:
-    rule = isinstance(value, str)
-    rules = dv.BANDWIDTH_RULES
-    got = st.selectbox(spec.label, rules, index=rules.index(value if rule else "fixed"), key=key,
-                       disabled=disabled, help=spec.help)  # fmt: skip
-    if got != "fixed":
-        return got
-    return float(st.number_input("Fixed bandwidth", 1e-6, 1e6, 1.0 if rule else float(value), format="%g",
-                                 key=f"{key}_value", disabled=disabled))  # fmt: skip
-
-
-WIDGETS: dict[str, Callable[[dv.ParamSpec, str, Any, bool], Any]] = {
-    "choice": _choice, "int": _int, "float": _float, "optional_int": _optional_int, "bandwidth": _bandwidth,
-}  # fmt: skip
-
 with st.expander(f"Parameters of {metric_info(metric).label}", expanded=metric == "mmd"):
-    params: dict[str, Any] = {}
-    specs = dv.param_specs(metric)
+    specs = dv.metric_params(metric)
     cols = st.columns(max(1, min(4, len(specs) + 1)))
-    for i, spec in enumerate(specs):
-        fixed = dv.fixed_params(params)
-        with cols[i % len(cols)]:
-            # a fixed value gets its own widget key, so the user's own choice comes back when it is unfixed
-            key = f"dist_{metric}_{spec.name}" + ("_fixed" if spec.name in fixed else "")
-            params[spec.name] = WIDGETS[spec.kind](spec, key, fixed.get(spec.name, spec.default), spec.name in fixed)
+    params = param_widgets(specs, f"dist_{metric}_", fixed=dv.fixed_params, columns=cols)
     with cols[len(specs) % len(cols)]:
         pairing = st.selectbox("Samples compared", dv.pairings(), key="dist_pairing",
                                help="class matrices: halves = every entry compares n/2 vs n/2 samples, so the "

@@ -10,6 +10,7 @@ import streamlit as st
 from pages._shared import (
     figure,
     friendly_errors,
+    param_widgets,
     pick_run,
     presentation,
     usable_runs,
@@ -63,11 +64,7 @@ n_per_domain = c[2].slider("Points per domain", ev.MIN_PER_DOMAIN, 2000, 500, st
 seed = c[3].number_input("Seed", 0, 1_000_000, 0, key="emb_seed", help="points and layout")
 spec = METHODS.get(method)
 c = st.columns(max(3, len(spec.params) + 1))
-params = {}
-for col, p in zip(c, spec.params, strict=False):
-    cast = int if p.integer else float
-    params[p.name] = col.slider(p.label, cast(p.low), cast(p.high), cast(p.default), cast(p.step),
-                                key=f"emb_{method}_{p.name}", help=p.help or None)  # fmt: skip
+params = param_widgets(spec.params, f"emb_{method}_", columns=c[: len(spec.params)])
 align = c[len(spec.params)].selectbox(
     "Alignment of 'after'", list(ALIGNMENTS.names()), format_func=lambda a: ev.ALIGN_LABELS.get(a, a), key="emb_align",
     help="start: the after layout starts from the before layout (t-SNE, UMAP); Procrustes: rotate, reflect, scale "

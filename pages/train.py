@@ -7,7 +7,7 @@ import time
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from pages._shared import friendly_errors, session_id, store
+from pages._shared import friendly_errors, param_widgets, session_id, store
 from vizcore.config import TrainConfig
 from vizcore.data import FOLDER_HELP, DomainMismatch, check_domain_pair, domain_info, list_domains
 from vizcore.device import available_devices
@@ -24,23 +24,6 @@ st.title("Train")
 
 def _domain_help(name: str) -> str:
     return domain_info(name).description
-
-
-def method_params(method: str) -> dict:
-    """Widgets for a method's own parameters, built from its param_specs."""
-    specs = METHODS.get(method).param_specs
-    out = {}
-    for name, (default, help_text) in specs.items():
-        key = f"param_{method}_{name}"
-        if isinstance(default, bool):
-            out[name] = st.checkbox(name, value=default, help=help_text, key=key)
-        elif isinstance(default, int):
-            out[name] = int(st.number_input(name, value=default, step=1, help=help_text, key=key))
-        elif isinstance(default, float):
-            out[name] = float(st.number_input(name, value=default, format="%.4g", help=help_text, key=key))
-        else:
-            out[name] = st.text_input(name, value=str(default), help=help_text, key=key)
-    return out
 
 
 def config_form(why: DeltaGenerator) -> TrainConfig | None:
@@ -84,7 +67,7 @@ def config_form(why: DeltaGenerator) -> TrainConfig | None:
         params = dict(base.method_params)
         if uses_target:
             trade_off = st.number_input("λ (transfer-loss weight)", 0.0, 100.0, base.trade_off, format="%.3g")
-            params.update(method_params(method))
+            params.update(param_widgets(METHODS.get(method).params, f"param_{method}_", values=params))
         with st.expander("Advanced"):
             a1, a2 = st.columns(2)
             optimizer = a1.selectbox("Optimizer", OPTIMIZERS.names(), index=OPTIMIZERS.names().index(base.optimizer))

@@ -113,6 +113,24 @@ def test_train_form_starts_from_the_data_sets_recipe() -> None:
     assert "dark stroke on a light ground" in notes and "domain classifier" in notes
 
 
+def test_train_page_offers_method_parameters_as_typed_widgets() -> None:
+    """A choice is a select box of readable labels, never a free-text field; numbers keep their range."""
+    at = _app()
+    at.switch_page("pages/train.py").run()
+    next(w for w in at.selectbox if w.label == "Method").set_value("dann").run()
+    assert not at.exception, at.exception
+    reads = next(w for w in at.selectbox if w.label == "Domain classifier reads")
+    assert reads.value == "features" and "flattened conv maps (as in the paper)" in reads.options
+    assert [t.label for t in at.text_input] == ["Run name (optional)"]
+    hidden = next(w for w in at.number_input if w.label == "Hidden width (units)")
+    assert (hidden.min, hidden.max, hidden.value) == (1, 4096, 100)
+    next(w for w in at.selectbox if w.label == "Method").set_value("dan").run()
+    weights = next(w for w in at.selectbox if w.label == "Kernel weights")
+    assert weights.value == "uniform" and len(weights.options) == 2
+    next(w for w in at.selectbox if w.label == "Method").set_value("coral").run()
+    assert any(c.label == "Also match the means" and c.value for c in at.checkbox)
+
+
 def test_distances_page_draws_a_class_matrix(tmp_path, monkeypatch) -> None:
     import base64
 

@@ -9,10 +9,10 @@ from tests.conftest import TINY
 from vizcore import distance_views as dv
 from vizcore.figures.matrix import NS_TEXT, difference_heatmap, matrix_heatmap
 from vizcore.metrics import class_distance_matrix, list_metrics
+from vizcore.params import KINDS
 from vizcore.runs import RunStore
 
 DIGITS = tuple(str(k) for k in range(10))
-WIDGET_KINDS = {"choice", "int", "float", "optional_int", "bandwidth"}
 
 
 def _features(k: int = 4, n: int = 12, d: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -156,12 +156,22 @@ def test_difference_is_after_minus_before_on_a_centred_scale() -> None:
 
 @pytest.mark.parametrize("metric", list_metrics())
 def test_every_measure_offers_its_parameters(metric: str) -> None:
-    specs = dv.param_specs(metric)
-    assert {s.kind for s in specs} <= WIDGET_KINDS
+    specs = dv.metric_params(metric)
+    assert {s.kind for s in specs} <= set(KINDS)
     f, y = _features()
     r = class_distance_matrix(f, y, metric, **{s.name: s.default for s in specs})
     view = dv.from_arrays(dv.to_arrays(r, DIGITS, DIGITS))
     assert dv.hover_info(view).shape == (4, 4) and view.value_label
+
+
+def test_settings_refuse_a_bad_parameter_naming_the_valid_values() -> None:
+    with pytest.raises(ValueError, match="estimator='bogus' is not a valid choice; valid values: unbiased, biased"):
+        dv.DistanceSettings("mmd", {"estimator": "bogus"})
+    with pytest.raises(ValueError, match="kernel_num=0 is outside its range; valid range: 1 to 20"):
+        dv.DistanceSettings("mmd", {"kernel_num": 0})
+    with pytest.raises(ValueError, match="has no parameter 'bandwidth'; valid parameters: none"):
+        dv.DistanceSettings("coral", {"bandwidth": "mean"})
+    assert dv.DistanceSettings("mmd", {"estimator": "seed", **dv.fixed_params({"estimator": "seed"})})
 
 
 def test_seed_estimator_fixes_its_kernel() -> None:

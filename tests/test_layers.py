@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("vizcore.architecture", "vizcore.methods"),
     ("vizcore.data", "vizcore.models", "vizcore.metrics", "vizcore.embed", "vizcore.cam", "vizcore.figures"),
     ("vizcore.registry", "vizcore.errors", "vizcore.atomic", "vizcore.config", "vizcore.device", "vizcore.numbers",
-     "vizcore"),
+     "vizcore.params", "vizcore"),
 ]
 
 

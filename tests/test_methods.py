@@ -25,6 +25,7 @@ from vizcore.methods.recipes import recommended_config
 from vizcore.metrics.mmd import mmd2_torch
 from vizcore.models import create_model
 from vizcore.models.base import Features
+from vizcore.params import Param, defaults
 from vizcore.runs import RunStore
 from vizcore.train import train
 
@@ -72,12 +73,9 @@ def test_registry_lists_every_method() -> None:
         cls = METHODS.get(name)
         assert cls.label and cls.description and "\n" not in cls.description
         assert isinstance(cls.extra_metrics, tuple)
-        for key, spec in cls.param_specs.items():
-            default, help_text = spec
-            assert isinstance(key, str) and isinstance(help_text, str) and help_text
-            assert isinstance(default, (bool, int, float, str))
+        assert all(isinstance(p, Param) for p in cls.params)
         m = create_method(name, feature_dim=16)
-        assert m.params == {k: d for k, (d, _) in cls.param_specs.items()}
+        assert m.hparams == defaults(cls.params)
 
 
 @pytest.mark.parametrize("name", list_methods())

@@ -24,6 +24,7 @@ from vizcore.config import TrainConfig
 from vizcore.metrics import DistanceResult, class_distance_matrix, cross_domain_matrix, metric_info
 from vizcore.metrics.distances import PAIRINGS
 from vizcore.metrics.mmd import ESTIMATORS, KERNELS, SEED_MODE
+from vizcore.params import Param, validate
 from vizcore.runs import Run
 
 LAYER_LABELS = {  # short: a select box in presentation mode shows about 25 characters
@@ -55,63 +56,55 @@ DEFAULT_N_PER_CLASS = 100
 # ---------------------------------------------------------------------------------- settings
 
 
-@dataclass(frozen=True)
-class ParamSpec:
-    """How a page asks for one parameter of a measure.
-
-    Attributes:
-        name: the keyword the measure accepts.
-        label: widget label.
-        kind: "choice", "int", "float", "optional_int" or "bandwidth" (a rule or a fixed number).
-        default: the measure's default.
-        choices: the options of a "choice" (None stands for "automatic").
-        help: tooltip text.
-    """
-
-    name: str
-    label: str
-    kind: str
-    default: Any
-    choices: tuple[Any, ...] = ()
-    help: str = ""
-
-
-BANDWIDTH_RULES = ("mean", "median", "fixed")
-# What a page needs beyond the measure's signature, by parameter name; others are inferred from the default.
+BANDWIDTH_RULES = ("mean", "median")
+# What a page needs beyond the measure's signature, by parameter name (the default comes from the
+# signature). One missing here would be labelled by its raw name: the tests refuse that.
 _PARAM_UI: dict[str, dict[str, Any]] = {
     "estimator": dict(label="Estimator", kind="choice", choices=tuple(ESTIMATORS.names()),
                       help="unbiased: ≈ 0 for equal distributions, can be slightly negative; biased: always ≥ 0 "
                            "but > 0 even for equal ones; linear: O(n), noisier; seed: the group's first "
                            "experiment (biased, 5 kernels, bandwidth per pair)."),
-    "bandwidth": dict(label="Kernel bandwidth", kind="bandwidth",
+    "bandwidth": dict(label="Kernel bandwidth", kind="bandwidth", choices=BANDWIDTH_RULES, low=1e-6, high=1e6,
                       help="base bandwidth of exp(-|a-b|²/(bandwidth·s)): mean or median of the pairwise squared "
                            "distances, or a fixed number"),
-    "kernel": dict(label="Kernel", kind="choice", choices=tuple(KERNELS.names())),
-    "kernel_num": dict(label="Number of kernels", kind="int", help="Gaussians in the family (1: a single kernel)"),
-    "kernel_mul": dict(label="Kernel multiplier", kind="float", help="ratio between neighbouring bandwidths"),
+    "kernel": dict(label="Kernel", kind="choice", choices=tuple(KERNELS.names()), help="the kernel family"),
+    "kernel_num": dict(label="Number of kernels", kind="int", low=1, high=20,
+                       help="Gaussians in the family (1: a single kernel)"),
+    "kernel_mul": dict(label="Kernel multiplier", kind="float", low=1.0, high=10.0, step=0.5, unit="×",
+                       help="ratio between neighbouring bandwidths"),
     "bandwidth_scope": dict(label="Bandwidth from", kind="choice", choices=(None, "matrix", "pair"),
                             help="matrix: one kernel for every entry (comparable entries); pair: the rule on each "
                                  "pair's pooled samples (the seed's convention); automatic: pair for seed only"),
-    "k": dict(label="Subspace dimension k", kind="optional_int", help="empty: min(5, d/2)"),
-    "n_projections": dict(label="Random projections", kind="int"),
+    "k": dict(label="Subspace dimension k", kind="optional_int", low=1, high=10_000, help="empty: min(5, d/2)"),
+    "n_projections": dict(label="Random projections", kind="int", low=1, high=10_000,
+                          help="random directions the samples are projected on; more: less noise, slower"),
 }  # fmt: skip
-_KIND_OF_DEFAULT = {bool: "int", int: "int", float: "float", str: "choice", type(None): "optional_int"}
 # Choosing the value on the left fixes other parameters (the seed estimator reproduces one exact setup).
 FIXED_BY: dict[tuple[str, Any], dict[str, Any]] = {
     ("estimator", "seed"): {**SEED_MODE, "bandwidth_scope": "pair"},
 }
 
 
-def param_specs(metric: str) -> list[ParamSpec]:
+_KIND_OF_DEFAULT = {bool: "bool", int: "int", float: "float", str: "choice", type(None): "optional_int"}
+
+
+def _described(name: str, default: Any) -> Param:
+    """A measure's parameter with its page description; an undescribed one still gets a widget
+    (kind from its default; a string is its only choice, so it is not offered), labelled by its
+    name until it is added to ``_PARAM_UI``."""
+    kind = _KIND_OF_DEFAULT[type(default)]
+    ui = _PARAM_UI.get(name) or {"label": name.replace("_", " "), "kind": kind, "choices": (default,) * (kind == "choice")}
+    return Param(name=name, default=default, **ui)
+
+
+def all_metric_params(metric: str) -> list[Param]:
+    """Every parameter of a measure, described (the default from the measure's signature)."""
+    return [_described(name, default) for name, default in metric_info(metric).params.items()]
+
+
+def metric_params(metric: str) -> list[Param]:
     """The parameters a page should offer for a measure; choices with a single option are left out."""
-    specs = []
-    for name, default in metric_info(metric).params.items():
-        ui = {"label": name.replace("_", " "), "kind": _KIND_OF_DEFAULT[type(default)], **_PARAM_UI.get(name, {})}
-        spec = ParamSpec(name=name, default=default, **ui)
-        if spec.kind == "choice" and len(spec.choices) <= 1:
-            continue
-        specs.append(spec)
-    return specs
+    return [p for p in all_metric_params(metric) if not (p.kind == "choice" and len(p.choices) <= 1)]
 
 
 def fixed_params(chosen: dict[str, Any]) -> dict[str, Any]:
@@ -147,7 +140,7 @@ class DistanceSettings:
 
     Attributes:
         metric: a name from :func:`vizcore.metrics.list_metrics`.
-        params: the measure's own parameters (:func:`param_specs`).
+        params: the measure's own parameters (:func:`metric_params`).
         n_per_class: samples per class (None: ``min(100, smallest class)`` of the data the
             matrix is computed on, see :func:`default_n_per_class`).
         n_perm: permutations for p-values (0: none).
@@ -161,6 +154,10 @@ class DistanceSettings:
     n_perm: int = 200
     seed: int = 0
     pairing: str = "halves"
+
+    def __post_init__(self) -> None:
+        # a bad parameter fails here, before any features are computed, naming the valid values
+        validate(all_metric_params(self.metric), self.params, owner=metric_info(self.metric).label)
 
     def key(self) -> dict[str, Any]:
         """JSON-friendly cache key; unset parameters count as their defaults, so the report's

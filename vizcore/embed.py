@@ -35,6 +35,9 @@ import numpy as np
 from scipy.linalg import orthogonal_procrustes
 from sklearn.decomposition import PCA
 
+from vizcore.params import Param
+from vizcore.params import defaults as param_defaults
+from vizcore.params import validate as validate_params
 from vizcore.registry import Registry
 
 __all__ = [
@@ -79,36 +82,6 @@ def _no_progress(fraction: float, message: str) -> None:
 
 
 @dataclass(frozen=True)
-class Param:
-    """One tunable parameter of an embedding method, enough for a slider."""
-
-    name: str
-    label: str
-    default: float
-    low: float
-    high: float
-    step: float
-    integer: bool = False
-    help: str = ""
-
-    def coerce(self, value: Any) -> float | int:
-        """Cast to the declared type and check the range (values outside it raise)."""
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{self.name} must be a number; got {value!r}") from None
-        if self.integer:
-            if number != int(number):
-                raise ValueError(f"{self.name} must be a whole number; got {value!r}")
-            number = int(number)
-        if not self.low <= number <= self.high:
-            raise ValueError(
-                f"{self.name}={value!r} is outside its range {self.low:g} to {self.high:g}"
-            )
-        return number
-
-
-@dataclass(frozen=True)
 class EmbeddingMethod:
     """A registered way to lay features out in 2-D."""
 
@@ -123,7 +96,7 @@ class EmbeddingMethod:
     validate: Callable[[int, int, Mapping[str, Any]], None] = field(default=lambda n, d, p: None)
 
     def defaults(self) -> dict[str, float | int]:
-        return {p.name: p.coerce(p.default) for p in self.params}
+        return param_defaults(self.params)
 
 
 METHODS: Registry[EmbeddingMethod] = Registry("embedding method")
@@ -161,15 +134,7 @@ def _method(
 def resolve_params(method: str, params: Mapping[str, Any]) -> dict[str, float | int]:
     """Fill defaults, reject unknown names and cast types, so equal settings hash equal."""
     spec = METHODS.get(method)
-    known = {p.name: p for p in spec.params}
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        valid = ", ".join(known) or "none"
-        raise ValueError(f"{spec.label} takes no parameter {unknown[0]!r}; valid: {valid}")
-    values = spec.defaults()
-    for key, value in params.items():
-        values[key] = known[key].coerce(value)
-    return values
+    return validate_params(spec.params, params, owner=spec.label)
 
 
 def describe(method: str, seed: int = 0, **params: Any) -> str:
@@ -288,16 +253,27 @@ def _tsne_progress(
         "then {n_iter} more, seed {seed}"
     ),
     params=(
-        Param("perplexity", "Perplexity", 30, 2, 100, 1, help="effective number of neighbours"),
+        Param(
+            "perplexity",
+            "Perplexity",
+            "float",
+            30.0,
+            low=2,
+            high=100,
+            step=1,
+            widget="slider",
+            help="Effective number of neighbours each point attends to.",
+        ),
         Param(
             "n_iter",
             "Iterations",
+            "int",
             250,
-            50,
-            1000,
-            50,
-            integer=True,
-            help="iterations after the early-exaggeration phase",
+            low=50,
+            high=1000,
+            step=50,
+            widget="slider",
+            help="Optimisation iterations after the early-exaggeration phase.",
         ),
     ),
     supports_init=True,
@@ -392,21 +368,25 @@ _UMAP_EPOCHS_LARGE = 200
         Param(
             "n_neighbors",
             "Neighbours",
+            "int",
             15,
-            2,
-            200,
-            1,
-            integer=True,
-            help="size of the local neighbourhood; larger keeps more global structure",
+            low=2,
+            high=200,
+            step=1,
+            unit="points",
+            widget="slider",
+            help="Size of the local neighbourhood; larger keeps more global structure.",
         ),
         Param(
             "min_dist",
             "Minimum distance",
+            "float",
             0.1,
-            0.0,
-            0.99,
-            0.01,
-            help="how tightly points may pack together",
+            low=0.0,
+            high=0.99,
+            step=0.01,
+            widget="slider",
+            help="How tightly points may pack together in the layout.",
         ),
     ),
     supports_init=True,

@@ -23,7 +23,8 @@ from vizcore.architecture import build_model, resolve_input_shape
 from vizcore.config import TrainConfig
 from vizcore.data import Domain, align_target, check_domain_pair, domain_info, load_domain
 from vizcore.device import resolve_device
-from vizcore.methods import create_method
+from vizcore.methods import METHODS, create_method
+from vizcore.params import validate
 from vizcore.registry import Registry
 from vizcore.runs import Run, RunStore
 
@@ -363,6 +364,9 @@ def train(
         raise ValueError(f"epochs must be at least 1, got {config.epochs}")
     # mismatched domains are refused before a run folder exists (cheap: class names only)
     check_domain_pair(config.source, config.target, class_map=config.class_map)
+    # so are an unknown method and a bad method parameter (the message lists the valid values)
+    method = METHODS.get(config.method)
+    validate(method.params, config.method_params, owner=method.label or config.method)
     config = config.replace(input_shape=resolve_input_shape(config))
     run = store.create(config) if store is not None else None
     rid = run.run_id if run else None

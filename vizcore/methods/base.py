@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vizcore.models.base import Features, GapNet
+from vizcore.params import Param, validate
 
 
 def split_features(f: Features, n_source: int) -> tuple[Features, Features]:
@@ -31,24 +32,22 @@ class Method(nn.Module):
         trade_off: lambda, the weight of the transfer loss.
         feature_dim: size of the features the transfer loss sees (bottleneck or GAP).
         num_classes: K.
-        params: the method's own parameters (``TrainConfig.method_params``).
+        params: the method's own parameters (``TrainConfig.method_params``), checked against
+            the class's ``params`` descriptions; the checked values are ``self.hparams``.
     """
 
     uses_target: bool = True
     label: str = ""
     description: str = ""
-    # name -> (default, help): the Train page builds its widgets from this
-    param_specs: dict[str, tuple[Any, str]] = {}
+    # typed descriptions: the Train page draws its widgets from these, train() checks them
+    params: tuple[Param, ...] = ()
     # which live curves matter for this method (besides loss and accuracy)
     extra_metrics: tuple[str, ...] = ()
 
     def __init__(self, trade_off: float = 1.0, feature_dim: int = 64, num_classes: int = 10, **params: Any) -> None:
         super().__init__()
-        unknown = set(params) - set(self.param_specs)
-        if unknown:
-            raise ValueError(f"{type(self).__name__} has no parameter(s) {', '.join(sorted(unknown))}")
+        self.hparams = validate(type(self).params, params, owner=self.label or type(self).__name__)
         self.trade_off = trade_off
-        self.params = {k: params.get(k, d) for k, (d, _) in self.param_specs.items()}
 
     def lambda_at(self, progress: float) -> float:
         """Weight of the transfer loss at training progress p in [0, 1]."""

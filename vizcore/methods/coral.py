@@ -10,6 +10,7 @@ from vizcore.methods import register_method
 from vizcore.methods.base import Method
 from vizcore.methods.ddc import adapted_features
 from vizcore.models.base import Features
+from vizcore.params import Param
 
 
 def covariance(x: torch.Tensor) -> torch.Tensor:
@@ -39,12 +40,11 @@ class DeepCORAL(Method):
         "Matches the feature covariances of source and target (second-order statistics) "
         "with a Frobenius-norm loss on the adaptation layer."
     )
-    param_specs = {
-        "match_mean": (
-            True,
-            "also match the feature means (first-order statistics), as tllib does",
-        ),
-    }
+    params = (
+        Param("match_mean", "Also match the means", "bool", True,
+              help="Add the squared gap between the feature means (first-order statistics) to the "
+              "covariance loss, as tllib does."),
+    )  # fmt: skip
     extra_metrics = ("transfer_loss",)
 
     def transfer_loss(
@@ -53,7 +53,7 @@ class DeepCORAL(Method):
         xs, xt = adapted_features(f_s).float(), adapted_features(f_t).float()
         loss = coral_loss(xs, xt)
         logs: dict[str, Any] = {"cov_gap": loss.detach()}
-        if self.params["match_mean"]:
+        if self.hparams["match_mean"]:
             mean_gap = (xs.mean(0) - xt.mean(0)).pow(2).mean()
             loss = loss + mean_gap
             logs["mean_gap"] = mean_gap.detach()

@@ -21,6 +21,18 @@ from vizcore.methods import register_method
 from vizcore.methods.base import Method
 from vizcore.metrics.mmd import mmd2_torch, resolve_bandwidth
 from vizcore.models.base import Features
+from vizcore.params import Param
+
+LAYER_LABELS = {"gap": "GAP vector", "bottleneck": "adaptation layer", "logits": "logits"}
+# the layer sets worth offering, DAN's own (GAP and adaptation layer) first
+LAYER_SETS = (
+    "gap,bottleneck",
+    "bottleneck",
+    "gap",
+    "bottleneck,logits",
+    "gap,bottleneck,logits",
+    "logits",
+)
 
 
 def kernel_scales(kernel_num: int, kernel_mul: float) -> list[float]:
@@ -127,37 +139,36 @@ class DAN(Method):
         "Pulls source and target together on several layers at once (GAP and adaptation layer) "
         "by minimising a multi-kernel MMD² between their feature distributions."
     )
-    param_specs = {
-        "layers": ("gap,bottleneck", "comma-separated layers to adapt: gap, bottleneck, logits"),
-        "kernel_num": (5, "number of Gaussian kernels"),
-        "kernel_mul": (2.0, "ratio between neighbouring kernel bandwidths"),
-        "kernel_weights": (
-            "uniform",
-            "uniform, or optimal (per-batch test-power weights, Long et al. 2015)",
-        ),
-        "estimator": (
-            "unbiased",
-            "MMD² estimator: unbiased, biased or linear (DAN's O(n) estimator)",
-        ),
-    }
+    params = (
+        Param("layers", "Layers to adapt", "choice", "gap,bottleneck", choices=LAYER_SETS,
+              choice_labels=tuple(" + ".join(LAYER_LABELS[n] for n in s.split(",")) for s in LAYER_SETS),
+              help="Which features the multi-kernel MMD² aligns; each layer adds its own term. DAN "
+              "adapts several layers at once."),
+        Param("kernel_num", "Number of kernels", "int", 5, low=1, high=10, step=1,
+              help="Gaussian kernels in the family, their bandwidths spread around the mean distance."),
+        Param("kernel_mul", "Kernel multiplier", "float", 2.0, low=1.0, high=10.0, step=0.5, unit="×",
+              help="Ratio between neighbouring kernel bandwidths."),
+        Param("kernel_weights", "Kernel weights", "choice", "uniform", choices=("uniform", "optimal"),
+              choice_labels=("uniform (DAN's released code, tllib)", "optimal per batch (test power)"),
+              help="How the kernels are weighed: equally, or per batch by the weights that maximise the "
+              "test power of the linear-time estimator (Long et al. 2015)."),
+        Param("estimator", "MMD² estimator", "choice", "unbiased", choices=("unbiased", "biased", "linear"),
+              choice_labels=("unbiased (≈ 0 for equal distributions)", "biased (always ≥ 0)",
+                             "linear-time (DAN's O(n) estimator)"),
+              help="How MMD² is estimated from a batch."),
+    )  # fmt: skip
     extra_metrics = ("transfer_loss",)
 
     def __init__(
         self, trade_off: float = 1.0, feature_dim: int = 64, num_classes: int = 10, **params: Any
     ) -> None:
         super().__init__(trade_off, feature_dim, num_classes, **params)
-        self.layers = [s.strip() for s in str(self.params["layers"]).split(",") if s.strip()]
-        if not self.layers:
-            raise ValueError("DAN needs at least one layer to adapt")
-        if self.params["kernel_weights"] not in ("uniform", "optimal"):
-            raise ValueError(
-                f"kernel_weights must be 'uniform' or 'optimal', got {self.params['kernel_weights']!r}"
-            )
+        self.layers = self.hparams["layers"].split(",")
 
     def transfer_loss(
         self, f_s: Features, f_t: Features, progress: float
     ) -> tuple[torch.Tensor, dict[str, Any]]:
-        p = self.params
+        p = self.hparams
         total = torch.zeros((), device=f_s.logits.device)
         logs: dict[str, Any] = {}
         for name in self.layers:

@@ -22,6 +22,7 @@ from vizcore.methods.base import Method
 from vizcore.methods.ddc import adapted_features
 from vizcore.methods.grl import grad_reverse, scale_grad
 from vizcore.models.base import Features
+from vizcore.params import Param
 
 
 def dann_lambda(progress: float, gamma: float = 10.0) -> float:
@@ -79,31 +80,32 @@ class DANN(Method):
         "Makes the features domain-invariant adversarially: a domain classifier learns to tell "
         "source from target while a gradient reversal layer trains the features to fool it."
     )
-    param_specs = {
-        "hidden": (100, "width of the domain classifier's hidden layers"),
-        "depth": (2, "number of hidden layers of the domain classifier"),
-        "dropout": (0.5, "dropout after each hidden layer of the domain classifier"),
-        "input": (
-            "features",
-            "what the domain classifier reads: features (the adaptation layer, else the GAP "
-            "vector), gap, conv (the flattened last conv maps, as in the paper) or conv_local "
-            "(one decision per location of the conv maps)",
-        ),
-        "gamma": (10.0, "steepness of the ramp lambda_p = 2 / (1 + exp(-gamma p)) - 1"),
-        "lr_mult": (
-            1.0,
-            "the domain classifier learns this many times faster than the network (SGD)",
-        ),
-    }
+    params = (
+        Param("hidden", "Hidden width", "int", 100, low=1, high=4096, step=10, unit="units",
+              help="Width of each hidden layer of the domain classifier."),
+        Param("depth", "Hidden layers", "int", 2, low=0, high=8, step=1,
+              help="Hidden layers of the domain classifier (0: a linear classifier)."),
+        Param("dropout", "Dropout", "float", 0.5, low=0.0, high=0.95, step=0.05,
+              help="Dropout probability after each hidden layer of the domain classifier."),
+        Param("input", "Domain classifier reads", "choice", "features", choices=tuple(DOMAIN_INPUTS),
+              choice_labels=("adaptation features (else GAP vector)", "GAP vector",
+                             "flattened conv maps (as in the paper)", "each location of the conv maps"),
+              help="Which features the domain classifier tells apart; the conv-map location choice "
+              "makes one source-vs-target decision per position."),
+        Param("gamma", "Ramp steepness γ", "float", 10.0, low=0.0, high=100.0, step=1.0,
+              help="Steepness of the reversal ramp λp = 2 / (1 + exp(-γ p)) - 1 over training "
+              "progress p (10 in the paper)."),
+        Param("lr_mult", "Domain classifier learning-rate multiplier", "float", 1.0, low=0.01, high=100.0,
+              step=0.5, unit="×", help="The domain classifier learns this many times faster than the "
+              "network; the reversed gradient is divided by it, so the features still get -λp."),
+    )  # fmt: skip
     extra_metrics = ("domain_acc", "lambda", "transfer_loss")
 
     def __init__(
         self, trade_off: float = 1.0, feature_dim: int = 64, num_classes: int = 10, **params: Any
     ) -> None:
         super().__init__(trade_off, feature_dim, num_classes, **params)
-        p = self.params
-        if p["input"] not in DOMAIN_INPUTS:
-            raise ValueError(f"input must be one of {', '.join(DOMAIN_INPUTS)}, got {p['input']!r}")
+        p = self.hparams
         self.read, known_width = DOMAIN_INPUTS[p["input"]]
         self.discriminator = domain_classifier(
             feature_dim if known_width else None,
@@ -114,13 +116,13 @@ class DANN(Method):
 
     def ramp(self, progress: float) -> float:
         """``lambda_p`` at progress p: the gradient-reversal coefficient."""
-        return dann_lambda(progress, float(self.params["gamma"]))
+        return dann_lambda(progress, float(self.hparams["gamma"]))
 
     def transfer_loss(
         self, f_s: Features, f_t: Features, progress: float
     ) -> tuple[torch.Tensor, dict[str, Any]]:
         xs, xt = self.read(f_s), self.read(f_t)
-        lam_p, mult = self.ramp(progress), float(self.params["lr_mult"])
+        lam_p, mult = self.ramp(progress), float(self.hparams["lr_mult"])
         # Only the reversed gradient ramps up: the domain classifier itself learns at full rate.
         # Its gradient is multiplied by lr_mult (a faster learner keeps up with features that
         # change under it) and the reversal divided by it, so the features still get -lambda_p.
