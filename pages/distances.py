@@ -109,14 +109,17 @@ def _show(view: dv.MatrixView, title: str, name: str, key: str, axes: tuple[str,
 
 
 side = f"{which} {getattr(cfg, which)}, {split} split, {dv.LAYER_LABELS.get(layer, layer)}"
-tabs = st.tabs(["Class matrix", "Compare two runs", "Source vs target classes"])
-with tabs[0]:
+# one view at a time (not tabs): Streamlit draws every tab's figures on every rerun, and four matrix
+# figures made each click on this page wait for three that were not shown
+VIEWS = ["Class matrix", "Compare two runs", "Source vs target classes"]
+view = st.segmented_control("View", VIEWS, default=VIEWS[0], key="dist_view") or VIEWS[0]
+if view == VIEWS[0]:
     with friendly_errors("the distance matrix"), st.spinner(SPINNER):
         after = dv.class_matrix(run, which, split, layer, settings)
     _summary(after, "noise floor")
     _show(after, f"{cfg.label} — {side}", f"distances-{run.run_id}-{which}-{layer}", "dist_main")
 
-with tabs[1]:
+elif view == VIEWS[1]:
     st.caption(f"**After** is the run above; pick the run **before** it (e.g. source-only on {cfg.source}"
                f"{'→' + cfg.target if cfg.target else ''}). Both use the settings above; the difference is "
                "after − before (blue: classes moved closer, red: moved apart).")  # fmt: skip
@@ -149,7 +152,7 @@ with tabs[1]:
         figure(fig_d, f"distances-difference-{run.run_id}", key="dist_diff", theme=None)
         _csv(d, f"distances-difference-{run.run_id}", "dist_diff")
 
-with tabs[2]:
+else:
     if not cfg.target:
         st.info("This run has no target domain. Pick a domain-adaptation run (source → target) to see whether its "
                 "source class i and target class j line up: adaptation should make the diagonal small.")  # fmt: skip
