@@ -43,7 +43,7 @@ def style(fig: go.Figure, presentation: bool = False, height: int | None = None)
 # The width a figure without one of its own is drawn at: the content column of a wide page beside
 # the sidebar in a 1400 px window; a text line longer than this is cut off on screen and in exports.
 CONTAINER_PX = 930
-CHAR_WIDTH = 0.55  # of the font size: a conservative average character width
+CHAR_WIDTH = 0.6  # of the font size: a generous average character width (wrapping early is harmless)
 
 
 def fit_text(fig: go.Figure) -> go.Figure:
