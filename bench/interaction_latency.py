@@ -46,6 +46,7 @@ requirements). The machine is shared and noisy: the load average at start and en
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -53,16 +54,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser_utils import IDLE, chromium, free_port  # noqa: E402
+from tests.browser_utils import IDLE, chromium, streamlit_server  # noqa: E402
 
 BASELINE_APP = (
     "import streamlit as st\n\n"
@@ -186,38 +185,9 @@ class NoRerun(RowFailed):
     """The action started no rerun (e.g. a click on a list that was still opening was lost)."""
 
 
-@contextmanager
-def serve(app: Path, cwd: Path, runs: Path, log: Path, timeout_s: float = 120) -> Iterator[str]:
-    """``streamlit run <app>`` with ``cwd`` (a checkout's root) on a free port; yields the URL.
-
-    PYTHONPATH is the checkout, so its own ``vizcore`` and ``pages`` are imported.
-    """
-    port = free_port()
-    env = {**os.environ, "VIZCORE_RUNS": str(runs), "VIZCORE_UMAP_WARMUP": "0", "PYTHONPATH": str(cwd)}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-            cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + timeout_s
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("streamlit did not start: " + log.read_text(errors="replace")[-2000:]) from None
-                time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def serve(app: Path, cwd: Path, runs: Path, log: Path, timeout_s: float = 120) -> contextlib.AbstractContextManager[str]:
+    """``streamlit run <app>`` with ``cwd`` (a checkout's root) on a free port; yields the URL."""
+    return streamlit_server(runs, log, timeout_s, app=app, cwd=cwd)
 
 
 def digit_photo(path: Path) -> Path:

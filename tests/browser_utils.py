@@ -41,21 +41,27 @@ def free_port() -> int:
 
 @contextmanager
 def streamlit_server(
-    runs: Path, log: Path, timeout_s: float = 90, app: str | Path = "app.py", env: dict[str, str] | None = None
+    runs: Path,
+    log: Path,
+    timeout_s: float = 90,
+    app: str | Path = "app.py",
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
 ) -> Iterator[str]:
     """Run ``streamlit run <app>`` on a free local port with its own run store; yields the URL.
 
-    The server's output goes to ``log`` (a pipe nobody reads would fill up and stall the server);
-    its tail is shown if the server does not come up.
+    ``cwd`` is the checkout served (its own ``vizcore`` and ``pages`` are imported: a benchmark
+    serves an older commit this way). The server's output goes to ``log`` (a pipe nobody reads
+    would fill up and stall the server); its tail is shown if the server does not come up.
     """
     port = free_port()
     # no start-up UMAP warm-up: a minute of numba compilation would only slow the tests down
-    env = {**os.environ, "VIZCORE_RUNS": str(runs), "VIZCORE_UMAP_WARMUP": "0", **(env or {})}
+    env = {**os.environ, "VIZCORE_RUNS": str(runs), "VIZCORE_UMAP_WARMUP": "0", "PYTHONPATH": str(cwd), **(env or {})}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
              "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
