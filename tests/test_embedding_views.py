@@ -258,3 +258,19 @@ def test_default_pair_prefers_a_source_only_baseline_for_the_newest_adaptation_r
     assert ev.default_pair(runs) == ("base", "dann")
     assert ev.default_pair(runs[:1]) == (None, "dann")
     assert ev.default_pair([]) == (None, None)
+
+
+def test_another_layout_method_reuses_the_feature_numbers(
+    da_runs: tuple[Run, Run], da_pair: ev.EmbeddingPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A-distance, kNN and silhouette depend on the features, not on the layout: measured once."""
+    from dataclasses import replace
+
+    calls = []
+    real = ev.embedding_report
+    monkeypatch.setattr(ev, "embedding_report", lambda *a, **k: calls.append(1) or real(*a, **k))
+    other = ev.embedding_pair(*da_runs, replace(PCA, align="none"))  # a new layout, the same points
+    assert calls == []
+    keys = list(ev.REPORT_COLUMNS)
+    same = [keys.index(k) for k in keys if k not in ("trustworthiness", "knn_class_accuracy_2d")]
+    np.testing.assert_array_equal(other.report[:, same], da_pair.report[:, same])

@@ -238,16 +238,24 @@ def _check_finite(x: np.ndarray, panel: str, layer: str) -> None:
 # ---------------------------------------------------------------------------------- the pair
 
 
-def _report(x: np.ndarray, y: np.ndarray, n_source: int, xy: np.ndarray, seed: int) -> np.ndarray:
-    """One row of the numbers table; domain numbers are NaN without target points."""
+def _feature_numbers(x: np.ndarray, y: np.ndarray, n_source: int, seed: int) -> np.ndarray:
+    """The numbers of the table measured on the features alone (layout rows NaN); domain numbers
+    are NaN without target points. Shape: (len(REPORT_COLUMNS),)."""
     if n_source < len(x):
-        r = embedding_report(x[:n_source], y[:n_source], x[n_source:], y[n_source:], xy, k_layout=K_LAYOUT, seed=seed)
+        r = embedding_report(x[:n_source], y[:n_source], x[n_source:], y[n_source:], None, seed=seed)
     else:
         r = dict.fromkeys(REPORT_COLUMNS, float("nan"))
         r["class_silhouette"] = class_silhouette(x, y)
-        r["trustworthiness"] = layout_trustworthiness(x, xy, k=K_LAYOUT)
-        r["knn_class_accuracy_2d"] = knn_class_accuracy_2d(xy, y, k=K_LAYOUT)
     return np.array([r[k] for k in REPORT_COLUMNS], dtype=np.float64)
+
+
+def _report(features_row: np.ndarray, x: np.ndarray, y: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """One row of the numbers table: the feature numbers plus this layout's two numbers."""
+    row = features_row.copy()
+    keys = list(REPORT_COLUMNS)
+    row[keys.index("trustworthiness")] = layout_trustworthiness(x, xy, k=K_LAYOUT)
+    row[keys.index("knn_class_accuracy_2d")] = knn_class_accuracy_2d(xy, y, k=K_LAYOUT)
+    return row
 
 
 def _stage(progress: ProgressFn, low: float, high: float) -> ProgressFn:
@@ -276,7 +284,13 @@ def _compute(before: Run, after: Run, settings: EmbeddingSettings, sides: tuple[
     )  # fmt: skip
     progress(0.9, "Computing the numbers table…")
     n_source = int((domain == 0).sum())
-    report = np.stack([_report(x, y, n_source, xy, settings.seed) for x, xy in ((xb, before_xy), (xa, after_xy))])
+    # the feature numbers (A-distance, kNN, silhouette) do not depend on the layout method: kept
+    # once per pair of runs and points, so another method only measures its own layout
+    points_key = {k: v for k, v in cache_key(before, after, settings).items() if k not in ("method", "params", "align")}
+    numbers = after.cached("embedding-numbers", points_key, lambda: {
+        "before": _feature_numbers(xb, y, n_source, settings.seed),
+        "after": _feature_numbers(xa, y, n_source, settings.seed)})  # fmt: skip
+    report = np.stack([_report(numbers[p], x, y, xy) for p, x, xy in (("before", xb, before_xy), ("after", xa, after_xy))])
     names = ", ".join(domain_name(points, s) for s in sides)
     description += (f" Points: a random sample (seed {settings.seed}) of up to {settings.n_per_domain} {split} "
                     f"images per domain ({names}; {len(y):,} in all), the same images fed through both models.")  # fmt: skip
