@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from pages._shared import figure, friendly_errors, param_widgets, pick_run, usable_runs
+from pages._params import param_widgets
+from pages._shared import figure, friendly_errors, pick_run, usable_runs
 from pages._shared import presentation as presentation_on
 from vizcore import distance_views as dv
 from vizcore.data import SPLITS

@@ -7,10 +7,10 @@ from textwrap import shorten
 import pandas as pd
 import streamlit as st
 
+from pages._params import param_widgets
 from pages._shared import (
     figure,
     friendly_errors,
-    param_widgets,
     pick_run,
     presentation,
     usable_runs,

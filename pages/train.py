@@ -7,7 +7,8 @@ import time
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from pages._shared import friendly_errors, param_widgets, session_id, store
+from pages._params import param_widgets
+from pages._shared import friendly_errors, session_id, store
 from vizcore.config import TrainConfig
 from vizcore.data import FOLDER_HELP, DomainMismatch, check_domain_pair, domain_info, list_domains
 from vizcore.device import available_devices
