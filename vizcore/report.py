@@ -44,7 +44,7 @@ from vizcore.distance_views import (
     difference,
     hover_info,
 )
-from vizcore.embed import describe, embed
+from vizcore.embed import EMBED_VERSION, describe, embed
 from vizcore.embedding_views import (
     K_LAYOUT,
     EmbeddingSettings,
@@ -326,7 +326,9 @@ def _single_embedding(ctx: Context, sec: Section) -> None:
     o, run, cfg = ctx.options, ctx.runs[0], ctx.configs[0]
     layer = ctx.layer(run)
     p = _points(run, cfg, layer, o.embed_points, o.seed)
-    xy = embed(p["x"], o.embed_method, o.seed)
+    # cached with the run, like the pages' layouts: a report made again is a read
+    key = {"embed": EMBED_VERSION, "method": o.embed_method, "layer": layer, "n": o.embed_points, "seed": o.seed}
+    xy = run.cached("report-embedding", key, lambda: {"xy": embed(p["x"], o.embed_method, o.seed)})["xy"]
     names = [cfg.source] + ([cfg.target] if cfg.target else [])
     how = f"{describe(o.embed_method, o.seed)}, on {len(xy):,} test points of {', '.join(names)}; {layer} features."
     sec.figure(embedding_scatter(xy, p["y"], p["domain"], f"{ctx.names()[0]}: {layer} features", predictions=p["pred"],
