@@ -195,3 +195,12 @@ def test_a_shared_class_scale_keeps_weak_maps_weak(trained_run) -> None:
     assert shared.max(axis=(1, 2)).min() < 0.9  # ...on the shared scale the weakest map does not
     with pytest.raises(ValueError, match="scale"):
         an.cam_maps(trained_run, "source", idx, idx * 0, scale="bogus")
+
+
+def test_mean_cams_equal_the_class_means_of_direct_maps(trained_run) -> None:
+    from vizcore.cam import mean_cam_per_class
+
+    model = trained_run.load_model()
+    dom = an.eval_domain(trained_run.config(), "source")
+    direct = mean_cam_per_class(class_activation_maps(model, dom.images, 4).maps, dom.labels, 10).numpy()
+    assert np.abs(an.mean_cams(trained_run, "source", "4") - direct).max() < 3 / 255

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from vizcore.atomic import write_bytes_atomic
-from vizcore.cam import energy_in_box, normalize_maps, pointing_game
+from vizcore.cam import energy_in_box, mean_cam_per_class, normalize_maps, pointing_game
 from vizcore.config import TrainConfig
 from vizcore.data import Domain, align_target, load_domain
 from vizcore.runs import Run
@@ -169,7 +169,7 @@ def _candidates(run: Run, which: str, split: str) -> list[Path]:
     name = f"{which}-{split}.npz"
     key = weights_key(run)
     places = [run.path / "analysis" / key / name]
-    if run.cache_dir != run.path / "analyses":
+    if run.read_only:  # its folder is not ours to write: computed analyses go to the store's cache
         places.append(run.cache_dir / "analysis" / key / name)
     return places
 
@@ -207,7 +207,7 @@ def run_analysis(
     domain_name(run.config(), which)  # a side the run does not have is refused at once
     found = analysis_path(run, which, split)
     if found is None:
-        target = _candidates(run, which, split)[0 if not run.read_only else -1]
+        target = _candidates(run, which, split)[-1]  # the run folder, or the cache for a read-only run
         key = str(target)
         with _lock(key):
             if not target.exists():  # someone else may have finished it while we waited
@@ -340,16 +340,9 @@ def mean_cams(run: Run, which: str, class_mode: str, split: str = "test") -> np.
 @functools.lru_cache(maxsize=16)
 def _mean_cams(path: str, mtime_ns: int, class_mode: str) -> np.ndarray:
     a = _read(path, mtime_ns)
-    cls, labels = _class_target(class_mode, a), a["labels"]
-    k = a["probs"].shape[1]
-    size = tuple(a["size"])
-    out = np.zeros((k, *size), dtype=np.float32)
-    for t in range(k):
-        sel = np.flatnonzero(labels == t)
-        if len(sel):
-            maps = normalize_maps(upsample(stored_cams(a, sel, cls[sel]), size))
-            out[t] = maps.mean(0).numpy()
-    return out
+    rows = np.arange(len(a["labels"]))
+    maps = upsample(stored_cams(a, rows, _class_target(class_mode, a)), tuple(a["size"]))  # (N, H, W)
+    return mean_cam_per_class(maps, torch.from_numpy(a["labels"]), a["probs"].shape[1]).numpy()
 
 
 def feature_arrays(

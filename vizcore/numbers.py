@@ -8,7 +8,7 @@ CSV files keep exact values: this is for people, not for files.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 
@@ -76,8 +76,3 @@ SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 def power_of_ten(exp: int) -> str:
     """"×10⁻⁶" for -6; "" for 0."""
     return "" if exp == 0 else f"×10{str(exp).translate(SUPERSCRIPT)}"
-
-
-def table_cells(row: Sequence[object]) -> list[str]:
-    """A table row for the screen: numbers by :func:`fmt`, None as MISSING, text as it is."""
-    return [MISSING if v is None else (v if isinstance(v, str) else fmt(v)) for v in row]  # type: ignore[arg-type]
