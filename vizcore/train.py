@@ -228,7 +228,6 @@ class _Trainer:
         self.targets = (
             _TargetStream(tt.images.to(self.device, non_blocking=True), config.batch_size, self.gen) if tt else None
         )
-        self.last_eval: dict[str, float] = {}
         self.fresh_layouts = config.fresh_layouts and domain_info(config.source).generated
         # The last weights known finite, copied at an epoch end: what a failed run keeps.
         self.kept: dict[str, torch.Tensor] | None = None
@@ -314,7 +313,6 @@ class _Trainer:
         if d.target_test is not None:
             yield Progress("stage", *here, message="evaluating on the target test split")
             out["target_acc"] = evaluate(self.model, d.target_test.images, d.target_test.labels)
-        self.last_eval = out
         return out
 
     def non_finite(self) -> list[str]:
