@@ -18,9 +18,13 @@ from vizcore.metrics import (
 )
 from vizcore.metrics.distances import w2_squared_sorted
 
-ALL = ["mmd", "std_euclidean", "mahalanobis", "cosine", "grassmann", "sliced_wasserstein", "coral"]
+ALL = ["mmd", "std_euclidean", "mahalanobis", "cosine", "coral", "grassmann", "sliced_wasserstein",
+       "wasserstein_exact", "c2st", "js_neural", "critic_w1", "mutual_info"]  # by family
 # measures that see a shift of the class mean (Grassmann and CORAL look at spread only)
-MEAN_SENSITIVE = ["mmd", "std_euclidean", "mahalanobis", "cosine", "sliced_wasserstein"]
+MEAN_SENSITIVE = ["mmd", "std_euclidean", "mahalanobis", "cosine", "sliced_wasserstein", "wasserstein_exact",
+                  "c2st", "js_neural", "critic_w1", "mutual_info"]
+# a p-value without permutations: the classifier test's binomial null
+P_WITHOUT_PERMUTATIONS = {"c2st"}
 
 
 def clusters(k=3, m=40, d=4, seed=0, spread=4.0):
@@ -148,7 +152,7 @@ def test_registry_lists_every_measure_with_labels():
         assert info.name == name and info.label and len(info.description) > 20
     assert metric_info("grassmann").params == {"k": None}
     assert "estimator" in metric_info("mmd").params
-    with pytest.raises(KeyError, match="valid names: coral, cosine"):
+    with pytest.raises(KeyError, match="valid names: c2st, coral, cosine"):
         metric_info("earth_mover")
 
 
@@ -160,7 +164,8 @@ def test_matrix_contract(metric):
     assert res.values.shape == (3, 3) and np.isfinite(res.values).all()
     np.testing.assert_array_equal(res.values, res.values.T)
     assert res.classes == res.col_classes == (0, 1, 2) and res.n_per_class == 24
-    assert res.p_values is None and res.params["n_per_side"] == 12
+    assert (res.p_values is None) == (metric not in P_WITHOUT_PERMUTATIONS)
+    assert res.params["n_per_side"] == 12
     assert res.description.endswith(".") and res.description.count(". ") == 0
     json.dumps(res.params)  # cacheable next to a run
     with pytest.raises(ValueError):

@@ -23,7 +23,9 @@ from vizcore.analysis import domain_name, eval_domain, feature_arrays
 from vizcore.config import TrainConfig
 from vizcore.metrics import DistanceResult, class_distance_matrix, cross_domain_matrix, metric_info
 from vizcore.metrics.distances import PAIRINGS
+from vizcore.metrics.learned import CLASSIFIERS
 from vizcore.metrics.mmd import ESTIMATORS, KERNELS, SEED_MODE
+from vizcore.metrics.transport import ORDERS
 from vizcore.params import Param, validate
 from vizcore.runs import Run
 
@@ -46,7 +48,8 @@ CLUSTER_NOTE = (
 )
 # permutations are one matrix product for MMD but a Python loop for the other measures; Grassmann's
 # loop recomputes two SVDs per entry and permutation, so p-values are opt-in there
-DEFAULT_PERMUTATIONS = {"mmd": 200, "grassmann": 0}
+# the learned measures would train a model per permutation (c2st has a binomial p-value without them)
+DEFAULT_PERMUTATIONS = {"mmd": 200, "grassmann": 0, "c2st": 0, "js_neural": 0, "critic_w1": 0}
 FALLBACK_PERMUTATIONS = 50
 # samples per class unless the smallest class has fewer: enough for stable MMD entries, and a
 # folder with 40 test images per class still gets a matrix rather than an error
@@ -78,6 +81,25 @@ _PARAM_UI: dict[str, dict[str, Any]] = {
     "k": dict(label="Subspace dimension k", kind="optional_int", low=1, high=10_000, help="empty: min(5, d/2)"),
     "n_projections": dict(label="Random projections", kind="int", low=1, high=10_000,
                           help="random directions the samples are projected on; more: less noise, slower"),
+    "classifier": dict(label="Classifier", kind="choice", choices=CLASSIFIERS,
+                       choice_labels=("logistic regression", "MLP (64 hidden units)"),
+                       help="the model that tries to tell the two samples apart"),
+    "folds": dict(label="Folds (held-out scoring)", kind="int", low=2, high=10,
+                  help="cross-fitting: each model trains on all folds but one and scores that one, so every "
+                       "sample is scored once by a model that never saw it"),
+    "steps": dict(label="Training steps", kind="int", low=10, high=5_000, step=50,
+                  help="full-batch Adam steps of every model; all the matrix's models train together"),
+    "hidden": dict(label="Hidden units", kind="int", low=1, high=1_024,
+                   help="width of the model's one hidden layer (ReLU)"),
+    "weight_decay": dict(label="Weight decay", kind="float", low=0.0, high=10.0, step=0.005,
+                         help="× the squared weights in the loss: keeps the model from growing over-confident on "
+                              "few samples, which would push held-out estimates below the truth"),
+    "penalty": dict(label="Gradient penalty λ", kind="float", low=0.0, high=1_000.0, step=1.0,
+                    help="weight of (‖∇f‖ − 1)², which keeps the critic about 1-Lipschitz (10 in the WGAN-GP paper)"),
+    "n_neighbors": dict(label="Neighbours k", kind="int", low=1, high=100,
+                        help="the k of the k-nearest-neighbour estimator: small k, less bias; large k, less variance"),
+    "order": dict(label="Order p (W_p)", kind="choice", choices=ORDERS, choice_labels=("W1 (earth mover's)", "W2"),
+                  help="W1: Euclidean ground cost; W2: squared Euclidean ground cost, square root of the total"),
 }  # fmt: skip
 # Choosing the value on the left fixes other parameters (the seed estimator reproduces one exact setup).
 FIXED_BY: dict[tuple[str, Any], dict[str, Any]] = {

@@ -1,6 +1,8 @@
 """Distances between classes and domains in feature space (pure functions, no UI)."""
 
+from vizcore.metrics import information, learned, transport  # noqa: F401  (register their measures)
 from vizcore.metrics.distances import (
+    FAMILIES,
     METRICS,
     DistanceResult,
     MetricInfo,
@@ -22,6 +24,7 @@ from vizcore.metrics.mmd import (
 )
 
 __all__ = [
+    "FAMILIES",
     "METRICS",
     "DistanceResult",
     "GaussianFamily",

@@ -85,12 +85,20 @@ class MetricInfo:
         label: short human label for a selectbox.
         description: a sentence or two on what it measures.
         params: the measure's own parameters and their defaults.
+        family: one of :data:`FAMILIES`, how the page groups the measures.
     """
 
     name: str
     label: str
     description: str
     params: dict[str, Any] = field(default_factory=dict)
+    family: str = "kernel"
+
+
+# What a measure looks at, in the order the page lists them: a kernel embedding, moments (means,
+# covariances), the geometry of subspaces, optimal transport, a model trained to tell the two
+# samples apart, and information.
+FAMILIES = ("kernel", "moments", "geometry", "transport", "learned", "information")
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,8 +169,12 @@ class Metric:
 METRICS: Registry[Metric] = Registry("distance")
 
 
-def _metric(name: str, label: str, description: str) -> Callable[[ComputeFn], ComputeFn]:
-    """Decorator registering a compute function with its label, description and parameters."""
+def register_metric(
+    name: str, label: str, description: str, family: str
+) -> Callable[[ComputeFn], ComputeFn]:
+    """Decorator registering a compute function with its label, description, family and parameters."""
+    if family not in FAMILIES:
+        raise ValueError(f"{name}: unknown family {family!r}; valid: {', '.join(FAMILIES)}")
 
     def deco(fn: ComputeFn) -> ComputeFn:
         sig = inspect.signature(fn).parameters.values()
@@ -171,15 +183,17 @@ def _metric(name: str, label: str, description: str) -> Callable[[ComputeFn], Co
             for p in sig
             if p.kind is p.KEYWORD_ONLY and p.name not in ("seed", "n_perm")
         }
-        METRICS.add(name, Metric(MetricInfo(name, label, description, params), fn))
+        METRICS.add(name, Metric(MetricInfo(name, label, description, params, family), fn))
         return fn
 
     return deco
 
 
 def list_metrics() -> list[str]:
-    """Names of the registered distance measures, in registration order (MMD first)."""
-    return METRICS.names()
+    """Names of the registered distance measures by family (:data:`FAMILIES`), each family in
+    registration order: MMD first."""
+    names = METRICS.names()
+    return sorted(names, key=lambda n: (FAMILIES.index(METRICS.get(n).info.family), names.index(n)))
 
 
 def metric_info(name: str) -> MetricInfo:
@@ -501,11 +515,12 @@ def _bandwidth_phrase(
     return f"{kernel_num} Gaussian kernels with bandwidths {kernel_mul:g}^{lo}..{kernel_mul:g}^{lo + kernel_num - 1} × base{at} ({how})"
 
 
-@_metric(
+@register_metric(
     "mmd",
     "MMD² (Gaussian kernels)",
     "Maximum mean discrepancy between the two samples' feature distributions under a (multi-)Gaussian "
     "kernel: 0 when the distributions match. The unbiased estimator is ≈ 0 on the diagonal.",
+    family="kernel",
 )
 def _mmd(
     plan: SamplePlan,
@@ -562,7 +577,7 @@ def _mmd(
 # ---------------------------------------------------------------------- sample-based measures
 
 
-def _pairwise(
+def each_pair(
     plan: SamplePlan, pair: PairFn, seed: int, n_perm: int
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Apply a pair function to every job, with permutation p-values when asked."""
@@ -592,11 +607,12 @@ def _perm_p(
     return float(((stats >= observed - 1e-12 * max(1.0, abs(observed))).sum() + 1) / (n_perm + 1))
 
 
-@_metric(
+@register_metric(
     "std_euclidean",
     "Standardized Euclidean (class means)",
     "Euclidean distance between class means after dividing each feature by its standard deviation over "
     "all samples used, so wide-ranging features do not dominate.",
+    family="moments",
 )
 def _std_euclidean(plan: SamplePlan, *, seed: int, n_perm: int) -> Computed:
     sd = plan.pooled.std(0, ddof=1)  # (d,)
@@ -605,7 +621,7 @@ def _std_euclidean(plan: SamplePlan, *, seed: int, n_perm: int) -> Computed:
     def pair(x: np.ndarray, y: np.ndarray) -> float:
         return float(np.linalg.norm((x.mean(0) - y.mean(0))[keep] / sd[keep]))
 
-    values, p = _pairwise(plan, pair, seed, n_perm)
+    values, p = each_pair(plan, pair, seed, n_perm)
     return Computed(
         values,
         p,
@@ -614,11 +630,12 @@ def _std_euclidean(plan: SamplePlan, *, seed: int, n_perm: int) -> Computed:
     )
 
 
-@_metric(
+@register_metric(
     "mahalanobis",
     "Mahalanobis (class means)",
     "Distance between class means in the metric of the pooled within-class covariance (Ledoit–Wolf "
     "shrinkage), i.e. in units of the classes' own spread.",
+    family="moments",
 )
 def _mahalanobis(plan: SamplePlan, *, seed: int, n_perm: int) -> Computed:
     resid = np.concatenate([g - g.mean(0) for g in plan.groups])  # (N, d) within-class residuals
@@ -629,7 +646,7 @@ def _mahalanobis(plan: SamplePlan, *, seed: int, n_perm: int) -> Computed:
         delta = x.mean(0) - y.mean(0)
         return float(np.sqrt(max(0.0, delta @ scipy.linalg.cho_solve(chol, delta))))
 
-    values, p = _pairwise(plan, pair, seed, n_perm)
+    values, p = each_pair(plan, pair, seed, n_perm)
     return Computed(
         values,
         p,
@@ -638,10 +655,11 @@ def _mahalanobis(plan: SamplePlan, *, seed: int, n_perm: int) -> Computed:
     )
 
 
-@_metric(
+@register_metric(
     "cosine",
     "Cosine (class means)",
     "1 − cosine similarity of the class mean vectors: the angle between classes, ignoring scale.",
+    family="moments",
 )
 def _cosine(plan: SamplePlan, *, seed: int, n_perm: int) -> Computed:
     def pair(x: np.ndarray, y: np.ndarray) -> float:
@@ -653,7 +671,7 @@ def _cosine(plan: SamplePlan, *, seed: int, n_perm: int) -> Computed:
             )
         return float(np.clip(1.0 - mx @ my / norms, 0.0, 2.0))
 
-    values, p = _pairwise(plan, pair, seed, n_perm)
+    values, p = each_pair(plan, pair, seed, n_perm)
     return Computed(values, p, {}, "Cosine distance between class means")
 
 
@@ -663,11 +681,12 @@ def _pca_basis(x: np.ndarray, k: int) -> np.ndarray:
     return vt[:k].T
 
 
-@_metric(
+@register_metric(
     "grassmann",
     "Grassmann (class subspaces)",
     "Geodesic distance between the classes' top-k PCA subspaces (k = min(5, d/2) by default): sqrt "
     "of the sum of squared principal angles; compares the directions a class varies in, not where it sits.",
+    family="geometry",
 )
 def _grassmann(plan: SamplePlan, *, seed: int, n_perm: int, k: int | None = None) -> Computed:
     d = plan.bank[0].shape[1]
@@ -686,7 +705,7 @@ def _grassmann(plan: SamplePlan, *, seed: int, n_perm: int, k: int | None = None
             np.sqrt((scipy.linalg.subspace_angles(_pca_basis(x, k), _pca_basis(y, k)) ** 2).sum())
         )
 
-    values, p = _pairwise(plan, pair, seed, n_perm)
+    values, p = each_pair(plan, pair, seed, n_perm)
     return Computed(
         values, p, {"k": k}, f"Grassmann distance (principal angles) between top-{k} PCA subspaces"
     )
@@ -711,11 +730,12 @@ def w2_squared_sorted(px: np.ndarray, py: np.ndarray) -> np.ndarray:
     return (w[:, None] * (px[ix] - py[iy]) ** 2).sum(0)
 
 
-@_metric(
+@register_metric(
     "sliced_wasserstein",
     "Sliced Wasserstein",
     "Root mean squared 1-D Wasserstein-2 distance of the two samples projected on random directions: a "
     "full-distribution distance that is cheap in high dimension.",
+    family="transport",
 )
 def _sliced_wasserstein(
     plan: SamplePlan, *, seed: int, n_perm: int, n_projections: int = 128
@@ -730,7 +750,7 @@ def _sliced_wasserstein(
             np.sqrt(w2_squared_sorted(np.sort(x @ theta, 0), np.sort(y @ theta, 0)).mean())
         )
 
-    values, p = _pairwise(plan, pair, seed, n_perm)
+    values, p = each_pair(plan, pair, seed, n_perm)
     return Computed(
         values,
         p,
@@ -739,11 +759,12 @@ def _sliced_wasserstein(
     )
 
 
-@_metric(
+@register_metric(
     "coral",
     "CORAL (covariances)",
     "Squared Frobenius norm of the difference of the two covariance matrices divided by 4d², the CORAL "
     "loss of Sun & Saenko (2016): compares second-order statistics only.",
+    family="moments",
 )
 def _coral(plan: SamplePlan, *, seed: int, n_perm: int) -> Computed:
     d = plan.bank[0].shape[1]
@@ -754,7 +775,7 @@ def _coral(plan: SamplePlan, *, seed: int, n_perm: int) -> Computed:
         )  # (d, d)
         return float((diff**2).sum() / (4 * d * d))
 
-    values, p = _pairwise(plan, pair, seed, n_perm)
+    values, p = each_pair(plan, pair, seed, n_perm)
     return Computed(
         values, p, {"cov_ddof": 1}, "CORAL distance ‖C_x − C_y‖²_F / 4d² between covariances"
     )
