@@ -13,8 +13,9 @@ from pages._shared import figure, friendly_errors, pick_run, usable_runs
 from pages._shared import presentation as presentation_on
 from vizcore import distance_views as dv
 from vizcore.data import SPLITS
+from vizcore.figures.agreement import rank_agreement_figure
 from vizcore.figures.matrix import MatrixPanel, difference_heatmap, matrix_figure, not_significant
-from vizcore.metrics import list_metrics, metric_info
+from vizcore.metrics import FAMILIES, list_metrics, metric_info
 
 st.title("Class distances")
 st.caption(
@@ -36,7 +37,8 @@ which = c[0].radio("Domain", dv.side_choices(cfg), horizontal=True, format_func=
 split = c[1].radio("Split", SPLITS, index=SPLITS.index("test"), horizontal=True, key="dist_split")
 layer = c[2].selectbox("Layer", layers, index=layers.index(dv.default_layer(layers)),
                        format_func=lambda name: dv.LAYER_LABELS.get(name, name), key="dist_layer")
-metric = c[3].selectbox("Metric", list_metrics(), format_func=lambda m: metric_info(m).label, key="dist_metric")
+metric = c[3].selectbox("Metric", list_metrics(), format_func=dv.grouped_label, key="dist_metric",
+                        help="grouped by family: " + ", ".join(FAMILIES))  # fmt: skip
 with friendly_errors("the features of this split"), st.spinner("Computing the layer's features (cached)…"):
     n_total, smallest = dv.smallest_class(run, which, split, layer)
 c = st.columns(4)
@@ -112,7 +114,7 @@ def _show(view: dv.MatrixView, title: str, name: str, key: str, axes: tuple[str,
 side = f"{which} {getattr(cfg, which)}, {split} split, {dv.LAYER_LABELS.get(layer, layer)}"
 # one view at a time (not tabs): Streamlit draws every tab's figures on every rerun, and four matrix
 # figures made each click on this page wait for three that were not shown
-VIEWS = ["Class matrix", "Compare two runs", "Source vs target classes"]
+VIEWS = ["Class matrix", "Compare two runs", "Two metrics", "Source vs target classes"]
 view = st.segmented_control("View", VIEWS, default=VIEWS[0], key="dist_view") or VIEWS[0]
 if view == VIEWS[0]:
     with friendly_errors("the distance matrix"), st.spinner(SPINNER):
@@ -152,6 +154,31 @@ elif view == VIEWS[1]:
                                    caption=_caption(d))  # fmt: skip
         figure(fig_d, f"distances-difference-{run.run_id}", key="dist_diff", theme=None)
         _csv(d, f"distances-difference-{run.run_id}", "dist_diff")
+
+elif view == VIEWS[2]:
+    st.caption("Do two measures agree about **which classes sit close**? Each class pair is ranked under the metric "
+               "above (with its parameters) and under a second one (its defaults, same samples and seed); Spearman's "
+               "ρ over the pairs says how alike the two rankings are (1: the same order).")  # fmt: skip
+    others = [m for m in list_metrics() if m != metric]
+    second = st.selectbox("Second metric", others, index=others.index(dv.second_metric_default(metric)),
+                          format_func=dv.grouped_label, key="dist_second")  # fmt: skip
+    second_settings = dv.DistanceSettings(second, {}, int(n_per_class), dv.default_permutations(second), int(seed),
+                                          pairing)  # fmt: skip
+    with friendly_errors("the two matrices"), st.spinner("Computing both matrices (cached in the run folder)…"):
+        first_view = dv.class_matrix(run, which, split, layer, settings)
+        second_view = dv.class_matrix(run, which, split, layer, second_settings)
+        agreement = dv.rank_agreement(first_view, second_view)
+    m = st.columns(3)
+    m[0].metric("Spearman ρ (class pairs)", f"{agreement.rho:.2f}",
+                help=f"over {len(agreement.pairs)} pairs of distinct classes; p = {agreement.p_value:.2g} under independence")  # fmt: skip
+    m[1].metric(f"closest pair, {metric_info(metric).label}", agreement.closest(1).iloc[0, 0])
+    m[2].metric(f"closest pair, {metric_info(second).label}", agreement.closest(1).iloc[0, 1])
+    fig = rank_agreement_figure(agreement.pairs, agreement.rank_first, agreement.rank_second,
+                                (agreement.first, agreement.second), agreement.labels, agreement.rho,
+                                f"{cfg.label} — {side}", presentation,
+                                caption=f"First: {first_view.description} Second: {second_view.description}")  # fmt: skip
+    figure(fig, f"distances-two-metrics-{run.run_id}-{metric}-{second}", key="dist_ranks", theme=None)
+    st.dataframe(agreement.closest(10), width="stretch")
 
 else:
     if not cfg.target:

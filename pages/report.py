@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from pages._shared import friendly_errors, pick_run, presentation, store
-from vizcore.distance_views import DistanceSettings, default_permutations
+from vizcore.distance_views import DistanceSettings, default_permutations, grouped_label
 from vizcore.embed import METHODS as EMBED_METHODS
-from vizcore.metrics import list_metrics, metric_info
+from vizcore.metrics import list_metrics
 from vizcore.report import SECTIONS, ReportOptions, build_report
 
 st.title("Report")
@@ -50,7 +50,7 @@ with st.expander("Options"):
     points = c[2].number_input("Embedded test points per domain", 50, 2000, defaults.embed_points, step=50,
                                key="report_points")  # fmt: skip
     c = st.columns(3)
-    metric = c[0].selectbox("Distance", list_metrics(), format_func=lambda m: metric_info(m).label, key="report_metric")
+    metric = c[0].selectbox("Distance", list_metrics(), format_func=grouped_label, key="report_metric")
     n_per_class = c[1].number_input("Samples per class (0 = default)", 0, 1000, 0, step=10, key="report_n",
                                     help="0: min(100, smallest class), as on the Distances page")  # fmt: skip
     n_perm = c[2].number_input("Permutations (p-values)", 0, 2000, default_permutations(metric), step=50,

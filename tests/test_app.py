@@ -159,6 +159,30 @@ def test_distances_page_draws_a_class_matrix(tmp_path, monkeypatch) -> None:
     assert len(heat["text"]) == 10, "the values are written in the cells"
 
 
+def test_distances_page_ranks_class_pairs_under_two_metrics() -> None:
+    from vizcore import distance_views as dv
+    from vizcore.runs import RunStore
+
+    at = _app()
+    at.switch_page("pages/distances.py").run()
+    at.session_state["dist_view"] = "Two metrics"
+    at.run()
+    next(w for w in at.selectbox if w.label == "Second metric").set_value("wasserstein_exact").run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    rho = next(m for m in at.metric if m.label.startswith("Spearman"))
+    # the number on the page is the rank correlation of the two matrices the views compute
+    run_id = at.session_state["dist_run"]
+    run = RunStore().get(run_id)
+    layer = dv.default_layer(dv.layer_choices(run))
+    first = dv.class_matrix(run, "source", "test", layer, dv.DistanceSettings("mmd", {}, 100, 200))
+    second = dv.class_matrix(run, "source", "test", layer, dv.DistanceSettings("wasserstein_exact", {}, 100, 50))
+    assert rho.value == f"{dv.rank_agreement(first, second).rho:.2f}"
+    fig = _figures(at)[0]
+    assert "Spearman ρ" in fig["layout"]["title"]["text"]
+    assert len(at.dataframe) == 1
+
+
 def test_embeddings_page_draws_before_and_after_panels(tmp_path, monkeypatch) -> None:
     import torch
 

@@ -180,3 +180,27 @@ def test_seed_estimator_fixes_its_kernel() -> None:
     r = class_distance_matrix(f, y, "mmd", estimator="seed", **fixed)
     assert r.params["bandwidth_scope"] == "pair"
     assert dv.fixed_params({"estimator": "unbiased"}) == {}
+
+
+def test_rank_agreement_ranks_pairs_and_takes_spearman_over_distinct_classes() -> None:
+    a = _view(np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 3.0], [2.0, 3.0, 0.0]]))
+    b = _view(np.array([[9.0, 3.0, 2.0], [3.0, 9.0, 1.0], [2.0, 1.0, 9.0]]))  # the diagonal is ignored
+    agr = dv.rank_agreement(a, b)
+    assert agr.pairs == ("c0 – c1", "c0 – c2", "c1 – c2")
+    np.testing.assert_array_equal(agr.rank_first, [1, 2, 3])
+    np.testing.assert_array_equal(agr.rank_second, [3, 2, 1])
+    assert agr.rho == pytest.approx(-1.0)
+    assert list(agr.closest(1).iloc[0]) == ["c0 – c1", "c1 – c2"]
+    assert dv.rank_agreement(a, a).rho == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="at least 3 class pairs"):
+        dv.rank_agreement(_view(np.eye(2)), _view(np.eye(2)))
+    with pytest.raises(ValueError, match="different classes"):
+        dv.rank_agreement(a, _view(np.eye(3), labels=("x", "y", "z")))
+
+
+def test_metrics_are_listed_by_family() -> None:
+    from vizcore.metrics import FAMILIES, metric_info
+
+    families = [metric_info(m).family for m in list_metrics()]
+    assert families == sorted(families, key=FAMILIES.index) and set(families) == set(FAMILIES)
+    assert dv.grouped_label("c2st") == "Learned · Classifier two-sample test"

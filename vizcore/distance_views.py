@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.stats
 from scipy.cluster.hierarchy import leaves_list, linkage
 from scipy.spatial.distance import squareform
 
@@ -136,6 +137,21 @@ def fixed_params(chosen: dict[str, Any]) -> dict[str, Any]:
         if chosen.get(name) == value:
             out.update(fixed)
     return out
+
+
+def grouped_label(metric: str) -> str:
+    """A measure as a select box lists it: its family, then its label."""
+    info = metric_info(metric)
+    return f"{info.family.capitalize()} · {info.label}"
+
+
+# the second measure the "two metrics" view opens with: a question a meeting asks of the first
+SECOND_METRIC = {"mmd": "c2st", "c2st": "mmd", "critic_w1": "wasserstein_exact", "wasserstein_exact": "critic_w1",
+                 "sliced_wasserstein": "wasserstein_exact", "js_neural": "mutual_info", "mutual_info": "js_neural"}  # fmt: skip
+
+
+def second_metric_default(metric: str) -> str:
+    return SECOND_METRIC.get(metric, "mmd" if metric != "mmd" else "c2st")
 
 
 def default_permutations(metric: str) -> int:
@@ -384,6 +400,60 @@ def difference(after: MatrixView, before: MatrixView) -> MatrixView:
         description=f"Entry by entry: after minus before. After: {after.description} Before: {before.description}",
         n_per_class=min(after.n_per_class, before.n_per_class),
     )
+
+
+@dataclass(frozen=True, eq=False)
+class RankAgreement:
+    """Class pairs ranked under two measures (1 = the closest pair), and how well the ranks agree.
+
+    Attributes:
+        pairs: "a – b" for every pair of distinct classes, in the matrices' upper-triangle order.
+        first, second: each pair's distance under the first and the second measure.
+        rank_first, rank_second: the pair's rank under each (ties share their mean rank).
+        rho: Spearman's rank correlation of the two distances over the pairs.
+        p_value: two-sided p-value of rho under independence (scipy.stats.spearmanr).
+        labels: the two measures' labels.
+    """
+
+    pairs: tuple[str, ...]
+    first: np.ndarray
+    second: np.ndarray
+    rank_first: np.ndarray
+    rank_second: np.ndarray
+    rho: float
+    p_value: float
+    labels: tuple[str, str]
+
+    def closest(self, n: int = 10) -> pd.DataFrame:
+        """The n closest pairs under each measure side by side (a table for the page and the report)."""
+        rows = []
+        for order in (np.argsort(self.rank_first, kind="stable"), np.argsort(self.rank_second, kind="stable")):
+            rows.append([self.pairs[i] for i in order[:n]])
+        a, b = self.labels
+        b = b if b != a else f"{b} (second)"  # one measure under two settings
+        return pd.DataFrame({"rank": range(1, min(n, len(self.pairs)) + 1), f"closest under {a}": rows[0],
+                             f"closest under {b}": rows[1]}).set_index("rank")  # fmt: skip
+
+
+def rank_agreement(first: MatrixView, second: MatrixView) -> RankAgreement:
+    """Rank the class pairs of two class matrices of the same data and compare the rankings.
+
+    Only pairs of distinct classes count (i < j; a class matrix is symmetric): the diagonal is
+    each measure's noise floor, not a pair.
+
+    Raises:
+        ValueError: matrices over different classes, or fewer than 3 class pairs.
+    """
+    if first.row_labels != second.row_labels or first.values.shape != second.values.shape:
+        raise ValueError("the two matrices cover different classes; compute both on the same run, side and layer")
+    iu = np.triu_indices(len(first.row_labels), k=1)
+    if len(iu[0]) < 3:
+        raise ValueError(f"ranking needs at least 3 class pairs (3 classes); this matrix has {len(iu[0])}")
+    a, b = first.values[iu], second.values[iu]
+    rho, p = scipy.stats.spearmanr(a, b)
+    names = tuple(f"{first.row_labels[i]} – {first.row_labels[j]}" for i, j in zip(*iu, strict=True))
+    return RankAgreement(names, a, b, scipy.stats.rankdata(a), scipy.stats.rankdata(b),
+                         float(rho), float(p), (metric_info(first.metric).label, metric_info(second.metric).label))  # fmt: skip
 
 
 def diagonal_contrast(view: MatrixView) -> tuple[float, float]:

@@ -84,3 +84,21 @@ def caption_annotation(fig: go.Figure, text: str) -> go.Figure:
     )  # fmt: skip
     fig.update_layout(margin=dict(b=90))
     return fig
+
+
+def caption_below(fig: go.Figure, text: str, presentation: bool, below: int = 12) -> int:
+    """A wrapped note ``below`` pixels under the plot saying how it was computed (kept in exports).
+
+    Returns the pixels the note takes, for the bottom margin.
+    """
+    import textwrap
+
+    if not text:
+        return 0
+    lines = textwrap.wrap(text, 90 if presentation else 120)
+    size = 14 if presentation else 11
+    fig.add_annotation(
+        text="<br>".join(lines), xref="paper", yref="paper", x=0, y=0, yshift=-below, xanchor="left",
+        yanchor="top", showarrow=False, align="left", font=dict(size=size, color="#555"),
+    )  # fmt: skip
+    return int(len(lines) * size * 1.4) + 10

@@ -7,7 +7,6 @@ slide shows at a glance which distances are indistinguishable from sampling nois
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -16,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale, unlabel_rgb
 from plotly.subplots import make_subplots
 
-from vizcore.figures import style
+from vizcore.figures import caption_below, style
 from vizcore.numbers import fmt, power_of_ten, shared_scale
 
 SEQUENTIAL = "Viridis"  # perceptually uniform; dark = close, bright = far
@@ -138,22 +137,6 @@ def _colorbar(title: str, colorscale: str, z_range: tuple[float, float], zmid: f
                 colorbar=dict(title=dict(text=title, side="right"), thickness=14, exponentformat="power"))  # fmt: skip
 
 
-def _caption(fig: go.Figure, text: str, presentation: bool, below: int) -> int:
-    """A wrapped note ``below`` pixels under the plot saying how it was computed (kept in exports).
-
-    Returns the pixels the note takes.
-    """
-    if not text:
-        return 0
-    lines = textwrap.wrap(text, 90 if presentation else 120)
-    size = 14 if presentation else 11
-    fig.add_annotation(
-        text="<br>".join(lines), xref="paper", yref="paper", x=0, y=0, yshift=-below, xanchor="left",
-        yanchor="top", showarrow=False, align="left", font=dict(size=size, color="#555"),
-    )  # fmt: skip
-    return int(len(lines) * size * 1.4) + 10
-
-
 def matrix_figure(
     panels: Sequence[MatrixPanel],
     title: str = "",
@@ -191,7 +174,7 @@ def matrix_figure(
     # title at the very top, then the legend, then (several panels) the subplot titles, then the plot
     above = 2 * size + 10 if n > 1 else 0  # room for the subplot titles
     top = above + 3 * size + 34
-    bottom = axis_space + 10 + _caption(fig, caption, presentation, below=axis_space)
+    bottom = axis_space + 10 + caption_below(fig, caption, presentation, below=axis_space)
     fig.update_layout(
         height=top + bottom + plot_h,
         margin=dict(t=top, b=bottom),

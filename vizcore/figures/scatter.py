@@ -8,14 +8,13 @@ never moves the points that stay.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from vizcore.figures import DOMAIN_SYMBOLS, class_color, style
+from vizcore.figures import DOMAIN_SYMBOLS, caption_below, class_color, style
 
 _MARKER_SIZE = 7
 _DOMAIN_GREY = "#555555"  # domain legend swatches are grey: colour belongs to the class
@@ -103,19 +102,6 @@ def _range(values: np.ndarray) -> list[float]:
     return [lo - pad, hi + pad]
 
 
-def _caption(fig: go.Figure, text: str, presentation: bool) -> int:
-    """A wrapped note under the panels saying how the layouts were made (kept in exports); returns its height."""
-    if not text:
-        return 0
-    lines = textwrap.wrap(text, 100 if presentation else 150)
-    size = 14 if presentation else 11
-    fig.add_annotation(
-        text="<br>".join(lines), xref="paper", yref="paper", x=0, y=0, yshift=-12, xanchor="left", yanchor="top",
-        showarrow=False, align="left", font=dict(size=size, color="#555"),
-    )  # fmt: skip
-    return int(len(lines) * size * 1.4) + 20
-
-
 def pair_figure(
     layouts: Sequence[np.ndarray],
     classes: np.ndarray,
@@ -176,7 +162,7 @@ def pair_figure(
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, mirror=True, showline=True,
                      linecolor="#ddd")  # fmt: skip
     style(fig, presentation)
-    below = _caption(fig, caption, presentation)
+    below = caption_below(fig, caption, presentation) + 10
     font = 17 if presentation else 12
     # The domain legend sits under the class legend: make the plot tall enough for both, then place it.
     row_px, top = round(1.75 * font), 110 if title else 70
