@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vizcore.device import resolve_device
 from vizcore.metrics.distances import Computed, SamplePlan, register_metric
 
 Pair = tuple[np.ndarray, np.ndarray]
@@ -88,6 +89,11 @@ class Folds:
     pair: np.ndarray
     seeds: list[int]
     n_test: np.ndarray
+
+    def to(self, device: torch.device) -> Folds:
+        """The same folds with every tensor on ``device``."""
+        names = ("p_train", "p_train_w", "q_train", "q_train_w", "p_test", "p_test_w", "q_test", "q_test_w")
+        return Folds(*(getattr(self, n).to(device) for n in names), self.pair, self.seeds, self.n_test)
 
 
 def make_folds(pairs: Sequence[Pair], seeds: Sequence[int], folds: int) -> Folds:
@@ -167,7 +173,7 @@ class BatchedMLP:
     per layer with the models along axis 0. Each model's initial weights come from its own seed
     (PyTorch's default uniform(±1/sqrt(fan_in)) rule), so a model is the same in any batch."""
 
-    def __init__(self, d: int, hidden: int, seeds: Sequence[int]) -> None:
+    def __init__(self, d: int, hidden: int, seeds: Sequence[int], device: torch.device | None = None) -> None:
         sizes = [d, hidden, 1] if hidden else [d, 1]
         per_model: list[list[Tensor]] = []
         for s in seeds:
@@ -178,7 +184,7 @@ class BatchedMLP:
                 layer.append((torch.rand(fan_in, fan_out, generator=g) * 2 - 1) * bound)
                 layer.append((torch.rand(1, fan_out, generator=g) * 2 - 1) * bound)
             per_model.append(layer)
-        self.params = [torch.stack(ts).requires_grad_(True) for ts in zip(*per_model, strict=True)]
+        self.params = [torch.stack(ts).to(device).requires_grad_(True) for ts in zip(*per_model, strict=True)]
 
     def __call__(self, z: Tensor) -> Tensor:
         """Shape: (B, rows, d) -> (B, rows)."""
@@ -215,21 +221,25 @@ def _held_out_sums(net: BatchedMLP, f: Folds, fns: Sequence[tuple[Callable[[Tens
     with torch.no_grad():
         out = {"p": net(f.p_test), "q": net(f.q_test)}
         w = {"p": f.p_test_w, "q": f.q_test_w}
-        return [(fn(out[side]) * w[side]).sum(1).double().numpy() for fn, side in fns]
+        return [(fn(out[side]) * w[side]).sum(1).double().cpu().numpy() for fn, side in fns]
 
 
 _THREADS = threading.Lock()
 
 
-def _single_threaded(f: Folds, fit: Callable[[Folds], list[np.ndarray]]) -> list[np.ndarray]:
-    """``fit(f)`` with torch's intra-op threads set to one, then restored.
+def _fit_on_device(f: Folds, fit: Callable[[Folds], list[np.ndarray]]) -> list[np.ndarray]:
+    """``fit(f)`` on the GPU when there is one; on the CPU with torch's intra-op threads set to
+    one, then restored.
 
-    The ops are small (a few hundred thousand numbers): splitting each across threads costs a
-    barrier per op, and with a second busy process on a 2-core machine 100 critic steps for 55
-    pairs took 41 s on torch's two threads, 6.6 s on two Python threads of single-threaded ops,
-    and 2.5 s on one thread. The lock keeps two matrices computed at once from restoring each
-    other's thread count wrongly.
+    On the CPU the ops are small (a few hundred thousand numbers): splitting each across
+    threads costs a barrier per op, and with a second busy process on a 2-core machine 100
+    critic steps for 55 pairs took 41 s on torch's two threads, 6.6 s on two Python threads of
+    single-threaded ops, and 2.5 s on one thread. The lock keeps two matrices computed at once
+    from restoring each other's thread count wrongly.
     """
+    device = resolve_device("auto")
+    if device.type == "cuda":
+        return fit(f.to(device))
     with _THREADS:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
@@ -277,7 +287,7 @@ def discriminate(
     f, _ = _standardise(make_folds(pairs, seeds, folds), per_feature=True)
 
     def fit(g: Folds) -> list[np.ndarray]:
-        net = BatchedMLP(g.p_train.shape[2], hidden, g.seeds)
+        net = BatchedMLP(g.p_train.shape[2], hidden, g.seeds, g.p_train.device)
 
         def losses(_: int) -> Tensor:
             lp = _mean(F.softplus(-net(g.p_train)), g.p_train_w)  # -log D on P
@@ -290,7 +300,7 @@ def discriminate(
             (F.logsigmoid, "p"), (lambda o: F.logsigmoid(-o), "q"), (torch.ones_like, "p"), (torch.ones_like, "q"),
         ])  # fmt: skip
 
-    right_p, right_q, log_p, log_q, n_p, n_q = (_per_pair(a, f.pair) for a in _single_threaded(f, fit))
+    right_p, right_q, log_p, log_q, n_p, n_q = (_per_pair(a, f.pair) for a in _fit_on_device(f, fit))
     return Discriminated(right_p + right_q, log_p / n_p, log_q / n_q, f.n_test)
 
 
@@ -324,31 +334,31 @@ def critic_w1(
     f, scale = _standardise(make_folds(pairs, seeds, folds), per_feature=False)
 
     def fit(g: Folds) -> list[np.ndarray]:
-        net = BatchedMLP(g.p_train.shape[2], hidden, g.seeds)
+        net = BatchedMLP(g.p_train.shape[2], hidden, g.seeds, g.p_train.device)
         gens = [torch.Generator().manual_seed(s % (2**63)) for s in g.seeds]
         rows = g.p_train.shape[1]
-        eps = torch.stack([torch.rand(steps, rows, 1, generator=gen) for gen in gens], 1)  # (steps, B, rows, 1)
+        eps = torch.stack([torch.rand(steps, rows, 1, generator=gen) for gen in gens], 1).to(g.p_train.device)
         n_q = g.q_train_w.sum(1).long()[:, None]  # (B, 1) real Q rows, which come first
 
         def losses(t: int) -> Tensor:
             gap = _mean(net(g.p_train), g.p_train_w) - _mean(net(g.q_train), g.q_train_w)
             # each P row meets a Q row that shifts by one every step, so the segments vary
-            partner = (torch.arange(rows)[None, :] + t) % n_q
+            partner = (torch.arange(rows, device=n_q.device)[None, :] + t) % n_q
             slope = _slopes(net, g.p_train, g.q_train, partner, eps[t], create_graph=True)
             return -gap + penalty * _mean((slope - 1) ** 2, g.p_train_w)
 
         train(net, losses, steps, lr)
         test_rows = g.p_test.shape[1]
-        partner = torch.arange(test_rows)[None, :] % g.q_test_w.sum(1).long()[:, None]
-        mid = torch.stack([torch.rand(test_rows, 1, generator=gen) for gen in gens])
+        partner = torch.arange(test_rows, device=n_q.device)[None, :] % g.q_test_w.sum(1).long()[:, None]
+        mid = torch.stack([torch.rand(test_rows, 1, generator=gen) for gen in gens]).to(n_q.device)
         slope = _mean(_slopes(net, g.p_test, g.q_test, partner, mid, create_graph=False), g.p_test_w)
         sums = _held_out_sums(net, g, [(lambda o: o.double(), "p"), (lambda o: o.double(), "q"),
                                        (torch.ones_like, "p"), (torch.ones_like, "q")])  # fmt: skip
-        return [*sums, slope.detach().double().numpy()]
+        return [*sums, slope.detach().double().cpu().numpy()]
 
-    sum_p, sum_q, n_p, n_q, slope = _single_threaded(f, fit)
+    sum_p, sum_q, n_p, n_q, slope = _fit_on_device(f, fit)
     # each critic saw its samples divided by its own scale: multiplying back gives feature units
-    per_model = (sum_p / n_p - sum_q / n_q) / slope * scale.reshape(-1).double().numpy()
+    per_model = (sum_p / n_p - sum_q / n_q) / slope * scale.reshape(-1).double().cpu().numpy()
     return _per_pair(per_model * (n_p + n_q), f.pair) / _per_pair(n_p + n_q, f.pair)
 
 
