@@ -3,6 +3,7 @@
     python bench/embeddings.py                      # full run: N = 2k, 5k, 10k
     python bench/embeddings.py --quick              # smoke run (N = 600, 1500)
     python bench/embeddings.py --features f.npz     # real features: arrays "x" (N, D), "y" (N,)
+    python bench/embeddings.py --large              # t-SNE at N = 20k, 60k: full fit vs vizcore
 
 Features: by default 64-d raw pixels of scikit-learn's UCI handwritten digits
 (``load_digits``: 1,797 real 8x8 images, values 0..16), augmented to N points by seeded
@@ -33,6 +34,12 @@ points (features and layout restricted to them; exact for N <= 2000) to keep it 
 2-D kNN class accuracy (leave-one-out, k=10) uses all N points.
 
 Finally the time to re-open a cached 10k x 2 layout from ``.npy`` and ``.npz``.
+
+``--large`` (N = 20k and 60k by default, ``--sizes`` to change): t-SNE only, two rows per N,
+both with vizcore's schedule: ``full fit`` (every point in one openTSNE optimisation, the
+baseline) and ``vizcore`` (the default: the full fit up to ``TSNE_FIT_MAX`` points; above it,
+a fit on a seeded subsample of ``TSNE_FIT_MAX`` points and openTSNE's ``transform`` placing
+the others). Trustworthiness on the same fixed 2,000-point subsample, kNN on all N.
 
 The machine is shared and noisy: read the "x sklearn" ratios (same run, against the faster
 of scikit-learn's all-threads and one-thread default runs), and the CPU seconds (all threads
@@ -249,17 +256,44 @@ def reopen_time(n: int, tmp: Path) -> dict[str, float]:
     return out
 
 
+def large(sizes: list[int], path: str | None) -> None:
+    """t-SNE beyond TSNE_FIT_MAX points: the full fit against vizcore's subsample + transform."""
+    import vizcore.embed as vembed
+
+    print(f"# t-SNE at large N: {features_label(path)}; {os.cpu_count()} CPUs, load average at start "
+          f"{os.getloadavg()[0]:.1f}; TSNE_FIT_MAX = {vembed.TSNE_FIT_MAX:,}\n")  # fmt: skip
+    print("| N | t-SNE | seconds | × full fit | trust | kNN % |\n|---|---|---|---|---|---|")
+    default_max = vembed.TSNE_FIT_MAX
+    for n in sizes:
+        x, y = load_features(n, path)
+        rows = {}
+        for label, fit_max in (("full fit", max(n, default_max)), ("vizcore", default_max)):
+            vembed.TSNE_FIT_MAX = fit_max
+            xy, wall, _ = timed(lambda x=x: vembed.embed(x, "tsne", SEED))
+            rows[label] = (wall, *quality(x, y, xy))
+        vembed.TSNE_FIT_MAX = default_max
+        base = rows["full fit"][0]
+        for label, (wall, trust, knn) in rows.items():
+            how = "" if n <= default_max or label == "full fit" else f" (fit {default_max:,} + place {n - default_max:,})"
+            print(f"| {n:,} | {label}{how} | {wall:.1f} | {base / wall:.2f}× | {trust:.4f} | {100 * knn:.1f} |",
+                  flush=True)  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run: N = 600, 1500")
     ap.add_argument("--sizes", default=None, help="comma-separated N (default 2000,5000,10000)")
     ap.add_argument("--features", default=None, help=".npz with arrays x (N, D) and y (N,)")
     ap.add_argument("--no-umap", action="store_true", help="skip the UMAP subprocesses")
+    ap.add_argument("--large", action="store_true", help="t-SNE at N = 20k, 60k: full fit against vizcore")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         umap_worker(args.n, args.worker, args.features)
+        return
+    if args.large:
+        large([int(s) for s in (args.sizes or "20000,60000").split(",")], args.features)
         return
     sizes = [
         int(s) for s in (args.sizes or ("600,1500" if args.quick else "2000,5000,10000")).split(",")

@@ -110,6 +110,26 @@ def test_tsne_separates_gaussian_blobs(blobs) -> None:
     assert knn_class_accuracy_2d(xy, y, k=10) > 0.9
 
 
+def test_large_tsne_fits_a_subsample_and_places_the_rest(blobs, monkeypatch) -> None:
+    x, y = blobs
+    monkeypatch.setattr(E, "TSNE_FIT_MAX", 100)  # 160 points: fit 100, place 60
+    fitted_sizes: list[int] = []
+    real_fit = E._tsne_fit
+    monkeypatch.setattr(E, "_tsne_fit", lambda x, *a: fitted_sizes.append(len(x)) or real_fit(x, *a))
+    xy = E.embed(x, "tsne", seed=0, perplexity=10, **TSNE_SHORT)
+    assert fitted_sizes == [100]  # the optimisation saw the subsample only
+    ref = E.tsne_reference_rows(len(x), 0)
+    # the reference rows are exactly the layout of the subsample on its own
+    np.testing.assert_allclose(xy[ref], E.embed(x[ref], "tsne", seed=0, perplexity=10, **TSNE_SHORT))
+    placed = np.setdiff1d(np.arange(len(x)), ref)
+    # each placed point lands among its own class in the reference layout
+    from sklearn.neighbors import KNeighborsClassifier
+
+    knn = KNeighborsClassifier(10).fit(xy[ref], y[ref])
+    assert knn.score(xy[placed], y[placed]) > 0.9
+    np.testing.assert_array_equal(xy, E.embed(x, "tsne", seed=0, perplexity=10, **TSNE_SHORT))
+
+
 def test_pca_matches_sklearn(blobs) -> None:
     from sklearn.decomposition import PCA
 

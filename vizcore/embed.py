@@ -195,6 +195,8 @@ def check_embed_inputs(features: np.ndarray, method: str, **params: Any) -> dict
 _TSNE_EARLY_ITER = 125
 _TSNE_EXAGGERATION = 12.0
 _TSNE_EXACT_MAX = 20_000  # exact kNN up to here, Annoy above
+# Fit at most this many points; place the others into that layout (openTSNE's transform).
+TSNE_FIT_MAX = 20_000
 # Barnes-Hut below this many points, FFT from here: the FFT grid costs about the same from
 # 1k to 5k points while Barnes-Hut grows with N; they cross near 2k.
 _TSNE_FFT_MIN = 2_000
@@ -244,55 +246,13 @@ def _tsne_progress(
     return callback
 
 
-@_method(
-    "tsne",
-    label="t-SNE",
-    caption=(
-        "t-SNE (openTSNE): perplexity {perplexity:g}, PCA initialisation, "
-        f"{_TSNE_EARLY_ITER} iterations with early exaggeration {_TSNE_EXAGGERATION:g} "
-        "then {n_iter} more, seed {seed}"
-    ),
-    params=(
-        Param(
-            "perplexity",
-            "Perplexity",
-            "float",
-            30.0,
-            low=2,
-            high=100,
-            step=1,
-            widget="slider",
-            help="Effective number of neighbours each point attends to.",
-        ),
-        Param(
-            "n_iter",
-            "Iterations",
-            "int",
-            250,
-            low=50,
-            high=1000,
-            step=50,
-            widget="slider",
-            help="Optimisation iterations after the early-exaggeration phase.",
-        ),
-    ),
-    supports_init=True,
-    min_points=7,  # 3 x the smallest perplexity (2) + 1
-    validate=_tsne_validate,
-)
-def _tsne(
-    x: np.ndarray,
-    seed: int,
-    init: np.ndarray | None,
-    progress: ProgressFn,
-    perplexity: float,
-    n_iter: int,
-) -> np.ndarray:
+def _tsne_fit(
+    x: np.ndarray, seed: int, init: np.ndarray | None, progress: ProgressFn, perplexity: float, n_iter: int
+) -> Any:
+    """openTSNE's full fit of every row of x with vizcore's schedule; the ``TSNEEmbedding``."""
     from openTSNE import TSNEEmbedding, affinity, initialization
 
     n_jobs = _n_jobs()
-    if x.shape[1] > _TSNE_PCA_DIMS:
-        x = PCA(_TSNE_PCA_DIMS, random_state=seed).fit_transform(x)
     progress(0.0, f"t-SNE: nearest neighbours of {len(x):,} points")
     exact = len(x) <= _TSNE_EXACT_MAX
     affinities = affinity.PerplexityBasedNN(
@@ -335,7 +295,77 @@ def _tsne(
         callbacks=_tsne_progress(progress, _TSNE_EARLY_ITER, total, "refinement"),
         callbacks_every_iters=_TSNE_CALLBACK_EVERY,
     )
-    return np.asarray(embedding)
+    return embedding
+
+
+def tsne_reference_rows(n: int, seed: int) -> np.ndarray:
+    """The rows a large t-SNE is fitted on (sorted, seeded); all rows up to ``TSNE_FIT_MAX``."""
+    if n <= TSNE_FIT_MAX:
+        return np.arange(n)
+    return np.sort(np.random.default_rng([seed, 17]).choice(n, TSNE_FIT_MAX, replace=False))
+
+
+@_method(
+    "tsne",
+    label="t-SNE",
+    caption=(
+        "t-SNE (openTSNE): perplexity {perplexity:g}, PCA initialisation, "
+        f"{_TSNE_EARLY_ITER} iterations with early exaggeration {_TSNE_EXAGGERATION:g} "
+        "then {n_iter} more, seed {seed}"
+        f"; above {TSNE_FIT_MAX:,} points, fitted on a seeded subsample of {TSNE_FIT_MAX:,} and the "
+        "other points placed into it (openTSNE transform)"
+    ),
+    params=(
+        Param(
+            "perplexity",
+            "Perplexity",
+            "float",
+            30.0,
+            low=2,
+            high=100,
+            step=1,
+            widget="slider",
+            help="Effective number of neighbours each point attends to.",
+        ),
+        Param(
+            "n_iter",
+            "Iterations",
+            "int",
+            250,
+            low=50,
+            high=1000,
+            step=50,
+            widget="slider",
+            help="Optimisation iterations after the early-exaggeration phase.",
+        ),
+    ),
+    supports_init=True,
+    min_points=7,  # 3 x the smallest perplexity (2) + 1
+    validate=_tsne_validate,
+)
+def _tsne(
+    x: np.ndarray,
+    seed: int,
+    init: np.ndarray | None,
+    progress: ProgressFn,
+    perplexity: float,
+    n_iter: int,
+) -> np.ndarray:
+    if x.shape[1] > _TSNE_PCA_DIMS:
+        x = PCA(_TSNE_PCA_DIMS, random_state=seed).fit_transform(x)
+    ref = tsne_reference_rows(len(x), seed)
+    if len(ref) == len(x):
+        return np.asarray(_tsne_fit(x, seed, init, progress, perplexity, n_iter))
+    # Above TSNE_FIT_MAX points a full fit costs more than it gives (bench/embeddings.py): fit a
+    # seeded subsample, then place every other point against the fixed reference layout.
+    rest = np.setdiff1d(np.arange(len(x)), ref)
+    fitted = _tsne_fit(x[ref], seed, None if init is None else init[ref],
+                       lambda f, m: progress(0.7 * f, m), perplexity, n_iter)  # fmt: skip
+    out = np.empty((len(x), 2))
+    out[ref] = np.asarray(fitted)  # copied first: openTSNE's transform moves the reference layout
+    progress(0.7, f"t-SNE: placing {len(rest):,} more points into the {len(ref):,}-point layout")
+    out[rest] = np.asarray(fitted.transform(x[rest]))
+    return out
 
 
 # --------------------------------------------------------------------------- UMAP
