@@ -130,6 +130,25 @@ def test_large_tsne_fits_a_subsample_and_places_the_rest(blobs, monkeypatch) -> 
     np.testing.assert_array_equal(xy, E.embed(x, "tsne", seed=0, perplexity=10, **TSNE_SHORT))
 
 
+def test_large_tsne_uses_cuml_on_a_gpu_when_installed(blobs, monkeypatch) -> None:
+    calls: list[dict] = []
+
+    class FakeGpuTSNE:  # stands in for cuml.manifold.TSNE, which needs a CUDA GPU
+        def __init__(self, **kw) -> None:
+            calls.append(kw)
+
+        def fit_transform(self, x: np.ndarray) -> np.ndarray:
+            return x[:, :2]
+
+    monkeypatch.setattr(E, "TSNE_FIT_MAX", 100)
+    monkeypatch.setattr(E, "_cuml_tsne", lambda: FakeGpuTSNE)
+    xy = E.embed(blobs[0], "tsne", seed=3, perplexity=10, **TSNE_SHORT)
+    np.testing.assert_array_equal(xy, blobs[0][:, :2])  # every point, in one fit
+    assert calls == [{"n_components": 2, "perplexity": 10.0, "n_iter": 225, "random_state": 3}]
+    monkeypatch.setattr(E, "TSNE_FIT_MAX", 1000)  # below the threshold the CPU path stays
+    assert not np.array_equal(E.embed(blobs[0], "tsne", seed=3, perplexity=10, **TSNE_SHORT), xy)
+
+
 def test_pca_matches_sklearn(blobs) -> None:
     from sklearn.decomposition import PCA
 

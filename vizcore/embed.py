@@ -298,6 +298,16 @@ def _tsne_fit(
     return embedding
 
 
+def _cuml_tsne() -> Any:
+    """cuML's t-SNE class when cuML is installed and a CUDA GPU is visible, else None."""
+    try:
+        import torch
+        from cuml.manifold import TSNE  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return TSNE if torch.cuda.is_available() else None
+
+
 def tsne_reference_rows(n: int, seed: int) -> np.ndarray:
     """The rows a large t-SNE is fitted on (sorted, seeded); all rows up to ``TSNE_FIT_MAX``."""
     if n <= TSNE_FIT_MAX:
@@ -313,7 +323,7 @@ def tsne_reference_rows(n: int, seed: int) -> np.ndarray:
         f"{_TSNE_EARLY_ITER} iterations with early exaggeration {_TSNE_EXAGGERATION:g} "
         "then {n_iter} more, seed {seed}"
         f"; above {TSNE_FIT_MAX:,} points, fitted on a seeded subsample of {TSNE_FIT_MAX:,} and the "
-        "other points placed into it (openTSNE transform)"
+        "other points placed into it (openTSNE transform), or all fitted by cuML where it and a GPU are present"
     ),
     params=(
         Param(
@@ -354,6 +364,11 @@ def _tsne(
     if x.shape[1] > _TSNE_PCA_DIMS:
         x = PCA(_TSNE_PCA_DIMS, random_state=seed).fit_transform(x)
     ref = tsne_reference_rows(len(x), seed)
+    gpu = _cuml_tsne() if len(ref) < len(x) else None
+    if gpu is not None:  # a GPU fits every point in the time the CPU needs for the subsample
+        progress(0.0, f"t-SNE: cuML on the GPU, {len(x):,} points")
+        return np.asarray(gpu(n_components=2, perplexity=perplexity, n_iter=_TSNE_EARLY_ITER + n_iter,
+                              random_state=seed).fit_transform(x), dtype=np.float64)  # fmt: skip
     if len(ref) == len(x):
         return np.asarray(_tsne_fit(x, seed, init, progress, perplexity, n_iter))
     # Above TSNE_FIT_MAX points a full fit costs more than it gives (bench/embeddings.py): fit a
