@@ -72,7 +72,8 @@ ONE_BY_ONE = {
 
 def classes(k: int, m: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(k, d)) * rng.uniform(0.3, 2.0, size=(k, 1)) / math.sqrt(2)
+    # |μ_i − μ_j| ≈ sqrt(s_i² + s_j²): from about 0.7 to 5.5
+    centres = rng.normal(size=(k, d)) / math.sqrt(d) * rng.uniform(0.5, 4.0, size=(k, 1))
     x = np.concatenate([c + rng.normal(size=(m, d)) for c in centres])
     return x, np.repeat(np.arange(k), m), centres
 
