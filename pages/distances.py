@@ -177,6 +177,8 @@ elif view == VIEWS[2]:
                                 (agreement.first, agreement.second), agreement.labels, agreement.rho,
                                 f"{cfg.label} — {side}", presentation,
                                 caption=f"First: {first_view.description} Second: {second_view.description}")  # fmt: skip
+    if note := agreement.saturation_note():
+        st.info(note)
     figure(fig, f"distances-two-metrics-{run.run_id}-{metric}-{second}", key="dist_ranks", theme=None)
     st.dataframe(agreement.closest(10), width="stretch")
 

@@ -203,4 +203,13 @@ def test_metrics_are_listed_by_family() -> None:
 
     families = [metric_info(m).family for m in list_metrics()]
     assert families == sorted(families, key=FAMILIES.index) and set(families) == set(FAMILIES)
-    assert dv.grouped_label("c2st") == "Learned · Classifier two-sample test"
+    assert dv.grouped_label("c2st") == "Classifier two-sample test · learned"
+
+
+def test_rank_agreement_says_when_a_measure_saturates() -> None:
+    v = np.ones((4, 4)) - np.eye(4)
+    v[0, 1] = v[1, 0] = 0.5  # five of the six pairs tie at 1
+    graded = _view(np.arange(16.0).reshape(4, 4) + np.arange(16.0).reshape(4, 4).T)
+    agr = dv.rank_agreement(_view(v), graded)
+    assert agr.saturation_note().startswith("5 of 6 pairs tie at the largest value")
+    assert dv.rank_agreement(graded, graded).saturation_note() == ""

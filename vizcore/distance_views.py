@@ -27,6 +27,7 @@ from vizcore.metrics.distances import PAIRINGS
 from vizcore.metrics.learned import CLASSIFIERS
 from vizcore.metrics.mmd import ESTIMATORS, KERNELS, SEED_MODE
 from vizcore.metrics.transport import ORDERS
+from vizcore.numbers import fmt
 from vizcore.params import Param, validate
 from vizcore.runs import Run
 
@@ -140,9 +141,10 @@ def fixed_params(chosen: dict[str, Any]) -> dict[str, Any]:
 
 
 def grouped_label(metric: str) -> str:
-    """A measure as a select box lists it: its family, then its label."""
+    """A measure as a select box lists it: its label, then its family (the list is in family
+    order, so the families read as groups; the label comes first, as a narrow box cuts the end)."""
     info = metric_info(metric)
-    return f"{info.family.capitalize()} · {info.label}"
+    return f"{info.label} · {info.family}"
 
 
 # the second measure the "two metrics" view opens with: a question a meeting asks of the first
@@ -423,6 +425,18 @@ class RankAgreement:
     rho: float
     p_value: float
     labels: tuple[str, str]
+
+    def saturation_note(self) -> str:
+        """A sentence naming each measure under which several pairs tie at its largest value (a
+        classifier that separates every held-out sample scores 1 however far apart the classes
+        are, so ranks among those pairs say nothing), or "" when neither saturates."""
+        notes = []
+        for label, v in zip(self.labels, (self.first, self.second), strict=True):
+            tied = int(np.isclose(v, v.max(), rtol=1e-9, atol=1e-12).sum())
+            if tied >= 3:
+                notes.append(f"{tied} of {len(v)} pairs tie at the largest value under {label} ({fmt(v.max())}): "
+                             "that measure cannot order them, which lowers ρ.")  # fmt: skip
+        return " ".join(notes)
 
     def closest(self, n: int = 10) -> pd.DataFrame:
         """The n closest pairs under each measure side by side (a table for the page and the report)."""

@@ -52,8 +52,8 @@ def rank_agreement_figure(
         textfont=dict(size=14 if presentation else 10), marker=dict(size=11 if presentation else 8, color=SERIES_COLORS[0]),
     ))  # fmt: skip
     style(fig, presentation, height=640 if presentation else 560)
-    fig.update_layout(title=f"{title} — Spearman ρ = {rho:.2f}", showlegend=True,
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))  # fmt: skip
+    # the legend sits outside the plot, on the right: inside it would hide points of some corner
+    fig.update_layout(title=f"{title} — Spearman ρ = {rho:.2f}", showlegend=True)
     axis = dict(range=[0, n + 1], zeroline=False)
     fig.update_xaxes(title_text=f"rank under {labels[0]} (1 = closest)", **axis)
     fig.update_yaxes(title_text=f"rank under {labels[1]} (1 = closest)", **axis)
