@@ -154,7 +154,7 @@ class Method(nn.Module):
         if xt is None or not self.uses_target:
             f_s = model.forward_features(xs)
             cls = F.cross_entropy(f_s.logits, ys)
-            return cls, {"loss": cls, "cls_loss": cls, "train_acc": _acc(f_s.logits, ys)}
+            return cls, {"loss": cls, "cls_loss": cls, "train_acc": batch_accuracy(f_s.logits, ys)}
         f_s, f_t = split_features(model.forward_features(torch.cat([xs, xt])), len(xs))
         cls = F.cross_entropy(f_s.logits, ys)
         transfer, logs = self.transfer_loss(f_s, f_t, progress)
@@ -165,7 +165,7 @@ class Method(nn.Module):
             "cls_loss": cls,
             "transfer_loss": transfer,
             "lambda": lam,
-            "train_acc": _acc(f_s.logits, ys),
+            "train_acc": batch_accuracy(f_s.logits, ys),
             **logs,
         }
 
@@ -176,5 +176,5 @@ def trainable(*modules: nn.Module) -> Iterator[nn.Parameter]:
         yield from (p for p in m.parameters() if p.requires_grad)
 
 
-def _acc(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def batch_accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(dim=1) == y).float().mean()

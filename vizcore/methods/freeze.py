@@ -24,7 +24,9 @@ def freeze_module(module: nn.Module) -> None:
     for p in module.parameters():
         p.requires_grad_(False)
     for m in module.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not getattr(m, "_vizcore_frozen", False):
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not getattr(
+            m, "_vizcore_frozen", False
+        ):
             m._vizcore_frozen = True
             m.register_forward_pre_hook(_keep_eval)
             m.eval()
@@ -55,7 +57,9 @@ def frozen_layers(model: GapNet, freeze: int | Sequence[str]) -> list[tuple[str,
     valid = layer_names(model)
     unknown = [n for n in freeze if n not in valid]
     if unknown:
-        raise ValueError(f"freeze: no layer named {', '.join(map(repr, unknown))}; valid names: {', '.join(valid)}")
+        raise ValueError(
+            f"freeze: no layer named {', '.join(map(repr, unknown))}; valid names: {', '.join(valid)}"
+        )
     return [(n, model.get_submodule(n)) for n in freeze]
 
 
