@@ -3,6 +3,7 @@
 import streamlit as st
 
 from pages._shared import relative_time, run_table, store
+from vizcore.runs import lineage_text
 
 st.title("vizcore — see what your network learned")
 st.markdown(
@@ -21,6 +22,7 @@ st.subheader(f"Runs ({len(runs)})")
 if not runs:
     st.info("No runs yet. Train one on the Train page, or from a terminal: `python -m vizcore train --data mnist`.")
 else:
+    known = {r.run_id for r in runs}
     rows = [
         {
             "run": r.run_id,
@@ -31,6 +33,7 @@ else:
             "source acc": r.summary.get("source_acc"),
             "target acc": r.summary.get("target_acc"),
             "created": "shipped demo" if r.read_only else relative_time(r.created),
+            "starts from": lineage_text(r, known),
             "note": r.message,
         }
         for r in runs

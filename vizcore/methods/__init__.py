@@ -28,7 +28,16 @@ def list_methods() -> list[str]:
     return METHODS.names()
 
 
+def curves_of(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The curves a method declares: (step values, end-of-epoch values); a name no longer
+    registered (a run of a method since removed) declares none."""
+    if name not in METHODS:
+        return (), ()
+    cls = METHODS.get(name)
+    return cls.extra_metrics, cls.eval_metrics
+
+
 # registration order is the order the Train page lists them in
 from vizcore.methods import source_only, ddc, dan, dann, coral, cdan, adda, finetune, distill, instance_spread  # noqa: E402,F401,I001
 
-__all__ = ["Method", "METHODS", "create_method", "list_methods", "register_method", "split_features"]
+__all__ = ["Method", "METHODS", "create_method", "curves_of", "list_methods", "register_method", "split_features"]
