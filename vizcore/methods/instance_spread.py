@@ -7,7 +7,8 @@ over the other 2m - 1 rows, and the loss
     L = -1/(2m) Σ_i [ log P(p(i) | i) + Σ_{k ≠ i, p(i)} log(1 - P(k | i)) ]
 
 pulls the two views of an image together (``p(i)`` is the other view, *invariant*) and pushes
-every other image away (*spreading*). Gradients flow through both sides (the paper's code
+every other image away (*spreading*). The features are those of the adaptation layer when the
+network has one (signed, like the paper's linear embedding), else the GAP vector. Gradients flow through both sides (the paper's code
 stops one). No label is used in training; the features are judged by the accuracy of a
 k-nearest-neighbour classifier (k = 20, cosine similarity) with the labelled training images
 as memory, on the test split: ``knn_acc``.
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 
 from vizcore.methods import register_method
 from vizcore.methods.base import Method
+from vizcore.methods.ddc import adapted_features
 from vizcore.models.base import GapNet
 from vizcore.params import Param
 
@@ -122,6 +124,10 @@ class InstanceSpread(Method):
         "apart through a softmax over instance similarities; judged by kNN accuracy of the features."
     )
     params = (
+        Param("features", "Features the loss spreads", "choice", "adapted", choices=("adapted", "gap"),
+              choice_labels=("adaptation layer (else the GAP vector)", "GAP vector"),
+              help="A linear adaptation layer (--bottleneck-dim) gives the loss signed features, as the "
+              "paper's 128-d embedding; the GAP vector is non-negative (after ReLU). kNN reads the GAP vector."),
         Param("temperature", "Temperature τ", "float", 0.1, low=0.01, high=1.0, step=0.01,
               help="Sharpness of the softmax over instance similarities (0.1 in the paper)."),
         Param("shift", "Random shift", "float", 3.0, low=0.0, high=10.0, step=0.5, unit="pixels",
@@ -149,8 +155,8 @@ class InstanceSpread(Method):
             random_affine(xs, gen, shift=p["shift"], rotate=p["rotate"], scale=p["scale"])
             for _ in range(2)
         ]
-        gap = model.forward_features(torch.cat(views)).gap
-        z1, z2 = gap.chunk(2)
+        f = model.forward_features(torch.cat(views))
+        z1, z2 = (adapted_features(f) if p["features"] == "adapted" else f.gap).chunk(2)
         loss = instance_spread_loss(z1, z2, p["temperature"])
         with torch.no_grad():
             a, b = F.normalize(z1.float(), dim=1), F.normalize(z2.float(), dim=1)
