@@ -30,18 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vizcore.cam import class_activation_maps  # noqa: E402
 from vizcore.methods.recipes import recommended_config  # noqa: E402
 from vizcore.models import count_parameters  # noqa: E402
+from vizcore.numbers import mean_std  # noqa: E402
 from vizcore.runs import RunStore  # noqa: E402
-from vizcore.train import load_split, train  # noqa: E402
-
-
-def final(events) -> tuple[dict, str | None]:
-    """The end event's values and run id; raises unless the run completed."""
-    end = None
-    for ev in events:
-        end = ev
-    if end is None or end.status != "complete":
-        raise RuntimeError(f"run ended {end.status if end else '?'}: {end.message if end else ''}")
-    return end.values, end.run_id
+from vizcore.train import completed, load_split, train  # noqa: E402
 
 
 def cam_agreement(a: torch.nn.Module, b: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
@@ -51,11 +42,6 @@ def cam_agreement(a: torch.nn.Module, b: torch.nn.Module, images: torch.Tensor, 
     ma, mb = ma - ma.mean(1, keepdim=True), mb - mb.mean(1, keepdim=True)
     r = (ma * mb).sum(1) / (ma.norm(dim=1) * mb.norm(dim=1)).clamp_min(1e-12)
     return float(r.mean())
-
-
-def fmt(xs: list[float], scale: float = 100.0) -> str:
-    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
-    return f"{scale * statistics.mean(xs):.1f} ± {scale * sd:.1f}" if scale != 1 else f"{statistics.mean(xs):.2f} ± {sd:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,10 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         store = RunStore(tmp, demo_root=None)
         test = load_split(teacher_cfg.replace(input_shape=(1, 28, 28)), "mnist", "test")
         for seed in range(seeds):
-            t_vals, t_id = final(train(teacher_cfg.replace(seed=seed), store))
-            h_vals, h_id = final(train(student_cfg.replace(seed=seed), store))
-            k_vals, k_id = final(train(student_cfg.replace(seed=seed, method="distill", teacher=t_id,
-                                                           method_params=kd), store))  # fmt: skip
+            t_end = completed(train(teacher_cfg.replace(seed=seed), store))
+            h_end = completed(train(student_cfg.replace(seed=seed), store))
+            k_cfg = student_cfg.replace(seed=seed, method="distill", teacher=t_end.run_id, method_params=kd)
+            k_end = completed(train(k_cfg, store))
+            (t_vals, t_id), (h_vals, h_id), (k_vals, k_id) = ((e.values, e.run_id) for e in (t_end, h_end, k_end))
             teacher, hard, soft = (store.get(i).load_model() for i in (t_id, h_id, k_id))
             sizes = {"teacher": count_parameters(teacher), "student": count_parameters(hard)}
             res["teacher"].append(t_vals["source_acc"])
@@ -109,11 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("| model | parameters | MNIST test acc % | gain vs hard labels | CAM agreement with teacher |")
     print("|---|---|---|---|---|")
-    print(f"| teacher (LeNet-GAP 32,64) | {sizes['teacher']:,} | {fmt(res['teacher'])} |  |  |")
-    print(f"| student {a.student}, hard labels | {sizes['student']:,} (÷{ratio:.1f}) | {fmt(res['hard'])} |  "
-          f"| {fmt(res['cam_hard'], 1)} |")  # fmt: skip
-    print(f"| student {a.student}, KD | {sizes['student']:,} (÷{ratio:.1f}) | {fmt(res['kd'])} | {gain:+.1f} "
-          f"| {fmt(res['cam_kd'], 1)} |")  # fmt: skip
+    print(f"| teacher (LeNet-GAP 32,64) | {sizes['teacher']:,} | {mean_std(res['teacher'])} |  |  |")
+    print(f"| student {a.student}, hard labels | {sizes['student']:,} (÷{ratio:.1f}) | {mean_std(res['hard'])} |  "
+          f"| {mean_std(res['cam_hard'], 1, 2)} |")  # fmt: skip
+    print(f"| student {a.student}, KD | {sizes['student']:,} (÷{ratio:.1f}) | {mean_std(res['kd'])} | {gain:+.1f} "
+          f"| {mean_std(res['cam_kd'], 1, 2)} |")  # fmt: skip
     print(f"\ntotal {time.perf_counter() - t_all:.0f} s")
     return 0
 

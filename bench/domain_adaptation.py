@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vizcore.methods import METHODS, list_methods  # noqa: E402
 from vizcore.methods.recipes import recommended_config  # noqa: E402
+from vizcore.numbers import mean_std  # noqa: E402
 from vizcore.runs import RunStore  # noqa: E402
 from vizcore.train import train  # noqa: E402
 
@@ -122,12 +123,6 @@ def run_once(
     return values, time.process_time() - (t0 or time.process_time()), status, rid
 
 
-def fmt(xs: list[float]) -> str:
-    if not xs:
-        return "—"
-    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
-    return f"{100 * statistics.mean(xs):.1f} ± {100 * sd:.1f}"
-
 
 def table(results: dict[str, dict[str, Cell]], methods: list[str]) -> str:
     rows = [
@@ -150,7 +145,7 @@ def table(results: dict[str, dict[str, Cell]], methods: list[str]) -> str:
             ratio = f"{statistics.median(c.seconds) / base_s:.2f}" if c.seconds and base_s else "—"
             note = f" ({len(c.failed)} failed)" if c.failed else ""
             rows.append(
-                f"| {shift} | {m}{note} | {fmt(c.target)} | {gain} | {fmt(c.source)} | {ratio} |"
+                f"| {shift} | {m}{note} | {mean_std(c.target)} | {gain} | {mean_std(c.source)} | {ratio} |"
             )
     return "\n".join(rows)
 

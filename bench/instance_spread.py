@@ -28,13 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vizcore.architecture import build_model  # noqa: E402
 from vizcore.methods.instance_spread import KNN_K, gap_features, knn_accuracy  # noqa: E402
 from vizcore.methods.recipes import recommended_config  # noqa: E402
+from vizcore.numbers import mean_std  # noqa: E402
 from vizcore.runs import RunStore  # noqa: E402
 from vizcore.train import load_data, train  # noqa: E402
-
-
-def fmt(xs: list[float]) -> str:
-    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
-    return f"{100 * statistics.mean(xs):.1f} ± {100 * sd:.1f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"| features (no labels in training) | kNN accuracy %, k = {KNN_K}, cosine | × random-init features |")
     print("|---|---|---|")
-    print(f"| raw pixels | {fmt(res['pixels'])} | {statistics.mean(res['pixels']) / base:.2f} |")
-    print(f"| LeNet-GAP GAP vector, random init | {fmt(res['random'])} | 1.00 |")
-    print(f"| LeNet-GAP GAP vector, instance spreading | {fmt(res['trained'])} | "
+    print(f"| raw pixels | {mean_std(res['pixels'])} | {statistics.mean(res['pixels']) / base:.2f} |")
+    print(f"| LeNet-GAP GAP vector, random init | {mean_std(res['random'])} | 1.00 |")
+    print(f"| LeNet-GAP GAP vector, instance spreading | {mean_std(res['trained'])} | "
           f"{statistics.mean(res['trained']) / base:.2f} |")  # fmt: skip
     print(f"\ntotal {time.perf_counter() - t_all:.0f} s")
     return 0

@@ -36,22 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vizcore.architecture import build_model  # noqa: E402
 from vizcore.methods.recipes import recommended_config  # noqa: E402
+from vizcore.numbers import mean_std  # noqa: E402
 from vizcore.runs import RunStore  # noqa: E402
-from vizcore.train import train  # noqa: E402
+from vizcore.train import completed, train  # noqa: E402
 
 SCRATCH = "from scratch"
 CLASSIFIER = "classifier only"
-
-
-def final(events) -> tuple[dict, str | None]:
-    """The end event's values and the run id; raises if the run did not complete."""
-    end = None
-    for ev in events:
-        end = ev
-    if end is None or end.status != "complete":
-        raise RuntimeError(f"run {end.run_id if end else '?'} ended {end.status if end else '?'}: "
-                           f"{end.message if end else ''}")  # fmt: skip
-    return end.values, end.run_id
 
 
 def cell_config(base, k: int, batch_size: int, steps: int):
@@ -63,12 +53,6 @@ def cell_config(base, k: int, batch_size: int, steps: int):
     return base.replace(target_labels_per_class=k, batch_size=bs, epochs=max(1, math.ceil(steps / per_epoch)),
                         augment_invert=0.0, precise_bn=False, log_every=10_000)  # fmt: skip
 
-
-def fmt(xs: list[float]) -> str:
-    if not xs:
-        return "—"
-    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
-    return f"{100 * statistics.mean(xs):.1f} ± {100 * sd:.1f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="vizcore-transfer-") as tmp:
         store = RunStore(tmp, demo_root=None)
         for seed in range(seeds):
-            values, parent = final(train(src_cfg.replace(seed=seed), store))
+            end = completed(train(src_cfg.replace(seed=seed), store))
+            values, parent = end.values, end.run_id
             print(f"seed {seed}: source run {100 * values['target_acc']:.1f} % on the target "
                   f"(source {100 * values['source_acc']:.1f} %)", flush=True)  # fmt: skip
             base = recommended_config("finetune", a.source, a.target, seed=seed, test_limit=test_limit,
@@ -116,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                         cfg = cfg.replace(method="source_only")
                     else:
                         cfg = cfg.replace(init_from=parent, freeze=freeze[row])
-                    values, _ = final(train(cfg, store))
+                    values = completed(train(cfg, store)).values
                     acc.setdefault((row, k), []).append(values["target_acc"])
                     print(f"  seed {seed} K={k:<3d} {row:22s} target {100 * values['target_acc']:.1f} %", flush=True)
     ref = 10 if 10 in ks else ks[-1]
@@ -127,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     scratch = statistics.mean(acc[(SCRATCH, ref)])
     for row in rows:
         gain = "" if row == SCRATCH else f"{100 * (statistics.mean(acc[(row, ref)]) - scratch):+.1f}"
-        print(f"| {row} | " + " | ".join(fmt(acc[(row, k)]) for k in ks) + f" | {gain} |")
+        print(f"| {row} | " + " | ".join(mean_std(acc[(row, k)]) for k in ks) + f" | {gain} |")
     print(f"\ntotal {time.perf_counter() - t_all:.0f} s")
     return 0
 

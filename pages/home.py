@@ -7,7 +7,8 @@ from vizcore.runs import lineage_text
 
 st.title("vizcore — see what your network learned")
 st.markdown(
-    "Train or load a **LeNet-GAP** or a **domain-adaptation** model (DDC, DAN, DANN, CORAL), then look inside: "
+    "Train or load a **LeNet-GAP** or a **domain-adaptation** model (DDC, DAN, DANN, CORAL, CDAN, ADDA), "
+    "fine-tune, distil or learn features without labels, then look inside: "
     "**CAM heatmaps** show where it looks, **class distance matrices** (MMD and friends) how far apart its "
     "classes and domains sit, and **t-SNE / UMAP embeddings** how adaptation moved the features."
 )

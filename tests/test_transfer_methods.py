@@ -329,3 +329,11 @@ def test_lineage_is_written_into_the_config(tmp_path: Path, parent_store) -> Non
     store, rid = parent_store
     cfg = PARENT.replace(method="finetune", init_from=rid, freeze=["features.0"], target_labels_per_class=1)
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_a_bench_cell_is_the_mean_and_sample_std_over_seeds() -> None:
+    from vizcore.numbers import MISSING, mean_std
+
+    assert mean_std([0.5, 0.7]) == f"60.0 ± {100 * math.sqrt(0.02):.1f}"
+    assert mean_std([0.42]) == "42.0 ± 0.0" and mean_std([]) == MISSING
+    assert mean_std([0.1, 0.3], scale=1, decimals=2) == "0.20 ± 0.14"

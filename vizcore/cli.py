@@ -10,7 +10,7 @@ from typing import Any
 
 from vizcore.config import TrainConfig
 from vizcore.numbers import MISSING, fmt, percent
-from vizcore.runs import RunStore
+from vizcore.runs import RunStore, lineage
 
 
 def _value(text: str) -> Any:
@@ -230,6 +230,7 @@ def cmd_show(a: argparse.Namespace, store: RunStore) -> int:
         ("created", when),
         ("data", cfg.source + (f" → {cfg.target}" if cfg.target else "")),
         ("model", f"{cfg.model}, method {cfg.method}"),
+        *((f"starts from ({role})", rid) for role, rid in lineage(run).items()),
         ("trained", f"{summary.get('epochs_done', MISSING)} of {cfg.epochs} epochs, {summary.get('steps', MISSING)} steps"),
         ("source test accuracy", percent(summary.get("source_acc"))),
         ("target test accuracy", percent(summary.get("target_acc")) if cfg.target else MISSING),

@@ -493,6 +493,17 @@ _NEEDS = {
 }
 
 
+def completed(events: Iterator[Progress]) -> Progress:
+    """Drive a training run to its end; its "end" event, or RuntimeError unless it completed."""
+    end = None
+    for ev in events:
+        end = ev
+    if end is None or end.status != "complete":
+        raise RuntimeError(f"run {end.run_id if end else '?'} ended {end.status if end else 'without events'}: "
+                           f"{end.message if end else ''}")  # fmt: skip
+    return end
+
+
 def _relay(stages: Iterator[Progress], emit: Callable[[Progress], Progress]) -> Iterator[Progress]:
     """Yield a sub-generator's events through ``emit``; return its return value."""
     while True:
