@@ -90,6 +90,20 @@ def pick_run(
         return store().get(rid)
 
 
+def before_is_parent(after_id: str | None, before_key: str, predicate: Callable[[RunInfo], bool] | None = None) -> None:
+    """When the "after" run becomes one that started from another (``init_from``), the "before"
+    picker ``before_key`` starts at that parent. Call it before the "before" picker is drawn."""
+    marker = f"_{before_key}_parent_of"
+    if after_id is None or st.session_state.get(marker) == after_id:
+        return  # the user's own choice of "before" stands until "after" changes
+    st.session_state[marker] = after_id
+    infos = {r.run_id: r for r in usable_runs(predicate)}
+    after = next((r for r in usable_runs() if r.run_id == after_id), None)
+    if after is not None and after.init_from in infos:
+        st.session_state[before_key] = after.init_from
+        st.session_state[f"_{before_key}_select"] = after.init_from
+
+
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _model(run_id: str, digest: str) -> Any:
     return store().get(run_id).load_model()

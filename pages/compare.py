@@ -12,6 +12,8 @@ from pages._shared import (
     store,
 )
 from vizcore.figures.training import compare_curves, curve_label
+from vizcore.methods import curves_of
+from vizcore.runs import lineage_text
 
 st.title("Compare runs")
 runs = [r for r in store().list() if r.status in ("complete", "stopped", "failed", "interrupted")]
@@ -19,6 +21,7 @@ if not runs:
     st.info("No finished runs yet: train some on the Train page.")
     st.stop()
 
+by_known = {r.run_id for r in store().list()}
 rows = [
     {
         "run": r.run_id,
@@ -30,6 +33,7 @@ rows = [
         "source acc": r.summary.get("source_acc"),
         "target acc": r.summary.get("target_acc"),
         "epochs": r.summary.get("epochs_done"),
+        "starts from": lineage_text(r, by_known),
     }
     for r in runs
 ]
@@ -39,7 +43,9 @@ st.caption("Accuracies are on each domain's held-out test split after the last e
 by_id = {r.run_id: r for r in runs}
 default = [r.run_id for r in runs if r.target][:4] or [runs[0].run_id]
 chosen = st.multiselect("Runs to plot", list(by_id), default=default, format_func=lambda i: run_label(by_id[i]))
-metrics = ["target_acc", "source_acc", "domain_acc", "transfer_loss", "cls_loss"]
+# the accuracies, then every curve the chosen runs' methods declare (vizcore.methods.curves_of)
+declared = [k for i in chosen for part in reversed(curves_of(by_id[i].method)) for k in part]
+metrics = list(dict.fromkeys(["target_acc", "source_acc", *declared, "cls_loss"]))
 key = st.radio("Curve", metrics, horizontal=True, format_func=curve_label)
 if chosen:
     with friendly_errors("the curves"):

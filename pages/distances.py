@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from pages._params import param_widgets
-from pages._shared import figure, friendly_errors, pick_run, usable_runs
+from pages._shared import before_is_parent, figure, friendly_errors, pick_run, usable_runs
 from pages._shared import presentation as presentation_on
 from vizcore import distance_views as dv
 from vizcore.data import SPLITS
@@ -130,6 +130,7 @@ elif view == VIEWS[1]:
     def comparable(r: Any) -> bool:
         return r.run_id != run.run_id and r.source == cfg.source and (which == "source" or r.target == cfg.target)
 
+    before_is_parent(run.run_id, "dist_before", comparable)  # a run from a run: its parent first
     if not usable_runs(comparable):
         st.info(f"No other finished run uses the same {which} data ({getattr(cfg, which)}): train one to compare.")
     elif (before_run := pick_run("Before", key="dist_before", predicate=comparable)) is None:

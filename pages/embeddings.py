@@ -9,6 +9,7 @@ import streamlit as st
 
 from pages._params import param_widgets
 from pages._shared import (
+    before_is_parent,
     figure,
     friendly_errors,
     pick_run,
@@ -40,6 +41,8 @@ if len(runs) < 2:
 default_before, default_after = ev.default_pair(runs)
 st.session_state.setdefault("emb_before", default_before)
 st.session_state.setdefault("emb_after", default_after)
+# the after run's parent is its natural "before" (its widget state is read before it is drawn)
+before_is_parent(st.session_state.get("_emb_after_select", st.session_state.get("emb_after")), "emb_before")
 c = st.columns(2)
 with c[0]:
     before = pick_run("Before (left)", key="emb_before", help="the baseline, e.g. a source-only run")

@@ -3,10 +3,12 @@
 import streamlit as st
 
 from pages._shared import relative_time, run_table, store
+from vizcore.runs import lineage_text
 
 st.title("vizcore — see what your network learned")
 st.markdown(
-    "Train or load a **LeNet-GAP** or a **domain-adaptation** model (DDC, DAN, DANN, CORAL), then look inside: "
+    "Train or load a **LeNet-GAP** or a **domain-adaptation** model (DDC, DAN, DANN, CORAL, CDAN, ADDA), "
+    "fine-tune, distil or learn features without labels, then look inside: "
     "**CAM heatmaps** show where it looks, **class distance matrices** (MMD and friends) how far apart its "
     "classes and domains sit, and **t-SNE / UMAP embeddings** how adaptation moved the features."
 )
@@ -21,6 +23,7 @@ st.subheader(f"Runs ({len(runs)})")
 if not runs:
     st.info("No runs yet. Train one on the Train page, or from a terminal: `python -m vizcore train --data mnist`.")
 else:
+    known = {r.run_id for r in runs}
     rows = [
         {
             "run": r.run_id,
@@ -31,6 +34,7 @@ else:
             "source acc": r.summary.get("source_acc"),
             "target acc": r.summary.get("target_acc"),
             "created": "shipped demo" if r.read_only else relative_time(r.created),
+            "starts from": lineage_text(r, known),
             "note": r.message,
         }
         for r in runs

@@ -8,13 +8,13 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from pages._params import param_widgets
-from pages._shared import friendly_errors, session_id, store
+from pages._shared import friendly_errors, run_label, session_id, store
 from vizcore.config import TrainConfig
 from vizcore.data import FOLDER_HELP, DomainMismatch, check_domain_pair, domain_info, list_domains
 from vizcore.device import available_devices
-from vizcore.figures.training import training_curves
+from vizcore.figures.training import curve_label, training_curves
 from vizcore.jobs import MANAGER
-from vizcore.methods import METHODS, list_methods
+from vizcore.methods import METHODS, Method, curves_of, list_methods
 from vizcore.methods.recipes import recipe_notes, recommended_config
 from vizcore.models import list_models
 from vizcore.numbers import percent
@@ -27,13 +27,47 @@ def _domain_help(name: str) -> str:
     return domain_info(name).description
 
 
+def lineage_widgets(cls: type, source: str) -> dict[str, object]:
+    """Parent, teacher, frozen blocks and the labelled budget, for a method that uses them."""
+    complete = [r for r in store().list() if r.status == "complete"]
+    labels = {r.run_id: run_label(r) for r in complete}
+    out: dict[str, object] = {}
+    needs = cls.requires
+    if "init_from" in needs or "target_labels_per_class" in needs:
+        if not complete:
+            st.warning("This method starts from a trained run: train one first (e.g. source only).")
+            return {"missing": True}
+        out["init_from"] = st.selectbox("Start from (parent run)", [r.run_id for r in complete],
+                                        format_func=labels.get, key="train_parent",
+                                        help="a complete run whose weights this run starts from")  # fmt: skip
+    if "teacher" in needs:
+        same = [r for r in complete if r.source == source] or complete
+        if not same:
+            st.warning("Distillation needs a trained teacher run: train one first.")
+            return {"missing": True}
+        out["teacher"] = st.selectbox("Teacher run", [r.run_id for r in same], format_func=labels.get,
+                                      key="train_teacher", help="its softened outputs are the student's targets")  # fmt: skip
+    if "target_labels_per_class" in needs:
+        c1, c2 = st.columns(2)
+        out["freeze"] = int(c1.number_input("Frozen conv blocks", 0, 3, 2, key="train_freeze",
+                                            help="the first k conv blocks keep the parent's weights and "
+                                            "BatchNorm statistics; the rest is retrained"))  # fmt: skip
+        out["target_labels_per_class"] = int(c2.number_input("Labelled target images per class", 1, 1000, 10,
+                                                             key="train_k", help="drawn with the seed from the "
+                                                             "target training split; the test split stays held out"))  # fmt: skip
+    return out
+
+
 def config_form(why: DeltaGenerator) -> TrainConfig | None:
     """The training form; ``why`` receives the reasons behind the recipe it starts from."""
     methods = list_methods()
     method = st.selectbox("Method", methods, format_func=lambda m: METHODS.get(m).label or m,
                           help="source only, or a domain-adaptation method", key="train_method")  # fmt: skip
-    st.caption(METHODS.get(method).description)
-    uses_target = METHODS.get(method).uses_target
+    cls = METHODS.get(method)
+    st.caption(cls.description)
+    uses_target = cls.uses_target
+    # fine-tuning draws its labelled images from a target domain, so it needs one too
+    needs_target = uses_target or "target_labels_per_class" in cls.requires
     domains = list_domains()
     source = st.selectbox("Data set (labelled source)", domains, format_func=lambda d: d, key="train_source",
                           help="; ".join(f"{d}: {_domain_help(d)}" for d in domains))  # fmt: skip
@@ -41,8 +75,9 @@ def config_form(why: DeltaGenerator) -> TrainConfig | None:
     st.caption(f"Your own images train from the command line, `python -m vizcore train --data "
                f"folder:PATH` (or `--target folder:PATH`), and appear here as runs. {FOLDER_HELP}")  # fmt: skip
     target_choices = [d for d in domains if d != source]
-    if uses_target:
-        target = st.selectbox("Target domain (unlabelled)", target_choices,
+    if needs_target:
+        what = "unlabelled" if uses_target else "K labelled images per class"
+        target = st.selectbox(f"Target domain ({what})", target_choices,
                               index=target_choices.index("mnist-m") if "mnist-m" in target_choices else 0,
                               help="target labels are used only to report accuracy, never to train")  # fmt: skip
     else:
@@ -52,6 +87,9 @@ def config_form(why: DeltaGenerator) -> TrainConfig | None:
         check_domain_pair(source, target)
     except DomainMismatch as e:  # e.g. digits against fashion-mnist: accuracy would mean nothing
         st.error(str(e))
+        return None
+    lineage = lineage_widgets(cls, source)
+    if lineage.pop("missing", False):
         return None
     base = recommended_config(method, source, target)
     with why.expander("Why these defaults"):
@@ -66,9 +104,14 @@ def config_form(why: DeltaGenerator) -> TrainConfig | None:
         name = c2.text_input("Run name (optional)")
         trade_off = base.trade_off
         params = dict(base.method_params)
-        if uses_target:
+        if uses_target and cls.transfer_loss is not Method.transfer_loss:  # a weighted transfer loss
             trade_off = st.number_input("λ (transfer-loss weight)", 0.0, 100.0, base.trade_off, format="%.3g")
-            params.update(param_widgets(METHODS.get(method).params, f"param_{method}_", values=params))
+        params.update(param_widgets(cls.params, f"param_{method}_", values=params))
+        widths = None
+        if "teacher" in cls.requires:  # a student smaller than its teacher
+            widths = st.selectbox("Student conv widths", [None, (8, 16), (16, 32), (32, 64)],
+                                  format_func=lambda w: "the model's own" if w is None else ", ".join(map(str, w)),
+                                  index=1, help="channels of each conv block of the student")  # fmt: skip
         with st.expander("Advanced"):
             a1, a2 = st.columns(2)
             optimizer = a1.selectbox("Optimizer", OPTIMIZERS.names(), index=OPTIMIZERS.names().index(base.optimizer))
@@ -98,7 +141,7 @@ def config_form(why: DeltaGenerator) -> TrainConfig | None:
         trade_off=float(trade_off), method_params=params, optimizer=optimizer, schedule=schedule,
         momentum=float(momentum), weight_decay=float(wd), train_limit=int(limit) or None, model=model,
         augment_shift=int(shift), fresh_layouts=bool(fresh) and generated, augment_invert=float(invert),
-        precise_bn=bool(precise),
+        precise_bn=bool(precise), widths=widths, **lineage,
     )  # fmt: skip
 
 
@@ -178,7 +221,10 @@ def live_panel() -> None:
                 help="source images per second of training steps in the last epoch; data preparation, "
                 "evaluation and the BatchNorm pass are not counted",
             )  # fmt: skip
-        if "domain_acc" in v:
+        steps_declared, epochs_declared = curves_of(cfg.method)
+        if epochs_declared and epochs_declared[0] in v:  # the method's own score (e.g. kNN accuracy)
+            cols[3].metric(curve_label(epochs_declared[0]).replace(" (%)", ""), percent(v[epochs_declared[0]]))
+        elif "domain_acc" in steps_declared and "domain_acc" in v:
             cols[3].metric(
                 "domain acc",
                 percent(v["domain_acc"]),
@@ -186,7 +232,9 @@ def live_panel() -> None:
                 "a whole, which says nothing about each class); near 100%: not aligned",
             )
     if any(r["kind"] == "step" for r in records):
-        st.plotly_chart(training_curves(records), width="stretch", key="live_curves")
+        steps_declared, epochs_declared = curves_of(cfg.method)
+        st.plotly_chart(training_curves(records, curves=steps_declared, epoch_curves=epochs_declared),
+                        width="stretch", key="live_curves")  # fmt: skip
     if state in ("complete", "stopped"):
         st.page_link("pages/cam.py", label="See its CAM heatmaps", icon=":material/local_fire_department:")
         st.session_state["cam_run"] = rid

@@ -251,3 +251,50 @@ def test_a_page_keeps_its_choices_after_a_visit_to_another() -> None:
     at.run()
     assert not at.exception
     assert at.selectbox[0].value == "coral"  # ...and its choice is back when one returns
+
+
+# the new methods from the Train page: (method, parent or teacher picked from the demo runs)
+NEW_METHODS = [
+    ("cdan", None),
+    ("adda", ("Start from (parent run)", "demo-source_only-mnist-to-mnist-m")),
+    ("finetune", ("Start from (parent run)", "demo-source_only-mnist-to-mnist-m")),
+    ("distill", ("Teacher run", "demo-lenet-gap-mnist")),
+    ("instance_spread", None),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("method", "pick"), NEW_METHODS)
+def test_train_page_trains_each_new_method(method: str, pick: tuple[str, str] | None, monkeypatch) -> None:
+    # the views' analysis after training is another test's subject; here only the training counts
+    monkeypatch.setattr("vizcore.jobs.precompute", lambda run, progress: None)
+    at = _app()
+    at.switch_page("pages/train.py").run()
+    next(w for w in at.selectbox if w.label == "Method").set_value(method).run()
+    assert not at.exception, at.exception
+    if pick is not None:
+        label, rid = pick
+        next(w for w in at.selectbox if w.label == label).set_value(rid).run()
+    next(n for n in at.number_input if n.label == "Epochs").set_value(1)
+    next(n for n in at.number_input if "Training images" in n.label).set_value(256)
+    if method == "finetune":
+        assert next(n for n in at.number_input if n.label == "Frozen conv blocks").value == 2
+        next(n for n in at.number_input if n.label == "Labelled target images per class").set_value(2)
+    next(b for b in at.button if b.label == "Train").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    rid = at.session_state["watch"]
+    MANAGER.wait(rid, timeout=300)
+    at.run()
+    assert any("complete" in s.value for s in at.success), [e.value for e in at.error]
+    from vizcore.runs import RunStore
+
+    cfg = RunStore().get(rid).config()
+    assert cfg.method == method
+    if pick is not None:
+        assert (cfg.init_from or cfg.teacher) == pick[1]
+    if method == "distill":
+        assert cfg.widths == (8, 16)
+    if method == "finetune":
+        assert (cfg.freeze, cfg.target_labels_per_class) == (2, 2)

@@ -32,7 +32,13 @@ def resolve_input_shape(config: TrainConfig) -> tuple[int, int, int]:
 
 
 def build_network(
-    model: str, *, num_classes: int, in_channels: int, bottleneck_dim: int = 0, standardize: bool = False
+    model: str,
+    *,
+    num_classes: int,
+    in_channels: int,
+    bottleneck_dim: int = 0,
+    standardize: bool = False,
+    widths: tuple[int, ...] | None = None,
 ) -> GapNet:
     """A registered model with the constructor arguments it accepts (no weights loaded).
 
@@ -41,6 +47,8 @@ def build_network(
     """
     kwargs = {"num_classes": num_classes, "in_channels": in_channels,
               "bottleneck_dim": bottleneck_dim, "standardize": standardize}  # fmt: skip
+    if widths is not None:  # only when asked for: the model's own default otherwise
+        kwargs["widths"] = tuple(widths)
     accepted = inspect.signature(MODELS.get(model)).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
         kwargs = {k: v for k, v in kwargs.items() if k in accepted}
@@ -55,4 +63,5 @@ def build_model(config: TrainConfig) -> GapNet:
         in_channels=resolve_input_shape(config)[0],
         bottleneck_dim=config.bottleneck_dim,
         standardize=config.standardize,
+        widths=config.widths,
     )

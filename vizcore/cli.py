@@ -10,7 +10,7 @@ from typing import Any
 
 from vizcore.config import TrainConfig
 from vizcore.numbers import MISSING, fmt, percent
-from vizcore.runs import RunStore
+from vizcore.runs import RunStore, lineage
 
 
 def _value(text: str) -> Any:
@@ -47,6 +47,28 @@ def _class_map(text: str) -> dict[str, str]:
     return mapping
 
 
+def _widths(text: str) -> tuple[int, ...]:
+    """``"8,16"`` -> ``(8, 16)`` (an argparse ``type``)."""
+    try:
+        widths = tuple(int(w) for w in text.split(",") if w.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected channel counts like 8,16, got {text!r}") from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive channel counts like 8,16, got {text!r}")
+    return widths
+
+
+def _freeze(text: str) -> int | list[str]:
+    """``"2"`` -> 2 (the first two conv blocks); ``"features,bottleneck"`` -> layer names."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected a number of conv blocks or layer names, e.g. 2 or features.0")
+    return names
+
+
 def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     d = TrainConfig()
     p = sub.add_parser("train", help="train a model and write a run", epilog=FOLDER_EPILOG)
@@ -63,6 +85,16 @@ def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "every target class must be named")  # fmt: skip
     p.add_argument("--method", default=d.method)
     p.add_argument("--model", default=d.model)
+    p.add_argument("--widths", type=_widths, default=d.widths, metavar="C1,C2,...",
+                   help="channels of each conv block, e.g. 8,16 for a small student (default: the model's)")  # fmt: skip
+    p.add_argument("--init-from", default=d.init_from, metavar="RUN",
+                   help="start from this complete run's weights (fine-tuning, ADDA)")  # fmt: skip
+    p.add_argument("--freeze", type=_freeze, default=d.freeze, metavar="K|NAMES",
+                   help="freeze the first K conv blocks, or layers by name (features.0,bottleneck,...)")  # fmt: skip
+    p.add_argument("--teacher", default=d.teacher, metavar="RUN", help="teacher run for --method distill")
+    p.add_argument("--target-labels-per-class", type=int, default=d.target_labels_per_class, metavar="K",
+                   help="train on K labelled target training images per class (drawn with the seed)")  # fmt: skip
+    p.add_argument("--entropy", action="store_true", help="CDAN+E: entropy weighting (--method cdan)")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -113,29 +145,37 @@ def _config_from_args(a: argparse.Namespace) -> TrainConfig:
         if not sep:
             raise SystemExit(f"--param expects KEY=VALUE, got {item!r}")
         params[key] = _value(val)
+    if a.entropy:
+        params["entropy"] = True
     fields = {k: v for k, v in vars(a).items() if k in TrainConfig.__dataclass_fields__}
     return TrainConfig(**{**fields, "method_params": {**getattr(a, "recipe_params", {}), **params}})
 
 
 # epoch values worth a column in the terminal, in this order; accuracies as percentages
-EPOCH_COLUMNS = {"loss": "loss", "source_acc": "source", "target_acc": "target", "domain_acc": "domain acc",
-                 "images_per_s": "img/s"}  # fmt: skip
+# (then the curves the method declares, then the throughput)
+EPOCH_COLUMNS = {"loss": "loss", "source_acc": "source", "target_acc": "target"}
 
 
-def _epoch_line(values: dict[str, float]) -> str:
+def _epoch_line(values: dict[str, float], declared: tuple[str, ...] = ()) -> str:
+    """One epoch's values: the common columns, the method's declared curves, img/s."""
+
     def one(key: str) -> str:
         v = values[key]
         return percent(v) if key.endswith("_acc") else f"{v:,.0f}" if key == "images_per_s" else fmt(v)
 
-    return "  ".join(f"{label} {one(k)}" for k, label in EPOCH_COLUMNS.items() if k in values)
+    columns = {**EPOCH_COLUMNS, **{k: k.replace("_", " ") for k in declared}, "images_per_s": "img/s"}
+    return "  ".join(f"{label} {one(k)}" for k, label in columns.items() if k in values)
 
 
 def cmd_train(a: argparse.Namespace, store: RunStore) -> int:
     from tqdm import tqdm
 
+    from vizcore.methods import METHODS
     from vizcore.train import train
 
     cfg = _config_from_args(a)
+    method = METHODS.get(cfg.method)
+    declared = (*method.eval_metrics, *method.extra_metrics)
     status = "failed"
     # a bar over all steps, with the loss and the stage of the end-of-epoch work as it happens
     bar = None
@@ -152,7 +192,7 @@ def cmd_train(a: argparse.Namespace, store: RunStore) -> int:
         elif bar is not None and ev.kind == "stage":
             bar.set_postfix_str(ev.message)
         elif bar is not None and ev.kind == "epoch":
-            bar.write(f"epoch {ev.epoch}/{cfg.epochs}  {_epoch_line(ev.values)}")
+            bar.write(f"epoch {ev.epoch}/{cfg.epochs}  {_epoch_line(ev.values, declared)}")
         elif ev.kind == "end":
             status = ev.status
             if bar is not None:
@@ -190,6 +230,7 @@ def cmd_show(a: argparse.Namespace, store: RunStore) -> int:
         ("created", when),
         ("data", cfg.source + (f" → {cfg.target}" if cfg.target else "")),
         ("model", f"{cfg.model}, method {cfg.method}"),
+        *((f"starts from ({role})", rid) for role, rid in lineage(run).items()),
         ("trained", f"{summary.get('epochs_done', MISSING)} of {cfg.epochs} epochs, {summary.get('steps', MISSING)} steps"),
         ("source test accuracy", percent(summary.get("source_acc"))),
         ("target test accuracy", percent(summary.get("target_acc")) if cfg.target else MISSING),

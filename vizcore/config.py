@@ -22,6 +22,7 @@ class TrainConfig:
     class_map: dict[str, str] = field(default_factory=dict)
     method: str = "source_only"
     model: str = "lenet_gap"
+    widths: tuple[int, ...] | None = None  # channels of each conv block (None: the model's own)
     epochs: int = 10
     batch_size: int = 128
     lr: float = 0.1
@@ -51,6 +52,15 @@ class TrainConfig:
     test_limit: int | None = None
     data_root: str | None = None
     download: bool = False
+    # runs from runs (vizcore.train.resolve_lineage checks them before a run folder exists)
+    init_from: str | None = None  # parent run id: training starts from its weights
+    # the first k conv blocks, or layers by name ("features.0", "bottleneck", ...), are frozen:
+    # no gradient, BatchNorm in eval mode, weights and statistics bit-identical
+    freeze: int | list[str] = 0
+    teacher: str | None = None  # run id of a teacher (knowledge distillation)
+    # K labelled target training images per class (drawn with the seed) are the training set
+    # instead of the source; the target test split stays held out
+    target_labels_per_class: int | None = None
     log_every: int = 10  # steps between progress events
     name: str = ""  # free label shown in run lists
 
@@ -65,8 +75,9 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown config keys: {', '.join(unknown)}")
         d = dict(d)
-        if d.get("input_shape") is not None:
-            d["input_shape"] = tuple(d["input_shape"])
+        for key in ("input_shape", "widths"):
+            if d.get(key) is not None:
+                d[key] = tuple(d[key])
         return cls(**d)
 
     def replace(self, **changes: Any) -> TrainConfig:

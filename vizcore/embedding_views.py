@@ -145,6 +145,12 @@ def common_layers(before: Run, after: Run) -> list[str]:
     return [name for name in after.build_model().feature_layers if name in mine]
 
 
+def parent_in(runs: Sequence[RunInfo], after: RunInfo) -> str | None:
+    """``after``'s parent run (``init_from``) if it is among ``runs``, else None: the natural
+    "before" of a run that started from another."""
+    return after.init_from if after.init_from in {r.run_id for r in runs} else None
+
+
 def default_pair(runs: Sequence[RunInfo]) -> tuple[str | None, str | None]:
     """A sensible first (before, after): the newest adaptation run and a source-only run on its data.
 
@@ -154,6 +160,8 @@ def default_pair(runs: Sequence[RunInfo]) -> tuple[str | None, str | None]:
         return None, None
     adapted = [r for r in runs if r.method != "source_only" and r.target]
     after = adapted[0] if adapted else runs[0]
+    if (parent := parent_in(runs, after)) is not None:  # a run from a run: its parent is "before"
+        return parent, after.run_id
     others = [r for r in runs if r.run_id != after.run_id]
     same_data = [r for r in others if (r.source, r.target) == (after.source, after.target)]
     baseline = [r for r in same_data if r.method == "source_only"]

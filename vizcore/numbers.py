@@ -8,7 +8,8 @@ CSV files keep exact values: this is for people, not for files.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import statistics
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -76,3 +77,13 @@ SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 def power_of_ten(exp: int) -> str:
     """"×10⁻⁶" for -6; "" for 0."""
     return "" if exp == 0 else f"×10{str(exp).translate(SUPERSCRIPT)}"
+
+
+def mean_std(xs: Sequence[float], scale: float = 100.0, decimals: int = 1) -> str:
+    """``"54.9 ± 1.7"``: the mean and sample standard deviation of ``xs`` times ``scale`` (0 for
+    one value), or the missing mark for none; a benchmark table's cell over seeds."""
+    if not xs:
+        return MISSING
+    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return f"{scale * statistics.mean(xs):.{decimals}f} ± {scale * sd:.{decimals}f}"
+

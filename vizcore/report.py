@@ -58,6 +58,7 @@ from vizcore.figures.cam import cam_grid, mean_cam_figure
 from vizcore.figures.matrix import MatrixPanel, difference_heatmap, matrix_figure
 from vizcore.figures.scatter import embedding_scatter, pair_figure
 from vizcore.figures.training import training_curves
+from vizcore.methods import curves_of
 from vizcore.metrics.domain import (
     REPORT_COLUMNS,
     class_silhouette,
@@ -210,7 +211,9 @@ def _training(ctx: Context, sec: Section) -> None:
         if not any(r.get("kind") == "step" for r in records):
             sec.text(f"{name}: no training records (an uploaded checkpoint, or stopped before the first step).")
             continue
-        sec.figure(training_curves(records, title=name, presentation=ctx.options.presentation))
+        steps, epochs = curves_of(run.config().method)
+        sec.figure(training_curves(records, title=name, presentation=ctx.options.presentation, curves=steps,
+                                   epoch_curves=epochs))  # fmt: skip
     sec.text("Loss and batch accuracy per logged step; test accuracies after each epoch on the held-out split.")
 
 

@@ -92,6 +92,32 @@ class CheckpointError(ValueError):
     """Weights that cannot be loaded into the run's architecture; the message says why."""
 
 
+def lineage(run: Run | RunInfo) -> dict[str, str]:
+    """The runs ``run`` starts from, by role: {"parent": id, "teacher": id} (only those it has)."""
+    if isinstance(run, Run):
+        cfg = run.config()
+        parent, teacher = cfg.init_from, cfg.teacher
+    else:
+        parent, teacher = run.init_from, run.teacher
+    return {role: rid for role, rid in (("parent", parent), ("teacher", teacher)) if rid}
+
+
+def lineage_text(info: RunInfo, known: Iterable[str] = ()) -> str:
+    """Parent → child in words, for a run table: "parent X", "teacher Y" ("" for neither); an id
+    not among ``known`` (when given) is marked as gone."""
+    ids = set(known)
+
+    def name(rid: str) -> str:
+        return rid if not ids or rid in ids else f"{rid} (gone)"
+
+    return ", ".join(f"{role} {name(rid)}" for role, rid in lineage(info).items())
+
+
+def children(runs: Iterable[RunInfo], run_id: str) -> list[tuple[str, str]]:
+    """The runs that start from ``run_id``: (child id, role) pairs, role "parent" or "teacher"."""
+    return [(r.run_id, role) for r in runs for role, rid in lineage(r).items() if rid == run_id]
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -124,6 +150,8 @@ class RunInfo:
     read_only: bool
     summary: dict[str, Any]
     message: str
+    init_from: str | None = None  # the parent run (its weights were the start)
+    teacher: str | None = None  # the teacher run (distillation)
 
 
 class Run:
@@ -192,6 +220,8 @@ class Run:
             read_only=self.read_only,
             summary=self.summary(),
             message=st.get("message", ""),
+            init_from=cfg.init_from,
+            teacher=cfg.teacher,
         )
 
     # -- writing ---------------------------------------------------------------

@@ -9,11 +9,13 @@ after every epoch (the last good checkpoint), and the final status.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -24,9 +26,12 @@ from vizcore.config import TrainConfig
 from vizcore.data import Domain, align_target, check_domain_pair, domain_info, load_domain
 from vizcore.device import resolve_device
 from vizcore.methods import METHODS, create_method
+from vizcore.methods.base import Lineage, Method, StepContext
+from vizcore.methods.freeze import apply_freeze, frozen_layers
+from vizcore.models.base import GapNet
 from vizcore.params import validate
 from vizcore.registry import Registry
-from vizcore.runs import Run, RunStore
+from vizcore.runs import Run, RunStore, load_state_checked, state_dict_problems
 
 
 class Diverged(FloatingPointError):
@@ -113,18 +118,46 @@ def epoch_layout_seed(seed: int, epoch: int) -> int | None:
     return None if epoch <= 1 else seed + 1_000_003 * (epoch - 1)
 
 
+def labels_per_class(domain: Domain, k: int, seed: int) -> Domain:
+    """``k`` images of every class of ``domain``, drawn with ``seed`` (class order kept).
+
+    Raises:
+        ValueError: a class has fewer than ``k`` images.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    picked = []
+    for c, name in enumerate(domain.classes):
+        idx = torch.nonzero(domain.labels == c).flatten()
+        if len(idx) < k:
+            raise ValueError(f"target_labels_per_class={k}: class {name!r} of {domain.name} has only "
+                             f"{len(idx)} training images")  # fmt: skip
+        picked.append(idx[torch.randperm(len(idx), generator=gen)[:k]])
+    order = torch.cat(picked).sort().values
+    boxes = None if domain.boxes is None else domain.boxes[order]
+    return replace(domain, images=domain.images[order], labels=domain.labels[order], boxes=boxes,
+                   provenance=f"{domain.provenance}; {k} labelled images per class (seed {seed})")  # fmt: skip
+
+
 def load_data(config: TrainConfig) -> Data:
-    """The four splits; a target's labels are the source's class indices (its class map)."""
+    """The four splits; a target's labels are the source's class indices (its class map).
+
+    With ``target_labels_per_class`` the labelled training set is K images per class of the
+    target's training split, in place of the source's; both test splits are kept.
+    """
 
     def target(split: str) -> Domain | None:
         if not config.target:
             return None
         return align_target(load_split(config, config.target, split), config.source, config.class_map)
 
+    target_train = target("train")
+    source_train = load_split(config, config.source, "train")
+    if config.target_labels_per_class and target_train is not None:
+        source_train = labels_per_class(target_train, config.target_labels_per_class, config.seed)
     return Data(
-        source_train=load_split(config, config.source, "train"),
+        source_train=source_train,
         source_test=load_split(config, config.source, "test"),
-        target_train=target("train"),
+        target_train=target_train,
         target_test=target("test"),
     )
 
@@ -193,27 +226,43 @@ def _floats(logs: dict[str, Any]) -> dict[str, float]:
     return {k: float(v.detach().float().item() if torch.is_tensor(v) else v) for k, v in logs.items()}
 
 
+def _check_finite(loss: torch.Tensor, step: int) -> None:
+    # before the step, so a NaN never reaches the weights (one sync a step, cheap next to it)
+    if not bool(torch.isfinite(loss.detach())):
+        raise Diverged(f"training diverged at step {step + 1}: the loss became NaN/Inf ({loss.item():g})")
+
+
 class _Trainer:
     """State of one training run; ``train`` drives it."""
 
-    def __init__(self, config: TrainConfig, run: Run | None, stop: threading.Event | None) -> None:
+    def __init__(
+        self, config: TrainConfig, run: Run | None, stop: threading.Event | None, lineage: _Lineage | None = None
+    ) -> None:
         self.config, self.run, self.stop = config, run, stop
+        lineage = lineage or _Lineage()
         torch.manual_seed(config.seed)
         self.gen = torch.Generator().manual_seed(config.seed)
         self.device = resolve_device(config.device)
         self.data = load_data(config)
         if config.target and self.data.target_train is not None and len(self.data.target_train) == 0:
             raise ValueError(f"target domain {config.target!r} has no training images")
-        self.model = build_model(config).to(self.device)
-        self.method = create_method(
+        self.model = build_model(config)
+        parent = None
+        if lineage.parent_state is not None:  # init_from: start from the parent's weights
+            load_state_checked(self.model, lineage.parent_state, source=f"run {config.init_from!r}")
+            parent = copy.deepcopy(self.model)
+        self.model.to(self.device)
+        self.frozen = apply_freeze(self.model, config.freeze)
+        self.method: Method = create_method(
             config.method,
             trade_off=config.trade_off,
             feature_dim=self.model.feature_dim,
             num_classes=self.model.num_classes,
             **config.method_params,
         ).to(self.device)
-        params = list(self.model.parameters()) + list(self.method.parameters())
-        self.opt = OPTIMIZERS.get(config.optimizer)(params, config)
+        teacher = lineage.teacher.to(self.device) if lineage.teacher is not None else None
+        self.method.setup(self.model, Lineage(parent=parent.to(self.device) if parent else None, teacher=teacher))
+        self.opts = self.method.optimizers(self.model, lambda params: OPTIMIZERS.get(config.optimizer)(params, config))
         self.lr_at = SCHEDULES.get(config.schedule)
         self.steps_per_epoch = len(_batches(len(self.data.source_train), config.batch_size, torch.Generator()))
         self.total_steps = self.steps_per_epoch * config.epochs
@@ -228,7 +277,10 @@ class _Trainer:
         self.targets = (
             _TargetStream(tt.images.to(self.device, non_blocking=True), config.batch_size, self.gen) if tt else None
         )
-        self.fresh_layouts = config.fresh_layouts and domain_info(config.source).generated
+        # (with a labelled target budget the training images are not the source's to redraw)
+        self.fresh_layouts = (
+            config.fresh_layouts and domain_info(config.source).generated and not config.target_labels_per_class
+        )
         # The last weights known finite, copied at an epoch end: what a failed run keeps.
         self.kept: dict[str, torch.Tensor] | None = None
         self.kept_epoch, self.kept_step = 0, 0
@@ -244,9 +296,13 @@ class _Trainer:
 
     def _set_lr(self) -> float:
         lr = self.config.lr * self.lr_at(self.step / max(self.total_steps, 1))
-        for g in self.opt.param_groups:
-            g["lr"] = lr
+        for opt in self.opts.values():
+            for g in opt.param_groups:
+                g["lr"] = lr * g.get("lr_mult", 1.0)
         return lr
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
 
     def augment(self, xs: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """The configured augmentations of a source batch."""
@@ -257,17 +313,13 @@ class _Trainer:
         return xs
 
     def train_step(self, idx: torch.Tensor) -> dict[str, Any]:
+        """One step of the method (its own hook: one backward by default, or its own updates)."""
         lr = self._set_lr()
         xs, ys = self.augment(self.x_src[idx], self.gen), self.y_src[idx]
         xt = self.targets.next() if self.targets else None
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            loss, logs = self.method.loss(self.model, xs, ys, xt, self.step / max(self.total_steps, 1))
-        # before the step, so a NaN never reaches the weights (one sync a step, cheap next to it)
-        if not bool(torch.isfinite(loss.detach())):
-            raise Diverged(f"training diverged at step {self.step + 1}: the loss became NaN/Inf ({loss.item():g})")
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        ctx = StepContext(self.model, self.opts, lambda loss: _check_finite(loss, self.step), self._autocast,
+                          self.gen, self.augment)  # fmt: skip
+        logs = self.method.step(ctx, xs, ys, xt, self.step / max(self.total_steps, 1))
         self.step += 1
         return {**logs, "lr": lr}
 
@@ -281,7 +333,10 @@ class _Trainer:
         in training (augmented source, plus target for a method that uses it; labels unused),
         with a cumulative average instead. Its own random stream, so training is unchanged.
         """
-        bns = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        self.model.train()
+        # a frozen BatchNorm keeps its statistics (vizcore.methods.freeze)
+        bns = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+               and not getattr(m, "_vizcore_frozen", False)]  # fmt: skip
         if not bns:
             return
         momenta = [m.momentum for m in bns]
@@ -290,7 +345,6 @@ class _Trainer:
             m.momentum = None  # cumulative moving average: every batch counts the same
         gen = torch.Generator().manual_seed(self.config.seed + 7_919 * self.epoch)
         targets = _TargetStream(self.targets.images, self.targets.bs, gen) if self.targets else None
-        self.model.train()
         for idx in _batches(len(self.x_src), self.config.batch_size, gen):
             x = self.augment(self.x_src[idx], gen)
             if targets is not None:
@@ -313,6 +367,10 @@ class _Trainer:
         if d.target_test is not None:
             yield Progress("stage", *here, message="evaluating on the target test split")
             out["target_acc"] = evaluate(self.model, d.target_test.images, d.target_test.labels)
+        if names := self.method.eval_metrics:  # the method's own end-of-epoch values
+            yield Progress("stage", *here, message=f"evaluating {', '.join(names)}")
+            test = (d.source_test.images, d.source_test.labels)
+            out.update(self.method.evaluate(self.model, (self.x_src, self.y_src), test))
         return out
 
     def non_finite(self) -> list[str]:
@@ -339,6 +397,113 @@ class _Trainer:
         return accs
 
 
+@dataclass
+class _Lineage:
+    """What a run's parent and teacher give it: the parent's weights, the teacher's model."""
+
+    parent_state: dict[str, torch.Tensor] | None = None
+    teacher: GapNet | None = None
+
+
+def _lineage_run(store: RunStore, role: str, run_id: str) -> Run:
+    """The complete run ``run_id`` with weights, for ``role`` ("init_from", "teacher")."""
+    try:
+        run = store.get(run_id)  # check_run_id first: a hostile id never reaches a path
+    except LookupError as e:
+        raise ValueError(f"{role}: {e}") from None
+    status = run.status().get("status")
+    if status != "complete":
+        raise ValueError(f"{role}: run {run_id!r} is {status}, not complete; only a complete run can be a {role}")
+    if not run.has_weights():
+        raise ValueError(f"{role}: run {run_id!r} has no weights")
+    return run
+
+
+def resolve_lineage(config: TrainConfig, store: RunStore | None) -> tuple[TrainConfig, _Lineage]:
+    """Check the runs ``config`` starts from and load what it takes of them.
+
+    The parent (``init_from``) and the teacher must exist, be complete, have weights, and fit:
+    the parent's weights must load into the run's architecture, the teacher must see the same
+    input shape and predict the same classes. A run with no input shape of its own takes its
+    parent's (else its teacher's). Everything is checked before a run folder is created.
+
+    Returns:
+        the config with its input shape resolved, and the parent's weights and the teacher.
+    """
+    store = store if store is not None else RunStore()
+    parent = _lineage_run(store, "init_from", config.init_from) if config.init_from else None
+    teacher = _lineage_run(store, "teacher", config.teacher) if config.teacher else None
+    if config.input_shape is None:
+        for r in (parent, teacher):
+            if r is not None:
+                config = config.replace(input_shape=resolve_input_shape(r.config()))
+                break
+    config = config.replace(input_shape=resolve_input_shape(config))
+    out = _Lineage()
+    if parent is not None:
+        state = {k: v for k, v in parent.load_model().state_dict().items()}
+        if problems := state_dict_problems(build_model(config), state):
+            raise ValueError(f"init_from: run {parent.run_id!r} has another architecture than this run "
+                             f"({parent.config().model}, input {resolve_input_shape(parent.config())}): "
+                             + "; ".join(problems[:4]))  # fmt: skip
+        out.parent_state = state
+    if teacher is not None:
+        t_cfg = teacher.config()
+        if (shape := resolve_input_shape(t_cfg)) != config.input_shape:
+            raise ValueError(f"teacher: run {teacher.run_id!r} sees {shape} images, this run {config.input_shape}")
+        model = teacher.load_model()
+        if model.num_classes != build_model(config).num_classes:
+            raise ValueError(f"teacher: run {teacher.run_id!r} predicts {model.num_classes} classes, "
+                             f"this run {build_model(config).num_classes}")  # fmt: skip
+        for p in model.parameters():
+            p.requires_grad_(False)
+        out.teacher = model.eval()
+    return config, out
+
+
+def check_config(config: TrainConfig) -> None:
+    """Refuse what cannot train, before a run folder exists (the message says what is valid)."""
+    if config.epochs < 1:  # a run is complete only with trained weights
+        raise ValueError(f"epochs must be at least 1, got {config.epochs}")
+    # mismatched domains are refused before a run folder exists (cheap: class names only)
+    check_domain_pair(config.source, config.target, class_map=config.class_map)
+    # so are an unknown method and a bad method parameter (the message lists the valid values)
+    method = METHODS.get(config.method)
+    name = method.label or config.method
+    validate(method.params, config.method_params, owner=name)
+    for need in method.requires:
+        if not getattr(config, need):
+            raise ValueError(f"{name} needs {need} ({_NEEDS.get(need, need)})")
+    k = config.target_labels_per_class
+    if k is not None:
+        if k < 1:
+            raise ValueError(f"target_labels_per_class must be at least 1, got {k}")
+        if not config.target:
+            raise ValueError("target_labels_per_class needs a target domain to draw the labelled images from")
+        if method.uses_target:
+            raise ValueError(f"{name} adapts to an unlabelled target; target_labels_per_class trains on "
+                             "labelled target images instead (use finetune or source_only)")  # fmt: skip
+    frozen_layers(build_model(config.replace(input_shape=resolve_input_shape(config))), config.freeze)
+
+
+_NEEDS = {
+    "init_from": "a parent run to start from: --init-from RUN",
+    "teacher": "a teacher run: --teacher RUN",
+    "target_labels_per_class": "labelled target images per class: --target-labels-per-class K",
+}
+
+
+def completed(events: Iterator[Progress]) -> Progress:
+    """Drive a training run to its end; its "end" event, or RuntimeError unless it completed."""
+    end = None
+    for ev in events:
+        end = ev
+    if end is None or end.status != "complete":
+        raise RuntimeError(f"run {end.run_id if end else '?'} ended {end.status if end else 'without events'}: "
+                           f"{end.message if end else ''}")  # fmt: skip
+    return end
+
+
 def _relay(stages: Iterator[Progress], emit: Callable[[Progress], Progress]) -> Iterator[Progress]:
     """Yield a sub-generator's events through ``emit``; return its return value."""
     while True:
@@ -358,14 +523,9 @@ def train(
     trained so far are kept), or "failed" (diverged or crashed: the last good epoch's
     weights are kept, if any).
     """
-    if config.epochs < 1:  # a run is complete only with trained weights
-        raise ValueError(f"epochs must be at least 1, got {config.epochs}")
-    # mismatched domains are refused before a run folder exists (cheap: class names only)
-    check_domain_pair(config.source, config.target, class_map=config.class_map)
-    # so are an unknown method and a bad method parameter (the message lists the valid values)
-    method = METHODS.get(config.method)
-    validate(method.params, config.method_params, owner=method.label or config.method)
-    config = config.replace(input_shape=resolve_input_shape(config))
+    check_config(config)
+    config, lineage = resolve_lineage(config, store) if config.init_from or config.teacher else (
+        config.replace(input_shape=resolve_input_shape(config)), _Lineage())
     run = store.create(config) if store is not None else None
     rid = run.run_id if run else None
     trainer: _Trainer | None = None
@@ -415,7 +575,7 @@ def train(
     try:
         # announced before the (possibly slow) data preparation, so a caller learns the run id at once
         yield emit(Progress("start", message="preparing data and model"))
-        trainer = _Trainer(config, run, stop)
+        trainer = _Trainer(config, run, stop, lineage)
         yield emit(Progress("ready", 0, 0, trainer.total_steps, message=f"training on {trainer.device}"))
         acc_logs: dict[str, float] = {}
         for epoch in range(config.epochs):

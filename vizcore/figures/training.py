@@ -10,9 +10,10 @@ from plotly.subplots import make_subplots
 
 from vizcore.figures import SERIES_COLORS, style
 
-_LOSS_KEYS = ("loss", "cls_loss", "transfer_loss")
-_EXTRA_KEYS = ("domain_acc", "lambda", "lr")
-_CURVE_ORDER = (*_LOSS_KEYS, "train_acc", "source_acc", "target_acc", *_EXTRA_KEYS)
+_LOSS_KEYS = ("loss", "cls_loss")
+_ACC_KEYS = ("train_acc", "source_acc", "target_acc")
+# a run whose method declares nothing (an old run) is drawn with DANN's curves, as before
+DEFAULT_CURVES = ("domain_acc", "lambda", "transfer_loss")
 
 
 def _series(records: Sequence[dict[str, Any]], kind: str, key: str) -> tuple[list[int], list[float]]:
@@ -25,27 +26,40 @@ def _mode(x: Sequence[int]) -> str:
     return "lines+markers" if len(x) < 20 else "lines"
 
 
-def training_curves(records: Sequence[dict[str, Any]], title: str = "", presentation: bool = False) -> go.Figure:
-    """Losses (left), accuracies (middle) and the method's schedule values (right) against steps.
+def training_curves(
+    records: Sequence[dict[str, Any]],
+    title: str = "",
+    presentation: bool = False,
+    curves: Sequence[str] = DEFAULT_CURVES,
+    epoch_curves: Sequence[str] = (),
+) -> go.Figure:
+    """Losses (left), accuracies (middle) and the method's own values (right) against steps.
 
     Step points are the logged training batches; the test accuracies are evaluated after
-    each epoch on the held-out split.
+    each epoch on the held-out split. ``curves`` are the step values the method declares
+    (``Method.extra_metrics``: a "*_loss" joins the losses, the rest the right panel, with the
+    learning rate); ``epoch_curves`` its end-of-epoch accuracies (``Method.eval_metrics``).
     """
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("Loss", "Accuracy", "Schedule / domain"))
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("Loss", "Accuracy", "Schedule / method"))
+    losses = (*_LOSS_KEYS, *(k for k in curves if k.endswith("_loss")))
+    others = (*(k for k in curves if not k.endswith("_loss")), "lr")
+    order = (*losses, *_ACC_KEYS, *epoch_curves, *others)
 
     def add(key: str, kind: str, name: str, col: int, **kw: Any) -> None:
         x, y = _series(records, kind, key)
         if x:  # a fixed colour per series, so a curve keeps its colour from run to run
-            color = SERIES_COLORS[_CURVE_ORDER.index(key) % len(SERIES_COLORS)]
+            color = SERIES_COLORS[order.index(key) % len(SERIES_COLORS)]
             mode = _mode(x) if kind == "step" else "lines+markers"
             fig.add_trace(go.Scatter(x=x, y=y, name=name, mode=mode, line_color=color, **kw), 1, col)
 
-    for key in _LOSS_KEYS:
+    for key in losses:
         add(key, "step", key.replace("_", " "), 1)
     add("train_acc", "step", "train acc (batch)", 2, opacity=0.6)
     for key, name in (("source_acc", "source test acc"), ("target_acc", "target test acc")):
         add(key, "epoch", name, 2)
-    for key in _EXTRA_KEYS:
+    for key in epoch_curves:
+        add(key, "epoch", curve_label(key), 2)
+    for key in others:
         add(key, "step", key.replace("_", " "), 3)
     fig.update_xaxes(title_text="step")
     last = max((r.get("step", 0) for r in records), default=0)
@@ -67,6 +81,8 @@ CURVE_LABELS = {
     "cls_loss": "classification loss",
     "loss": "total loss",
     "train_acc": "training batch accuracy (%)",
+    "knn_acc": "kNN accuracy, k = 20, cosine (%)",
+    "teacher_agreement": "agreement with the teacher (%)",
 }
 
 

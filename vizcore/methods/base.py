@@ -1,7 +1,16 @@
-"""The method interface shared by every training method."""
+"""The method interface shared by every training method.
+
+A method owns its training step through one hook, :meth:`Method.step`. The default step is one
+forward pass (:meth:`Method.loss`), one backward pass and one step of the trainer's optimiser;
+a method with several optimisers, alternating updates or frozen parts overrides ``step`` (and
+:meth:`Method.optimizers`), and ``train.py`` stays one loop with no branch for it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -25,8 +34,45 @@ def split_features(f: Features, n_source: int) -> tuple[Features, Features]:
     )
 
 
+@dataclass
+class StepContext:
+    """What the trainer hands a method's step.
+
+    Attributes:
+        model: the network being trained (the run's saved model).
+        optimizers: the method's optimisers by name (:meth:`Method.optimizers`).
+        check: raises the trainer's divergence error for a NaN/Inf loss; call it before every
+            ``backward`` so a bad loss never reaches the weights.
+        autocast: a fresh mixed-precision context (a no-op on CPU) for each forward pass.
+        gen: the run's seeded CPU random generator (augmentations).
+        augment: the configured augmentations of a source batch.
+    """
+
+    model: GapNet
+    optimizers: dict[str, torch.optim.Optimizer]
+    check: Callable[[torch.Tensor], None]
+    autocast: Callable[[], AbstractContextManager[Any]]
+    gen: torch.Generator
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] = field(default=lambda x, g: x)
+
+
+@dataclass
+class Lineage:
+    """The runs a run starts from, loaded by the trainer and handed to :meth:`Method.setup`.
+
+    Attributes:
+        parent: the parent run's model (``init_from``), its weights already in ``model``; a
+            separate copy, so a method may keep it fixed (ADDA's source encoder).
+        teacher: the teacher run's model (``teacher``), in eval mode.
+    """
+
+    parent: GapNet | None = None
+    teacher: GapNet | None = None
+
+
 class Method(nn.Module):
-    """Base class. Subclasses set ``uses_target`` and implement ``transfer_loss``.
+    """Base class. Subclasses set ``uses_target`` and implement ``transfer_loss`` (or ``loss``,
+    or ``step``).
 
     Args:
         trade_off: lambda, the weight of the transfer loss.
@@ -41,14 +87,59 @@ class Method(nn.Module):
     description: str = ""
     # typed descriptions: the Train page draws its widgets from these, train() checks them
     params: tuple[Param, ...] = ()
-    # which live curves matter for this method (besides loss and accuracy)
+    # which live curves matter for this method (besides loss and accuracy): the Train page's
+    # curves, the Compare page's choice of curve and the command line's epoch line read these
     extra_metrics: tuple[str, ...] = ()
+    # the end-of-epoch values :meth:`evaluate` adds (e.g. a kNN accuracy), drawn as epoch curves
+    eval_metrics: tuple[str, ...] = ()
+    # the epoch-level value that says how good the run is (an accuracy in [0, 1])
+    score: str = "target_acc"
+    # TrainConfig fields that must be set for this method ("init_from", "teacher", ...)
+    requires: tuple[str, ...] = ()
+    # False: the method needs no labels (self-supervised); the Train page says so
+    uses_labels: bool = True
 
     def __init__(self, trade_off: float = 1.0, feature_dim: int = 64, num_classes: int = 10, **params: Any) -> None:
         super().__init__()
         self.hparams = validate(type(self).params, params, owner=self.label or type(self).__name__)
         self.trade_off = trade_off
 
+    # -- the hooks the trainer calls ---------------------------------------------------------
+    def setup(self, model: GapNet, lineage: Lineage) -> None:
+        """Called once, after the model is built (and given its parent's weights), before the
+        optimisers are made: a method keeps what it needs of its lineage, freezes parts."""
+
+    def optimizers(
+        self, model: GapNet, make: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+    ) -> dict[str, torch.optim.Optimizer]:
+        """The optimisers of the run, by name; ``make`` builds one the config describes.
+
+        Default: one optimiser over every trainable weight of the model and of the method.
+        The trainer sets every group's learning rate to the schedule's value times the group's
+        ``lr_mult`` (1 when absent).
+        """
+        return {"main": make(trainable(model, self))}
+
+    def step(self, ctx: StepContext, xs: torch.Tensor, ys: torch.Tensor, xt: torch.Tensor | None,
+             progress: float) -> dict[str, Any]:  # fmt: skip
+        """One training step; returns the values to log. Default: one backward pass of
+        :meth:`loss` and one step of the "main" optimiser."""
+        with ctx.autocast():
+            loss, logs = self.loss(ctx.model, xs, ys, xt, progress)
+        ctx.check(loss)
+        opt = ctx.optimizers["main"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return logs
+
+    def evaluate(self, model: GapNet, train: tuple[torch.Tensor, torch.Tensor],
+                 test: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:  # fmt: skip
+        """Extra end-of-epoch values from the source (train images, labels) and (test images,
+        labels); the test accuracies themselves are the trainer's. Default: none."""
+        return {}
+
+    # -- the default loss --------------------------------------------------------------------
     def lambda_at(self, progress: float) -> float:
         """Weight of the transfer loss at training progress p in [0, 1]."""
         return self.trade_off
@@ -63,7 +154,7 @@ class Method(nn.Module):
         if xt is None or not self.uses_target:
             f_s = model.forward_features(xs)
             cls = F.cross_entropy(f_s.logits, ys)
-            return cls, {"loss": cls, "cls_loss": cls, "train_acc": _acc(f_s.logits, ys)}
+            return cls, {"loss": cls, "cls_loss": cls, "train_acc": batch_accuracy(f_s.logits, ys)}
         f_s, f_t = split_features(model.forward_features(torch.cat([xs, xt])), len(xs))
         cls = F.cross_entropy(f_s.logits, ys)
         transfer, logs = self.transfer_loss(f_s, f_t, progress)
@@ -74,10 +165,16 @@ class Method(nn.Module):
             "cls_loss": cls,
             "transfer_loss": transfer,
             "lambda": lam,
-            "train_acc": _acc(f_s.logits, ys),
+            "train_acc": batch_accuracy(f_s.logits, ys),
             **logs,
         }
 
 
-def _acc(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def trainable(*modules: nn.Module) -> Iterator[nn.Parameter]:
+    """The parameters of ``modules`` that take gradients (frozen ones are left out)."""
+    for m in modules:
+        yield from (p for p in m.parameters() if p.requires_grad)
+
+
+def batch_accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(dim=1) == y).float().mean()

@@ -59,6 +59,10 @@ class GapNet(nn.Module):
         """Effective (K, C) weights and (K,) bias from the GAP vector to the logits."""
         raise NotImplementedError
 
+    def conv_blocks(self) -> list[nn.Module]:
+        """The conv blocks of the trunk, input side first (what ``freeze=k`` counts)."""
+        raise NotImplementedError
+
     @property
     def feature_layers(self) -> list[str]:
         raise NotImplementedError

@@ -96,6 +96,9 @@ class LeNetGAP(GapNet):
         logits = self.fc(bott if bott is not None else gap)
         return Features(conv=conv, gap=gap, bottleneck=bott, logits=logits)
 
+    def conv_blocks(self) -> list[nn.Module]:
+        return list(self.features)
+
     def cam_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         w, b = self.fc.weight, self.fc.bias  # (K, D), (K,)
         if self.bottleneck is None:
