@@ -46,20 +46,36 @@ def test_a_batch_the_processes_cannot_share_is_refused_before_a_run_exists(monke
     assert store.run_ids() == []
 
 
+def _torchrun(tmp_path: Path, *cmd: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "VIZCORE_RUNS": str(tmp_path / "ddp"), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+           "VIZCORE_RUNS_WARMUP": "0"}  # fmt: skip
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *cmd],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+ARGS = ["train", "--source", "mnist", "--epochs", "1", "--train-limit", "512", "--test-limit", "128", "--batch-size",
+        "64", "--lr", "0.05", "--schedule", "constant", "--no-batch-norm", "--seed", "3", "--quiet"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_rank_that_dies_leaves_no_run_that_looks_complete(tmp_path) -> None:
+    out = _torchrun(tmp_path, str(ROOT / "tests" / "ddp_dying_rank.py"), *ARGS)
+    assert out.returncode != 0
+    store = RunStore(tmp_path / "ddp", demo_root=None)
+    runs = [store.get(r) for r in store.run_ids()]
+    assert len(runs) == 1  # rank 0's run; rank 1 never wrote one
+    st = runs[0].status()
+    assert st["status"] in ("failed", "interrupted")
+    assert st["status"] == "interrupted" or "training over 2 processes broke off" in st["message"]
+    assert not (runs[0].path / "model.safetensors").exists()  # no epoch ended: no weights claimed
+
+
 @pytest.mark.slow
 def test_two_gloo_processes_train_the_weights_of_one_process(tmp_path) -> None:
     """torchrun with 2 CPU processes: rank 0 alone writes the run, whose weights are those of one
     process with the same global batch (a model without BatchNorm, whose statistics would be
     per process on the CPU), to float32 summation-order precision."""
-    args = ["--source", "mnist", "--epochs", "1", "--train-limit", "512", "--test-limit", "128", "--batch-size", "64",
-            "--lr", "0.05", "--schedule", "constant", "--no-batch-norm", "--seed", "3", "--quiet"]  # fmt: skip
-    env = {**os.environ, "VIZCORE_RUNS": str(tmp_path / "ddp"), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
-           "VIZCORE_RUNS_WARMUP": "0"}  # fmt: skip
-    out = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "vizcore", "train", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    out = _torchrun(tmp_path, "-m", "vizcore", *ARGS)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     ddp_store = RunStore(tmp_path / "ddp", demo_root=None)
     assert len(ddp_store.run_ids()) == 1  # the other rank never touched the store

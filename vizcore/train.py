@@ -631,4 +631,8 @@ def train(
     except Diverged as e:
         yield from finish("failed", str(e))
     except Exception as e:  # noqa: BLE001 — a run must end with a status, whatever went wrong
-        yield from finish("failed", f"{type(e).__name__}: {e}")
+        why = f"{type(e).__name__}: {e}"
+        if world is not None:  # say where to look first: a peer's own log
+            why = (f"training over {world.size} processes broke off (another process failed or stopped "
+                   f"answering; see its log above): {why}")  # fmt: skip
+        yield from finish("failed", why)
