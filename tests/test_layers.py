@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("vizcore.runs",),
     ("vizcore.architecture", "vizcore.methods"),
     ("vizcore.data", "vizcore.models", "vizcore.metrics", "vizcore.embed", "vizcore.cam", "vizcore.figures"),
-    ("vizcore.registry", "vizcore.errors", "vizcore.atomic", "vizcore.config", "vizcore.device", "vizcore.numbers",
+    ("vizcore.registry", "vizcore.errors", "vizcore.atomic", "vizcore.config", "vizcore.device", "vizcore.distributed", "vizcore.numbers",
      "vizcore.params", "vizcore"),
 ]
 

@@ -39,6 +39,7 @@ def build_network(
     bottleneck_dim: int = 0,
     standardize: bool = False,
     widths: tuple[int, ...] | None = None,
+    batch_norm: bool = True,
 ) -> GapNet:
     """A registered model with the constructor arguments it accepts (no weights loaded).
 
@@ -49,6 +50,8 @@ def build_network(
               "bottleneck_dim": bottleneck_dim, "standardize": standardize}  # fmt: skip
     if widths is not None:  # only when asked for: the model's own default otherwise
         kwargs["widths"] = tuple(widths)
+    if not batch_norm:  # likewise: a model without the option keeps its own normalisation
+        kwargs["batch_norm"] = False
     accepted = inspect.signature(MODELS.get(model)).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
         kwargs = {k: v for k, v in kwargs.items() if k in accepted}
@@ -64,4 +67,5 @@ def build_model(config: TrainConfig) -> GapNet:
         bottleneck_dim=config.bottleneck_dim,
         standardize=config.standardize,
         widths=config.widths,
+        batch_norm=config.batch_norm,
     )

@@ -109,6 +109,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a method parameter")
     p.add_argument("--bottleneck-dim", type=int, default=d.bottleneck_dim)
     p.add_argument("--standardize", action="store_true", help="per-image input standardisation")
+    p.add_argument("--no-batch-norm", dest="batch_norm", action="store_false",
+                   help="no BatchNorm after the convolutions (LeNet-GAP)")  # fmt: skip
     p.add_argument("--augment-shift", type=int, default=d.augment_shift, help="random shifts of up to N pixels")
     p.add_argument(
         "--augment-invert",
@@ -170,10 +172,17 @@ def _epoch_line(values: dict[str, float], declared: tuple[str, ...] = ()) -> str
 def cmd_train(a: argparse.Namespace, store: RunStore) -> int:
     from tqdm import tqdm
 
+    from vizcore.distributed import current_world
+    from vizcore.distributed import finish as finish_world
     from vizcore.methods import METHODS
-    from vizcore.train import train
+    from vizcore.train import completed, train
 
     cfg = _config_from_args(a)
+    world = current_world()
+    if world is not None and not world.is_main:  # under torchrun, rank 0 alone reports (and writes)
+        end = completed(train(cfg, store))
+        finish_world(world)
+        return 0 if end.status == "complete" else 1
     method = METHODS.get(cfg.method)
     declared = (*method.eval_metrics, *method.extra_metrics)
     status = "failed"
@@ -198,6 +207,7 @@ def cmd_train(a: argparse.Namespace, store: RunStore) -> int:
             if bar is not None:
                 bar.close()
             print(f"{ev.status}. {ev.message}".strip())
+    finish_world(world)
     return 0 if status == "complete" else 1
 
 

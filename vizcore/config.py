@@ -37,6 +37,7 @@ class TrainConfig:
     method_params: dict[str, Any] = field(default_factory=dict)
     bottleneck_dim: int = 0  # >0: linear adaptation layer before the classifier
     standardize: bool = False  # per-image input standardisation inside the model
+    batch_norm: bool = True  # BatchNorm after each convolution (LeNet-GAP; the CAM paper's had none)
     augment_shift: int = 0  # random translation of training images by up to this many pixels
     # probability of showing a source image with inverted intensities (x -> 1 - x): a dark stroke on
     # a light ground, which MNIST never has and MNIST-M's |patch - digit| blend often does

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from vizcore import distributed
 from vizcore.architecture import build_model, resolve_input_shape
 from vizcore.config import TrainConfig
 from vizcore.data import Domain, align_target, check_domain_pair, domain_info, load_domain
@@ -226,9 +227,10 @@ def _floats(logs: dict[str, Any]) -> dict[str, float]:
     return {k: float(v.detach().float().item() if torch.is_tensor(v) else v) for k, v in logs.items()}
 
 
-def _check_finite(loss: torch.Tensor, step: int) -> None:
-    # before the step, so a NaN never reaches the weights (one sync a step, cheap next to it)
-    if not bool(torch.isfinite(loss.detach())):
+def _check_finite(loss: torch.Tensor, step: int, world: distributed.World | None = None) -> None:
+    # before the step, so a NaN never reaches the weights (one sync a step, cheap next to it);
+    # over several processes all of them stop together, or the others would wait for ever
+    if not distributed.all_finite(loss, world):
         raise Diverged(f"training diverged at step {step + 1}: the loss became NaN/Inf ({loss.item():g})")
 
 
@@ -242,7 +244,14 @@ class _Trainer:
         lineage = lineage or _Lineage()
         torch.manual_seed(config.seed)
         self.gen = torch.Generator().manual_seed(config.seed)
-        self.device = resolve_device(config.device)
+        self.world = distributed.current_world()
+        self.device = distributed.device_for(self.world, resolve_device(config.device))
+        if self.world is not None:
+            distributed.start(self.world, self.device)
+        # the batch order comes from ``gen``, identical in every process; each process augments its
+        # own slice, so augmentations draw from a generator of their own (the same one alone)
+        self.aug_gen = (self.gen if self.world is None
+                        else torch.Generator().manual_seed(config.seed * 1_000_003 + self.world.rank))  # fmt: skip
         self.data = load_data(config)
         if config.target and self.data.target_train is not None and len(self.data.target_train) == 0:
             raise ValueError(f"target domain {config.target!r} has no training images")
@@ -251,6 +260,8 @@ class _Trainer:
         if lineage.parent_state is not None:  # init_from: start from the parent's weights
             load_state_checked(self.model, lineage.parent_state, source=f"run {config.init_from!r}")
             parent = copy.deepcopy(self.model)
+        if self.world is not None:
+            self.model = distributed.prepare_model(self.model, self.device)
         self.model.to(self.device)
         self.frozen = apply_freeze(self.model, config.freeze)
         self.method: Method = create_method(
@@ -263,6 +274,9 @@ class _Trainer:
         teacher = lineage.teacher.to(self.device) if lineage.teacher is not None else None
         self.method.setup(self.model, Lineage(parent=parent.to(self.device) if parent else None, teacher=teacher))
         self.opts = self.method.optimizers(self.model, lambda params: OPTIMIZERS.get(config.optimizer)(params, config))
+        if self.world is not None:  # every optimiser's step averages the gradients over the processes
+            for opt in self.opts.values():
+                distributed.synchronise(opt, self.world)
         self.lr_at = SCHEDULES.get(config.schedule)
         self.steps_per_epoch = len(_batches(len(self.data.source_train), config.batch_size, torch.Generator()))
         self.total_steps = self.steps_per_epoch * config.epochs
@@ -315,10 +329,12 @@ class _Trainer:
     def train_step(self, idx: torch.Tensor) -> dict[str, Any]:
         """One step of the method (its own hook: one backward by default, or its own updates)."""
         lr = self._set_lr()
-        xs, ys = self.augment(self.x_src[idx], self.gen), self.y_src[idx]
         xt = self.targets.next() if self.targets else None
-        ctx = StepContext(self.model, self.opts, lambda loss: _check_finite(loss, self.step), self._autocast,
-                          self.gen, self.augment)  # fmt: skip
+        if self.world is not None:  # this process's slice of the global batch
+            idx, xt = self.world.shard(idx), None if xt is None else self.world.shard(xt)
+        xs, ys = self.augment(self.x_src[idx], self.aug_gen), self.y_src[idx]
+        ctx = StepContext(self.model, self.opts, lambda loss: _check_finite(loss, self.step, self.world),
+                          self._autocast, self.aug_gen, self.augment)  # fmt: skip
         logs = self.method.step(ctx, xs, ys, xt, self.step / max(self.total_steps, 1))
         self.step += 1
         return {**logs, "lr": lr}
@@ -524,6 +540,10 @@ def train(
     weights are kept, if any).
     """
     check_config(config)
+    world = distributed.current_world()
+    distributed.check_batch(world, config.batch_size)
+    if world is not None and not world.is_main:
+        store = None  # rank 0 alone writes the run; the others train alongside it
     config, lineage = resolve_lineage(config, store) if config.init_from or config.teacher else (
         config.replace(input_shape=resolve_input_shape(config)), _Lineage())
     run = store.create(config) if store is not None else None
@@ -568,7 +588,8 @@ def train(
                            trainer.total_steps if trainer else 0, values, status, message))  # fmt: skip
         _flush()
         if run is not None:
-            run.write_summary({**values, "status": status, "epochs_done": epochs_done, "steps": steps})
+            run.write_summary({**values, "status": status, "epochs_done": epochs_done, "steps": steps,
+                               "processes": world.size if world else 1})  # fmt: skip
             run.set_status(status, message)
         yield ev
 
@@ -610,4 +631,8 @@ def train(
     except Diverged as e:
         yield from finish("failed", str(e))
     except Exception as e:  # noqa: BLE001 — a run must end with a status, whatever went wrong
-        yield from finish("failed", f"{type(e).__name__}: {e}")
+        why = f"{type(e).__name__}: {e}"
+        if world is not None:  # say where to look first: a peer's own log
+            why = (f"training over {world.size} processes broke off (another process failed or stopped "
+                   f"answering; see its log above): {why}")  # fmt: skip
+        yield from finish("failed", why)
