@@ -64,6 +64,27 @@ def test_the_default_layer_is_the_block_before_pooling_and_an_override_is_checke
 
 
 @pytest.mark.parametrize("model_name", list_models())
+def test_a_models_cam_layer_outputs_its_conv_features(model_name: str) -> None:
+    model = create_model(model_name, num_classes=3, in_channels=1).eval()
+    x = torch.rand(2, 1, 32, 32)
+    got = []
+    model.get_submodule(model.cam_layer).register_forward_hook(lambda _m, _i, out: got.append(out))
+    conv = model.forward_features(x).conv
+    assert len(got) == 1 and got[0] is conv
+    assert layer_choices(model, (1, 32, 32))[-1] == model.cam_layer
+
+
+def test_a_plain_cnn_is_explained_at_its_last_four_d_output() -> None:
+    torch.manual_seed(0)
+    plain = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3)).eval()  # fmt: skip
+    assert layer_choices(plain, (1, 10, 10)) == ["0", "1", "2", "3", "4"]
+    assert default_layer(plain, (1, 10, 10)) == "4"  # the pooled (B, 6, 1, 1) map is 4-D too
+    e = explain(plain, torch.rand(2, 1, 10, 10), None, "Grad-CAM", layer="3")
+    assert e.maps.shape == (2, 10, 10) and torch.isfinite(e.maps).all()
+
+
+@pytest.mark.parametrize("model_name", list_models())
 @pytest.mark.parametrize("method", list_explainers())
 def test_every_method_gives_finite_full_size_maps_for_every_model(method: str, model_name: str) -> None:
     torch.manual_seed(0)

@@ -51,7 +51,7 @@ def list_explainers() -> list[str]:
 
 def _trace(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """The 4-D outputs of every named module, in execution order, of one dummy forward pass, and
-    the model's ``Features.conv`` (its last 4-D output for a model without ``forward_features``)."""
+    the last of them."""
     seen: dict[str, torch.Tensor] = {}
 
     def keep(name: str):
@@ -67,26 +67,43 @@ def _trace(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[dict[st
     try:
         with torch.no_grad():
             x = torch.zeros((1, *input_shape), device=next(model.parameters()).device)
-            conv = model.forward_features(x).conv if hasattr(model, "forward_features") else None
-            if conv is None:
-                model(x)
+            model(x)
     finally:
         for h in hooks:
             h.remove()
         model.train(was_training)
     if not seen:
         raise ValueError(f"{type(model).__name__} has no layer with a 4-D output to explain")
-    return seen, conv if conv is not None else list(seen.values())[-1]
+    return seen, list(seen.values())[-1]
+
+
+def _post_order(module: nn.Module, prefix: str) -> list[str]:
+    """Names of ``module`` and its descendants, children before their parent (execution order
+    of a sequential trunk)."""
+    out: list[str] = []
+    for name, child in module.named_children():
+        out += _post_order(child, f"{prefix}.{name}" if prefix else name)
+    return [*out, prefix]
 
 
 def layer_choices(model: nn.Module, input_shape: tuple[int, int, int]) -> list[str]:
-    """The layers an expert may explain at: every module with a 4-D output, in execution order."""
+    """The layers an expert may explain at: every module with a 4-D output, in execution order.
+
+    For a GapNet, the modules of its conv trunk (``cam_layer`` and everything in it), read off
+    the module tree without a forward pass; for any other network, traced with one dummy image.
+    """
+    trunk = getattr(model, "cam_layer", None)
+    if trunk is not None and trunk in dict(model.named_modules()):
+        return _post_order(model.get_submodule(trunk), trunk)
     return list(_trace(model, input_shape)[0])
 
 
 def default_layer(model: nn.Module, input_shape: tuple[int, int, int]) -> str:
-    """The last conv block: the outermost module whose output *is* the model's ``Features.conv``
-    (for a model without ``forward_features``, the last module with a 4-D output)."""
+    """The last conv block: a GapNet's ``cam_layer`` (the module whose output is ``Features.conv``);
+    for any other network, the outermost module whose output is its last 4-D output."""
+    trunk = getattr(model, "cam_layer", None)
+    if trunk is not None and trunk in dict(model.named_modules()):
+        return trunk
     seen, conv = _trace(model, input_shape)
     same = [n for n, out in seen.items() if out is conv]
     return min(same, key=lambda n: n.count(".")) if same else list(seen)[-1]

@@ -182,3 +182,53 @@ def scored_methods(run: Run, which: str = "source") -> list[str]:
     """The methods whose scores at the default layer are already cached for this run (a read)."""
     default, _ = target_layers(run)
     return [m for m in list_explainers() if run.has_cached("faithfulness", _scores_key(run, which, m, default))]
+
+
+def first_images(arrays: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    """A cam_analysis result restricted to its first ``n`` images (the explained ones)."""
+    return {k: v[:n] if isinstance(v, np.ndarray) and v.ndim and len(v) == len(arrays["labels"]) else v
+            for k, v in arrays.items()}  # fmt: skip
+
+
+def method_maps(
+    run: Run,
+    which: str,
+    method: str,
+    index: np.ndarray,
+    class_mode: str,
+    class_idx: np.ndarray,
+    layer: str | None = None,
+    scale: str = "image",
+) -> np.ndarray:
+    """Full-size maps in [0, 1] of images ``index`` by ``method``, as the CAM page draws them.
+
+    CAM at the default layer is the per-run analysis's (any image, either colour scale); every
+    other method explains the first explained_count images, each map stretched to its own range.
+
+    Shape:
+        index, class_idx: (M,). Returns (M, H, W) float32.
+    """
+    from vizcore.analysis import cam_maps
+
+    default, _ = target_layers(run)
+    if method == "CAM" and (layer or default) == default:
+        return cam_maps(run, which, index, class_idx, scale=scale)
+    return explanation_maps(run, which, method, index, class_mode, layer)
+
+
+def comparable(first: Run, second: Run, which: str) -> str | None:
+    """Why two runs' maps cannot be compared on the same images (None when they can)."""
+    a, b = first.config(), second.config()
+    da, db = domain_name_of(a, which), domain_name_of(b, which)
+    if db is None:
+        return f"the second run has no {which} side"
+    if da != db:
+        return f"the runs' {which} images differ ({da} and {db}): the maps are not of the same images"
+    if resolve_input_shape(a)[1:] != resolve_input_shape(b)[1:] or a.seed != b.seed:
+        return "the runs see their test images at different sizes or in a different seeded order"
+    return None
+
+
+def domain_name_of(config, which: str) -> str | None:  # type: ignore[no-untyped-def]
+    """The data set of one side of a run's config, or None if it has no such side."""
+    return config.source if which == "source" else config.target

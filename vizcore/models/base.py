@@ -45,6 +45,8 @@ class GapNet(nn.Module):
 
     num_classes: int
     in_channels: int
+    # the module whose output is ``Features.conv``: where CAM and the Grad-CAM family explain by default
+    cam_layer: str = "features"
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, h, w)
         raise NotImplementedError
