@@ -66,12 +66,12 @@ def test_the_default_layer_is_the_block_before_pooling_and_an_override_is_checke
 @pytest.mark.parametrize("model_name", list_models())
 def test_a_models_cam_layer_outputs_its_conv_features(model_name: str) -> None:
     model = create_model(model_name, num_classes=3, in_channels=1).eval()
-    x = torch.rand(2, 1, 32, 32)
+    x = torch.rand(2, 1, 16, 16)
     got = []
     model.get_submodule(model.cam_layer).register_forward_hook(lambda _m, _i, out: got.append(out))
     conv = model.forward_features(x).conv
     assert len(got) == 1 and got[0] is conv
-    assert layer_choices(model, (1, 32, 32))[-1] == model.cam_layer
+    assert layer_choices(model, (1, 16, 16))[-1] == model.cam_layer
 
 
 def test_a_plain_cnn_is_explained_at_its_last_four_d_output() -> None:
@@ -89,12 +89,13 @@ def test_a_plain_cnn_is_explained_at_its_last_four_d_output() -> None:
 def test_every_method_gives_finite_full_size_maps_for_every_model(method: str, model_name: str) -> None:
     torch.manual_seed(0)
     model = create_model(model_name, num_classes=3, in_channels=1).eval()
-    size = 32 if "resnet" in model_name or "mobilenet" in model_name else 16
-    x = torch.rand(3, 1, size, size)
-    e = explain(model, x, torch.tensor([0, 1, 2]), method)
-    assert e.maps.shape == (3, size, size)
+    backbone = model_name in ("resnet18", "mobilenet_v3_small")
+    size = 8 if backbone else 16  # tiny inputs: Score-CAM is one forward pass per channel and image
+    x = torch.rand(2, 1, size, size)
+    e = explain(model, x, torch.tensor([0, 2]), method)
+    assert e.maps.shape == (2, size, size)
     assert torch.isfinite(e.maps).all() and e.maps.dtype == torch.float32
-    assert e.class_idx.tolist() == [0, 1, 2]
+    assert e.class_idx.tolist() == [0, 2]
 
 
 def test_eigen_cam_is_the_first_principal_component_of_the_activations() -> None:

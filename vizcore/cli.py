@@ -77,6 +77,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a method parameter")
     p.add_argument("--bottleneck-dim", type=int, default=d.bottleneck_dim)
     p.add_argument("--standardize", action="store_true", help="per-image input standardisation")
+    p.add_argument("--pretrained", action="store_true",
+                   help="start a torchvision backbone (resnet18, mobilenet_v3_small) from its ImageNet weights")  # fmt: skip
     p.add_argument("--augment-shift", type=int, default=d.augment_shift, help="random shifts of up to N pixels")
     p.add_argument(
         "--augment-invert",

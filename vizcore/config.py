@@ -35,6 +35,7 @@ class TrainConfig:
     trade_off: float = 1.0  # lambda: weight of the transfer loss
     method_params: dict[str, Any] = field(default_factory=dict)
     bottleneck_dim: int = 0  # >0: linear adaptation layer before the classifier
+    pretrained: bool = False  # start a torchvision backbone from its ImageNet weights
     standardize: bool = False  # per-image input standardisation inside the model
     augment_shift: int = 0  # random translation of training images by up to this many pixels
     # probability of showing a source image with inverted intensities (x -> 1 - x): a dark stroke on

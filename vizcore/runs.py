@@ -231,7 +231,7 @@ class Run:
     def build_model(self) -> torch.nn.Module:
         from vizcore.architecture import build_model  # the model is built exactly as training did
 
-        return build_model(self.config())
+        return build_model(self.config(), pretrained=False)  # its own weights are loaded after
 
     def load_model(self, device: str | torch.device = "cpu") -> torch.nn.Module:
         """The trained model in eval mode; CheckpointError says precisely what is wrong."""
