@@ -88,3 +88,13 @@ def test_a_methods_maps_are_computed_once_then_read(monkeypatch: pytest.MonkeyPa
     _select(at, "Method").set_value("Layer-CAM").run()
     assert not at.exception and not at.error
     assert count[0] == after  # ...then read from the run's cache
+
+
+def test_the_demo_runs_faithfulness_table_is_shipped_and_shown() -> None:
+    at = _cam_page()
+    at.selectbox(key="_cam_run_select").set_value("demo-lenet-gap-mnist").run()
+    assert not any(b.key == "cam_score" for b in at.button), "every method is scored for the demo run"
+    table = at.dataframe[0].value
+    assert list(table["method"]) == ["CAM", "Grad-CAM", "Grad-CAM++", "Score-CAM", "Layer-CAM", "XGrad-CAM",
+                                     "Eigen-CAM"]  # fmt: skip
+    assert any(s.value.startswith("Most faithful:") for s in at.success)

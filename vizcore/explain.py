@@ -252,6 +252,8 @@ def explain(
         for i in range(0, len(images), batch_size):
             x = images[i : i + batch_size].to(dev)
             parts.append(spec.maps(model, x, class_idx[i : i + batch_size].to(dev), name).cpu())
+    except RuntimeError as e:  # e.g. a layer whose output a later in-place op overwrites
+        raise ValueError(f"{method} cannot explain {type(model).__name__} at {name!r}: {e}") from e
     finally:
         model.train(was_training)
     low = torch.cat(parts)
