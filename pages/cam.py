@@ -1,18 +1,37 @@
-"""CAM heatmaps: where a trained network looks, image by image and class by class."""
+"""CAM heatmaps: where a trained network looks, image by image and class by class, by any
+explanation method, with numbers for whether the maps are faithful and a side-by-side comparison."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from pages._shared import ensure_analysis, figure, friendly_errors, pick_run, presentation
+from pages._shared import (
+    ensure_analysis,
+    figure,
+    friendly_errors,
+    pick_run,
+    presentation,
+)
 from vizcore.analysis import (
     CAM_SCALES,
     cam_analysis,
-    cam_maps,
     eval_images,
     localization_summary,
     mean_cams,
     select_images,
+)
+from vizcore.explain import EXPLAINERS, list_explainers
+from vizcore.explanation_views import (
+    agreement,
+    comparable,
+    explained_count,
+    faithfulness_table,
+    first_images,
+    method_maps,
+    scored_methods,
+    table_columns,
+    target_layers,
+    verdict,
 )
 from vizcore.figures.cam import cam_grid, mean_cam_figure
 
@@ -20,7 +39,8 @@ st.title("CAM heatmaps")
 st.caption(
     "Class Activation Map (Zhou et al. 2016): the class's weights of the final linear layer applied to the last "
     "conv feature maps, M_k = Σ_c w[k, c]·A_c (no ReLU, no gradients), bilinearly upsampled to the input and "
-    "min-max normalised per image for display (jet colour map, 50 % over the image)."
+    "min-max normalised per image for display (jet colour map, 50 % over the image). Grad-CAM, Grad-CAM++, "
+    "Score-CAM, Layer-CAM and XGrad-CAM (torchcam) and Eigen-CAM explain any CNN at a target layer."
 )
 
 run = pick_run("Run", key="cam_run")
@@ -28,10 +48,13 @@ if run is None:
     st.stop()
 with friendly_errors("this run"):
     cfg = run.config()
+    default_layer, layer_names = target_layers(run)
 sides = ["source"] + (["target"] if cfg.target else [])
 ensure_analysis(run, sides)  # once per weights; every widget below only reads stored arrays
 
-c1, c2, c3, c4 = st.columns(4)
+c0, c1, c2, c3, c4 = st.columns([1.3, 1, 1, 1, 1])
+method = c0.selectbox("Method", list_explainers(), key="cam_method",
+                      help="CAM is exact for GAP networks; the others are computed once per run and cached")  # fmt: skip
 which = c1.radio("Images from", sides, horizontal=True, format_func=lambda s: f"{s} ({getattr(cfg, s)})",
                  key="cam_which")  # fmt: skip
 with friendly_errors("CAMs for this run"):
@@ -43,16 +66,29 @@ show = c3.selectbox("Show", ["all", "misclassified", "correct"], key="cam_show")
 # "all" rather than None: a None kept in the session state reads as "nothing chosen"
 true_class = c4.selectbox("True class", ["all", *range(n_classes)], key="cam_true")
 cls_filter = None if true_class == "all" else int(true_class)
+with st.expander(f"Target layer: `{default_layer}` (the last conv block, found automatically)"):
+    layer = st.selectbox("Explain at layer (expert)", layer_names, index=layer_names.index(default_layer),
+                         key="cam_layer", help="any layer with 2-D feature maps; CAM is defined only at the last block")  # fmt: skip
+if EXPLAINERS.get(method).fixed_layer and layer != default_layer:
+    st.warning(f"{method} is defined only at `{default_layer}` (the layer before global pooling); showing it there.")
+    layer = default_layer
+exact_cam = method == "CAM"
 c5, c6, c7 = st.columns([1, 1, 2])
 count = c5.select_slider("Images", [12, 24, 48], value=24, key="cam_count")
 sample_seed = c6.number_input("Sample", 0, 10_000, 0, help="another seeded sample of the matching images",
                               key="cam_sample")  # fmt: skip
 scale = c7.radio("Colour scale", list(CAM_SCALES), format_func=CAM_SCALES.get, horizontal=True, key="cam_scale",
+                 disabled=not exact_cam,
                  help="per image: every map stretched to its own range (a class absent from the image still gets "
-                 "a red peak); per class: one range for all maps of a class, so a weak map looks weak")  # fmt: skip
+                 "a red peak); per class: one range for all maps of a class, so a weak map looks weak (CAM only)")  # fmt: skip
+scale = scale if exact_cam else "image"
 
 with friendly_errors("CAMs for this run"):
     arrays = cam_analysis(run, which, mode)
+    if not exact_cam:
+        arrays = first_images(arrays, explained_count(run, which))
+        st.caption(f"{method} ({EXPLAINERS.get(method).about}) explains the first {len(arrays['labels']):,} test "
+                   f"images at `{layer}`; each map is computed once per run, class choice and layer, then cached.")  # fmt: skip
 explained = {"predicted": "the predicted class", "true": "the true class"}.get(mode, f"class {mode}")
 probs, labels = arrays["probs"], arrays["labels"]
 preds = probs.argmax(1)
@@ -61,7 +97,7 @@ m = st.columns(4)
 m[0].metric(f"{which} test accuracy", f"{acc:.1%}", help=f"{len(labels):,} held-out images")
 m[1].metric("misclassified", f"{int((preds != labels).sum()):,}")
 loc = localization_summary(arrays)
-if loc:
+if loc and exact_cam:
     true_loc = localization_summary({"pointing": arrays["true_pointing"], "energy": arrays["true_energy"]})
     n = int(loc["n"])
     m[2].metric("pointing game, true class", f"{true_loc['pointing_game']:.1%}",
@@ -72,28 +108,105 @@ if loc:
         st.caption(f"Explaining **{explained}** over all {n:,} test images: pointing game "
                    f"{loc['pointing_game']:.1%}, energy in box {loc['energy_in_box']:.1%}.")  # fmt: skip
 
-tab_grid, tab_mean = st.tabs(["Image grid", "Mean CAM per class"])
+
+def _maps(r, meth: str, idx, lay: str | None):  # type: ignore[no-untyped-def]
+    """The maps of one method on screen, computed (once, then cached) under a spinner."""
+    with st.spinner(f"computing {meth} maps (once per run, class and layer)..."):
+        return method_maps(r, which, meth, idx, mode, arrays["class_idx"][idx], lay, scale)
+
+
+def _titles(idx, meth: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return [f"pred {preds[i]} ({probs[i, preds[i]]:.0%}) · true {labels[i]}"
+            + ("" if mode == "predicted" else f" · {meth} {arrays['class_idx'][i]}") for i in idx]  # fmt: skip
+
+
+tab_grid, tab_mean, tab_compare, tab_faith = st.tabs(["Image grid", "Mean CAM per class", "Compare two maps",
+                                                      "Faithfulness"])  # fmt: skip
+idx = select_images(arrays, show, cls_filter, count, int(sample_seed))
+boxes = arrays["boxes"][idx] if "boxes" in arrays else None
 with tab_grid:
-    idx = select_images(arrays, show, cls_filter, count, int(sample_seed))
     if len(idx) == 0:
         st.info("No test image matches these filters.")
     else:
-        titles = [
-            f"pred {preds[i]} ({probs[i, preds[i]]:.0%}) · true {labels[i]}"
-            + ("" if mode == "predicted" else f" · CAM {arrays['class_idx'][i]}")
-            for i in idx
-        ]
-        boxes = arrays["boxes"][idx] if "boxes" in arrays else None
-        maps = cam_maps(run, which, idx, arrays["class_idx"][idx], scale=scale)  # only the images on screen
-        fig = cam_grid(eval_images(run, which, idx), maps, titles, cols=6, boxes=boxes, presentation=presentation(),
-                       scale_label=f"CAM, {CAM_SCALES[scale]}", title=f"{cfg.label} — CAM of {explained}")  # fmt: skip
+        with friendly_errors(f"{method} maps"):
+            maps = _maps(run, method, idx, layer)  # only the images on screen
+        fig = cam_grid(eval_images(run, which, idx), maps, _titles(idx, method), cols=6, boxes=boxes,
+                       presentation=presentation(), scale_label=f"{method}, {CAM_SCALES[scale]}",
+                       title=f"{cfg.label} — {method} of {explained}")  # fmt: skip
         figure(fig, f"cam-grid-{run.run_id}", key="cam_grid", stretch=False, theme=None)
         if boxes is not None:
             st.caption("White rectangles: the digit's true bounding box (kept when the cluttered image was made).")
 with tab_mean:
-    mean = mean_cams(run, which, mode)
-    fig = mean_cam_figure(mean, [str(k) for k in range(n_classes)], presentation(),
-                          title=f"Mean CAM of {explained}, by true class")  # fmt: skip
-    figure(fig, f"mean-cam-{run.run_id}", key="cam_mean", stretch=False, theme=None)
-    st.caption(f"Average of the per-image normalised CAMs of {explained}, over all test images of each "
-               "true class.")  # fmt: skip
+    if not exact_cam:
+        st.info("The mean map per class is drawn for CAM, which covers the whole test split; choose CAM above.")
+    else:
+        mean = mean_cams(run, which, mode)
+        fig = mean_cam_figure(mean, [str(k) for k in range(n_classes)], presentation(),
+                              title=f"Mean CAM of {explained}, by true class")  # fmt: skip
+        figure(fig, f"mean-cam-{run.run_id}", key="cam_mean", stretch=False, theme=None)
+        st.caption(f"Average of the per-image normalised CAMs of {explained}, over all test images of each "
+                   "true class.")  # fmt: skip
+with tab_compare:
+    on = st.toggle("Compare", key="cam_compare_on", help="the second map may need computing once (it is then cached)")
+    against = st.radio("Compare with", ["another method", "another run"], horizontal=True, key="cam_against")
+    other_run, other_method = run, method
+    if against == "another method":
+        others = [x for x in list_explainers() if x != method]
+        other_method = st.selectbox("Second method", others, key="cam_method2")
+    else:
+        other_run = pick_run("Second run (e.g. teacher and student, parent and child)", key="cam_run2",
+                             predicate=lambda r: r.run_id != run.run_id)  # fmt: skip
+    problem = None if other_run is None else comparable(run, other_run, which)
+    if not on:
+        st.info("Switch on **Compare** to draw the two maps of the images above side by side.")
+    elif other_run is None:
+        st.info("There is no second run to compare with.")
+    elif problem:
+        st.warning(f"These two runs cannot be compared image by image: {problem}.")
+    else:
+        both = idx[idx < explained_count(other_run, which)] if (other_method != "CAM" or not exact_cam) else idx
+        both = both[:12]
+        try:
+            first = _maps(run, method, both, layer)
+            other_layer = layer if other_run is run and not EXPLAINERS.get(other_method).fixed_layer else None
+            second = _maps(other_run, other_method, both, other_layer)
+        except (ValueError, KeyError) as e:
+            st.warning(f"Could not compare these maps: {e}")
+        else:
+            r = agreement(first, second)
+            st.metric("agreement (mean per-image Pearson r of the two maps)", f"{r:.2f}",
+                      help=f"over the {len(both)} images shown; 1 = the same map up to scale")  # fmt: skip
+            images = eval_images(run, which, both)
+            left, right = st.columns(2)
+            name2 = other_method if other_run is run else f"{other_run.config().label} — {other_method}"
+            for col, mp, title, key in ((left, first, f"{cfg.label} — {method}", "cam_cmp1"),
+                                        (right, second, name2, "cam_cmp2")):  # fmt: skip
+                with col:
+                    fig = cam_grid(images, mp, _titles(both, ""), cols=3, boxes=arrays["boxes"][both]
+                                   if boxes is not None else None, presentation=presentation(),
+                                   scale_label="min–max per image", title=title)  # fmt: skip
+                    figure(fig, f"{key}-{run.run_id}", key=key, stretch=False, theme=None)
+with tab_faith:
+    st.caption("Deletion / insertion AUC (RISE, Petsiuk et al. 2018: class probability as the most salient pixels "
+               "are removed, or inserted into a blurred copy), ROAD (Rong et al. 2022: removed pixels imputed from "
+               "their neighbours; MoRF most relevant first, LeRF least relevant first, mean over 10–90 %), average "
+               "drop / increase in confidence (Chattopadhay et al. 2018), and where the data has boxes the pointing "
+               "game and energy in box — of each method's map of the predicted class, on the first "
+               f"{explained_count(run, which):,} test images ({which}). ↓ lower is better, ↑ higher is better.")  # fmt: skip
+    with friendly_errors("the faithfulness table"):
+        scored = scored_methods(run, which)
+        missing = [x for x in list_explainers() if x not in scored]
+        if missing and st.button(f"Score {', '.join(missing)}", key="cam_score",
+                                 help="a few seconds to minutes per method on a CPU (Score-CAM is the slowest)"):  # fmt: skip
+            with st.spinner("scoring the explanation methods (once per run)..."):
+                faithfulness_table(run, which, missing)
+            scored = scored_methods(run, which)
+        if not scored:
+            st.info("No method has been scored for this run yet.")
+        else:
+            rows = faithfulness_table(run, which, scored)
+            cols = table_columns()
+            shown = [{"method": r["method"], **{f"{h} {'↓' if b == 'lower' else '↑'}": round(float(r[c]), 3)
+                      for c, (h, b) in cols.items() if c in r}} for r in rows]  # fmt: skip
+            st.dataframe(shown, hide_index=True)
+            st.success(verdict(rows))

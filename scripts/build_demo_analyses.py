@@ -4,7 +4,8 @@
 
 Per demo run: the per-run analysis of each side and the default distance matrices
 (vizcore.precompute); for the default before/after pair of the Embeddings page and the
-report, its default embedding. All are keyed by the weights' SHA-256, so this must be run
+report, its default embedding; per run, the maps and faithfulness scores of every explanation
+method (vizcore.explanation_views) of the source side. All are keyed by the weights' SHA-256, so this must be run
 again whenever a demo run is retrained; a fresh clone then opens every demo view without a
 forward pass, a matrix or a t-SNE to wait for.
 """
@@ -19,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from vizcore.distance_views import default_layer  # noqa: E402
 from vizcore.embedding_views import EmbeddingSettings, common_layers, default_pair, embedding_pair  # noqa: E402
+from vizcore.explanation_views import faithfulness_table, verdict  # noqa: E402
 from vizcore.precompute import precompute  # noqa: E402
 from vizcore.runs import DEMO_ROOT, Run, RunStore  # noqa: E402
 
@@ -37,6 +39,9 @@ def main() -> None:
         layer = default_layer(common_layers(runs[before], runs[after]))
         embedding_pair(runs[before], runs[after], EmbeddingSettings(layer=layer))
         print(f"default embedding pair: {before} -> {after} ({layer})")
+    for rid, run in runs.items():
+        print(f"{rid}: faithfulness of every explanation method", flush=True)
+        print(f"{rid}: {verdict(faithfulness_table(run, 'source'))}", flush=True)
     for rid in runs:
         print(f"{rid}: {_size(DEMO_ROOT / rid):.1f} MB of analyses")
 

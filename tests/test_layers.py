@@ -19,12 +19,15 @@ LAYERS: list[tuple[str, ...]] = [
     ("vizcore.cli", "vizcore.__main__"),
     ("vizcore.report",),
     ("vizcore.jobs", "vizcore.warmup", "vizcore.precompute"),
-    ("vizcore.analysis", "vizcore.distance_views", "vizcore.embedding_views", "vizcore.uploads", "vizcore.export"),
+    ("vizcore.analysis", "vizcore.distance_views", "vizcore.embedding_views", "vizcore.uploads", "vizcore.export",
+     "vizcore.explanation_views"),
     ("vizcore.train",),
     ("vizcore.runs",),
     ("vizcore.architecture", "vizcore.methods"),
-    ("vizcore.data", "vizcore.models", "vizcore.metrics", "vizcore.embed", "vizcore.cam", "vizcore.figures"),
-    ("vizcore.registry", "vizcore.errors", "vizcore.atomic", "vizcore.config", "vizcore.device", "vizcore.distributed", "vizcore.numbers",
+    ("vizcore.data", "vizcore.models", "vizcore.metrics", "vizcore.embed", "vizcore.cam", "vizcore.figures",
+     "vizcore.explain", "vizcore.faithfulness"),
+    ("vizcore.registry", "vizcore.errors", "vizcore.atomic", "vizcore.config", "vizcore.device", "vizcore.distributed",
+     "vizcore.numbers",
      "vizcore.params", "vizcore"),
 ]
 

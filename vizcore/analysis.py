@@ -258,7 +258,7 @@ def analysis_state(run: Run, which: str = "source", split: str = "test") -> tupl
 # --------------------------------------------------------------------------- views of it
 
 
-def _class_target(mode: str, a: dict[str, np.ndarray]) -> np.ndarray:
+def class_target(mode: str, a: dict[str, np.ndarray]) -> np.ndarray:
     """The class each image's map explains under ``mode``: (N,) ints."""
     if mode == "predicted":
         return a["pred"]
@@ -280,7 +280,7 @@ def cam_analysis(
     map, plus true_pointing / true_energy of the true class's map.
     """
     a = run_analysis(run, which, split)
-    cls = _class_target(class_mode, a)
+    cls = class_target(class_mode, a)
     rows = np.arange(len(cls))
     out = {"probs": a["probs"], "labels": a["labels"], "class_idx": cls}
     if "boxes" in a:
@@ -341,7 +341,7 @@ def mean_cams(run: Run, which: str, class_mode: str, split: str = "test") -> np.
 def _mean_cams(path: str, mtime_ns: int, class_mode: str) -> np.ndarray:
     a = _read(path, mtime_ns)
     rows = np.arange(len(a["labels"]))
-    maps = upsample(stored_cams(a, rows, _class_target(class_mode, a)), tuple(a["size"]))  # (N, H, W)
+    maps = upsample(stored_cams(a, rows, class_target(class_mode, a)), tuple(a["size"]))  # (N, H, W)
     return mean_cam_per_class(maps, torch.from_numpy(a["labels"]), a["probs"].shape[1]).numpy()
 
 

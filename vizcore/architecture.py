@@ -40,14 +40,16 @@ def build_network(
     standardize: bool = False,
     widths: tuple[int, ...] | None = None,
     batch_norm: bool = True,
+    input_size: int = 32,
+    pretrained: bool = False,
 ) -> GapNet:
     """A registered model with the constructor arguments it accepts (no weights loaded).
 
     A model whose constructor takes no ``bottleneck_dim`` (say) simply is not given one, so an
     architecture read off a checkpoint and one described by a config are built the same way.
     """
-    kwargs = {"num_classes": num_classes, "in_channels": in_channels,
-              "bottleneck_dim": bottleneck_dim, "standardize": standardize}  # fmt: skip
+    kwargs = {"num_classes": num_classes, "in_channels": in_channels, "bottleneck_dim": bottleneck_dim,
+              "standardize": standardize, "input_size": input_size, "pretrained": pretrained}  # fmt: skip
     if widths is not None:  # only when asked for: the model's own default otherwise
         kwargs["widths"] = tuple(widths)
     if not batch_norm:  # likewise: a model without the option keeps its own normalisation
@@ -55,17 +57,30 @@ def build_network(
     accepted = inspect.signature(MODELS.get(model)).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
         kwargs = {k: v for k, v in kwargs.items() if k in accepted}
+    # only a backbone names these (LeNet-GAP+ passes **kwargs on to LeNet-GAP, which has neither)
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("input_size", "pretrained") or k in accepted}
+    if pretrained and "pretrained" not in kwargs:
+        raise ValueError(f"{model} has no pretrained weights; pretrained backbones: {', '.join(pretrained_models())}")
     return create_model(model, **kwargs)
 
 
-def build_model(config: TrainConfig) -> GapNet:
-    """The architecture a config describes (no weights loaded)."""
+def pretrained_models() -> list[str]:
+    """The registered models that can start from torchvision's ImageNet weights."""
+    return [m for m in MODELS.names() if "pretrained" in inspect.signature(MODELS.get(m)).parameters]
+
+
+def build_model(config: TrainConfig, *, pretrained: bool | None = None) -> GapNet:
+    """The architecture a config describes; ImageNet weights only where the config asks for them
+    and ``pretrained`` is not False (a trained run's model is built without: its weights follow)."""
+    shape = resolve_input_shape(config)
     return build_network(
         config.model,
         num_classes=domain_info(config.source).num_classes,
-        in_channels=resolve_input_shape(config)[0],
+        in_channels=shape[0],
         bottleneck_dim=config.bottleneck_dim,
         standardize=config.standardize,
         widths=config.widths,
         batch_norm=config.batch_norm,
+        input_size=min(shape[1:]),
+        pretrained=config.pretrained if pretrained is None else pretrained and config.pretrained,
     )

@@ -111,6 +111,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--standardize", action="store_true", help="per-image input standardisation")
     p.add_argument("--no-batch-norm", dest="batch_norm", action="store_false",
                    help="no BatchNorm after the convolutions (LeNet-GAP)")  # fmt: skip
+    p.add_argument("--pretrained", action="store_true",
+                   help="start a torchvision backbone (resnet18, mobilenet_v3_small) from its ImageNet weights")  # fmt: skip
     p.add_argument("--augment-shift", type=int, default=d.augment_shift, help="random shifts of up to N pixels")
     p.add_argument(
         "--augment-invert",

@@ -36,6 +36,7 @@ class TrainConfig:
     trade_off: float = 1.0  # lambda: weight of the transfer loss
     method_params: dict[str, Any] = field(default_factory=dict)
     bottleneck_dim: int = 0  # >0: linear adaptation layer before the classifier
+    pretrained: bool = False  # start a torchvision backbone from its ImageNet weights
     standardize: bool = False  # per-image input standardisation inside the model
     batch_norm: bool = True  # BatchNorm after each convolution (LeNet-GAP; the CAM paper's had none)
     augment_shift: int = 0  # random translation of training images by up to this many pixels

@@ -53,6 +53,13 @@ from vizcore.embedding_views import (
     embedding_pair,
     report_table,
 )
+from vizcore.explanation_views import (
+    best_methods,
+    faithfulness_table,
+    scored_methods,
+    table_columns,
+    verdict,
+)
 from vizcore.figures import class_color, fit_text
 from vizcore.figures.cam import cam_grid, mean_cam_figure
 from vizcore.figures.matrix import MatrixPanel, difference_heatmap, matrix_figure
@@ -275,6 +282,29 @@ def _cam(ctx: Context, sec: Section) -> None:
             sec.figure(fig)
     sec.text("CAM (Zhou et al. 2016): M_k = Σ_c w[k, c]·A_c of the last conv maps, bilinearly upsampled and min-max "
              "normalised per image (jet colour map, 50 % over the image).")  # fmt: skip
+
+
+@section("faithfulness", "Explanation methods: faithfulness and localisation")
+def _faithfulness(ctx: Context, sec: Section) -> None:
+    cols = table_columns()
+    for name, run, cfg in zip(ctx.names(), ctx.runs, ctx.configs, strict=True):
+        scored = scored_methods(run, "source") if run.has_weights() else []
+        if not scored:
+            sec.text(f"{name}: no explanation method has been scored yet (the CAM page's Faithfulness tab scores "
+                     "them once per run; the report reads the stored table).")  # fmt: skip
+            continue
+        rows = faithfulness_table(run, "source", scored)
+        best = best_methods(rows)
+        shown = [{"method": r["method"], **{f"{h} {'↓' if b == 'lower' else '↑'}":
+                  _Html(f"<b>{fmt(float(r[c]))}</b>") if best.get(c) == r["method"] else float(r[c])
+                  for c, (h, b) in cols.items() if c in r}} for r in rows]  # fmt: skip
+        sec.raw(f"<h3>{html.escape(name)} — source ({html.escape(cfg.source)}), first {int(rows[0]['n'])} test "
+                "images</h3>" + _table(shown, "faithfulness"))  # fmt: skip
+        sec.text(verdict(rows))
+    sec.text("Each method's map of the predicted class. Deletion / insertion AUC (RISE, Petsiuk et al. 2018), ROAD "
+             "MoRF / LeRF (Rong et al. 2022, noisy linear imputation, mean over 10–90 % removed), average drop / "
+             "increase in confidence (Chattopadhay et al. 2018), pointing game and energy in box where the images "
+             "have object boxes. ↓ lower is better, ↑ higher is better; the best of each column in bold.")  # fmt: skip
 
 
 def _matrix_fig(view, title: str, o: ReportOptions, axes: tuple[str, str] = ("class", "class")) -> go.Figure:

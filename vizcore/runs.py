@@ -261,7 +261,7 @@ class Run:
     def build_model(self) -> torch.nn.Module:
         from vizcore.architecture import build_model  # the model is built exactly as training did
 
-        return build_model(self.config())
+        return build_model(self.config(), pretrained=False)  # its own weights are loaded after
 
     def load_model(self, device: str | torch.device = "cpu") -> torch.nn.Module:
         """The trained model in eval mode; CheckpointError says precisely what is wrong."""
@@ -277,12 +277,8 @@ class Run:
         self, kind: str, params: dict[str, Any], compute: Callable[[], dict[str, np.ndarray]]
     ) -> dict[str, np.ndarray]:
         """Arrays computed once per (kind, params) and kept with the run."""
-        params = {**params, "weights": self.weights_digest()}
-        name = f"{params_key(kind, params)}.npz"
-        path = self.cache_dir / name
-        shipped = self.path / "analyses" / name  # a read-only (demo) run may ship its caches
-        if self.read_only and shipped.exists():
-            path = shipped
+        path, shipped = self._cache_path(kind, params)
+        name = path.name
         if path.exists():
             try:
                 with np.load(path, allow_pickle=False) as z:
@@ -296,6 +292,16 @@ class Run:
         np.savez(buf, **arrays)
         write_bytes_atomic(path, buf.getvalue())
         return arrays
+
+    def _cache_path(self, kind: str, params: dict[str, Any]) -> tuple[Path, Path]:
+        """Where the arrays of (kind, params) are read from, and where a demo run would ship them."""
+        name = f"{params_key(kind, {**params, 'weights': self.weights_digest()})}.npz"
+        shipped = self.path / "analyses" / name  # a read-only (demo) run may ship its caches
+        return (shipped if self.read_only and shipped.exists() else self.cache_dir / name), shipped
+
+    def has_cached(self, kind: str, params: dict[str, Any]) -> bool:
+        """Whether :meth:`cached` would read (kind, params) rather than compute it."""
+        return self._cache_path(kind, params)[0].exists()
 
     def weights_digest(self) -> str:
         """Changes whenever the weights change, so caches of a retrained run are not reused;

@@ -45,6 +45,8 @@ class GapNet(nn.Module):
 
     num_classes: int
     in_channels: int
+    # the module whose output is ``Features.conv``: where CAM and the Grad-CAM family explain by default
+    cam_layer: str = "features"
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, h, w)
         raise NotImplementedError
@@ -66,3 +68,21 @@ class GapNet(nn.Module):
     @property
     def feature_layers(self) -> list[str]:
         raise NotImplementedError
+
+
+def make_bottleneck(feat: int, dim: int) -> nn.Sequential | None:
+    """The DDC/DAN adaptation layer (Linear + BatchNorm1d), or None for dim 0: affine at inference."""
+    return nn.Sequential(nn.Linear(feat, dim), nn.BatchNorm1d(dim)) if dim else None
+
+
+def collapse_head(bottleneck: nn.Sequential | None, fc: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
+    """Effective (K, C) weights and (K,) bias of [bottleneck ->] fc, from the GAP vector to the logits."""
+    w, b = fc.weight, fc.bias  # (K, D), (K,)
+    if bottleneck is None:
+        return w, b
+    lin, bn = bottleneck[0], bottleneck[1]
+    # eval-mode BN is y = s * (z - mu) + beta with s = gamma / sqrt(var + eps)
+    s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    w1 = s[:, None] * lin.weight  # (D, C)
+    b1 = s * (lin.bias - bn.running_mean) + bn.bias  # (D,)
+    return w @ w1, w @ b1 + b

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from vizcore.models import register_model
-from vizcore.models.base import Features, GapNet
+from vizcore.models.base import Features, GapNet, collapse_head, make_bottleneck
 
 
 def _conv_block(cin: int, cout: int, kernel: int, pool: bool, batch_norm: bool) -> nn.Sequential:
@@ -70,11 +70,7 @@ class LeNetGAP(GapNet):
             *(_conv_block(chans[i], chans[i + 1], kernels[i], pools[i], batch_norm) for i in range(len(widths)))
         )
         feat = widths[-1]
-        self.bottleneck = (
-            nn.Sequential(nn.Linear(feat, bottleneck_dim), nn.BatchNorm1d(bottleneck_dim))
-            if bottleneck_dim
-            else None
-        )
+        self.bottleneck = make_bottleneck(feat, bottleneck_dim)
         self.fc = nn.Linear(bottleneck_dim or feat, num_classes)
         self.feature_dim = bottleneck_dim or feat
         self._init_weights()
@@ -100,15 +96,7 @@ class LeNetGAP(GapNet):
         return list(self.features)
 
     def cam_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        w, b = self.fc.weight, self.fc.bias  # (K, D), (K,)
-        if self.bottleneck is None:
-            return w, b
-        lin, bn = self.bottleneck[0], self.bottleneck[1]
-        # eval-mode BN is y = s * (z - mu) + beta with s = gamma / sqrt(var + eps)
-        s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        w1 = s[:, None] * lin.weight  # (D, C)
-        b1 = s * (lin.bias - bn.running_mean) + bn.bias  # (D,)
-        return w @ w1, w @ b1 + b
+        return collapse_head(self.bottleneck, self.fc)
 
     @property
     def feature_layers(self) -> list[str]:

@@ -1,0 +1,234 @@
+"""Explanations of a run as the CAM page and the report show them: maps per method, the
+faithfulness table, the agreement of two maps. Computed once per run, method and class choice,
+and kept with the run (``Run.cached``); no UI.
+
+The explanation methods other than CAM (which is read off the per-run analysis, for the whole
+split) explain the first ``N_EXPLAIN`` test images of a side: Score-CAM costs one forward pass
+per channel and image, so a fixed, documented subset keeps every method affordable on a CPU.
+The faithfulness table is computed on the same images.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from vizcore.analysis import class_target, eval_domain, run_analysis, stored_cams
+from vizcore.architecture import resolve_input_shape
+from vizcore.cam import energy_in_box, normalize_maps, pointing_game
+from vizcore.explain import (
+    EXPLAINERS,
+    default_layer,
+    explain,
+    layer_choices,
+    list_explainers,
+    map_agreement,
+)
+from vizcore.explain import upsample_maps as upsample
+from vizcore.faithfulness import DEFAULT_STEPS, FAITHFULNESS_COLUMNS, ROAD_PERCENTS, faithfulness
+from vizcore.runs import Run
+
+N_EXPLAIN = 500
+EXPLAIN_VERSION = 1  # bump when the cached maps or scores change meaning
+LOCALISATION_COLUMNS = {"pointing_game": ("pointing game %", "higher"), "energy_in_box": ("energy in box %", "higher")}
+
+
+def explained_count(run: Run, which: str = "source") -> int:
+    """How many test images (the first ones) the methods other than CAM explain."""
+    return min(N_EXPLAIN, len(run_analysis(run, which)["labels"]))
+
+
+# (run folder, weights digest) -> (default layer, every layer with 2-D maps): a model build and
+# one dummy image each, so a page rerun asks only once
+_LAYERS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
+
+
+def _input_shape(run: Run) -> tuple[int, int, int]:
+    return tuple(resolve_input_shape(run.config()))  # type: ignore[return-value]
+
+
+def target_layers(run: Run) -> tuple[str, list[str]]:
+    """The run's default target layer (the last conv block) and every layer an expert may choose."""
+    key = (str(run.path), run.weights_digest())
+    if key not in _LAYERS:
+        model, shape = run.build_model(), _input_shape(run)
+        _LAYERS[key] = (default_layer(model, shape), tuple(layer_choices(model, shape)))
+    default, choices = _LAYERS[key]
+    return default, list(choices)
+
+
+def _method_key(run: Run, method: str, layer: str | None) -> str:
+    """The layer a method explains at, checked: CAM only at the default layer."""
+    EXPLAINERS.get(method)  # an unknown method is refused with the valid names
+    default, choices = target_layers(run)
+    name = layer or default
+    if name not in choices:
+        raise ValueError(f"this model has no layer {name!r} with 2-D feature maps; "
+                         f"the last ones are: {', '.join(choices[-8:])}")  # fmt: skip
+    if EXPLAINERS.get(method).fixed_layer and name != default:
+        raise ValueError(f"{method} is defined only at the layer before global pooling ({default!r}), not {name!r}")
+    return name
+
+
+def explanation(
+    run: Run, which: str, method: str, class_mode: str = "predicted", layer: str | None = None
+) -> dict[str, np.ndarray]:
+    """Raw low-resolution maps of the explained images: low (n, h, w), class_idx (n,), layer.
+
+    CAM at the default layer is read off the per-run analysis (no forward pass); every other
+    method and layer is computed once and cached with the run.
+    """
+    name = _method_key(run, method, layer)
+    a = run_analysis(run, which)
+    n = explained_count(run, which)
+    cls = class_target(class_mode, a)[:n]
+    if method == "CAM":
+        return {"low": stored_cams(a, np.arange(n), cls).numpy(), "class_idx": cls, "layer": np.array(name)}
+
+    def compute() -> dict[str, np.ndarray]:
+        images = eval_domain(run.config(), which).images[:n]
+        e = explain(run.load_model(), images, torch.from_numpy(cls), method, name)
+        return {"low": e.low.numpy().astype(np.float16), "class_idx": cls, "layer": np.array(name)}
+
+    key = {"which": which, "method": method, "class_mode": class_mode, "layer": name, "n": n, "v": EXPLAIN_VERSION}
+    return run.cached("explanation", key, compute)
+
+
+def explanation_maps(
+    run: Run, which: str, method: str, index: np.ndarray, class_mode: str = "predicted", layer: str | None = None
+) -> np.ndarray:
+    """Full-size maps of images ``index`` (< explained_count) min-max normalised per image: (M, H, W)."""
+    e = explanation(run, which, method, class_mode, layer)
+    index = np.asarray(index)
+    if len(index) and index.max() >= len(e["low"]):
+        raise ValueError(f"{method} explains the first {len(e['low'])} test images only")
+    size = tuple(run_analysis(run, which)["size"])
+    return normalize_maps(upsample(torch.from_numpy(e["low"][index]), size)).numpy()
+
+
+def agreement(first: np.ndarray, second: np.ndarray) -> float:
+    """Mean per-image Pearson correlation of two sets of maps of the same images (M, H, W)."""
+    if first.shape != second.shape:
+        raise ValueError(f"the two sets of maps differ in shape: {first.shape} and {second.shape}")
+    return float(map_agreement(torch.from_numpy(first), torch.from_numpy(second)).mean())
+
+
+def method_scores(run: Run, which: str, method: str, layer: str | None = None) -> dict[str, float]:
+    """Faithfulness (and, where the data has boxes, localisation) of one method's maps of the
+    predicted class on the explained images; cached with the run."""
+    name = _method_key(run, method, layer)
+
+    def compute() -> dict[str, np.ndarray]:
+        e = explanation(run, which, method, "predicted", name)
+        n = len(e["low"])
+        dom = eval_domain(run.config(), which)
+        images = dom.images[:n]
+        maps = upsample(torch.from_numpy(e["low"]), tuple(images.shape[-2:]))
+        f = faithfulness(run.load_model(), images, maps, torch.from_numpy(e["class_idx"]))
+        out = {k: np.array(getattr(f, k)) for k in FAITHFULNESS_COLUMNS} | {"n": np.array(n)}
+        if dom.boxes is not None:
+            boxes = dom.boxes[:n]
+            out["pointing_game"] = np.array(100 * pointing_game(maps, boxes).float().mean().item())
+            out["energy_in_box"] = np.array(100 * energy_in_box(maps, boxes).mean().item())
+        return out
+
+    cached = run.cached("faithfulness", _scores_key(run, which, method, name), compute)
+    return {k: float(v) for k, v in cached.items()}
+
+
+def table_columns() -> dict[str, tuple[str, str]]:
+    """Column key -> (heading, which way is better) of the faithfulness table."""
+    return FAITHFULNESS_COLUMNS | LOCALISATION_COLUMNS
+
+
+def faithfulness_table(run: Run, which: str = "source", methods: list[str] | None = None) -> list[dict[str, float | str]]:
+    """One row per method (all registered ones by default): its scores (see table_columns)."""
+    return [{"method": m, **method_scores(run, which, m)} for m in (methods or list_explainers())]
+
+
+def best_methods(rows: list[dict[str, float | str]]) -> dict[str, str]:
+    """Column -> the method that scores best in it (lower or higher, as the column says)."""
+    best = {}
+    for col, (_, better) in table_columns().items():
+        have = [r for r in rows if col in r]
+        if have:
+            pick = min if better == "lower" else max
+            best[col] = str(pick(have, key=lambda r: float(r[col]))["method"])
+    return best
+
+
+def verdict(rows: list[dict[str, float | str]]) -> str:
+    """One sentence: which method is most faithful (wins the most faithfulness columns) and best localised."""
+    best = best_methods(rows)
+    wins: dict[str, int] = {}
+    for col in FAITHFULNESS_COLUMNS:
+        if col in best:
+            wins[best[col]] = wins.get(best[col], 0) + 1
+    if not wins:
+        return "No method has been scored yet."
+    top = max(wins, key=lambda m: wins[m])
+    text = f"Most faithful: {top} (best in {wins[top]} of {len(FAITHFULNESS_COLUMNS)} faithfulness scores)"
+    if "pointing_game" in best:
+        text += f"; best localised: {best['pointing_game']} (pointing game), {best['energy_in_box']} (energy in box)"
+    return text + "."
+
+
+def _scores_key(run: Run, which: str, method: str, layer: str) -> dict[str, object]:
+    return {"which": which, "method": method, "layer": layer, "n": explained_count(run, which),
+            "steps": DEFAULT_STEPS, "road": list(ROAD_PERCENTS), "v": EXPLAIN_VERSION}  # fmt: skip
+
+
+def scored_methods(run: Run, which: str = "source") -> list[str]:
+    """The methods whose scores at the default layer are already cached for this run (a read)."""
+    default, _ = target_layers(run)
+    return [m for m in list_explainers() if run.has_cached("faithfulness", _scores_key(run, which, m, default))]
+
+
+def first_images(arrays: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    """A cam_analysis result restricted to its first ``n`` images (the explained ones)."""
+    return {k: v[:n] if isinstance(v, np.ndarray) and v.ndim and len(v) == len(arrays["labels"]) else v
+            for k, v in arrays.items()}  # fmt: skip
+
+
+def method_maps(
+    run: Run,
+    which: str,
+    method: str,
+    index: np.ndarray,
+    class_mode: str,
+    class_idx: np.ndarray,
+    layer: str | None = None,
+    scale: str = "image",
+) -> np.ndarray:
+    """Full-size maps in [0, 1] of images ``index`` by ``method``, as the CAM page draws them.
+
+    CAM at the default layer is the per-run analysis's (any image, either colour scale); every
+    other method explains the first explained_count images, each map stretched to its own range.
+
+    Shape:
+        index, class_idx: (M,). Returns (M, H, W) float32.
+    """
+    from vizcore.analysis import cam_maps
+
+    default, _ = target_layers(run)
+    if method == "CAM" and (layer or default) == default:
+        return cam_maps(run, which, index, class_idx, scale=scale)
+    return explanation_maps(run, which, method, index, class_mode, layer)
+
+
+def comparable(first: Run, second: Run, which: str) -> str | None:
+    """Why two runs' maps cannot be compared on the same images (None when they can)."""
+    a, b = first.config(), second.config()
+    da, db = domain_name_of(a, which), domain_name_of(b, which)
+    if db is None:
+        return f"the second run has no {which} side"
+    if da != db:
+        return f"the runs' {which} images differ ({da} and {db}): the maps are not of the same images"
+    if resolve_input_shape(a)[1:] != resolve_input_shape(b)[1:] or a.seed != b.seed:
+        return "the runs see their test images at different sizes or in a different seeded order"
+    return None
+
+
+def domain_name_of(config, which: str) -> str | None:  # type: ignore[no-untyped-def]
+    """The data set of one side of a run's config, or None if it has no such side."""
+    return config.source if which == "source" else config.target
