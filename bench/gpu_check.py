@@ -75,16 +75,18 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
 
 
 def method_config(method: str, device: str, limit: int, parent: str | None) -> TrainConfig:
-    """One short epoch of ``method`` from its recommended recipe; a target where it uses one, the
-    source-only run of the same device where it needs a parent or a teacher."""
-    target = "mnist-m" if getattr(METHODS.get(method), "uses_target", False) else None
+    """One short epoch of ``method`` from its recommended recipe; a target where it uses one (or
+    draws labelled target images), the source-only run of the same device where it needs a parent
+    or a teacher."""
+    cls = METHODS.get(method)
+    needs = set(getattr(cls, "requires", ()))
+    # source-only on the adaptation recipe: the parent of ADDA and fine-tuning shares their architecture
+    wants_target = getattr(cls, "uses_target", False) or bool(needs & {"init_from", "target_labels_per_class"}) \
+        or method == "source_only"
     short = dict(epochs=1, seed=0, device=device, amp=True, train_limit=limit, test_limit=512, log_every=5)
-    cfg = recommended_config(method, "mnist", target, **short)
-    fields = set(cfg.to_dict())
-    for name in getattr(METHODS.get(method), "needs", ()):  # e.g. ("init_from",), where a method declares it
-        if name in fields and parent:
-            cfg = cfg.replace(**{name: parent})
-    return cfg
+    cfg = recommended_config(method, "mnist", "mnist-m" if wants_target else None, **short)
+    given = {"init_from": parent, "teacher": parent, "target_labels_per_class": 10}
+    return cfg.replace(**{name: given[name] for name in needs if name in given})
 
 
 def train_one(cfg: TrainConfig, store: RunStore) -> tuple[float, str, str, bool]:
