@@ -93,3 +93,15 @@ def test_two_gloo_processes_train_the_weights_of_one_process(tmp_path) -> None:
     assert a.keys() == b.keys()
     worst = max(float((a[k] - b[k]).abs().max()) for k in a)
     assert worst < 1e-5, worst
+
+
+def test_a_gpu_out_of_memory_names_a_batch_size_to_try(monkeypatch, store) -> None:
+    from vizcore.methods.base import Method
+
+    def no_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(Method, "step", no_memory)
+    end = list(train(TINY.replace(batch_size=64), store))[-1]
+    assert end.status == "failed"
+    assert "ran out of memory at batch size 64; try --batch-size 32" in end.message

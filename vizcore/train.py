@@ -630,6 +630,10 @@ def train(
         raise
     except Diverged as e:
         yield from finish("failed", str(e))
+    except torch.cuda.OutOfMemoryError:
+        smaller = max(1, config.batch_size // 2)
+        yield from finish("failed", f"the GPU ran out of memory at batch size {config.batch_size}; try "
+                                    f"--batch-size {smaller} (or a smaller --test-limit, a smaller model)")  # fmt: skip
     except Exception as e:  # noqa: BLE001 — a run must end with a status, whatever went wrong
         why = f"{type(e).__name__}: {e}"
         if world is not None:  # say where to look first: a peer's own log
