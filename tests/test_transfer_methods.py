@@ -337,3 +337,18 @@ def test_a_bench_cell_is_the_mean_and_sample_std_over_seeds() -> None:
     assert mean_std([0.5, 0.7]) == f"60.0 ± {100 * math.sqrt(0.02):.1f}"
     assert mean_std([0.42]) == "42.0 ± 0.0" and mean_std([]) == MISSING
     assert mean_std([0.1, 0.3], scale=1, decimals=2) == "0.20 ± 0.14"
+
+
+def test_before_defaults_to_the_parent_of_the_after_run() -> None:
+    from vizcore.embedding_views import default_pair
+    from vizcore.runs import RunInfo, lineage_text
+
+    def info(rid: str, method: str, parent: str | None = None) -> RunInfo:
+        return RunInfo(rid, rid, "complete", method, "lenet_gap", "mnist", "mnist-m", 0, 0.0, False, {}, "",
+                       init_from=parent)  # fmt: skip
+
+    runs = [info("adda-run", "adda", "parent-run"), info("other-so", "source_only"), info("parent-run", "source_only")]
+    assert default_pair(runs) == ("parent-run", "adda-run")
+    assert lineage_text(runs[0], [r.run_id for r in runs]) == "parent parent-run"
+    assert lineage_text(runs[0], ["adda-run"]) == "parent parent-run (gone)"
+    assert default_pair(runs[:2]) == ("other-so", "adda-run")  # a parent no longer listed: the usual choice
