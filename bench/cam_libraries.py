@@ -10,6 +10,7 @@ the same run. A "-" means the library has no such method.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -69,6 +70,8 @@ def timed(fn, *args) -> float:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.parse_args()  # no options: --help says what the bench does
     torch.set_num_threads(1)
     run = RunStore().get("demo-lenet-gap-mnist")
     model = run.load_model()
