@@ -81,7 +81,10 @@ def test_a_methods_maps_are_computed_once_then_read(monkeypatch: pytest.MonkeyPa
         monkeypatch.setattr(cls, "forward_features", counted)
     at = _cam_page()
     _select(at, "Method").set_value("Layer-CAM").run()
-    assert count[0] > 0  # computed once...
+    # the demo runs ship every method's maps at the default layer: an inner layer is computed here
+    before = count[0]
+    _select(at, "Explain at layer (expert)").set_value("features.0").run()
+    assert count[0] > before  # computed once...
     after = count[0]
     _select(at, "Show").set_value("misclassified").run()
     _select(at, "Method").set_value("CAM").run()
