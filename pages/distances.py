@@ -71,7 +71,7 @@ with st.expander(f"Parameters of {metric_info(metric).label}", expanded=metric =
 cluster = st.toggle("Order classes by clustering", key="dist_cluster", help=dv.CLUSTER_NOTE)
 presentation = presentation_on()  # the app-wide switch in the sidebar (app.py)
 settings = dv.DistanceSettings(metric, params, int(n_per_class), int(n_perm), int(seed), pairing)
-SPINNER = f"Computing the matrix{' and its permutation p-values' if n_perm else ''} (cached in the run folder)…"
+SPINNER = dv.waiting_text(metric, int(n_perm))
 
 
 def _order(view: dv.MatrixView) -> np.ndarray:
@@ -165,7 +165,7 @@ elif view == VIEWS[2]:
                           format_func=dv.grouped_label, key="dist_second")  # fmt: skip
     second_settings = dv.DistanceSettings(second, {}, int(n_per_class), dv.default_permutations(second), int(seed),
                                           pairing)  # fmt: skip
-    with friendly_errors("the two matrices"), st.spinner("Computing both matrices (cached in the run folder)…"):
+    with friendly_errors("the two matrices"), st.spinner(dv.waiting_text(second, second_settings.n_perm)):
         first_view = dv.class_matrix(run, which, split, layer, settings)
         second_view = dv.class_matrix(run, which, split, layer, second_settings)
         agreement = dv.rank_agreement(first_view, second_view)

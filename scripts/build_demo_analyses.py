@@ -33,7 +33,7 @@ def main() -> None:
     # writable views of the demo folders (the store only ever reads them), so caches land inside
     runs = {p.name: Run(p) for p in sorted(DEMO_ROOT.iterdir()) if (p / "config.json").exists()}
     for rid, run in runs.items():
-        precompute(run, lambda stage, rid=rid: print(f"{rid}: {stage}", flush=True))
+        precompute(run, lambda stage, rid=rid: print(f"{rid}: {stage}", flush=True), learned=True)
     before, after = default_pair(RunStore(demo_root=DEMO_ROOT).list())
     if before in runs and after in runs:
         layer = default_layer(common_layers(runs[before], runs[after]))

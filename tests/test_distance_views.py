@@ -213,3 +213,13 @@ def test_rank_agreement_says_when_a_measure_saturates() -> None:
     agr = dv.rank_agreement(_view(v), graded)
     assert agr.saturation_note().startswith("5 of 6 pairs tie at the largest value")
     assert dv.rank_agreement(graded, graded).saturation_note() == ""
+
+
+def test_learned_measures_are_left_out_of_the_background_precompute_but_not_the_demo_build() -> None:
+    from vizcore.precompute import precomputed_metrics
+
+    after_training = precomputed_metrics()
+    assert after_training[0] == "mmd" and "wasserstein_exact" in after_training and "mutual_info" in after_training
+    assert not {"c2st", "js_neural", "critic_w1"} & set(after_training)
+    assert set(precomputed_metrics(learned=True)) == set(list_metrics())
+    assert dv.waiting_text("critic_w1", 0).startswith("Training one small")

@@ -156,6 +156,15 @@ def second_metric_default(metric: str) -> str:
     return SECOND_METRIC.get(metric, "mmd" if metric != "mmd" else "c2st")
 
 
+def waiting_text(metric: str, n_perm: int) -> str:
+    """What a page says while a matrix is computed: a learned measure trains models, which takes a while."""
+    perms = " and its permutation p-values" if n_perm else ""
+    if metric_info(metric).family == "learned":
+        return (f"Training one small {metric_info(metric).label} model per class pair and fold, all at once{perms} "
+                "(10–40 s on a laptop CPU; then cached in the run folder)…")  # fmt: skip
+    return f"Computing the matrix{perms} (cached in the run folder)…"
+
+
 def default_permutations(metric: str) -> int:
     return DEFAULT_PERMUTATIONS.get(metric, FALLBACK_PERMUTATIONS)
 

@@ -18,7 +18,7 @@ from vizcore.distance_views import (
     default_permutations,
     layer_choices,
 )
-from vizcore.metrics import list_metrics
+from vizcore.metrics import list_metrics, metric_info
 from vizcore.runs import Run
 
 StageFn = Callable[[str], None]
@@ -29,14 +29,22 @@ def default_distance_settings(metric: str = "mmd") -> DistanceSettings:
     return DistanceSettings(metric, {}, None, default_permutations(metric))
 
 
-def precompute(run: Run, stage: StageFn | None = None) -> None:
-    """The run's analysis, then its default matrices (MMD first, the page's default), each
-    announced through ``stage`` as it begins.
+def precomputed_metrics(learned: bool = False) -> list[str]:
+    """The measures whose default matrices are made ahead of time, MMD first.
 
-    Every metric's default matrices are made, not only MMD's: switching the metric on the
-    Distances page is then a read (all seven take about 20 s of one core for an adaptation run,
-    in the background, once per weights).
+    The formula measures always (all seven take about 20 s of one core for an adaptation run).
+    The learned ones train a model per class pair, 10–40 s a matrix, so after a training run
+    they are left for the page to compute when asked (it says what it is training); the demo
+    runs ship them (``learned=True`` in scripts/build_demo_analyses.py).
     """
+    names = ["mmd", *(m for m in list_metrics() if m != "mmd")]
+    return [m for m in names if learned or metric_info(m).family != "learned"]
+
+
+def precompute(run: Run, stage: StageFn | None = None, learned: bool = False) -> None:
+    """The run's analysis, then its default matrices (:func:`precomputed_metrics`), each
+    announced through ``stage`` as it begins. Switching to one of these on the Distances page
+    is then a read, once per weights."""
     cfg = run.config()
     sides = ["source"] + (["target"] if cfg.target else [])
     for side in sides:
@@ -44,8 +52,7 @@ def precompute(run: Run, stage: StageFn | None = None) -> None:
             stage(f"analysing the {side} test split")
         run_analysis(run, side)
     layer = default_layer(layer_choices(run))
-    metrics = ["mmd", *(m for m in list_metrics() if m != "mmd")]
-    for metric in metrics:
+    for metric in precomputed_metrics(learned):
         settings = default_distance_settings(metric)
         for side in sides:
             if stage:
