@@ -196,7 +196,7 @@ with tab_faith:
     with friendly_errors("the faithfulness table"):
         scored = scored_methods(run, which)
         missing = [x for x in list_explainers() if x not in scored]
-        if missing and st.button(f"Score {', '.join(missing)}", key="cam_score",
+        if missing and st.button(f"Score {', '.join(missing)}", key="score_explanations",  # not under cam_: buttons cannot be remembered
                                  help="a few seconds to minutes per method on a CPU (Score-CAM is the slowest)"):  # fmt: skip
             with st.spinner("scoring the explanation methods (once per run)..."):
                 faithfulness_table(run, which, missing)

@@ -96,8 +96,23 @@ def test_a_methods_maps_are_computed_once_then_read(monkeypatch: pytest.MonkeyPa
 def test_the_demo_runs_faithfulness_table_is_shipped_and_shown() -> None:
     at = _cam_page()
     at.selectbox(key="_cam_run_select").set_value("demo-lenet-gap-mnist").run()
-    assert not any(b.key == "cam_score" for b in at.button), "every method is scored for the demo run"
+    assert not any(b.key == "score_explanations" for b in at.button), "every method is scored for the demo run"
     table = at.dataframe[0].value
     assert list(table["method"]) == ["CAM", "Grad-CAM", "Grad-CAM++", "Score-CAM", "Layer-CAM", "XGrad-CAM",
                                      "Eigen-CAM"]  # fmt: skip
     assert any(s.value.startswith("Most faithful:") for s in at.success)
+
+
+def test_no_button_has_a_key_the_app_remembers() -> None:
+    """app.py re-assigns every widget key under pages._shared.REMEMBERED on each run, and Streamlit
+    refuses to set a button's state: such a key is a traceback on the next click (it was, on the
+    Faithfulness tab's Score button)."""
+    import re
+
+    from pages._shared import REMEMBERED
+
+    pages = Path(__file__).resolve().parent.parent / "pages"
+    calls = [f.read_text()[m.end():m.end() + 300] for f in pages.glob("*.py") for m in re.finditer(r"\bbutton\(", f.read_text())]
+    keys = [k.group(1) for c in calls if (k := re.search(r"key=f?\"([^\"]+)\"", c.split("\n\n")[0]))]
+    assert keys, "the scan finds the buttons' keys"
+    assert [k for k in keys if k.startswith(REMEMBERED)] == []
