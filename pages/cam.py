@@ -208,5 +208,8 @@ with tab_faith:
             cols = table_columns()
             shown = [{"method": r["method"], **{f"{h} {'↓' if b == 'lower' else '↑'}": round(float(r[c]), 3)
                       for c, (h, b) in cols.items() if c in r}} for r in rows]  # fmt: skip
-            st.dataframe(shown, hide_index=True)
+            # one number format per column: AUCs to 3 decimals, percentages to 1
+            formats = {k: st.column_config.NumberColumn(k, format="%.1f" if "%" in k else "%.3f")
+                       for k in shown[0] if k != "method"}  # fmt: skip
+            st.dataframe(shown, hide_index=True, column_config=formats)
             st.success(verdict(rows))
