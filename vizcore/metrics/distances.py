@@ -33,7 +33,7 @@ import scipy.linalg
 import torch
 from sklearn.covariance import LedoitWolf
 
-from vizcore.metrics.mmd import ESTIMATORS, mmd2_pairs, resolve_bandwidth
+from vizcore.metrics.mmd import ESTIMATORS, mmd2_pairs, permutation_p_value, resolve_bandwidth
 from vizcore.registry import Registry
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -604,7 +604,7 @@ def _perm_p(
     for k in range(n_perm):
         order = rng.permutation(len(z))
         stats[k] = pair(z[order[:n]], z[order[n:]])
-    return float(((stats >= observed - 1e-12 * max(1.0, abs(observed))).sum() + 1) / (n_perm + 1))
+    return permutation_p_value(observed, stats)
 
 
 @register_metric(

@@ -21,6 +21,7 @@ import torch
 from scipy.special import digamma
 
 from vizcore.metrics.distances import Computed, SamplePlan, register_metric
+from vizcore.metrics.mmd import permutation_p_value
 
 
 def _ross_mi(dist: torch.Tensor, labels: torch.Tensor, n_neighbors: int) -> np.ndarray:
@@ -61,8 +62,7 @@ def mutual_information(x: np.ndarray, y: np.ndarray, n_neighbors: int = 3, n_per
     mi = _ross_mi(dist, labellings, n_neighbors)
     if n_perm == 0:
         return float(mi[0]), None
-    tol = 1e-12 * max(1.0, abs(mi[0]))
-    return float(mi[0]), float(((mi[1:] >= mi[0] - tol).sum() + 1) / (n_perm + 1))
+    return float(mi[0]), permutation_p_value(mi[0], mi[1:])
 
 
 @register_metric(

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from vizcore.device import resolve_device
 from vizcore.metrics.distances import Computed, SamplePlan, register_metric
+from vizcore.metrics.mmd import permutation_p_value
 
 Pair = tuple[np.ndarray, np.ndarray]
 CLASSIFIERS = ("logistic", "mlp")
@@ -377,12 +378,6 @@ def _permuted(pairs: Sequence[Pair], n_perm: int, seed: int) -> list[Pair]:
     return out
 
 
-def _perm_p_values(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
-    """(k + 1) / (n_perm + 1), k = null statistics at least the observed one. null: (J, n_perm)."""
-    tol = 1e-12 * np.maximum(1.0, np.abs(observed))
-    return ((null >= (observed - tol)[:, None]).sum(1) + 1) / (null.shape[1] + 1)
-
-
 def _with_null(
     stat: Callable[[list[Pair], list[int]], np.ndarray], plan: SamplePlan, seed: int, n_perm: int
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -394,7 +389,8 @@ def _with_null(
     observed = values[: len(pairs)]
     if n_perm == 0:
         return observed, None
-    return observed, _perm_p_values(observed, values[len(pairs) :].reshape(len(pairs), n_perm))
+    null = values[len(pairs) :].reshape(len(pairs), n_perm)
+    return observed, np.asarray([permutation_p_value(v, row) for v, row in zip(observed, null, strict=True)])
 
 
 def _held_out_phrase(plan: SamplePlan, folds: int) -> str:

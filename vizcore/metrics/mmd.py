@@ -591,6 +591,17 @@ def _p_values(
     return np.asarray(run_blocks(tasks), dtype=np.float64)
 
 
+def permutation_p_value(observed: float, null: np.ndarray | Tensor) -> float:
+    """(k + 1) / (n_perm + 1), k = the permuted statistics at least the observed one: every
+    measure's permutation test.
+
+    ">=" counts ties against the observed value; the tolerance absorbs summation-order noise.
+    """
+    null = np.asarray(null, dtype=np.float64)
+    tol = 1e-12 * max(1.0, abs(float(observed)))
+    return float(((null >= float(observed) - tol).sum() + 1) / (len(null) + 1))
+
+
 def _p_value(
     est: _BlockEstimator | _LinearEstimator,
     x: Tensor,
@@ -602,9 +613,7 @@ def _p_value(
 ) -> float:
     gen = torch.Generator().manual_seed(int(np.random.SeedSequence(stream).generate_state(1)[0]))
     stats = est.permuted(x, y, base, fam, n_perm, gen)  # (P + 1,)
-    # ">=" counts ties against the observed value; the tolerance absorbs summation-order noise
-    tol = 1e-12 * max(1.0, abs(float(stats[0])))
-    return (int((stats[1:] >= stats[0] - tol).sum()) + 1) / (n_perm + 1)
+    return permutation_p_value(float(stats[0]), stats[1:])
 
 
 def mmd2(
