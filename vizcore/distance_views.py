@@ -50,8 +50,7 @@ CLUSTER_NOTE = (
 )
 # permutations are one matrix product for MMD but a Python loop for the other measures; Grassmann's
 # loop recomputes two SVDs per entry and permutation, so p-values are opt-in there
-# the learned measures would train a model per permutation (c2st has a binomial p-value without them)
-DEFAULT_PERMUTATIONS = {"mmd": 200, "grassmann": 0, "c2st": 0, "js_neural": 0, "critic_w1": 0}
+DEFAULT_PERMUTATIONS = {"mmd": 200, "grassmann": 0}
 FALLBACK_PERMUTATIONS = 50
 # samples per class unless the smallest class has fewer: enough for stable MMD entries, and a
 # folder with 40 test images per class still gets a matrix rather than an error
@@ -166,6 +165,9 @@ def waiting_text(metric: str, n_perm: int) -> str:
 
 
 def default_permutations(metric: str) -> int:
+    # a learned measure would train a model per permutation (c2st has a binomial p-value without them)
+    if metric_info(metric).family == "learned":
+        return 0
     return DEFAULT_PERMUTATIONS.get(metric, FALLBACK_PERMUTATIONS)
 
 
