@@ -99,3 +99,23 @@ def test_a_backbone_state_dict_round_trips_through_the_upload_path(name: str, tm
     run = save_uploaded_run(RunStore(tmp_path / "runs", demo_root=None), ckpt, best.arch, "mnist", eval_limit=16)
     with torch.no_grad():
         torch.testing.assert_close(run.load_model()(x), model(x))
+
+
+def test_a_backbone_trains_with_its_first_blocks_frozen(tmp_path: Path) -> None:
+    """The training loop runs a torchvision backbone; freeze=1 keeps its stem bit-identical and
+    trains the rest (the loop asks every model for its conv blocks: both backbones get them from
+    their shared base, so the smaller one stands for both)."""
+    name = "mobilenet_v3_small"
+    from vizcore.train import train
+
+    store = RunStore(tmp_path / "runs", demo_root=None)
+    cfg = TrainConfig(source="mnist", model=name, epochs=1, batch_size=16, train_limit=48, test_limit=16,
+                      lr=0.01, schedule="constant", freeze=1, device="cpu")  # fmt: skip
+    end = list(train(cfg, store))[-1]
+    assert end.status == "complete", end.message
+    torch.manual_seed(cfg.seed)
+    start = build_model(store.get(end.run_id).config()).state_dict()  # the same seeded initialisation
+    after = store.get(end.run_id).load_model().state_dict()
+    stem = [k for k in start if k.startswith("features.0.") and start[k].is_floating_point()]
+    assert stem and all(torch.equal(start[k], after[k]) for k in stem)
+    assert not torch.equal(start["fc.weight"], after["fc.weight"])

@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("vizcore.train",),
     ("vizcore.runs",),
     ("vizcore.architecture", "vizcore.methods"),
-    ("vizcore.data", "vizcore.models", "vizcore.metrics", "vizcore.embed", "vizcore.cam", "vizcore.figures",
+    ("vizcore.data", "vizcore.feeds", "vizcore.models", "vizcore.metrics", "vizcore.embed", "vizcore.cam", "vizcore.figures",
      "vizcore.explain", "vizcore.faithfulness"),
     ("vizcore.registry", "vizcore.errors", "vizcore.atomic", "vizcore.config", "vizcore.device", "vizcore.distributed",
      "vizcore.numbers",

@@ -187,8 +187,8 @@ def test_finite_loss_but_non_finite_weights_is_caught(monkeypatch: pytest.Monkey
     """An optimiser blow-up at the last step of epoch 2: its loss was finite, its weights are not."""
     original = _Trainer.train_step
 
-    def step(self, idx):  # type: ignore[no-untyped-def]
-        logs = original(self, idx)
+    def step(self, *batch):  # type: ignore[no-untyped-def]
+        logs = original(self, *batch)
         if self.step == 2 * STEPS_PER_EPOCH:
             with torch.no_grad():
                 next(self.model.parameters()).fill_(float("inf"))

@@ -28,13 +28,11 @@ def test_training_reduces_loss_and_beats_chance(store: RunStore) -> None:
     assert run.summary()["source_acc"] == end.values["source_acc"]
     assert run.config().input_shape == (1, 28, 28)  # resolved shape is saved for reloading
     # the saved weights reproduce the reported accuracy
+    from vizcore.feeds import FeedOptions, make_feed
     from vizcore.train import evaluate, load_data
 
-    data = load_data(run.config())
-    assert (
-        evaluate(run.load_model(), data.source_test.images, data.source_test.labels)
-        == end.values["source_acc"]
-    )
+    test = make_feed(load_data(run.config()).source_test, FeedOptions(torch.device("cpu")), train=False)
+    assert evaluate(run.load_model(), test) == end.values["source_acc"]
 
 
 def test_deterministic_on_cpu() -> None:
@@ -254,9 +252,9 @@ def test_images_per_second_counts_training_time_only(monkeypatch: pytest.MonkeyP
                                                           time=lambda: clock[0]))  # fmt: skip
     step, evaluate_ = T._Trainer.train_step, T.evaluate
 
-    def timed_step(self, idx):  # type: ignore[no-untyped-def]
+    def timed_step(self, *batch):  # type: ignore[no-untyped-def]
         clock[0] += 1.0
-        return step(self, idx)
+        return step(self, *batch)
 
     def timed_eval(*args, **kwargs):  # type: ignore[no-untyped-def]
         clock[0] += 1000.0

@@ -44,7 +44,8 @@ def _trainer(config: TrainConfig, store: RunStore) -> _Trainer:
 def _steps(trainer: _Trainer, n: int) -> list[dict]:
     trainer.start_epoch(1)
     gen = torch.Generator().manual_seed(0)
-    return [trainer.train_step(torch.randperm(len(trainer.x_src), generator=gen)[:32]) for _ in range(n)]
+    src = trainer.source
+    return [trainer.train_step(*next(src.load([torch.randperm(len(src), generator=gen)[:32]]))) for _ in range(n)]
 
 
 def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -102,7 +103,7 @@ def test_freezing_keeps_frozen_weights_and_statistics_bit_identical_and_trains_t
     assert not torch.equal(before["features.1.1.running_mean"], after["features.1.1.running_mean"])
     assert not torch.equal(before["fc.weight"], after["fc.weight"])
     # the training set is 3 labelled target images per class, drawn from the target's training split
-    assert len(t.x_src) == 30 and torch.bincount(t.y_src, minlength=10).tolist() == [3] * 10
+    assert len(t.source) == 30 and torch.bincount(t.source.labels, minlength=10).tolist() == [3] * 10
 
 
 def test_freeze_by_name_and_a_bad_freeze_is_refused() -> None:

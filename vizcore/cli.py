@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from vizcore.config import TrainConfig
+from vizcore.feeds import DATA_PATHS, STREAM_ABOVE_ENV, STREAM_ABOVE_MB
 from vizcore.numbers import MISSING, fmt, percent
 from vizcore.runs import RunStore, lineage
 
@@ -137,6 +138,13 @@ def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--test-limit", type=int, default=None)
     p.add_argument("--data-root", default=None, help="folder with torchvision data sets")
     p.add_argument("--download", action="store_true", help="let torchvision download missing data sets")
+    p.add_argument("--data-path", choices=tuple(DATA_PATHS), default=d.data_path,
+                   help="how training images are read: " + "; ".join(f"{k}: {v}" for k, v in DATA_PATHS.items())
+                   + f" (budget: ${STREAM_ABOVE_ENV}, default {STREAM_ABOVE_MB} MB)")  # fmt: skip
+    p.add_argument("--workers", type=int, default=d.workers, metavar="N",
+                   help="DataLoader worker processes of the streaming path (default: all cores but one)")  # fmt: skip
+    p.add_argument("--augment-crop", action="store_true",
+                   help="per-image random resized crop and horizontal flip (photo folders)")  # fmt: skip
     p.add_argument("--name", default="", help="a label for run lists")
     p.add_argument("--quiet", action="store_true", help="no progress bar (epoch lines only)")
     return p

@@ -43,6 +43,8 @@ class TrainConfig:
     # probability of showing a source image with inverted intensities (x -> 1 - x): a dark stroke on
     # a light ground, which MNIST never has and MNIST-M's |patch - digit| blend often does
     augment_invert: float = 0.0
+    # per-image random resized crop and horizontal flip of the training images (photo folders)
+    augment_crop: bool = False
     # recompute BatchNorm statistics over the training batches before each evaluation (and so in
     # every saved checkpoint) instead of keeping the running average of the last batches
     precise_bn: bool = False
@@ -54,6 +56,10 @@ class TrainConfig:
     test_limit: int | None = None
     data_root: str | None = None
     download: bool = False
+    # "auto" streams an image folder too big for memory through DataLoader workers, "memory" and
+    # "stream" force a path (vizcore.feeds.DATA_PATHS); workers: None is all cores but one
+    data_path: str = "auto"
+    workers: int | None = None
     # runs from runs (vizcore.train.resolve_lineage checks them before a run folder exists)
     init_from: str | None = None  # parent run id: training starts from its weights
     # the first k conv blocks, or layers by name ("features.0", "bottleneck", ...), are frozen:

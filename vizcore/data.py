@@ -59,6 +59,7 @@ __all__ = [
     "DataUnavailable",
     "Domain",
     "DomainMismatch",
+    "FileSplit",
     "DomainSpec",
     "align_target",
     "blend_mnist_m",
@@ -66,7 +67,11 @@ __all__ = [
     "class_counts",
     "default_root",
     "domain_info",
+    "channels_first",
+    "decode_image",
     "empty_classes",
+    "folder_files",
+    "folder_size",
     "list_domains",
     "load_domain",
     "make_cluttered",
@@ -135,6 +140,40 @@ class Domain:
         """(C, H, W) of one image."""
         c, h, w = self.images.shape[1:]
         return int(c), int(h), int(w)
+
+    def subset(self, idx: torch.Tensor, note: str) -> Domain:
+        """The items ``idx`` (int64 indices), ``note`` added to the provenance."""
+        boxes = None if self.boxes is None else self.boxes[idx]
+        return dataclasses.replace(self, images=self.images[idx], labels=self.labels[idx], boxes=boxes,
+                                   provenance=f"{self.provenance}; {note}")  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class FileSplit:
+    """One split of a ``folder:`` domain as files, not pixels: the streaming data path reads it
+    an image at a time (:mod:`vizcore.feeds`), for folders too big to hold in memory.
+
+    Attributes:
+        name, split, classes, provenance: as for :class:`Domain`.
+        files: Path of each image, in label-independent order.
+        labels: int64 class indices. Shape: (N,).
+        shape: (C, H, W) each image is decoded to (:func:`decode_image`).
+    """
+
+    name: str
+    split: str
+    files: tuple[str, ...]
+    labels: torch.Tensor
+    classes: tuple[str, ...]
+    provenance: str
+    shape: tuple[int, int, int]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def subset(self, idx: torch.Tensor, note: str) -> FileSplit:
+        return dataclasses.replace(self, files=tuple(self.files[i] for i in idx.tolist()), labels=self.labels[idx],
+                                   provenance=f"{self.provenance}; {note}")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -1153,7 +1192,10 @@ def _layout_note(layout: _FolderLayout, split: str) -> str:
     )
 
 
-def _load_folder(name: str, split: str, shape: tuple[int, int, int]) -> _Raw:
+def _folder_listing(
+    name: str, split: str
+) -> tuple[_FolderLayout, tuple[tuple[str, int, int], ...]]:
+    """The folder's layout and every (file, label, mtime) of the folder ``split`` is read from."""
     layout = _folder_layout(name)
     root = layout.roots[split]
     files = tuple(
@@ -1167,26 +1209,108 @@ def _load_folder(name: str, split: str, shape: tuple[int, int, int]) -> _Raw:
             f"image folder {root} has class folders ({', '.join(layout.class_dirs)}) but no "
             f"images ({', '.join(IMAGE_EXTENSIONS)})"
         )
-    # Modification times are part of the cache key, so edited folders are re-read.
-    images, labels, skipped = _folder_all(files, shape)
-    if not layout.own_splits:
-        train, test = _stratified_split(labels, FOLDER_TEST_FRACTION, SPLIT_SEED)
-        idx = torch.from_numpy(train if split == "train" else test)
-        images, labels = images[idx], labels[idx.numpy()]
+    return layout, files
+
+
+def _split_part(layout: _FolderLayout, split: str, labels: np.ndarray) -> np.ndarray | None:
+    """Indices of ``split`` within the listed items, or None when the folder has its own splits."""
+    if layout.own_splits:
+        return None
+    train, test = _stratified_split(labels, FOLDER_TEST_FRACTION, SPLIT_SEED)
+    return train if split == "train" else test
+
+
+def _folder_provenance(
+    layout: _FolderLayout, split: str, shape: tuple[int, int, int], skipped: int
+) -> str:
     by_value = layout.class_dirs != tuple(sorted(layout.class_dirs))
     renamed = by_value or layout.classes != layout.class_dirs
     c, h, w = shape
-    return _Raw(
-        images=images,
-        labels=torch.from_numpy(labels),
-        classes=layout.classes,
-        provenance=(
-            f"Images read with PIL from {_layout_note(layout, split)}"
-            + (f" ({skipped} unreadable files skipped)" if skipped else "")
-            + (" (class folders named by integers, ordered by value)" if renamed else "")
-            + f", converted to {'grey' if c == 1 else 'RGB'} and resized to {h}x{w}."
-        ),
+    return (
+        f"Images read with PIL from {_layout_note(layout, split)}"
+        + (f" ({skipped} unreadable files skipped)" if skipped else "")
+        + (" (class folders named by integers, ordered by value)" if renamed else "")
+        + f", converted to {'grey' if c == 1 else 'RGB'} and resized to {h}x{w}."
     )
+
+
+def _load_folder(name: str, split: str, shape: tuple[int, int, int]) -> _Raw:
+    layout, files = _folder_listing(name, split)
+    # Modification times are part of the cache key, so edited folders are re-read.
+    images, labels, skipped = _folder_all(files, shape)
+    if (part := _split_part(layout, split, labels)) is not None:
+        images, labels = images[torch.from_numpy(part)], labels[part]
+    return _Raw(images=images, labels=torch.from_numpy(labels), classes=layout.classes,
+                provenance=_folder_provenance(layout, split, shape, skipped))  # fmt: skip
+
+
+def folder_files(
+    name: str, split: str, *, shape: tuple[int, int, int], seed: int = 0, limit: int | None = None
+) -> FileSplit:
+    """One split of a ``folder:`` domain as a :class:`FileSplit`: the same items in the same order
+    as :func:`load_domain` gives (so both data paths train on the same images), without decoding.
+
+    Each file's header is read (no pixels), so files PIL cannot open are skipped here as
+    :func:`load_domain` skips them; a file whose pixels turn out broken fails when it is read.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    shape = _check_shape(shape)
+    layout, listed = _folder_listing(name, split)
+    readable, skipped = [], 0
+    for f, label, _ in listed:
+        try:
+            with Image.open(f) as im:
+                im.size  # noqa: B018 — the header only
+            readable.append((f, label))
+        except (OSError, UnidentifiedImageError, ValueError):
+            skipped += 1
+    if not readable:
+        raise DataUnavailable(f"none of the {len(listed)} images could be read")
+    files = [f for f, _ in readable]
+    labels = np.asarray([label for _, label in readable], dtype=np.int64)
+    if (part := _split_part(layout, split, labels)) is not None:
+        files, labels = [files[i] for i in part], labels[part]
+    if limit is not None:
+        keep = _balanced_order(labels, seed)[:limit]
+        files, labels = [files[i] for i in keep], labels[keep]
+    return FileSplit(name, split, tuple(files), torch.from_numpy(np.ascontiguousarray(labels)), layout.classes,
+                     _folder_provenance(layout, split, shape, skipped), shape)  # fmt: skip
+
+
+def folder_size(name: str, split: str) -> int:
+    """How many images ``split`` of a ``folder:`` domain has, from directory listings only
+    (unreadable files counted): what the data-path choice needs, at no decoding cost."""
+    layout, listed = _folder_listing(name, split)
+    if layout.own_splits:
+        return len(listed)
+    labels = np.asarray([label for _, label, _ in listed], dtype=np.int64)
+    return len(_split_part(layout, split, labels))
+
+
+def decode_image(path: str, shape: tuple[int, int, int]) -> np.ndarray:
+    """One image file as uint8 (H, W, C) at ``shape`` = (C, H, W): grey or RGB, bilinear resize.
+
+    The one decoder of both data paths, so an image reads the same in memory and streamed.
+    """
+    from PIL import Image
+
+    c, h, w = shape
+    with Image.open(path) as im:
+        # np.array: a writable copy (PIL's buffer is read-only, which torch.from_numpy warns about)
+        return np.array(im.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)).reshape(h, w, c)
+
+
+def channels_first(hwc: np.ndarray) -> torch.Tensor:
+    """(..., H, W, C) -> a contiguous (..., C, H, W) tensor with the ordinary strides.
+
+    A permuted copy of a grey image keeps an odd stride on its size-1 channel axis (numpy and
+    torch both count it contiguous); convolutions then take another code path and round
+    differently, so one folder read in memory and streamed would train apart. Flattening and
+    viewing again gives every axis its ordinary stride.
+    """
+    t = torch.from_numpy(np.ascontiguousarray(np.moveaxis(hwc, -1, -3)))
+    return t.reshape(-1).view(t.shape)
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
@@ -1194,22 +1318,19 @@ def _folder_all(
     files: tuple[tuple[str, int, int], ...], shape: tuple[int, int, int]
 ) -> tuple[torch.Tensor, np.ndarray, int]:
     """Decode every image: uint8 (N, C, H, W), int64 labels (N,), and the number skipped."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
-    c, h, w = shape
-    mode = "L" if c == 1 else "RGB"
     images, labels, skipped = [], [], 0
     for f, label, _ in files:
         try:
-            with Image.open(f) as im:
-                arr = np.asarray(im.convert(mode).resize((w, h), Image.BILINEAR))
+            arr = decode_image(f, shape)
         except (OSError, UnidentifiedImageError, ValueError) as err:
             warnings.warn(f"skipping unreadable image {f}: {err}", stacklevel=2)
             skipped += 1
             continue
-        images.append(arr.reshape(h, w, c))
+        images.append(arr)
         labels.append(label)
     if not images:
         raise DataUnavailable(f"none of the {len(files)} images could be read")
-    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    x = channels_first(np.stack(images))
     return x, np.asarray(labels, dtype=np.int64), skipped

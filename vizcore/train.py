@@ -15,7 +15,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -24,8 +24,17 @@ from torch import nn
 from vizcore import distributed
 from vizcore.architecture import build_model, resolve_input_shape
 from vizcore.config import TrainConfig
-from vizcore.data import Domain, align_target, check_domain_pair, domain_info, load_domain
+from vizcore.data import (
+    Domain,
+    FileSplit,
+    align_target,
+    check_domain_pair,
+    domain_info,
+    folder_files,
+    load_domain,
+)
 from vizcore.device import resolve_device
+from vizcore.feeds import Feed, FeedOptions, choose_streaming, make_feed, photo_augment
 from vizcore.methods import METHODS, create_method
 from vizcore.methods.base import Lineage, Method, StepContext
 from vizcore.methods.freeze import apply_freeze, frozen_layers
@@ -90,12 +99,15 @@ SCHEDULES.add("dann", lambda p: (1 + 10 * p) ** -0.75)
 
 
 # ---------------------------------------------------------------------------------------
+Split = Domain | FileSplit  # pixels in memory, or files for the streaming path (vizcore.feeds)
+
+
 @dataclass
 class Data:
-    source_train: Domain
-    source_test: Domain
-    target_train: Domain | None
-    target_test: Domain | None
+    source_train: Split
+    source_test: Split
+    target_train: Split | None
+    target_test: Split | None
 
 
 def load_split(config: TrainConfig, name: str, split: str, layout_seed: int | None = None) -> Domain:
@@ -119,7 +131,16 @@ def epoch_layout_seed(seed: int, epoch: int) -> int | None:
     return None if epoch <= 1 else seed + 1_000_003 * (epoch - 1)
 
 
-def labels_per_class(domain: Domain, k: int, seed: int) -> Domain:
+def training_split(config: TrainConfig, name: str, split: str) -> Split:
+    """One split as the run reads it: files when the run's data path streams it, else pixels."""
+    shape = resolve_input_shape(config)
+    limit = config.train_limit if split == "train" else config.test_limit
+    if choose_streaming(config.data_path, name, split, shape, limit):
+        return folder_files(name, split, shape=shape, seed=config.seed, limit=limit)
+    return load_split(config, name, split)
+
+
+def labels_per_class(domain: Split, k: int, seed: int) -> Split:
     """``k`` images of every class of ``domain``, drawn with ``seed`` (class order kept).
 
     Raises:
@@ -133,10 +154,7 @@ def labels_per_class(domain: Domain, k: int, seed: int) -> Domain:
             raise ValueError(f"target_labels_per_class={k}: class {name!r} of {domain.name} has only "
                              f"{len(idx)} training images")  # fmt: skip
         picked.append(idx[torch.randperm(len(idx), generator=gen)[:k]])
-    order = torch.cat(picked).sort().values
-    boxes = None if domain.boxes is None else domain.boxes[order]
-    return replace(domain, images=domain.images[order], labels=domain.labels[order], boxes=boxes,
-                   provenance=f"{domain.provenance}; {k} labelled images per class (seed {seed})")  # fmt: skip
+    return domain.subset(torch.cat(picked).sort().values, f"{k} labelled images per class (seed {seed})")
 
 
 def load_data(config: TrainConfig) -> Data:
@@ -146,35 +164,33 @@ def load_data(config: TrainConfig) -> Data:
     target's training split, in place of the source's; both test splits are kept.
     """
 
-    def target(split: str) -> Domain | None:
+    def target(split: str) -> Split | None:
         if not config.target:
             return None
-        return align_target(load_split(config, config.target, split), config.source, config.class_map)
+        return align_target(training_split(config, config.target, split), config.source, config.class_map)
 
     target_train = target("train")
-    source_train = load_split(config, config.source, "train")
+    source_train = training_split(config, config.source, "train")
     if config.target_labels_per_class and target_train is not None:
         source_train = labels_per_class(target_train, config.target_labels_per_class, config.seed)
     return Data(
         source_train=source_train,
-        source_test=load_split(config, config.source, "test"),
+        source_test=training_split(config, config.source, "test"),
         target_train=target_train,
         target_test=target("test"),
     )
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1024) -> float:
-    """Top-1 accuracy in eval mode."""
+def evaluate(model: nn.Module, feed: Feed) -> float:
+    """Top-1 accuracy in eval mode over every item of ``feed``."""
     was = model.training
     model.eval()
-    dev = next(model.parameters()).device
     correct = 0
-    for i in range(0, len(images), batch_size):
-        x = images[i : i + batch_size].to(dev, non_blocking=True)
-        correct += (model(x).argmax(1).cpu() == labels[i : i + batch_size]).sum().item()
+    for x, y in feed.in_order():
+        correct += (model(x).argmax(1) == y).sum().item()
     model.train(was)
-    return correct / max(len(images), 1)
+    return correct / max(len(feed), 1)
 
 
 def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
@@ -184,16 +200,25 @@ def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor
 
 
 class _TargetStream:
-    """Endless shuffled batches of target images, independent of the source epoch length."""
+    """Endless shuffled batches of target images, independent of the source epoch length.
 
-    def __init__(self, images: torch.Tensor, batch_size: int, gen: torch.Generator) -> None:
-        self.images, self.bs, self.gen = images, batch_size, gen
-        self.queue: list[torch.Tensor] = []
+    The batch order of each pass is drawn from ``gen`` when the last pass runs out, as the
+    source's is at each epoch start, so both data paths draw the same batches; ``shard`` is this
+    process's slice of a global batch.
+    """
+
+    def __init__(self, feed: Feed, batch_size: int, gen: torch.Generator,
+                 shard: Callable[[torch.Tensor], torch.Tensor] = lambda b: b) -> None:  # fmt: skip
+        self.feed, self.bs, self.gen, self.shard = feed, batch_size, gen, shard
+        self.batches: Iterator[tuple[torch.Tensor, torch.Tensor]] = iter(())
 
     def next(self) -> torch.Tensor:
-        if not self.queue:
-            self.queue = _batches(len(self.images), min(self.bs, len(self.images)), self.gen)
-        return self.images[self.queue.pop()]
+        batch = next(self.batches, None)
+        if batch is None:
+            queue = _batches(len(self.feed), min(self.bs, len(self.feed)), self.gen)
+            self.batches = self.feed.load(self.shard(b) for b in reversed(queue))
+            batch = next(self.batches)
+        return batch[0]
 
 
 def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
@@ -284,13 +309,18 @@ class _Trainer:
         self.epoch = 0
         # bf16 autocast needs no loss scaling; CPU runs in full precision (it is not faster there)
         self.amp = config.amp and self.device.type == "cuda"
-        xs = self.data.source_train
-        self.x_src = xs.images.to(self.device, non_blocking=True)
-        self.y_src = xs.labels.to(self.device, non_blocking=True)
+        crop = photo_augment(resolve_input_shape(config)) if config.augment_crop else None
+        self.feed_options = FeedOptions(self.device, config.workers, crop, config.seed)
+        self.source = make_feed(self.data.source_train, self.feed_options, train=True)
+        self.shard = self.world.shard if self.world is not None else (lambda b: b)
         tt = self.data.target_train if self.method.uses_target else None
         self.targets = (
-            _TargetStream(tt.images.to(self.device, non_blocking=True), config.batch_size, self.gen) if tt else None
-        )
+            _TargetStream(make_feed(tt, self.feed_options, train=True), config.batch_size, self.gen, self.shard)
+            if tt else None
+        )  # fmt: skip
+        self.tests = {side: make_feed(split, self.feed_options, train=False)
+                      for side, split in (("source", self.data.source_test), ("target", self.data.target_test))
+                      if split is not None}  # fmt: skip
         # (with a labelled target budget the training images are not the source's to redraw)
         self.fresh_layouts = (
             config.fresh_layouts and domain_info(config.source).generated and not config.target_labels_per_class
@@ -306,7 +336,12 @@ class _Trainer:
         self.model.train()
         if self.fresh_layouts and epoch > 1:
             src = load_split(self.config, self.config.source, "train", epoch_layout_seed(self.config.seed, epoch))
-            self.x_src = src.images.to(self.device, non_blocking=True)
+            self.source = make_feed(src, self.feed_options, train=True)
+
+    def epoch_batches(self) -> Iterator[tuple[int, tuple[torch.Tensor, torch.Tensor]]]:
+        """This epoch's source batches: (global batch size, this process's (images, labels))."""
+        batches = _batches(len(self.source), self.config.batch_size, self.gen)
+        return zip((len(b) for b in batches), self.source.load(self.shard(b) for b in batches), strict=True)
 
     def _set_lr(self) -> float:
         lr = self.config.lr * self.lr_at(self.step / max(self.total_steps, 1))
@@ -326,13 +361,12 @@ class _Trainer:
             xs = random_invert(xs, self.config.augment_invert, gen)
         return xs
 
-    def train_step(self, idx: torch.Tensor) -> dict[str, Any]:
-        """One step of the method (its own hook: one backward by default, or its own updates)."""
+    def train_step(self, xs: torch.Tensor, ys: torch.Tensor) -> dict[str, Any]:
+        """One step of the method (its own hook: one backward by default, or its own updates)
+        on this process's source batch and the next target batch."""
         lr = self._set_lr()
         xt = self.targets.next() if self.targets else None
-        if self.world is not None:  # this process's slice of the global batch
-            idx, xt = self.world.shard(idx), None if xt is None else self.world.shard(xt)
-        xs, ys = self.augment(self.x_src[idx], self.aug_gen), self.y_src[idx]
+        xs = self.augment(xs, self.aug_gen)
         ctx = StepContext(self.model, self.opts, lambda loss: _check_finite(loss, self.step, self.world),
                           self._autocast, self.aug_gen, self.augment)  # fmt: skip
         logs = self.method.step(ctx, xs, ys, xt, self.step / max(self.total_steps, 1))
@@ -360,9 +394,9 @@ class _Trainer:
             m.reset_running_stats()
             m.momentum = None  # cumulative moving average: every batch counts the same
         gen = torch.Generator().manual_seed(self.config.seed + 7_919 * self.epoch)
-        targets = _TargetStream(self.targets.images, self.targets.bs, gen) if self.targets else None
-        for idx in _batches(len(self.x_src), self.config.batch_size, gen):
-            x = self.augment(self.x_src[idx], gen)
+        targets = _TargetStream(self.targets.feed, self.targets.bs, gen) if self.targets else None
+        for x, _ in self.source.load(_batches(len(self.source), self.config.batch_size, gen)):
+            x = self.augment(x, gen)
             if targets is not None:
                 x = torch.cat([x, targets.next()])
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
@@ -377,17 +411,24 @@ class _Trainer:
         if self.config.precise_bn:
             yield Progress("stage", *here, message="recomputing BatchNorm statistics")
             self.precise_bn()
-        d = self.data
-        yield Progress("stage", *here, message="evaluating on the source test split")
-        out = {"source_acc": evaluate(self.model, d.source_test.images, d.source_test.labels)}
-        if d.target_test is not None:
-            yield Progress("stage", *here, message="evaluating on the target test split")
-            out["target_acc"] = evaluate(self.model, d.target_test.images, d.target_test.labels)
+        out = {}
+        for side, feed in self.tests.items():
+            yield Progress("stage", *here, message=f"evaluating on the {side} test split")
+            out[f"{side}_acc"] = evaluate(self.model, feed)
         if names := self.method.eval_metrics:  # the method's own end-of-epoch values
             yield Progress("stage", *here, message=f"evaluating {', '.join(names)}")
-            test = (d.source_test.images, d.source_test.labels)
-            out.update(self.method.evaluate(self.model, (self.x_src, self.y_src), test))
+            out.update(self.method.evaluate(self.model, self.source, self.tests["source"]))
         return out
+
+    def describe_data(self) -> str:
+        """How the training images are read, for the "ready" event."""
+        feeds = [self.source, *([self.targets.feed] if self.targets else [])]
+        streamed = [f for f in feeds if f.streaming]
+        if not streamed:
+            return "images in memory"
+        workers = streamed[0].workers
+        return (f"streaming {sum(len(f) for f in streamed):,} training images from disk "
+                f"({workers} loader worker{'s' if workers != 1 else ''})")  # fmt: skip
 
     def non_finite(self) -> list[str]:
         """Names of weights and buffers holding NaN or Inf (empty when all are finite)."""
@@ -500,6 +541,11 @@ def check_config(config: TrainConfig) -> None:
             raise ValueError(f"{name} adapts to an unlabelled target; target_labels_per_class trains on "
                              "labelled target images instead (use finetune or source_only)")  # fmt: skip
     frozen_layers(build_model(config.replace(input_shape=resolve_input_shape(config))), config.freeze)
+    if config.data_path != "auto":  # an unknown data path, or "stream" for a domain made in memory
+        for name in filter(None, (config.source, config.target)):
+            choose_streaming(config.data_path, name, "train", (1, 1, 1), 1)
+    if config.workers is not None and config.workers < 0:
+        raise ValueError(f"workers must be 0 (load in the training process) or more, got {config.workers}")
 
 
 _NEEDS = {
@@ -597,20 +643,20 @@ def train(
         # announced before the (possibly slow) data preparation, so a caller learns the run id at once
         yield emit(Progress("start", message="preparing data and model"))
         trainer = _Trainer(config, run, stop, lineage)
-        yield emit(Progress("ready", 0, 0, trainer.total_steps, message=f"training on {trainer.device}"))
+        yield emit(Progress("ready", 0, 0, trainer.total_steps, message=f"training on {trainer.device}, {trainer.describe_data()}"))
         acc_logs: dict[str, float] = {}
         for epoch in range(config.epochs):
             trainer.start_epoch(epoch + 1)  # 1-based, as in the step events
             # throughput counts training images over training time: end-of-epoch work is excluded
             epoch_t, epoch_n = time.perf_counter(), 0
             window_t, window_n = epoch_t, 0
-            for idx in _batches(len(trainer.x_src), config.batch_size, trainer.gen):
+            for n, (xs, ys) in trainer.epoch_batches():
                 if stop is not None and stop.is_set():
                     yield from finish("stopped", f"stopped by the user at epoch {epoch + 1}, step {trainer.step}")
                     return
-                logs = trainer.train_step(idx)
-                window_n += len(idx)
-                epoch_n += len(idx)
+                logs = trainer.train_step(xs, ys)
+                window_n += n
+                epoch_n += n
                 if trainer.step % config.log_every == 0 or trainer.step == trainer.total_steps:
                     acc_logs = _floats(logs)  # .item() syncs the GPU: only every log_every steps
                     now = time.perf_counter()

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vizcore.feeds import Feed
 from vizcore.models.base import Features, GapNet
 from vizcore.params import Param, validate
 
@@ -133,10 +134,10 @@ class Method(nn.Module):
         opt.step()
         return logs
 
-    def evaluate(self, model: GapNet, train: tuple[torch.Tensor, torch.Tensor],
-                 test: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:  # fmt: skip
-        """Extra end-of-epoch values from the source (train images, labels) and (test images,
-        labels); the test accuracies themselves are the trainer's. Default: none."""
+    def evaluate(self, model: GapNet, train: Feed, test: Feed) -> dict[str, float]:
+        """Extra end-of-epoch values from the source training and test splits (read through
+        their feeds, which may stream from disk); the test accuracies themselves are the
+        trainer's. Default: none."""
         return {}
 
     # -- the default loss --------------------------------------------------------------------

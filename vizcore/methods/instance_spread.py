@@ -17,11 +17,13 @@ as memory, on the test split: ``knn_acc``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from vizcore.feeds import Feed
 from vizcore.methods import register_method
 from vizcore.methods.base import Method
 from vizcore.methods.ddc import adapted_features
@@ -75,17 +77,16 @@ def random_affine(
 
 
 @torch.no_grad()
-def gap_features(model: GapNet, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """L2-normalised GAP features of ``images`` in eval mode.
+def gap_features(model: GapNet, batches: Iterable[torch.Tensor]) -> torch.Tensor:
+    """L2-normalised GAP features of the image batches, in eval mode, on the CPU.
 
     Shape:
-        images: (N, C, H, W); output: (N, C).
+        each batch: (B, C, H, W); output: (N, C) over all batches.
     """
     was = model.training
     model.eval()
     dev = next(model.parameters()).device
-    out = [model.forward_features(images[i : i + batch_size].to(dev)).gap.float().cpu()
-           for i in range(0, len(images), batch_size)]  # fmt: skip
+    out = [model.forward_features(x.to(dev)).gap.float().cpu() for x in batches]
     model.train(was)
     return F.normalize(torch.cat(out), dim=1)
 
@@ -171,7 +172,7 @@ class InstanceSpread(Method):
             object.__setattr__(self, "_views_gen", torch.Generator().manual_seed(seed))
         return self._views_gen
 
-    def evaluate(self, model: GapNet, train: tuple[torch.Tensor, torch.Tensor],
-                 test: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:  # fmt: skip
-        memory, query = gap_features(model, train[0]), gap_features(model, test[0])
-        return {"knn_acc": knn_accuracy(memory, train[1].cpu(), query, test[1].cpu(), KNN_K)}
+    def evaluate(self, model: GapNet, train: Feed, test: Feed) -> dict[str, float]:
+        memory = gap_features(model, (x for x, _ in train.in_order()))
+        query = gap_features(model, (x for x, _ in test.in_order()))
+        return {"knn_acc": knn_accuracy(memory, train.labels.cpu(), query, test.labels.cpu(), KNN_K)}

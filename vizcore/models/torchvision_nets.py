@@ -90,6 +90,10 @@ class TorchvisionGap(GapNet):
     def feature_layers(self) -> list[str]:
         return ["gap", "bottleneck", "logits"] if self.bottleneck is not None else ["gap", "logits"]
 
+    def conv_blocks(self) -> list[nn.Module]:
+        """The stem and the stages of ``features``, input side first (``freeze=k`` counts these)."""
+        return list(self.features)
+
     def load_imagenet(self, state: dict[str, torch.Tensor], renames: dict[str, str]) -> list[str]:
         """Copy every fitting tensor of a torchvision state dict (keys renamed by prefix); returns
         the names of this model's tensors left as initialised."""
