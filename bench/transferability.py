@@ -50,7 +50,10 @@ def cell_config(base, k: int, batch_size: int, steps: int):
     n = 10 * k
     bs = min(batch_size, n)
     per_epoch = max(1, n // bs)
-    return base.replace(target_labels_per_class=k, batch_size=bs, epochs=max(1, math.ceil(steps / per_epoch)),
+    epochs = max(1, math.ceil(steps / per_epoch))
+    # evaluated once, at the end: with K = 1 every epoch is one step, and evaluating each would
+    # cost thirty times the training
+    return base.replace(target_labels_per_class=k, batch_size=bs, epochs=epochs, eval_every=epochs,
                         augment_invert=0.0, precise_bn=False, log_every=10_000)  # fmt: skip
 
 

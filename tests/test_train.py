@@ -265,3 +265,21 @@ def test_images_per_second_counts_training_time_only(monkeypatch: pytest.MonkeyP
     cfg = TINY.replace(train_limit=256, test_limit=64, batch_size=64, epochs=2)
     epochs = [e for e in train(cfg) if e.kind == "epoch"]
     assert [e.values["images_per_s"] for e in epochs] == [64.0, 64.0]  # 64 images a (1 s) step
+
+
+def test_eval_every_evaluates_and_keeps_only_every_nth_epoch_and_the_last(monkeypatch: pytest.MonkeyPatch,
+                                                                         tmp_path) -> None:  # fmt: skip
+    import vizcore.train as T
+    from vizcore.runs import RunStore
+
+    calls = []
+    evaluate_ = T.evaluate
+    monkeypatch.setattr(T, "evaluate", lambda *a, **k: calls.append(1) or evaluate_(*a, **k))
+    store = RunStore(tmp_path / "runs", demo_root=None)
+    cfg = TINY.replace(train_limit=128, test_limit=32, batch_size=64, epochs=5, eval_every=2)
+    events = list(train(cfg, store))
+    assert [e.epoch for e in events if e.kind == "epoch"] == [2, 4, 5]
+    assert len(calls) == 3  # one source test split, three times: epochs 2, 4 and 5
+    assert store.get(events[-1].run_id).summary()["epochs_done"] == 5
+    with pytest.raises(ValueError, match="eval_every"):
+        list(train(cfg.replace(eval_every=0), store))

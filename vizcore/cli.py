@@ -134,6 +134,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default=d.fresh_layouts,
         help="redraw a generated source (cluttered-mnist, mnist-m) every epoch",
     )
+    p.add_argument("--eval-every", type=int, default=d.eval_every, metavar="N",
+                   help="evaluate (and keep a checkpoint) every N epochs and at the last")  # fmt: skip
     p.add_argument("--train-limit", type=int, default=None)
     p.add_argument("--test-limit", type=int, default=None)
     p.add_argument("--data-root", default=None, help="folder with torchvision data sets")

@@ -70,6 +70,9 @@ class TrainConfig:
     # instead of the source; the target test split stays held out
     target_labels_per_class: int | None = None
     log_every: int = 10  # steps between progress events
+    # epochs between evaluations, each of which keeps a checkpoint (the last epoch always has one):
+    # many short epochs (a few labelled images) would otherwise spend their time evaluating
+    eval_every: int = 1
     name: str = ""  # free label shown in run lists
 
     def to_dict(self) -> dict[str, Any]:

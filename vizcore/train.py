@@ -544,6 +544,8 @@ def check_config(config: TrainConfig) -> None:
     if config.data_path != "auto":  # an unknown data path, or "stream" for a domain made in memory
         for name in filter(None, (config.source, config.target)):
             choose_streaming(config.data_path, name, "train", (1, 1, 1), 1)
+    if config.eval_every < 1:
+        raise ValueError(f"eval_every must be at least 1 (epochs between evaluations), got {config.eval_every}")
     if config.workers is not None and config.workers < 0:
         raise ValueError(f"workers must be 0 (load in the training process) or more, got {config.workers}")
 
@@ -664,6 +666,8 @@ def train(
                     window_t, window_n = now, 0
                     yield emit(Progress("step", epoch + 1, trainer.step, trainer.total_steps, acc_logs))
             train_rate = epoch_n / max(time.perf_counter() - epoch_t, 1e-9)
+            if (epoch + 1) % config.eval_every and epoch + 1 < config.epochs:
+                continue  # no evaluation and no checkpoint this epoch (the last epoch always has both)
             accs = yield from _relay(trainer.end_epoch(), emit)
             values = {**acc_logs, **accs, "images_per_s": train_rate}
             yield emit(Progress("epoch", epoch + 1, trainer.step, trainer.total_steps, values))
