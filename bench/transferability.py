@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import math
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -36,11 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vizcore.architecture import build_model  # noqa: E402
 from vizcore.methods.recipes import recommended_config  # noqa: E402
-from vizcore.numbers import mean_std  # noqa: E402
 from vizcore.runs import RunStore  # noqa: E402
 from vizcore.train import completed, train  # noqa: E402
+from vizcore.transfer_views import SCRATCH, TransferTable  # noqa: E402
 
-SCRATCH = "from scratch"
 CLASSIFIER = "classifier only"
 
 
@@ -70,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=100, help="training steps of every fine-tuning cell")
     ap.add_argument("--lr", type=float, default=0.01, help="learning rate of every cell")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    ap.add_argument("--store", default=None, metavar="DIR",
+                    help="keep the runs in this run store (e.g. runs, or $VIZCORE_RUNS): the Compare page then "
+                    "draws the table; default: a temporary folder")  # fmt: skip
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     acc: dict[tuple[str, int], list[float]] = {}
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vizcore-transfer-") as tmp:
-        store = RunStore(tmp, demo_root=None)
+        store = RunStore(a.store or tmp, demo_root=None)
         for seed in range(seeds):
             end = completed(train(src_cfg.replace(seed=seed), store))
             values, parent = end.values, end.run_id
@@ -107,15 +108,14 @@ def main(argv: list[str] | None = None) -> int:
                     values = completed(train(cfg, store)).values
                     acc.setdefault((row, k), []).append(values["target_acc"])
                     print(f"  seed {seed} K={k:<3d} {row:22s} target {100 * values['target_acc']:.1f} %", flush=True)
-    ref = 10 if 10 in ks else ks[-1]
+    # the same table the Compare page draws from a store (vizcore.transfer_views)
+    table = TransferTable(f"{a.source} → {a.target}", tuple(rows), tuple(ks), acc)
+    records = table.records()
     print()
-    print(f"| target acc % ({a.source} → {a.target}) | " + " | ".join(f"K = {k}" for k in ks)
-          + f" | K = {ref}: gain vs scratch |")  # fmt: skip
-    print("|---|" + "---|" * (len(ks) + 1))
-    scratch = statistics.mean(acc[(SCRATCH, ref)])
-    for row in rows:
-        gain = "" if row == SCRATCH else f"{100 * (statistics.mean(acc[(row, ref)]) - scratch):+.1f}"
-        print(f"| {row} | " + " | ".join(mean_std(acc[(row, k)]) for k in ks) + f" | {gain} |")
+    print("| " + " | ".join(records[0]) + " |")
+    print("|---|" + "---|" * (len(records[0]) - 1))
+    for rec in records:
+        print("| " + " | ".join(rec.values()) + " |")
     print(f"\ntotal {time.perf_counter() - t_all:.0f} s")
     return 0
 

@@ -11,9 +11,10 @@ from pages._shared import (
     run_table,
     store,
 )
-from vizcore.figures.training import compare_curves, curve_label
+from vizcore.figures.training import compare_curves, curve_label, transferability_figure
 from vizcore.methods import curves_of
 from vizcore.runs import lineage_text
+from vizcore.transfer_views import transfer_tables
 
 st.title("Compare runs")
 runs = [r for r in store().list() if r.status in ("complete", "stopped", "failed", "interrupted")]
@@ -51,3 +52,16 @@ if chosen:
     with friendly_errors("the curves"):
         series = [(by_id[i].label, store().get(i).metrics()) for i in chosen]
     figure(compare_curves(series, key), f"compare-{key}", key="compare_fig")
+
+# fine-tuning on a few target labels, from whatever grid of such runs the store holds
+if tables := transfer_tables(runs):
+    st.subheader("Transferability: fine-tuning on a few target labels")
+    pair = st.selectbox("Domains", [t.pair for t in tables]) if len(tables) > 1 else tables[0].pair
+    table = next(t for t in tables if t.pair == pair)
+    st.dataframe(table.records(), hide_index=True, width="stretch")
+    st.caption("Target test accuracy % (mean ± sample std over the runs of a cell, their number in brackets). "
+               "Rows: what was frozen of the parent run; \"from scratch\" trains the same network on the same "
+               "K labelled target images per class without a parent. `python bench/transferability.py --store "
+               "DIR` trains a full grid into a run store.")  # fmt: skip
+    figure(transferability_figure(f"Fine-tuning {pair}", table.ks, table.series()), "transferability",
+           key="transfer_fig")  # fmt: skip

@@ -20,6 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("vizcore.report",),
     ("vizcore.jobs", "vizcore.warmup", "vizcore.precompute"),
     ("vizcore.analysis", "vizcore.distance_views", "vizcore.embedding_views", "vizcore.uploads", "vizcore.export",
+     "vizcore.transfer_views",
      "vizcore.explanation_views"),
     ("vizcore.train",),
     ("vizcore.runs",),

@@ -152,6 +152,8 @@ class RunInfo:
     message: str
     init_from: str | None = None  # the parent run (its weights were the start)
     teacher: str | None = None  # the teacher run (distillation)
+    freeze: int | list[str] = 0  # conv blocks (or layers) kept frozen
+    labels_per_class: int | None = None  # labelled target images per class it trained on
 
 
 class Run:
@@ -222,6 +224,8 @@ class Run:
             message=st.get("message", ""),
             init_from=cfg.init_from,
             teacher=cfg.teacher,
+            freeze=cfg.freeze,
+            labels_per_class=cfg.target_labels_per_class,
         )
 
     # -- writing ---------------------------------------------------------------

@@ -113,3 +113,27 @@ def compare_curves(
     else:
         fig.update_xaxes(dtick=1)
     return style(fig, presentation, height=420)
+
+
+def transferability_figure(
+    title: str, ks: Sequence[int], rows: Sequence[tuple[str, Sequence[float | None], Sequence[float]]],
+    presentation: bool = False,
+) -> go.Figure:  # fmt: skip
+    """Target accuracy (%) against labelled target images per class, one line per row.
+
+    Args:
+        ks: The K of each column, ascending (a log axis: 1, 5, 10, 50 spread evenly).
+        rows: (label, mean accuracy 0-1 or None per K, sample std 0-1 per K); "from scratch"
+            is drawn dashed, the baseline the others are read against.
+    """
+    fig = go.Figure()
+    for i, (label, means, stds) in enumerate(rows):
+        pts = [(k, m, s) for k, m, s in zip(ks, means, stds, strict=True) if m is not None]
+        dash = "dash" if label == "from scratch" else "solid"
+        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[100 * p[1] for p in pts], name=label,
+                                 mode="lines+markers", line=dict(color=SERIES_COLORS[i % len(SERIES_COLORS)], dash=dash),
+                                 error_y=dict(type="data", array=[100 * p[2] for p in pts], visible=True)))  # fmt: skip
+    fig.update_layout(title=title, xaxis_title="labelled target images per class (K)",
+                      yaxis_title="target test accuracy %")  # fmt: skip
+    fig.update_xaxes(type="log", tickmode="array", tickvals=list(ks), ticktext=[str(k) for k in ks])
+    return style(fig, presentation, height=440)
