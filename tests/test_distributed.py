@@ -105,3 +105,23 @@ def test_a_gpu_out_of_memory_names_a_batch_size_to_try(monkeypatch, store) -> No
     end = list(train(TINY.replace(batch_size=64), store))[-1]
     assert end.status == "failed"
     assert "ran out of memory at batch size 64; try --batch-size 32" in end.message
+
+
+def test_a_port_in_use_is_a_clear_refusal_before_a_run_exists(tmp_path) -> None:
+    """Rank 0 of a group started by hand (no torchrun agent holding the port) finds its meeting
+    port taken: the command says what to change, exits 2, and leaves no run folder."""
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        env = {**os.environ, "RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+               "MASTER_PORT": str(port), "VIZCORE_RUNS": str(tmp_path / "runs")}  # fmt: skip
+        out = subprocess.run([sys.executable, "-m", "vizcore", "train", "--train-limit", "64", "--test-limit", "16",
+                              "--epochs", "1", "--batch-size", "16", "--quiet"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert f"port {port}" in out.stderr and "--standalone" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

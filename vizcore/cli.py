@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from vizcore.config import TrainConfig
+from vizcore.distributed import WorldError
 from vizcore.feeds import DATA_PATHS, STREAM_ABOVE_ENV, STREAM_ABOVE_MB
 from vizcore.numbers import MISSING, fmt, percent
 from vizcore.runs import RunStore, lineage
@@ -300,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             a.recipe_params = rec["method_params"]
         commands = {"train": cmd_train, "list": cmd_list, "show": cmd_show, "analyze": cmd_analyze}
         return commands[a.cmd](a, store)
-    except (LookupError, ValueError) as e:
+    except (LookupError, ValueError, WorldError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -82,13 +82,24 @@ def device_for(world: World | None, device: torch.device) -> torch.device:
     return device
 
 
+class WorldError(RuntimeError):
+    """The processes cannot form their group (the message says what to change)."""
+
+
 def start(world: World, device: torch.device) -> None:
     """Join the process group (NCCL on CUDA, gloo on the CPU), once per process."""
     if dist.is_initialized():
         return
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=TIMEOUT)
+    try:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=TIMEOUT)
+    except dist.DistNetworkError as e:
+        if "EADDRINUSE" not in str(e):
+            raise
+        port = os.environ.get("MASTER_PORT", "?")
+        raise WorldError(f"port {port} for the processes to meet on is in use by another program; start "
+                           "torchrun with --standalone (it picks a free port) or --master_port N") from None  # fmt: skip
 
 
 def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:

@@ -590,6 +590,8 @@ def train(
     check_config(config)
     world = distributed.current_world()
     distributed.check_batch(world, config.batch_size)
+    if world is not None:  # joined before a run folder exists: a port in use leaves no failed run behind
+        distributed.start(world, distributed.device_for(world, resolve_device(config.device)))
     if world is not None and not world.is_main:
         store = None  # rank 0 alone writes the run; the others train alongside it
     config, lineage = resolve_lineage(config, store) if config.init_from or config.teacher else (
