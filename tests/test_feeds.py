@@ -139,3 +139,20 @@ def test_a_file_broken_past_its_header_fails_the_run_by_name(folders: tuple[str,
     assert end.status == "failed"
     assert f"image {broken} could not be read" in end.message and "Traceback" not in end.message
     assert not store.get(end.run_id).has_weights()
+
+
+def test_the_cli_streams_a_folder_at_the_size_asked(folders: tuple[str, str], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    from vizcore import cli
+
+    runs = tmp_path / "runs"
+    code = cli.main(["--runs", str(runs), "train", "--data", folders[0], "--input-shape", "3,40,40", "--epochs", "1",
+                     "--batch-size", "16", "--data-path", "stream", "--workers", "0", "--augment-crop", "--quiet"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "streaming 80 training images from disk (0 loader workers)" in out
+    (rid,) = RunStore(runs, demo_root=None).run_ids()
+    cfg = RunStore(runs, demo_root=None).get(rid).config()
+    assert cfg.input_shape == (3, 40, 40) and cfg.data_path == "stream" and cfg.augment_crop
+    with pytest.raises(SystemExit):
+        cli.main(["--runs", str(runs), "train", "--input-shape", "224,224"])

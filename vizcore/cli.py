@@ -49,6 +49,17 @@ def _class_map(text: str) -> dict[str, str]:
     return mapping
 
 
+def _shape(text: str) -> tuple[int, int, int]:
+    """``"3,224,224"`` -> ``(3, 224, 224)`` (an argparse ``type``)."""
+    try:
+        shape = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1 or shape[0] not in (1, 3):
+        raise argparse.ArgumentTypeError(f"expected C,H,W with C 1 (grey) or 3 (RGB), like 3,224,224; got {text!r}")
+    return shape  # type: ignore[return-value]
+
+
 def _widths(text: str) -> tuple[int, ...]:
     """``"8,16"`` -> ``(8, 16)`` (an argparse ``type``)."""
     try:
@@ -89,6 +100,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--model", default=d.model)
     p.add_argument("--widths", type=_widths, default=d.widths, metavar="C1,C2,...",
                    help="channels of each conv block, e.g. 8,16 for a small student (default: the model's)")  # fmt: skip
+    p.add_argument("--input-shape", type=_shape, default=d.input_shape, metavar="C,H,W",
+                   help="the size both domains are brought to, e.g. 3,224,224 for photo folders (default: "
+                   "the source's own, 3,32,32 for a folder)")  # fmt: skip
     p.add_argument("--init-from", default=d.init_from, metavar="RUN",
                    help="start from this complete run's weights (fine-tuning, ADDA)")  # fmt: skip
     p.add_argument("--freeze", type=_freeze, default=d.freeze, metavar="K|NAMES",
