@@ -85,6 +85,30 @@ def test_adda_run_saves_a_normal_model_with_its_lineage(parent_store) -> None:
     assert (end.run_id, "parent") in children(store.list(), rid)
 
 
+def test_adda_discriminator_reads_its_input_and_keeps_source_statistics_when_asked(parent_store) -> None:
+    store, rid = parent_store
+    cfg = PARENT.replace(method="adda", init_from=rid, optimizer="adam", lr=1e-3,
+                         method_params={"input": "probs", "target_bn": "source", "smoothing": 0.1})  # fmt: skip
+    t = _trainer(cfg, store)
+    assert t.method.discriminator[0].in_features == t.model.num_classes  # class probabilities
+    before = _state(t.model)
+    _steps(t, 3)
+    after = t.model.state_dict()
+    stats = [k for k in before if "running_" in k]
+    assert stats and all(torch.equal(before[k], after[k]) for k in stats)  # source statistics kept
+    assert not torch.equal(before["features.0.0.weight"], after["features.0.0.weight"])  # weights learn
+
+
+def test_adda_label_smoothing_moves_both_labels_towards_one_half() -> None:
+    from vizcore.methods.adda import discriminator_loss
+
+    d_s, d_t = torch.tensor([2.0]), torch.tensor([-1.0])
+    loss, acc = discriminator_loss(d_s, d_t, smoothing=0.1)
+    want = (F.binary_cross_entropy_with_logits(d_s, torch.tensor([0.9]))
+            + F.binary_cross_entropy_with_logits(d_t, torch.tensor([0.1]))) / 2  # fmt: skip
+    assert torch.allclose(loss, want) and acc.item() == 1.0
+
+
 # ------------------------------------------------------------------------------- freezing
 
 

@@ -24,15 +24,17 @@ from vizcore.methods import register_method
 from vizcore.methods.base import Lineage, Method, StepContext, trainable
 from vizcore.methods.dann import domain_classifier
 from vizcore.methods.ddc import adapted_features
-from vizcore.methods.freeze import freeze_module
-from vizcore.models.base import GapNet
+from vizcore.methods.freeze import freeze_module, keep_statistics
+from vizcore.models.base import Features, GapNet
 from vizcore.params import Param
 
 
 def discriminator_loss(
-    d_source: torch.Tensor, d_target: torch.Tensor
+    d_source: torch.Tensor, d_target: torch.Tensor, smoothing: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The discriminator's BCE with source = 1, target = 0, and its accuracy.
+
+    ``smoothing`` moves both labels that far towards 1/2 (one-sided would favour a domain).
 
     Shape:
         d_source: (n_s,), d_target: (n_t,) logits.
@@ -40,7 +42,23 @@ def discriminator_loss(
     logits = torch.cat([d_source, d_target])
     label = torch.cat([torch.ones_like(d_source), torch.zeros_like(d_target)])
     acc = ((logits > 0).float() == label).float().mean()
-    return F.binary_cross_entropy_with_logits(logits, label), acc
+    soft = label * (1 - 2 * smoothing) + smoothing
+    return F.binary_cross_entropy_with_logits(logits, soft), acc
+
+
+# What the discriminator reads of an encoder's output, by the ``input`` parameter.
+DISC_INPUTS: dict[str, Callable[[Features], torch.Tensor]] = {
+    "features": adapted_features,
+    "logits": lambda f: f.logits,
+    "probs": lambda f: f.logits.softmax(dim=1),
+    "features+probs": lambda f: torch.cat([adapted_features(f), f.logits.softmax(dim=1)], dim=1),
+}
+
+
+def disc_input_dim(name: str, feature_dim: int, num_classes: int) -> int:
+    """Width of the discriminator's input for the ``input`` choice ``name``."""
+    return {"features": feature_dim, "logits": num_classes, "probs": num_classes,
+            "features+probs": feature_dim + num_classes}[name]  # fmt: skip
 
 
 def inverted_label_loss(d_target: torch.Tensor) -> torch.Tensor:
@@ -68,6 +86,16 @@ class ADDA(Method):
               help="Dropout probability after each hidden layer of the discriminator."),
         Param("lr_mult", "Discriminator learning-rate multiplier", "float", 1.0, low=0.01, high=100.0,
               step=0.5, unit="×", help="The discriminator learns this many times faster than the encoder."),
+        Param("input", "Discriminator reads", "choice", "features", choices=tuple(DISC_INPUTS),
+              choice_labels=("adaptation features", "logits", "class probabilities", "features and probabilities"),
+              help="What the discriminator sees of each encoder: the adaptation-layer features, the "
+                   "logits or the class probabilities of the fixed classifier, or features and probabilities."),
+        Param("target_bn", "Target BatchNorm statistics", "choice", "target", choices=("target", "source"),
+              choice_labels=("target batches", "the source's, kept"),
+              help="target: the target encoder normalises with target batch statistics and keeps their "
+                   "running average; source: it keeps the parent's source statistics (affine still learnt)."),
+        Param("smoothing", "Label smoothing", "float", 0.0, low=0.0, high=0.45, step=0.05,
+              help="The discriminator's labels are moved this far towards 1/2 (a weaker discriminator)."),
     )  # fmt: skip
     extra_metrics = ("domain_acc", "disc_loss", "encoder_loss")
     requires = ("init_from",)
@@ -77,8 +105,10 @@ class ADDA(Method):
     ) -> None:
         super().__init__(trade_off, feature_dim, num_classes, **params)
         p = self.hparams
+        self.read = DISC_INPUTS[str(p["input"])]
         self.discriminator = domain_classifier(
-            feature_dim, int(p["hidden"]), int(p["depth"]), float(p["dropout"])
+            disc_input_dim(str(p["input"]), feature_dim, num_classes),
+            int(p["hidden"]), int(p["depth"]), float(p["dropout"]),
         )
 
     def setup(self, model: GapNet, lineage: Lineage) -> None:
@@ -89,6 +119,8 @@ class ADDA(Method):
         # a plain attribute, not a submodule: never trained, never put back in training mode
         object.__setattr__(self, "source_encoder", source.eval())
         freeze_module(model.fc)  # the source classifier, shared by both encoders
+        if self.hparams["target_bn"] == "source":
+            keep_statistics(model)  # normalise with the parent's source statistics throughout
 
     def optimizers(
         self, model: GapNet, make: Callable[[Iterable[Any]], torch.optim.Optimizer]
@@ -106,12 +138,13 @@ class ADDA(Method):
         if xt is None:
             raise ValueError("ADDA needs a target domain")
         with torch.no_grad(), ctx.autocast():
-            f_s = adapted_features(self.source_encoder.forward_features(xs)).float()
+            f_s = self.read(self.source_encoder.forward_features(xs)).float()
         with ctx.autocast():
-            f_t = adapted_features(ctx.model.forward_features(xt)).float()
+            f_t = self.read(ctx.model.forward_features(xt)).float()
         disc = self.discriminator
         # 1) the discriminator: source = 1, target = 0, on fixed features
-        d_loss, acc = discriminator_loss(disc(f_s).squeeze(1), disc(f_t.detach()).squeeze(1))
+        d_loss, acc = discriminator_loss(disc(f_s).squeeze(1), disc(f_t.detach()).squeeze(1),
+                                         float(self.hparams["smoothing"]))  # fmt: skip
         _update(ctx, "discriminator", d_loss)
         # 2) the target encoder: make its features read as source (inverted labels)
         e_loss = inverted_label_loss(disc(f_t).squeeze(1))

@@ -23,6 +23,11 @@ def freeze_module(module: nn.Module) -> None:
     """No gradients for ``module``'s weights; its BatchNorms stay in eval mode."""
     for p in module.parameters():
         p.requires_grad_(False)
+    keep_statistics(module)
+
+
+def keep_statistics(module: nn.Module) -> None:
+    """Each BatchNorm in ``module`` stays in eval mode: its statistics are fixed, its weights not."""
     for m in module.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and not getattr(
             m, "_vizcore_frozen", False

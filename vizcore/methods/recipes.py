@@ -85,9 +85,9 @@ BY_METHOD: dict[str, Fields] = {
     "dann": {"trade_off": 0.3},
     "coral": {"trade_off": 1.0},
     "cdan": {"trade_off": 0.3},
-    # the ADDA paper's digit setting: Adam at 2e-4; BatchNorm statistics of the target encoder are
-    # its own running average over target batches (a BN pass would mix in the source)
-    "adda": {"optimizer": "adam", "lr": 2e-4, "schedule": "constant", "precise_bn": False},
+    # the ADDA paper's Adam at 2e-4, but only the adaptation layer adapts, on a cosine decay: the
+    # whole encoder at a constant rate collapsed on MNIST-M (54% -> 18% target)
+    "adda": {"optimizer": "adam", "lr": 2e-4, "schedule": "cosine", "precise_bn": False, "freeze": ["features"]},
     "finetune": {"epochs": 30},
 }
 METHOD_NOTES: dict[str, str] = {
@@ -112,8 +112,11 @@ METHOD_NOTES: dict[str, str] = {
     "coral": "lambda = 1; lambda = 30 over-regularised the features (source accuracy fell to 75%).",
     "cdan": "lambda = 0.3 and DANN's domain classifier, here on the multilinear map of features and predictions.",
     "adda": (
-        "Adam at 2e-4 with a constant rate, as in the ADDA paper's digit experiments; the target encoder "
-        "keeps its own BatchNorm statistics (no recomputation pass, which would mix in the source)."
+        "Adam at 2e-4 as in the ADDA paper, decayed on a cosine; the target encoder's conv trunk stays "
+        "the source's (frozen), only its adaptation layer learns and keeps target BatchNorm statistics "
+        "(no recomputation pass, which would mix in the source). Training the whole encoder at a "
+        "constant rate collapsed on MNIST-M (54% -> 18% target); at rates small enough not to, it "
+        "only matched re-estimating BatchNorm on the target (AdaBN)."
     ),
     "finetune": "30 epochs: with K labelled images per class an epoch is only a few steps.",
 }
