@@ -283,3 +283,25 @@ def test_eval_every_evaluates_and_keeps_only_every_nth_epoch_and_the_last(monkey
     assert store.get(events[-1].run_id).summary()["epochs_done"] == 5
     with pytest.raises(ValueError, match="eval_every"):
         list(train(cfg.replace(eval_every=0), store))
+
+
+def test_adabn_takes_the_batchnorm_statistics_of_the_target_training_images() -> None:
+    """Li et al. 2016: the recomputed running mean of the first BatchNorm is the mean of its input
+    over the target training images, as a direct computation gives it, not over the source's."""
+    from vizcore.train import _Trainer, load_data
+
+    cfg = TINY.replace(target="uci-digits", train_limit=256, test_limit=64, batch_size=64, epochs=1, adabn=True)
+    trainer = _Trainer(cfg, None, None)
+    trainer.epoch = 1
+    trainer.precise_bn()
+    conv, bn = trainer.model.features[0][0], trainer.model.features[0][1]
+    data = load_data(trainer.config)
+    with torch.no_grad():
+        direct = conv(trainer.model.prep(data.target_train.images)).mean(dim=(0, 2, 3))
+        source = conv(trainer.model.prep(data.source_train.images)).mean(dim=(0, 2, 3))
+    torch.testing.assert_close(bn.running_mean, direct, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(bn.running_mean, source, atol=1e-2)
+    stages = [e.message for e in train(cfg) if e.kind == "stage"]
+    assert stages[0] == "recomputing BatchNorm statistics on the target training images (AdaBN)"
+    with pytest.raises(ValueError, match="needs a target"):
+        list(train(cfg.replace(target=None)))

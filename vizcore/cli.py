@@ -143,6 +143,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default=d.precise_bn,
         help="recompute BatchNorm statistics over the training batches before each evaluation",
     )
+    p.add_argument("--adabn", action="store_true",
+                   help="recompute BatchNorm statistics on the target training images before each evaluation "
+                   "(AdaBN): the saved model is the target's")  # fmt: skip
     p.add_argument(
         "--fresh-layouts",
         action=argparse.BooleanOptionalAction,

@@ -48,6 +48,10 @@ class TrainConfig:
     # recompute BatchNorm statistics over the training batches before each evaluation (and so in
     # every saved checkpoint) instead of keeping the running average of the last batches
     precise_bn: bool = False
+    # AdaBN (Li et al. 2016): before each evaluation the BatchNorm statistics are recomputed on the
+    # target training images alone (no labels), so the saved model is the target's; its source
+    # accuracy is then read with target statistics
+    adabn: bool = False
     # a generated source (cluttered-mnist, mnist-m) is redrawn every epoch with a new layout seed,
     # so the network cannot memorise where the clutter of each training item lies
     fresh_layouts: bool = False

@@ -318,6 +318,8 @@ class _Trainer:
             _TargetStream(make_feed(tt, self.feed_options, train=True), config.batch_size, self.gen, self.shard)
             if tt else None
         )  # fmt: skip
+        tt_all = self.data.target_train
+        self.adabn = make_feed(tt_all, self.feed_options, train=False) if config.adabn and tt_all else None
         self.tests = {side: make_feed(split, self.feed_options, train=False)
                       for side, split in (("source", self.data.source_test), ("target", self.data.target_test))
                       if split is not None}  # fmt: skip
@@ -393,23 +395,32 @@ class _Trainer:
         for m in bns:
             m.reset_running_stats()
             m.momentum = None  # cumulative moving average: every batch counts the same
-        gen = torch.Generator().manual_seed(self.config.seed + 7_919 * self.epoch)
-        targets = _TargetStream(self.targets.feed, self.targets.bs, gen) if self.targets else None
-        for x, _ in self.source.load(_batches(len(self.source), self.config.batch_size, gen)):
-            x = self.augment(x, gen)
-            if targets is not None:
-                x = torch.cat([x, targets.next()])
+        for x in self._bn_batches():
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 self.model(x)
         for m, momentum in zip(bns, momenta, strict=True):
             m.momentum = momentum
 
+    def _bn_batches(self) -> Iterator[torch.Tensor]:
+        """The batches BatchNorm statistics are recomputed over: the target training images alone
+        under ``adabn``, else the training batches as built in training (augmented source, plus
+        target for a method that uses it), from a random stream of their own."""
+        if self.adabn is not None:
+            yield from (x for x, _ in self.adabn.in_order(self.config.batch_size))
+            return
+        gen = torch.Generator().manual_seed(self.config.seed + 7_919 * self.epoch)
+        targets = _TargetStream(self.targets.feed, self.targets.bs, gen) if self.targets else None
+        for x, _ in self.source.load(_batches(len(self.source), self.config.batch_size, gen)):
+            x = self.augment(x, gen)
+            yield x if targets is None else torch.cat([x, targets.next()])
+
     def evaluate_all(self) -> Iterator[Progress]:
         """Test accuracies (the generator's return value), each stage announced as it begins;
         with ``precise_bn`` the BatchNorm statistics are recomputed first."""
         here = (self.epoch, self.step, self.total_steps)
-        if self.config.precise_bn:
-            yield Progress("stage", *here, message="recomputing BatchNorm statistics")
+        if self.config.precise_bn or self.adabn is not None:
+            on = " on the target training images (AdaBN)" if self.adabn is not None else ""
+            yield Progress("stage", *here, message=f"recomputing BatchNorm statistics{on}")
             self.precise_bn()
         out = {}
         for side, feed in self.tests.items():
@@ -544,6 +555,8 @@ def check_config(config: TrainConfig) -> None:
     if config.data_path != "auto":  # an unknown data path, or "stream" for a domain made in memory
         for name in filter(None, (config.source, config.target)):
             choose_streaming(config.data_path, name, "train", (1, 1, 1), 1)
+    if config.adabn and not config.target:
+        raise ValueError("adabn recomputes BatchNorm statistics on the target training images: it needs a target")
     if config.eval_every < 1:
         raise ValueError(f"eval_every must be at least 1 (epochs between evaluations), got {config.eval_every}")
     if config.workers is not None and config.workers < 0:
