@@ -102,4 +102,8 @@ class TrainConfig:
     def label(self) -> str:
         """Short human description for lists and legends."""
         dom = self.source if not self.target else f"{self.source}→{self.target}"
-        return self.name or f"{self.method} · {self.model} · {dom} · seed {self.seed}"
+        # what tells apart the runs of a fine-tuning grid: the labelled budget and what was frozen
+        extra = f" · K = {self.target_labels_per_class}" if self.target_labels_per_class else ""
+        if self.freeze:
+            extra += f" · frozen {self.freeze if isinstance(self.freeze, int) else ', '.join(self.freeze)}"
+        return self.name or f"{self.method} · {self.model} · {dom}{extra} · seed {self.seed}"
