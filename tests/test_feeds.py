@@ -157,3 +157,11 @@ def test_the_cli_streams_a_folder_at_the_size_asked(folders: tuple[str, str], tm
     assert cfg.input_shape == (3, 40, 40) and cfg.data_path == "stream" and cfg.augment_crop
     with pytest.raises(SystemExit):
         cli.main(["--runs", str(runs), "train", "--input-shape", "224,224"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is visible here")
+def test_cuda_asked_where_there_is_none_is_refused_before_a_run_exists(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "runs", demo_root=None)
+    with pytest.raises(ValueError, match="no CUDA GPU is visible"):
+        list(train(TINY.replace(device="cuda"), store))
+    assert store.run_ids() == []

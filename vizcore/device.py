@@ -18,9 +18,10 @@ def resolve_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("CUDA was requested but no CUDA GPU is visible to PyTorch")
+        raise ValueError("CUDA was requested (--device cuda) but no CUDA GPU is visible to PyTorch; "
+                         "use --device auto or cpu, or check the driver with nvidia-smi")
     if name == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError("Apple MPS was requested but is not available on this machine")
+        raise ValueError("Apple MPS was requested but is not available on this machine; use --device auto or cpu")
     return torch.device(name)
 
 

@@ -557,6 +557,7 @@ def check_config(config: TrainConfig) -> None:
             choose_streaming(config.data_path, name, "train", (1, 1, 1), 1)
     if config.adabn and not config.target:
         raise ValueError("adabn recomputes BatchNorm statistics on the target training images: it needs a target")
+    resolve_device(config.device)  # a device that is not here is refused before a run folder exists
     if config.eval_every < 1:
         raise ValueError(f"eval_every must be at least 1 (epochs between evaluations), got {config.eval_every}")
     if config.workers is not None and config.workers < 0:
