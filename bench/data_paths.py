@@ -19,6 +19,7 @@ Each figure is a ratio within one run: the machines are shared and noisy.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -97,18 +98,19 @@ def main(argv: list[str] | None = None) -> int:
                            epochs=2, lr=0.01, schedule="constant", device="cpu", log_every=1, augment_crop=True)  # fmt: skip
         n_train = int(round(4 * per_class * 0.8))
         held = n_train * 3 * size * size * 4
-        workers = default_workers()
         for label, changes, bytes_held in (
             ("in memory", {"data_path": "memory"}, held),
-            ("streamed, 0 workers (in the training process)", {"data_path": "stream", "workers": 0}, 0),
-            (f"streamed, {workers} worker{'s' if workers != 1 else ''}", {"data_path": "stream"}, 0),
+            ("streamed, 0 workers (decoded in the training process)", {"data_path": "stream", "workers": 0}, 0),
+            ("streamed, 1 worker", {"data_path": "stream", "workers": 1}, 0),
+            ("streamed, 2 workers", {"data_path": "stream", "workers": 2}, 0),
         ):
             rate, first = timed_run(base.replace(**changes))
             rows.append((label, rate, first, bytes_held))
 
     b, v = statistics.median(bare), statistics.median(viz)
     print(f"\n# data paths ({torch.__version__}, {torch.get_num_threads()} torch threads, "
-          f"{default_workers()} default loader workers)\n")  # fmt: skip
+          f"{os.cpu_count()} cores; default loader workers: {default_workers('cpu')} on the CPU, "
+          f"{default_workers('cuda')} on CUDA)\n")  # fmt: skip
     print(f"In-memory fast path, LeNet-GAP on MNIST, batch 128, {steps} timed steps, median of {repeats}:\n")
     print("| loop | images/s | ratio vs bare |")
     print("|---|---|---|")

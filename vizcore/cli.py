@@ -162,7 +162,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="how training images are read: " + "; ".join(f"{k}: {v}" for k, v in DATA_PATHS.items())
                    + f" (budget: ${STREAM_ABOVE_ENV}, default {STREAM_ABOVE_MB} MB)")  # fmt: skip
     p.add_argument("--workers", type=int, default=d.workers, metavar="N",
-                   help="DataLoader worker processes of the streaming path (default: all cores but one)")  # fmt: skip
+                   help="DataLoader worker processes of the streaming path (default: all cores but one on "
+                   "CUDA, one per four cores on the CPU)")  # fmt: skip
     p.add_argument("--augment-crop", action="store_true",
                    help="per-image random resized crop and horizontal flip (photo folders)")  # fmt: skip
     p.add_argument("--name", default="", help="a label for run lists")

@@ -61,7 +61,7 @@ class TrainConfig:
     data_root: str | None = None
     download: bool = False
     # "auto" streams an image folder too big for memory through DataLoader workers, "memory" and
-    # "stream" force a path (vizcore.feeds.DATA_PATHS); workers: None is all cores but one
+    # "stream" force a path (vizcore.feeds.DATA_PATHS); workers: None is vizcore.feeds.default_workers
     data_path: str = "auto"
     workers: int | None = None
     # runs from runs (vizcore.train.resolve_lineage checks them before a run folder exists)
