@@ -309,20 +309,7 @@ class _Trainer:
         self.epoch = 0
         # bf16 autocast needs no loss scaling; CPU runs in full precision (it is not faster there)
         self.amp = config.amp and self.device.type == "cuda"
-        crop = photo_augment(resolve_input_shape(config)) if config.augment_crop else None
-        self.feed_options = FeedOptions(self.device, config.workers, crop, config.seed)
-        self.source = make_feed(self.data.source_train, self.feed_options, train=True)
-        self.shard = self.world.shard if self.world is not None else (lambda b: b)
-        tt = self.data.target_train if self.method.uses_target else None
-        self.targets = (
-            _TargetStream(make_feed(tt, self.feed_options, train=True), config.batch_size, self.gen, self.shard)
-            if tt else None
-        )  # fmt: skip
-        tt_all = self.data.target_train
-        self.adabn = make_feed(tt_all, self.feed_options, train=False) if config.adabn and tt_all else None
-        self.tests = {side: make_feed(split, self.feed_options, train=False)
-                      for side, split in (("source", self.data.source_test), ("target", self.data.target_test))
-                      if split is not None}  # fmt: skip
+        self._make_feeds(config)
         # (with a labelled target budget the training images are not the source's to redraw)
         self.fresh_layouts = (
             config.fresh_layouts and domain_info(config.source).generated and not config.target_labels_per_class
@@ -331,6 +318,24 @@ class _Trainer:
         self.kept: dict[str, torch.Tensor] | None = None
         self.kept_epoch, self.kept_step = 0, 0
         self.kept_eval: dict[str, float] = {}
+
+    def _make_feeds(self, config: TrainConfig) -> None:
+        """Where each split's batches come from (vizcore.feeds): the source and, for a method that
+        uses it, the target stream (augmented, on the device), the target images AdaBN reads, and
+        the test splits."""
+        crop = photo_augment(resolve_input_shape(config)) if config.augment_crop else None
+        self.feed_options = FeedOptions(self.device, config.workers, crop, config.seed)
+        self.source = make_feed(self.data.source_train, self.feed_options, train=True)
+        self.shard = self.world.shard if self.world is not None else (lambda b: b)
+        tt = self.data.target_train
+        self.targets = None
+        if tt is not None and self.method.uses_target:
+            self.targets = _TargetStream(make_feed(tt, self.feed_options, train=True), config.batch_size, self.gen,
+                                         self.shard)  # fmt: skip
+        self.adabn = make_feed(tt, self.feed_options, train=False) if config.adabn and tt is not None else None
+        self.tests = {side: make_feed(split, self.feed_options, train=False)
+                      for side, split in (("source", self.data.source_test), ("target", self.data.target_test))
+                      if split is not None}  # fmt: skip
 
     def start_epoch(self, epoch: int) -> None:
         """Set the 1-based epoch; under ``fresh_layouts`` redraw a generated source's images."""
