@@ -12,7 +12,6 @@ from pages._shared import friendly_errors, run_label, session_id, store
 from vizcore.config import TrainConfig
 from vizcore.data import FOLDER_HELP, DomainMismatch, check_domain_pair, domain_info, list_domains
 from vizcore.device import available_devices
-from vizcore.feeds import DATA_PATHS
 from vizcore.figures.training import curve_label, training_curves
 from vizcore.jobs import MANAGER
 from vizcore.methods import METHODS, Method, curves_of, list_methods
@@ -134,12 +133,6 @@ def config_form(why: DeltaGenerator) -> TrainConfig | None:
             precise = st.checkbox("Precise BatchNorm", base.precise_bn,
                                   help="recompute BatchNorm statistics over the training batches before "
                                   "each evaluation instead of using the running average")  # fmt: skip
-            paths = list(DATA_PATHS)
-            data_path = a1.selectbox("Read images", paths, index=paths.index(base.data_path),
-                                     help="; ".join(f"{k}: {v}" for k, v in DATA_PATHS.items()))  # fmt: skip
-            crop = a2.checkbox("Random crop and flip (photos)", base.augment_crop,
-                               help="augmentation of each training image: a random resized crop (60-100 % of "
-                               "the area) and a horizontal flip, for photo folders; not for digits")  # fmt: skip
         submitted = st.form_submit_button("Train", type="primary")
     if not submitted:
         return None
@@ -148,7 +141,7 @@ def config_form(why: DeltaGenerator) -> TrainConfig | None:
         trade_off=float(trade_off), method_params=params, optimizer=optimizer, schedule=schedule,
         momentum=float(momentum), weight_decay=float(wd), train_limit=int(limit) or None, model=model,
         augment_shift=int(shift), fresh_layouts=bool(fresh) and generated, augment_invert=float(invert),
-        precise_bn=bool(precise), widths=widths, data_path=data_path, augment_crop=bool(crop), **lineage,
+        precise_bn=bool(precise), widths=widths, **lineage,
     )  # fmt: skip
 
 
