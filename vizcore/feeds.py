@@ -46,6 +46,14 @@ def stream_budget_bytes() -> int:
     return int(mb * 2**20)
 
 
+def check_data_path(data_path: str, name: str) -> None:
+    """Refuse an unknown ``data_path``, or "stream" for domain ``name`` when it is not an image folder."""
+    if data_path not in DATA_PATHS:
+        raise ValueError(f"unknown data path {data_path!r}; choose one of {', '.join(DATA_PATHS)}")
+    if data_path == "stream" and not name.startswith(FOLDER_PREFIX):
+        raise ValueError(f"the streaming data path reads image folders (folder:PATH); {name} is made in memory")
+
+
 def choose_streaming(data_path: str, name: str, split: str, shape: tuple[int, int, int],
                      limit: int | None) -> bool:  # fmt: skip
     """Whether ``split`` of domain ``name`` is streamed under ``data_path`` ("auto", "memory", "stream").
@@ -53,14 +61,8 @@ def choose_streaming(data_path: str, name: str, split: str, shape: tuple[int, in
     Raises:
         ValueError: an unknown ``data_path``, or "stream" for a domain that is not an image folder.
     """
-    if data_path not in DATA_PATHS:
-        raise ValueError(f"unknown data path {data_path!r}; choose one of {', '.join(DATA_PATHS)}")
-    folder = name.startswith(FOLDER_PREFIX)
-    if data_path == "stream" and not folder:
-        raise ValueError(
-            f"the streaming data path reads image folders (folder:PATH); {name} is made in memory"
-        )
-    if data_path != "auto" or not folder:
+    check_data_path(data_path, name)
+    if data_path != "auto" or not name.startswith(FOLDER_PREFIX):
         return data_path == "stream"
     n = folder_size(name, split)
     n = min(n, limit) if limit else n

@@ -34,7 +34,14 @@ from vizcore.data import (
     load_domain,
 )
 from vizcore.device import resolve_device
-from vizcore.feeds import Feed, FeedOptions, choose_streaming, make_feed, photo_augment
+from vizcore.feeds import (
+    Feed,
+    FeedOptions,
+    check_data_path,
+    choose_streaming,
+    make_feed,
+    photo_augment,
+)
 from vizcore.methods import METHODS, create_method
 from vizcore.methods.base import Lineage, Method, StepContext
 from vizcore.methods.freeze import apply_freeze, frozen_layers
@@ -557,9 +564,8 @@ def check_config(config: TrainConfig) -> None:
             raise ValueError(f"{name} adapts to an unlabelled target; target_labels_per_class trains on "
                              "labelled target images instead (use finetune or source_only)")  # fmt: skip
     frozen_layers(build_model(config.replace(input_shape=resolve_input_shape(config))), config.freeze)
-    if config.data_path != "auto":  # an unknown data path, or "stream" for a domain made in memory
-        for name in filter(None, (config.source, config.target)):
-            choose_streaming(config.data_path, name, "train", (1, 1, 1), 1)
+    for name in filter(None, (config.source, config.target)):  # a data path that cannot read the domains
+        check_data_path(config.data_path, name)
     if config.adabn and not config.target:
         raise ValueError("adabn recomputes BatchNorm statistics on the target training images: it needs a target")
     resolve_device(config.device)  # a device that is not here is refused before a run folder exists
