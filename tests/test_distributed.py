@@ -71,11 +71,20 @@ def test_a_rank_that_dies_leaves_no_run_that_looks_complete(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_train_the_weights_of_one_process(tmp_path) -> None:
+@pytest.mark.parametrize("streamed", [False, True], ids=["digits in memory", "folder streamed"])
+def test_two_gloo_processes_train_the_weights_of_one_process(tmp_path, streamed: bool) -> None:
     """torchrun with 2 CPU processes: rank 0 alone writes the run, whose weights are those of one
     process with the same global batch (a model without BatchNorm, whose statistics would be
-    per process on the CPU), to float32 summation-order precision."""
-    out = _torchrun(tmp_path, "-m", "vizcore", *ARGS)
+    per process on the CPU), to float32 summation-order precision. Streamed, each process reads
+    only its own slice of every batch from the files, by a worker; the one process reads the
+    folder in memory."""
+    args = ARGS
+    if streamed:
+        from tests.test_feeds import _digit_folder
+
+        folder = _digit_folder(tmp_path / "digits", 64)  # 640 files: 512 for training after the 80/20 split
+        args = [*ARGS, "--source", folder, "--input-shape", "1,28,28", "--data-path", "stream", "--workers", "1"]
+    out = _torchrun(tmp_path, "-m", "vizcore", *args)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     ddp_store = RunStore(tmp_path / "ddp", demo_root=None)
     assert len(ddp_store.run_ids()) == 1  # the other rank never touched the store
@@ -86,7 +95,7 @@ def test_two_gloo_processes_train_the_weights_of_one_process(tmp_path) -> None:
 
     one = RunStore(tmp_path / "one", demo_root=None)
     cfg = ddp_run.config()
-    end = list(train(cfg.replace(input_shape=None), one))[-1]
+    end = list(train(cfg.replace(input_shape=None if not streamed else cfg.input_shape, data_path="memory"), one))[-1]
     assert end.status == "complete", end.message
     a = ddp_run.load_model().state_dict()
     b = one.get(one.run_ids()[0]).load_model().state_dict()
