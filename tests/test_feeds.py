@@ -165,3 +165,22 @@ def test_cuda_asked_where_there_is_none_is_refused_before_a_run_exists(tmp_path:
     with pytest.raises(ValueError, match="no CUDA GPU is visible"):
         list(train(TINY.replace(device="cuda"), store))
     assert store.run_ids() == []
+
+
+def test_streamed_passes_keep_their_workers(folders: tuple[str, str], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Two epochs of DANN with a worker start worker processes six times: once for the source's
+    epochs, once for the target's passes (four of them), and once per test split and evaluation."""
+    from torch.utils.data import dataloader
+
+    started = []
+    original = dataloader._MultiProcessingDataLoaderIter.__init__
+
+    def counting(self, loader):  # type: ignore[no-untyped-def]
+        started.append(loader.persistent_workers)
+        original(self, loader)
+
+    monkeypatch.setattr(dataloader._MultiProcessingDataLoaderIter, "__init__", counting)
+    cfg = _config(*folders, data_path="stream", workers=1).replace(epochs=2, precise_bn=False)
+    assert list(train(cfg, RunStore(tmp_path / "runs", demo_root=None)))[-1].status == "complete"
+    assert sorted(started) == [False] * 4 + [True] * 2

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vizcore.data import FOLDER_PREFIX, Domain, FileSplit, channels_first, decode_image, folder_size
 
@@ -111,8 +111,9 @@ class MemoryFeed:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def load(self, batches: Iterable[torch.Tensor]) -> Iterator[Batch]:
-        """(images, labels) of each index batch, on the device (augmented per image if asked)."""
+    def load(self, batches: Iterable[torch.Tensor], own_pass: bool = False) -> Iterator[Batch]:
+        """(images, labels) of each index batch, on the device (augmented per image if asked);
+        ``own_pass`` is the streaming feed's (every pass here is its own)."""
         for idx in batches:
             x, y = self.images[idx], self.labels[idx]
             if self.transform is not None:
@@ -152,8 +153,26 @@ class _Files(Dataset):
         return x, self.labels[i]
 
 
+class _Plan(Sampler[list[int]]):
+    """The batches a persistent loader serves next: set before each pass, read as it prefetches."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 class StreamFeed:
-    """A split read from its files by DataLoader workers, batch by batch."""
+    """A split read from its files by DataLoader workers, batch by batch.
+
+    The run's own passes (the source epochs, the target passes) go through one loader whose
+    workers stay up between passes: a target of 800 images is a new pass every 25 steps, and
+    starting workers anew each time would make the GPU wait for them.
+    """
 
     def __init__(self, split: FileSplit, device: torch.device, workers: int | None = None,
                  transform: Transform | None = None, seed: int = 0) -> None:  # fmt: skip
@@ -165,12 +184,14 @@ class StreamFeed:
         self.workers = default_workers(device) if workers is None else workers
         self.train_set, self.eval_set = _Files(split, transform), _Files(split, None)
         self.streaming = True
+        self._plan = _Plan()
+        self._stream: DataLoader | None = None  # made on first use, its workers kept for the run
 
     def __len__(self) -> int:
         return len(self.split)
 
-    def _loader(self, data: Dataset, batches: Sequence[Sequence[int]]) -> DataLoader:
-        more = {"prefetch_factor": 4} if self.workers else {}
+    def _loader(self, data: Dataset, batches: Iterable[Sequence[int]], persistent: bool = False) -> DataLoader:
+        more = {"prefetch_factor": 4, "persistent_workers": persistent} if self.workers else {}
         # pinned host memory lets the copy to the GPU overlap the step (non_blocking below)
         return DataLoader(data, batch_sampler=batches, num_workers=self.workers, generator=self.seeds,
                           pin_memory=self.device.type == "cuda", **more)  # fmt: skip
@@ -182,9 +203,20 @@ class StreamFeed:
         except OSError as e:  # a worker re-raises with its traceback as the message: keep its last line
             raise OSError(str(e).strip().splitlines()[-1].removeprefix("OSError: ")) from None
 
-    def load(self, batches: Iterable[torch.Tensor]) -> Iterator[Batch]:
-        """(images, labels) of each index batch, on the device, augmented in the workers."""
-        return self._moved(self._loader(self.train_set, [b.tolist() for b in batches]))
+    def load(self, batches: Iterable[torch.Tensor], own_pass: bool = False) -> Iterator[Batch]:
+        """(images, labels) of each index batch, on the device, augmented in the workers.
+
+        A new pass restarts the kept loader, so a pass made while another is still being read (a
+        BatchNorm pass over the target, between two target batches of training) asks for
+        ``own_pass``: a loader of its own.
+        """
+        plan = [b.tolist() for b in batches]
+        if own_pass or not self.workers:
+            return self._moved(self._loader(self.train_set, plan))
+        if self._stream is None:
+            self._stream = self._loader(self.train_set, self._plan, persistent=True)
+        self._plan.batches = plan
+        return self._moved(self._stream)
 
     def in_order(self, batch_size: int = EVAL_BATCH) -> Iterator[Batch]:
         n = len(self)

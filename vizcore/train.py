@@ -215,15 +215,15 @@ class _TargetStream:
     """
 
     def __init__(self, feed: Feed, batch_size: int, gen: torch.Generator,
-                 shard: Callable[[torch.Tensor], torch.Tensor] = lambda b: b) -> None:  # fmt: skip
-        self.feed, self.bs, self.gen, self.shard = feed, batch_size, gen, shard
+                 shard: Callable[[torch.Tensor], torch.Tensor] = lambda b: b, own_pass: bool = False) -> None:  # fmt: skip
+        self.feed, self.bs, self.gen, self.shard, self.own_pass = feed, batch_size, gen, shard, own_pass
         self.batches: Iterator[tuple[torch.Tensor, torch.Tensor]] = iter(())
 
     def next(self) -> torch.Tensor:
         batch = next(self.batches, None)
         if batch is None:
             queue = _batches(len(self.feed), min(self.bs, len(self.feed)), self.gen)
-            self.batches = self.feed.load(self.shard(b) for b in reversed(queue))
+            self.batches = self.feed.load((self.shard(b) for b in reversed(queue)), own_pass=self.own_pass)
             batch = next(self.batches)
         return batch[0]
 
@@ -421,7 +421,8 @@ class _Trainer:
             yield from (x for x, _ in self.adabn.in_order(self.config.batch_size))
             return
         gen = torch.Generator().manual_seed(self.config.seed + 7_919 * self.epoch)
-        targets = _TargetStream(self.targets.feed, self.targets.bs, gen) if self.targets else None
+        # its own pass: the training stream's target pass is still being read
+        targets = _TargetStream(self.targets.feed, self.targets.bs, gen, own_pass=True) if self.targets else None
         for x, _ in self.source.load(_batches(len(self.source), self.config.batch_size, gen)):
             x = self.augment(x, gen)
             yield x if targets is None else torch.cat([x, targets.next()])
