@@ -37,9 +37,7 @@ from vizcore.architecture import build_model  # noqa: E402
 from vizcore.methods.recipes import recommended_config  # noqa: E402
 from vizcore.runs import RunStore  # noqa: E402
 from vizcore.train import completed, train  # noqa: E402
-from vizcore.transfer_views import SCRATCH, TransferTable  # noqa: E402
-
-CLASSIFIER = "classifier only"
+from vizcore.transfer_views import SCRATCH, TransferTable, freeze_label  # noqa: E402
 
 
 def cell_config(base, k: int, batch_size: int, steps: int):
@@ -81,9 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     src_cfg = recommended_config("source_only", a.source, a.target, train_limit=train_limit,
                                  test_limit=test_limit, device="cpu", **({"epochs": 1} if a.quick else {}))  # fmt: skip
     blocks = len(build_model(src_cfg).conv_blocks())
-    rows = [*(f"frozen conv blocks {k}" for k in range(blocks + 1)), CLASSIFIER, SCRATCH]
-    freeze = {f"frozen conv blocks {k}": k for k in range(blocks + 1)}
-    freeze[CLASSIFIER] = ["features", "bottleneck"] if src_cfg.bottleneck_dim else ["features"]
+    # each row's freeze, named as the Compare page names it (vizcore.transfer_views.freeze_label)
+    classifier_only = ["features", "bottleneck"] if src_cfg.bottleneck_dim else ["features"]
+    freeze = {freeze_label(f): f for f in [*range(blocks + 1), classifier_only]}
+    rows = [*freeze, SCRATCH]
     print(f"# transferability ({platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; {a.source} -> {a.target}, {seeds} seed(s), ~{steps} steps a cell, "
           f"lr {a.lr})", flush=True)  # fmt: skip

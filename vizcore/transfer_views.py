@@ -19,14 +19,17 @@ from vizcore.runs import RunInfo
 SCRATCH = "from scratch"
 
 
+def freeze_label(freeze: int | Sequence[str]) -> str:
+    """A row's name for what a fine-tuning run keeps frozen of its parent (``TrainConfig.freeze``)."""
+    if isinstance(freeze, int):
+        return f"frozen conv blocks {freeze}"
+    names = list(freeze)
+    return "classifier only" if names in (["features"], ["features", "bottleneck"]) else f"frozen {', '.join(names)}"
+
+
 def row_label(info: RunInfo) -> str:
     """The row of a fine-tuning run: what it kept frozen of its parent (or "from scratch")."""
-    if not info.init_from:
-        return SCRATCH
-    if isinstance(info.freeze, int):
-        return f"frozen conv blocks {info.freeze}"
-    names = list(info.freeze)
-    return "classifier only" if names in (["features"], ["features", "bottleneck"]) else f"frozen {', '.join(names)}"
+    return freeze_label(info.freeze) if info.init_from else SCRATCH
 
 
 def _row_order(label: str) -> tuple[int, int, str]:
