@@ -114,7 +114,9 @@ def test_broken_run_does_not_break_the_list(store: RunStore) -> None:
     good = store.create(TrainConfig())
     bad = store.create(TrainConfig())
     (bad.path / "config.json").write_text("{not json")
-    assert [r.run_id for r in store.list()] == [good.run_id]
+    listed = {r.run_id: r for r in store.list()}
+    assert listed[good.run_id].status == "running"  # the good run is untouched
+    assert listed[bad.run_id].status == "damaged" and "config.json" in listed[bad.run_id].message
 
 
 def test_analysis_cache_is_reused_and_keyed(store: RunStore) -> None:

@@ -10,6 +10,7 @@ that a kill at any of them leaves no run that looks complete.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -19,6 +20,29 @@ from typing import Any
 
 TEMP_SUFFIX = ".tmp"
 FAULT_HOOK: Callable[[str], None] | None = None
+
+# errors that say the store itself cannot take the write, whatever is written: one clear line
+STORE_ERRNOS = {
+    errno.ENOSPC: "full",
+    errno.EDQUOT: "full (over its disk quota)",
+    errno.EROFS: "read-only",
+    errno.EACCES: "not writable (permission denied)",
+    errno.EPERM: "not writable (operation not permitted)",
+}
+
+
+class StoreWriteError(OSError):
+    """The run store cannot take a write: full, read-only or not ours. The message is one line."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()  # the message alone, without "[Errno 28]"
+
+
+def store_write_error(e: OSError, path: Path | str) -> OSError:
+    """``e`` as a StoreWriteError naming ``path`` when the store cannot take writes, else ``e``."""
+    if isinstance(e, StoreWriteError) or e.errno not in STORE_ERRNOS:
+        return e
+    return StoreWriteError(e.errno, f"the run store is {STORE_ERRNOS[e.errno]}: cannot write {path} ({os.strerror(e.errno)})")
 
 
 def fault_point(label: str) -> None:
@@ -37,13 +61,24 @@ def temp_writer_pid(path: Path) -> int | None:
 
 
 def write_atomic(path: Path, writer: Callable[[Path], None]) -> None:
-    """Call ``writer(tmp)`` on a temporary file beside ``path``, fsync it, then rename over ``path``."""
+    """Call ``writer(tmp)`` on a temporary file beside ``path``, fsync it, then rename over ``path``.
+
+    Raises:
+        StoreWriteError: the disk is full or read-only (``path`` keeps its old content, if any).
+    """
+    try:
+        _write_atomic(path, writer)
+    except OSError as e:
+        raise store_write_error(e, path) from e
+
+
+def _write_atomic(path: Path, writer: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; runs are meant to be shared and shipped
     try:
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; runs are meant to be shared and shipped
         fault_point(f"{path.name}:temp-made")
         writer(tmp)
         fault_point(f"{path.name}:temp-written")

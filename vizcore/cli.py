@@ -8,8 +8,10 @@ import sys
 import time
 from typing import Any
 
+from vizcore.atomic import StoreWriteError
 from vizcore.config import TrainConfig
 from vizcore.distributed import WorldError
+from vizcore.errors import DataUnavailable
 from vizcore.feeds import DATA_PATHS, STREAM_ABOVE_ENV, STREAM_ABOVE_MB
 from vizcore.numbers import MISSING, fmt, percent
 from vizcore.runs import RunStore, lineage
@@ -246,11 +248,12 @@ def cmd_list(a: argparse.Namespace, store: RunStore) -> int:
     runs = store.list()
     if a.json:
         print(json.dumps([{"run_id": r.run_id, "status": r.status, "label": r.label, "demo": r.read_only,
-                           "summary": r.summary} for r in runs], indent=2))  # fmt: skip
+                           "summary": r.summary, "message": r.message} for r in runs], indent=2))  # fmt: skip
         return 0
     rows = [("RUN", "STATUS", "SOURCE", "TARGET", "DESCRIPTION")]
     rows += [(r.run_id, r.status + (" (demo)" if r.read_only else ""), percent(r.summary.get("source_acc")),
-              percent(r.summary.get("target_acc")), r.label) for r in runs]  # fmt: skip
+              percent(r.summary.get("target_acc")), r.message if r.status == "damaged" else r.label)
+             for r in runs]  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
@@ -306,8 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     an = sub.add_parser("analyze", help="compute what the views read (per-run analysis, default matrices)")
     an.add_argument("run_ids", nargs="+", metavar="run_id")
     a = ap.parse_args(argv)
-    store = RunStore(a.runs) if a.runs else RunStore()
     try:
+        store = RunStore(a.runs) if a.runs else RunStore()
         if a.cmd == "train" and a.recipe:
             # the recipe becomes the parser's defaults, so flags given explicitly still win
             from vizcore.methods.recipes import recommended_config
@@ -319,8 +322,11 @@ def main(argv: list[str] | None = None) -> int:
             a.recipe_params = rec["method_params"]
         commands = {"train": cmd_train, "list": cmd_list, "show": cmd_show, "analyze": cmd_analyze}
         return commands[a.cmd](a, store)
-    except (LookupError, ValueError, WorldError) as e:
+    except (LookupError, ValueError, WorldError, DataUnavailable, StoreWriteError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the store's folder cannot be read or made: say which, without a traceback
+        print(f"error: the run store cannot be used: {e}", file=sys.stderr)
         return 2
 
 

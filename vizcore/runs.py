@@ -34,6 +34,7 @@ import numpy as np
 from vizcore.atomic import (
     TEMP_SUFFIX,
     fault_point,
+    store_write_error,
     temp_writer_pid,
     write_bytes_atomic,
     write_json_atomic,
@@ -92,6 +93,14 @@ class CheckpointError(ValueError):
     """Weights that cannot be loaded into the run's architecture; the message says why."""
 
 
+class RunDamaged(CheckpointError):
+    """A file of a run is unreadable or not of the shape the store writes; the message names it.
+
+    Raised by every read of a run file, so one damaged run is listed as damaged (naming the file)
+    and never hides or breaks the others.
+    """
+
+
 def lineage(run: Run | RunInfo) -> dict[str, str]:
     """The runs ``run`` starts from, by role: {"parent": id, "teacher": id} (only those it has)."""
     if isinstance(run, Run):
@@ -118,14 +127,80 @@ def children(runs: Iterable[RunInfo], run_id: str) -> list[tuple[str, str]]:
     return [(r.run_id, role) for r in runs for role, rid in lineage(r).items() if rid == run_id]
 
 
-def _pid_alive(pid: int) -> bool:
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (Linux ``/proc``); None where unknown.
+
+    A pid alone does not identify a process: the system reuses it. The pair (pid, start time) does.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        # the command name (field 2) may hold spaces and ')': the fields after the last ')' are 3, 4, ...
+        return int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _pid_alive(pid: int, started: int | None = None) -> bool:
+    """Whether process ``pid`` runs and, when ``started`` is known, is the one that started then."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    except OverflowError:
+        return False
+    now = process_start(pid) if started is not None else None
+    return now is None or now == started
+
+
+def _writer_identity() -> dict[str, Any]:
+    """What status.json records of the process writing a run: its pid and that pid's start time."""
+    pid = os.getpid()
+    return {"pid": pid, "pid_start": process_start(pid)}
+
+
+# -- validated reads: each file of a run is checked for JSON and for shape ------------------------
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+
+
+def _is_count(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _status_problem(d: dict[str, Any]) -> str | None:
+    """What is wrong with a status.json object, or None."""
+    if d.get("status") not in STATUSES:
+        return f"'status' is {d.get('status')!r}, not one of {', '.join(STATUSES)}"
+    if not isinstance(d.get("message", ""), str):
+        return "'message' is not text"
+    if "pid" in d and not _is_count(d["pid"]):
+        return f"'pid' is {d['pid']!r}, not a process id"
+    if d.get("pid_start") is not None and not _is_count(d["pid_start"]):
+        return f"'pid_start' is {d['pid_start']!r}, not a start time"
+    for key in ("created", "updated"):
+        if key in d and not _is_number(d[key]):
+            return f"{key!r} is {d[key]!r}, not a time in seconds"
+    return None
+
+
+def _summary_problem(d: dict[str, Any]) -> str | None:
+    """What is wrong with a summary.json object, or None."""
+    for key, v in d.items():
+        if key.endswith("_acc") and v is not None and not (_is_number(v) and 0 <= v <= 1):
+            return f"{key!r} is {v!r}, not an accuracy between 0 and 1"
+        if key in ("epochs_done", "steps", "processes") and not _is_count(v):
+            return f"{key!r} is {v!r}, not a count"
+        if not (v is None or isinstance(v, (str, bool)) or _is_number(v)):
+            return f"{key!r} is {v!r}, not a number or text"
+    return None
+
+
+def _object_problem(d: object) -> str | None:
+    return None if isinstance(d, dict) else f"it holds a JSON {type(d).__name__}, not an object"
 
 
 def params_key(kind: str, params: dict[str, Any]) -> str:
@@ -156,6 +231,16 @@ class RunInfo:
     labels_per_class: int | None = None  # labelled target images per class it trained on
 
 
+def damaged_info(run: Run, message: str) -> RunInfo:
+    """What a run list shows of a run whose files cannot be trusted: its id, "damaged" and why."""
+    try:
+        created = run.path.stat().st_mtime
+    except OSError:
+        created = 0.0
+    return RunInfo(run_id=run.run_id, label=run.run_id, status="damaged", method="?", model="?", source="?",
+                   target=None, seed=0, created=created, read_only=run.read_only, summary={}, message=message)  # fmt: skip
+
+
 class Run:
     """One run folder. Every read checks the folder still exists."""
 
@@ -171,37 +256,73 @@ class Run:
             raise RunNotFound(f"run {self.run_id!r} no longer exists (its folder {self.path} is gone)")
         return self.path / name
 
-    def config(self) -> TrainConfig:
+    def _damaged(self, name: str, why: object) -> RunDamaged:
+        return RunDamaged(f"run {self.run_id!r} is damaged: its {name} {why}")
+
+    def _read_json(self, name: str, problem: Callable[[Any], str | None]) -> Any:
+        """The JSON in ``name``, checked by ``problem`` (which names what is wrong, or None).
+
+        Raises:
+            RunDamaged: unreadable, not JSON, or not of the shape the store writes.
+        """
         try:
-            return TrainConfig.from_dict(json.loads(self._file("config.json").read_text()))
-        except (OSError, json.JSONDecodeError, TypeError, ValueError) as e:
-            raise CheckpointError(f"run {self.run_id!r} has an unreadable config.json: {e}") from e
+            obj = json.loads(self._file(name).read_bytes())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+            if isinstance(e, FileNotFoundError) and not self.path.is_dir():
+                raise RunNotFound(f"run {self.run_id!r} no longer exists (its folder {self.path} is gone)") from None
+            raise self._damaged(name, f"cannot be read as JSON ({e})") from None
+        if why := _object_problem(obj) or problem(obj):
+            raise self._damaged(name, f"is not what the store writes: {why}")
+        return obj
+
+    def config(self) -> TrainConfig:
+        d = self._read_json("config.json", lambda d: None)
+        try:
+            return TrainConfig.from_dict(d)
+        except (TypeError, ValueError) as e:
+            raise self._damaged("config.json", f"does not describe a run: {e}") from None
 
     def status(self) -> dict[str, Any]:
-        try:
-            st = json.loads(self._file("status.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            return {"status": "failed", "message": "status.json is missing or unreadable"}
-        # A "running" run whose process is gone was cut off (crash, kill, power loss).
-        if st.get("status") == "running" and not _pid_alive(int(st.get("pid", -1))):
+        """The run's status; RunDamaged for a status.json that is not the store's."""
+        if not self._file("status.json").exists():
+            return {"status": "failed", "message": "status.json is missing"}
+        st = self._read_json("status.json", _status_problem)
+        # A "running" run whose process is gone was cut off (crash, kill, power loss); the pid's start
+        # time tells a reused pid from the writer itself.
+        if st["status"] == "running" and not _pid_alive(st.get("pid", -1), st.get("pid_start")):
             st = {**st, "status": "interrupted", "message": "the training process ended without finishing"}
         return st
 
     def summary(self) -> dict[str, Any]:
-        p = self._file("summary.json")
-        return json.loads(p.read_text()) if p.exists() else {}
+        """Final values of the weights on disk ({} before the run ends); RunDamaged if malformed."""
+        if not self._file("summary.json").exists():
+            return {}
+        return self._read_json("summary.json", _summary_problem)
 
     def metrics(self) -> list[dict[str, Any]]:
-        """All progress records; a half-written last line (crash mid-append) is skipped."""
+        """All progress records; a half-written last line (a crash mid-append) is skipped.
+
+        Raises:
+            RunDamaged: any other line is not a JSON object.
+        """
         p = self._file("metrics.jsonl")
         if not p.exists():
             return []
+        try:
+            lines = p.read_bytes().decode("utf-8", errors="replace").splitlines()
+        except OSError as e:
+            raise self._damaged("metrics.jsonl", f"cannot be read ({e})") from None
         out = []
-        for line in p.read_text().splitlines():
+        for i, line in enumerate(lines):
             try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+                rec = json.loads(line)
+            except (json.JSONDecodeError, RecursionError):
+                if i == len(lines) - 1:
+                    continue  # torn by a crash in the middle of an append
+                raise self._damaged("metrics.jsonl", f"line {i + 1} is not JSON") from None
+            if not isinstance(rec, dict):
+                raise self._damaged("metrics.jsonl", f"line {i + 1} is a JSON {type(rec).__name__}, not an object")
+            out.append(rec)
         return out
 
     def has_weights(self) -> bool:
@@ -237,21 +358,32 @@ class Run:
     def set_status(self, status: str, message: str = "", **extra: Any) -> None:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
-        old = self.status()
+        try:
+            old = self.status()
+        except RunDamaged:
+            old = {}  # a damaged status is replaced, not kept
         write_json_atomic(
             self._writable("status.json"),
-            {**old, **extra, "status": status, "message": message, "pid": os.getpid(), "updated": time.time()},
+            {**old, **extra, **_writer_identity(), "status": status, "message": message, "updated": time.time()},
         )
 
     def append_metrics(self, records: Iterable[dict[str, Any]]) -> None:
-        lines = "".join(json.dumps(r) + "\n" for r in records)
-        with open(self._writable("metrics.jsonl"), "a") as f:
-            half = len(lines) // 2
-            f.write(lines[:half])
-            f.flush()
-            fault_point("metrics:half-written")  # a reader must skip a torn last line
-            f.write(lines[half:])
-            f.flush()
+        """Append progress records; a write that fails (a full disk) leaves the file as it was."""
+        lines = "".join(json.dumps(r) + "\n" for r in records).encode()
+        path = self._writable("metrics.jsonl")
+        try:
+            with open(path, "ab", buffering=0) as f:  # unbuffered: nothing is left to write at close
+                start = f.tell()
+                try:
+                    half = len(lines) // 2
+                    _write_all(f, lines[:half])
+                    fault_point("metrics:half-written")  # a reader must skip a torn last line
+                    _write_all(f, lines[half:])
+                except OSError:
+                    f.truncate(start)  # no torn line in the middle of the file (truncating frees space)
+                    raise
+        except OSError as e:
+            raise store_write_error(e, path) from e
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_json_atomic(self._writable("summary.json"), summary)
@@ -320,6 +452,12 @@ class Run:
         except FileNotFoundError:
             return ""
         return _sha256(str(p), st.st_size, st.st_mtime_ns)
+
+
+def _write_all(f: io.RawIOBase, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[f.write(view) or 0 :]
 
 
 @functools.lru_cache(maxsize=256)
@@ -419,24 +557,26 @@ class RunStore:
             raise ValueError(f"unknown status {status!r}")
         if status == "complete" and weights is None:
             raise ValueError("a run cannot be complete without weights")
-        self.root.mkdir(parents=True, exist_ok=True)
         run_id = check_run_id(f"{time.strftime('%Y%m%d-%H%M%S')}-{slug or _slug(config)}-{secrets.token_hex(2)}")
         # the hidden name carries the writer's pid, so a folder whose writer died can be swept
         tmp = self.root / f".{run_id}.{os.getpid()}.partial"
-        tmp.mkdir()
-        now = time.time()
-        write_json_atomic(
-            tmp / "status.json",
-            {"status": status, "message": message, "pid": os.getpid(), "created": now, "updated": now},
-        )
-        if weights is not None:
-            _write_weights(tmp / "model.safetensors", weights)
-        if summary is not None:
-            write_json_atomic(tmp / "summary.json", summary)
-        write_json_atomic(tmp / "config.json", config.to_dict())
-        fault_point("create:before-rename")
-        final = self.root / run_id
-        os.replace(tmp, final)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir()
+            now = time.time()
+            write_json_atomic(tmp / "status.json",
+                              {"status": status, "message": message, **_writer_identity(), "created": now, "updated": now})  # fmt: skip
+            if weights is not None:
+                _write_weights(tmp / "model.safetensors", weights)
+            if summary is not None:  # after the weights it describes
+                write_json_atomic(tmp / "summary.json", summary)
+            write_json_atomic(tmp / "config.json", config.to_dict())
+            fault_point("create:before-rename")
+            final = self.root / run_id
+            os.replace(tmp, final)
+        except OSError as e:  # a full or read-only store: no run, and no half-made folder left behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise store_write_error(e, self.root) from e
         return Run(final)
 
     def _demo(self, run_id: str) -> Run | None:
@@ -476,13 +616,17 @@ class RunStore:
         )
 
     def list(self) -> list[RunInfo]:
-        """Newest first; a run whose folder is broken is skipped rather than breaking the list."""
+        """Newest first, demo runs last. A run with a damaged file is listed as "damaged", with the
+        file named in its message; one deleted meanwhile is left out. No run hides another."""
         out = []
         for rid in self.run_ids():
             try:
-                out.append(self.get(rid).info())
-            except (RunNotFound, CheckpointError, OSError):
+                run = self.get(rid)
+                out.append(run.info())
+            except RunNotFound:
                 continue
+            except (CheckpointError, OSError) as e:
+                out.append(damaged_info(run, str(e)))
         return sorted(out, key=lambda r: (r.read_only, -r.created))
 
     def delete(self, run_id: str) -> None:

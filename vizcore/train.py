@@ -23,6 +23,7 @@ from torch import nn
 
 from vizcore import distributed
 from vizcore.architecture import build_model, resolve_input_shape
+from vizcore.atomic import StoreWriteError
 from vizcore.config import TrainConfig
 from vizcore.data import (
     Domain,
@@ -48,7 +49,7 @@ from vizcore.methods.freeze import apply_freeze, frozen_layers
 from vizcore.models.base import GapNet
 from vizcore.params import validate
 from vizcore.registry import Registry
-from vizcore.runs import Run, RunStore, load_state_checked, state_dict_problems
+from vizcore.runs import Run, RunDamaged, RunStore, load_state_checked, state_dict_problems
 
 
 class Diverged(FloatingPointError):
@@ -471,10 +472,11 @@ class _Trainer:
         accs = yield from self.evaluate_all()
         if bad := self.non_finite():
             raise Diverged(f"BatchNorm statistics became NaN/Inf at epoch {self.epoch}: {', '.join(bad[:3])}")
-        self.kept = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
-        self.kept_epoch, self.kept_step, self.kept_eval = self.epoch, self.step, accs
+        kept = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
         if self.run is not None:
-            self.run.save_weights(self.kept)  # the last good checkpoint
+            self.run.save_weights(kept)  # the last good checkpoint; a failed write keeps the previous one
+        # only now are these the weights the run has: a write that failed (a full disk) changes nothing
+        self.kept, self.kept_epoch, self.kept_step, self.kept_eval = kept, self.epoch, self.step, accs
         return accs
 
 
@@ -583,6 +585,42 @@ _NEEDS = {
 }
 
 
+def _end_run(run: Run, flush: Callable[[], None], summary: dict[str, Any], status: str,
+             message: str) -> tuple[str, str]:  # fmt: skip
+    """Write a run's last metrics, its summary, then its status; the (status, message) it ends with.
+
+    With a full disk each write may fail. The metrics are a log and may lose their tail; a summary
+    that cannot be written is absent (no summary is a run with nothing to claim); a status that
+    cannot be written is removed, which frees its block for one more try and, failing that, reads
+    as "failed" (status.json missing) rather than "running" for ever.
+    """
+    with contextlib.suppress(StoreWriteError):
+        flush()
+    created = {}
+    with contextlib.suppress(RunDamaged):
+        created = {k: v for k, v in run.status().items() if k == "created"}  # kept if status.json is remade
+    try:
+        run.write_summary({**summary, "status": status})
+    except StoreWriteError as e:
+        status, message = "failed", _with_store_error(message, e)
+        with contextlib.suppress(OSError):
+            (run.path / "summary.json").unlink(missing_ok=True)
+    for _ in range(2):
+        try:
+            run.set_status(status, message, **created)
+            return status, message
+        except StoreWriteError as e:
+            status, message = "failed", _with_store_error(message, e)
+            with contextlib.suppress(OSError):
+                (run.path / "status.json").unlink(missing_ok=True)
+    return status, message
+
+
+def _with_store_error(message: str, e: StoreWriteError) -> str:
+    """``message`` and, unless it already says so, that the store could not take a write."""
+    return message if "the run store is" in message else f"{message}; {e}"
+
+
 def completed(events: Iterator[Progress]) -> Progress:
     """Drive a training run to its end; its "end" event, or RuntimeError unless it completed."""
     end = None
@@ -628,11 +666,11 @@ def train(
     pending: list[dict[str, Any]] = []
     last_flush = [time.monotonic()]
 
-    def emit(ev: Progress) -> Progress:
+    def emit(ev: Progress, flush: bool = True) -> Progress:
         ev.run_id = rid
         pending.append(ev.to_record())
         # step events are batched to about one write a second; the live view polls at that rate
-        if ev.kind != "step" or time.monotonic() - last_flush[0] > 1.0:
+        if flush and (ev.kind != "step" or time.monotonic() - last_flush[0] > 1.0):
             _flush()
         return ev
 
@@ -642,33 +680,39 @@ def train(
         pending.clear()
         last_flush[0] = time.monotonic()
 
-    def finish(status: str, message: str) -> Iterator[Progress]:
-        """End the run; the summary describes exactly the weights on disk (if any)."""
+    def finish(status: str, message: str, diverged: bool = False) -> Iterator[Progress]:
+        """End the run; the summary describes exactly the weights on disk (if any), and is written
+        after them; the status is written last. A store that cannot take these writes (a full disk)
+        turns the run "failed" with what is true of its weights, never a run claiming weights."""
         values, epochs_done, steps = {}, 0, 0
         partial = trainer is not None and trainer.step > trainer.kept_step
+        saved_partial = False
         if status == "stopped" and partial and not trainer.non_finite():
-            values = yield from _relay(trainer.evaluate_all(), emit)  # the weights trained so far
-            if run is not None:
-                run.save_weights(trainer.model)
-            epochs_done, steps = trainer.epoch - 1, trainer.step  # the epoch in progress is partial
-        elif trainer is not None:
+            partial_values = yield from _relay(trainer.evaluate_all(), emit)  # the weights trained so far
+            try:
+                if run is not None:
+                    run.save_weights(trainer.model)
+                saved_partial = True
+            except StoreWriteError as e:
+                status, message = "failed", f"{message}; {e}"
+            if saved_partial:
+                values, epochs_done, steps = partial_values, trainer.epoch - 1, trainer.step  # epoch in progress is partial
+        if not saved_partial and trainer is not None and trainer.kept is not None:
             values, epochs_done, steps = trainer.kept_eval, trainer.kept_epoch, trainer.kept_step
         if status == "failed":
             kept = "the run has no weights"
             if trainer is not None and trainer.kept is not None:
                 kept = f"the weights of epoch {trainer.kept_epoch}, the last with finite values, are kept"
-            elif trainer is not None and trainer.epoch > 0:  # training had begun
+            elif trainer is not None and trainer.epoch > 0 and diverged:  # training had begun
                 kept = "no epoch ended with finite weights, so the run has no weights"
             message = f"{message}; {kept}"
         ev = emit(Progress("end", trainer.epoch if trainer else 0, trainer.step if trainer else 0,
-                           trainer.total_steps if trainer else 0, values, status, message))  # fmt: skip
-        _flush()
+                           trainer.total_steps if trainer else 0, values, status, message), flush=False)  # fmt: skip
         if run is not None:
-            run.write_summary({**values, "status": status, "epochs_done": epochs_done, "steps": steps,
-                               "processes": world.size if world else 1})  # fmt: skip
-            run.set_status(status, message)
+            summary = {**values, "status": status, "epochs_done": epochs_done, "steps": steps,
+                       "processes": world.size if world else 1}  # fmt: skip
+            ev.status, ev.message = _end_run(run, _flush, summary, status, message)
         yield ev
-
     try:
         # announced before the (possibly slow) data preparation, so a caller learns the run id at once
         yield emit(Progress("start", message="preparing data and model"))
@@ -707,6 +751,8 @@ def train(
             pass
         raise
     except Diverged as e:
+        yield from finish("failed", str(e), diverged=True)
+    except StoreWriteError as e:  # the disk filled up or became read-only: said in one line
         yield from finish("failed", str(e))
     except torch.cuda.OutOfMemoryError:
         smaller = max(1, config.batch_size // 2)
