@@ -18,7 +18,7 @@ from vizcore.methods import METHODS, Method, curves_of, list_methods
 from vizcore.methods.recipes import recipe_notes, recommended_config
 from vizcore.models import list_models
 from vizcore.numbers import percent
-from vizcore.train import OPTIMIZERS, SCHEDULES
+from vizcore.train import OPTIMIZERS, REFUSALS, SCHEDULES, check_config
 
 st.title("Train")
 
@@ -146,6 +146,12 @@ def config_form(why: DeltaGenerator) -> TrainConfig | None:
 
 
 def start(cfg: TrainConfig) -> None:
+    # refused here in the command line's words, before any job or run folder exists
+    try:
+        check_config(cfg)
+    except REFUSALS as e:
+        st.error(f"Training could not start: {e}")
+        return
     job = MANAGER.start(cfg, store(), owner=session_id())
     if job.error or job.run_id is None:
         st.error(f"Training could not start: {job.error or 'no run was created'}")

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from vizcore.atomic import StoreWriteError
-from vizcore.config import TrainConfig
+from vizcore.config import ConfigError, TrainConfig
 from vizcore.distributed import WorldError
 from vizcore.errors import DataUnavailable
 from vizcore.feeds import DATA_PATHS, STREAM_ABOVE_ENV, STREAM_ABOVE_MB
@@ -51,26 +51,25 @@ def _class_map(text: str) -> dict[str, str]:
     return mapping
 
 
+def _ints(text: str, what: str) -> tuple[int, ...]:
+    """``"3,224,224"`` -> ``(3, 224, 224)``; the ranges are TrainConfig's to check, in its words."""
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+
 def _shape(text: str) -> tuple[int, int, int]:
     """``"3,224,224"`` -> ``(3, 224, 224)`` (an argparse ``type``)."""
-    try:
-        shape = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        shape = ()
-    if len(shape) != 3 or min(shape) < 1 or shape[0] not in (1, 3):
-        raise argparse.ArgumentTypeError(f"expected C,H,W with C 1 (grey) or 3 (RGB), like 3,224,224; got {text!r}")
+    shape = _ints(text, "C,H,W like 3,224,224")
+    if len(shape) != 3:
+        raise argparse.ArgumentTypeError(f"expected C,H,W with C 1 (grey) or 3 (RGB), like 3,224,224; got {text!r}")  # fmt: skip
     return shape  # type: ignore[return-value]
 
 
 def _widths(text: str) -> tuple[int, ...]:
     """``"8,16"`` -> ``(8, 16)`` (an argparse ``type``)."""
-    try:
-        widths = tuple(int(w) for w in text.split(",") if w.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected channel counts like 8,16, got {text!r}") from None
-    if not widths or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive channel counts like 8,16, got {text!r}")
-    return widths
+    return _ints(text, "channel counts like 8,16")
 
 
 def _freeze(text: str) -> int | list[str]:
@@ -178,7 +177,7 @@ def _config_from_args(a: argparse.Namespace) -> TrainConfig:
     for item in a.param:
         key, sep, val = item.partition("=")
         if not sep:
-            raise SystemExit(f"--param expects KEY=VALUE, got {item!r}")
+            raise ConfigError(f"--param expects KEY=VALUE, got {item!r}")
         params[key] = _value(val)
     if a.entropy:
         params["entropy"] = True
@@ -216,13 +215,14 @@ def cmd_train(a: argparse.Namespace, store: RunStore) -> int:
         end = completed(train(cfg, store))
         finish_world(world)
         return 0 if end.status == "complete" else 1
-    method = METHODS.get(cfg.method)
-    declared = (*method.eval_metrics, *method.extra_metrics)
     status = "failed"
+    declared: tuple[str, ...] = ()
     # a bar over all steps, with the loss and the stage of the end-of-epoch work as it happens
     bar = None
     for ev in train(cfg, store):
-        if ev.kind == "start":
+        if ev.kind == "start":  # the config has passed train's checks: the method is a known one
+            method = METHODS.get(cfg.method)
+            declared = (*method.eval_metrics, *method.extra_metrics)
             print(f"run {ev.run_id}: {ev.message}", flush=True)
         elif ev.kind == "ready":
             print(ev.message, flush=True)

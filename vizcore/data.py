@@ -63,6 +63,7 @@ __all__ = [
     "DomainSpec",
     "align_target",
     "blend_mnist_m",
+    "check_available",
     "check_domain_pair",
     "class_counts",
     "default_root",
@@ -1010,14 +1011,39 @@ def _tv_dataset(name: str, split: str, root: Path, download: bool) -> object:
     try:
         return cls(str(root), download=download, **kwargs)
     except Exception as err:  # torchvision raises many types; none should reach a user raw
-        expected = root / tv.files[split]
         tried = "download failed" if download else "download was not requested"
-        raise DataUnavailable(
-            f"{name} ({split}) is not available: looked in {root} for {expected} and {tried} "
-            f"({type(err).__name__}: {err}). Pass `--download` (download=True) with a network "
-            f"connection, or put the files there, or set ${DATA_ENV} (or root) to the folder "
-            "that holds them."
-        ) from None
+        raise _tv_unavailable(name, split, root, f"{tried} ({type(err).__name__}: {err})") from None
+
+
+def _tv_unavailable(name: str, split: str, root: Path, tried: str) -> DataUnavailable:
+    """What to do about a torchvision set whose files are not under ``root``."""
+    expected = root / _TV_SETS[name].files[split]
+    return DataUnavailable(
+        f"{name} ({split}) is not available: looked in {root} for {expected} and {tried}. Pass "
+        f"`--download` (download=True) with a network connection, or put the files there, or set "
+        f"${DATA_ENV} (or root) to the folder that holds them."
+    )
+
+
+def check_available(name: str, *, root: str | Path | None = None, download: bool = False) -> None:
+    """Refuse a domain whose images cannot be read, from directory listings alone (no image is
+    read), so a run can be refused before its folder exists.
+
+    A ``folder:`` domain needs its folder and class folders; a torchvision set needs the files
+    torchvision reads under the data root, unless ``download`` may fetch them.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered (the message lists the valid names).
+        DataUnavailable: as above; the message says what to do.
+    """
+    domain_info(name)  # a folder: domain is scanned for its class folders
+    tv = _TV_SETS.get(name)
+    if tv is None or download:
+        return
+    where = default_root(root).resolve()
+    for split in SPLITS:
+        if not (where / tv.files[split]).exists():
+            raise _tv_unavailable(name, split, where, "download was not requested")
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
