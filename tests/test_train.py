@@ -6,6 +6,7 @@ import torch
 
 from tests.conftest import TINY
 from vizcore.architecture import common_shape
+from vizcore.errors import DataUnavailable
 from vizcore.registry import UnknownNameError
 from vizcore.runs import RunStore
 from vizcore.train import SCHEDULES, random_shift, train
@@ -82,11 +83,10 @@ def test_divergence_fails_and_keeps_last_good_weights(store: RunStore) -> None:
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-def test_missing_data_fails_with_message(store: RunStore, tmp_path) -> None:
-    events = list(train(TINY.replace(source="usps", data_root=str(tmp_path)), store))
-    assert events[-1].status == "failed"
-    assert "usps" in events[-1].message.lower()
-    assert store.get(events[-1].run_id).status()["status"] == "failed"
+def test_missing_data_is_refused_before_a_run_exists(store: RunStore, tmp_path) -> None:
+    with pytest.raises(DataUnavailable, match="usps"):
+        list(train(TINY.replace(source="usps", data_root=str(tmp_path)), store))
+    assert store.run_ids() == []
 
 
 def test_unknown_data_set_is_refused_before_a_run_exists(store: RunStore) -> None:
