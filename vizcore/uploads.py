@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import pickletools
 import struct
 import warnings
@@ -73,43 +74,170 @@ class Checkpoint:
         return f"uploaded file {self.filename} ({self.fmt}, sha256 {self.sha256[:12]})"
 
 
-def sniff_format(data: bytes) -> str:
-    """'safetensors' (u64 header length then a JSON header) or 'pytorch' (zip or raw pickle)."""
-    if data[:4] == b"PK\x03\x04" or data[:1] == b"\x80":
-        return "pytorch"
-    if len(data) >= 9 and data[8:9] == b"{":
-        return "safetensors"
-    raise CheckpointError(
-        "not a checkpoint: the file is neither safetensors nor a PyTorch file "
-        f"(it starts with {data[:8]!r}); upload a .safetensors file or a state dict saved by torch.save"
-    )
+# The safetensors format: an 8-byte little-endian header length N, N bytes of JSON (an object,
+# UTF-8, which writers pad with trailing spaces to a multiple of 8 bytes), then the tensors' bytes.
+# safetensors itself refuses headers over 100 MB; so does vizcore, before reading one.
+MAX_HEADER_BYTES = 100_000_000
+# Bytes per element of each safetensors dtype that torch holds (safetensors.torch reads these).
+DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+               "BOOL": 1, "U64": 8, "U32": 4, "U16": 2, "C64": 8, "F8_E4M3": 1, "F8_E5M2": 1}  # fmt: skip
+TENSOR_FIELDS = ("dtype", "shape", "data_offsets")
+PICKLE_PROTOCOLS = range(2, 6)  # pickles from protocol 2 on start with 0x80 and the protocol number
+_JSON_KINDS = {dict: "an object", list: "a list", str: "a string", bool: "true/false"}
 
 
-def _safetensors_truncation(data: bytes) -> str | None:
-    """Says which tensor runs past the end of a cut-off safetensors file, if one does."""
-    (n,) = struct.unpack("<Q", data[:8])
-    if 8 + n > len(data):
-        return f"the file is truncated: its {len(data):,} bytes end inside the {n:,}-byte header"
-    try:
-        header = json.loads(data[8 : 8 + n])
-    except (json.JSONDecodeError, UnicodeDecodeError):
+def _header_length(data: bytes) -> int | None:
+    """N when the first 8 bytes are a plausible safetensors header length, else None."""
+    if len(data) < 8:
         return None
-    have = len(data) - 8 - n
-    for name, meta in header.items():
-        if name != "__metadata__" and meta["data_offsets"][1] > have:
-            need = meta["data_offsets"][1] + 8 + n
-            return (
-                f"the file is truncated: tensor {name} {tuple(meta['shape'])} ends at byte {need:,} "
-                f"but the file has only {len(data):,} bytes"
+    (n,) = struct.unpack("<Q", data[:8])
+    return n if 2 <= n <= MAX_HEADER_BYTES else None
+
+
+def sniff_format(data: bytes) -> str:
+    """'safetensors', 'zip' (torch.save's format), 'pickle' or 'unknown', told by the content.
+
+    A safetensors file is recognised by its header, not its first byte: that byte is the low
+    byte of the header length, and 0x80 (a pickle's first byte) for one header length in 32. A
+    plausible length followed by JSON that opens an object is safetensors; whether the rest of
+    the header is right is :func:`safetensors_header`'s to say, precisely. A zip and a pickle
+    cannot pass for one: a length of at most 100 MB has zero bytes 4 to 7, which neither a
+    zip's magic number and version nor a pickle's first opcodes followed by ``{`` give.
+    """
+    n = _header_length(data)
+    if n is not None and data[8 : 8 + min(n, 64)].lstrip(b" \t\r\n")[:1] == b"{":
+        return "safetensors"
+    if data[:4] == b"PK\x03\x04":
+        return "zip"
+    if data[:1] == b"\x80" and len(data) > 1 and data[1] in PICKLE_PROTOCOLS:
+        return "pickle"
+    return "unknown"
+
+
+class _BadHeader(ValueError):
+    """One thing wrong with a safetensors header, in words; the caller names the file."""
+
+
+def _is_count(x: object) -> bool:
+    # JSON true/false arrive as bool, which Python counts as int
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _kind(x: object) -> str:
+    return "null" if x is None else _JSON_KINDS.get(type(x), "a number")
+
+
+def _unique_names(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """json object hook: with a name given twice, which tensor is meant would be the reader's guess."""
+    out: dict[str, object] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _BadHeader(f"the name {key!r} appears twice in the header")
+        out[key] = value
+    return out
+
+
+def _tensor_span(name: str, entry: object) -> tuple[int, int]:
+    """(begin, end) of one tensor's bytes after the header, once its description is checked."""
+    if not isinstance(entry, dict):
+        what = ", ".join(TENSOR_FIELDS)
+        raise _BadHeader(f"entry {name!r} is {_kind(entry)}, not a tensor description ({what})")
+    missing = [f for f in TENSOR_FIELDS if f not in entry]
+    if missing:
+        raise _BadHeader(f"tensor {name!r} has no {' and no '.join(missing)}")
+    dtype, shape, offsets = (entry[f] for f in TENSOR_FIELDS)
+    if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
+        known = ", ".join(DTYPE_BYTES)
+        raise _BadHeader(f"tensor {name!r} has dtype {dtype!r}, not one of {known}")
+    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+        raise _BadHeader(
+            f"tensor {name!r} has shape {shape!r}, not a list of counts (integers >= 0)"
+        )
+    pair = isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets)
+    if not pair or offsets[0] > offsets[1]:
+        raise _BadHeader(
+            f"tensor {name!r} has data_offsets {offsets!r}, not [begin, end], 0 <= begin <= end"
+        )
+    need = math.prod(shape) * DTYPE_BYTES[dtype]
+    if offsets[1] - offsets[0] != need:
+        raise _BadHeader(
+            f"tensor {name!r} ({dtype}, shape {tuple(shape)}) takes {need:,} bytes but its "
+            f"data_offsets {offsets} span {offsets[1] - offsets[0]:,}"
+        )
+    return offsets[0], offsets[1]
+
+
+def _check_metadata(meta: object) -> None:
+    # safetensors reads a missing or null __metadata__ as none, and otherwise only text -> text
+    if meta is not None and not isinstance(meta, dict):
+        raise _BadHeader(f"__metadata__ is {_kind(meta)}, not a map of text to text")
+    for key, value in (meta or {}).items():
+        if not isinstance(value, str):
+            raise _BadHeader(f"__metadata__ entry {key!r} is {_kind(value)}, not text")
+
+
+def _check_spans(spans: dict[str, tuple[int, int]], size: int) -> None:
+    """safetensors wants the tensors back to back, covering every byte after the header."""
+    at, previous = 0, ""
+    for name, (begin, end) in sorted(spans.items(), key=lambda kv: kv[1]):
+        if begin < at:
+            raise _BadHeader(
+                f"tensors {previous!r} and {name!r} overlap (bytes {begin:,} to {at:,})"
             )
-    return None
+        if begin > at:
+            raise _BadHeader(f"bytes {at:,} to {begin:,} after the header belong to no tensor")
+        at, previous = end, name
+    if at < size:
+        raise _BadHeader(f"the last {size - at:,} bytes belong to no tensor")
 
 
-def _read_safetensors(data: bytes) -> tuple[dict[str, torch.Tensor], list[str]]:
-    problem = _safetensors_truncation(data)
-    if problem:
-        raise CheckpointError(problem)
-    return read_safetensors(data), []
+def safetensors_header(data: bytes) -> dict[str, tuple[int, int]]:
+    """Each tensor's (begin, end) in the data after the header, once the whole header is checked.
+
+    Every way a header can be wrong gives one ValueError in words: a header cut off, not UTF-8
+    JSON, not an object, a name given twice, an entry that is not a tensor description, an
+    unknown dtype, a shape or data_offsets of the wrong kind or size, tensors that overlap, leave
+    bytes between them or run past the end of the file (a truncated file), or metadata that is
+    not text -> text. safetensors then meets no header it does not expect.
+    """
+    n = _header_length(data)
+    if n is None:
+        raise _BadHeader("its first 8 bytes are not a header length between 2 bytes and 100 MB")
+    if 8 + n > len(data):
+        raise _BadHeader(f"truncated: its {len(data):,} bytes end inside the {n:,}-byte header")
+    try:
+        header = json.loads(data[8 : 8 + n].decode("utf-8"), object_pairs_hook=_unique_names)
+    except UnicodeDecodeError as e:
+        raise _BadHeader(f"its header is not UTF-8 text (byte {e.start + 8:,})") from None
+    except RecursionError:
+        raise _BadHeader("its header's JSON is nested too deeply") from None
+    except json.JSONDecodeError as e:
+        raise _BadHeader(f"its header is not valid JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise _BadHeader(f"its header is {_kind(header)}, not a JSON object")
+    _check_metadata(header.get("__metadata__"))
+    spans = {k: _tensor_span(k, v) for k, v in header.items() if k != "__metadata__"}
+    size = len(data) - 8 - n
+    for name, (_, end) in spans.items():
+        if end > size:
+            raise _BadHeader(
+                f"truncated: tensor {name} {tuple(header[name]['shape'])} ends at byte "
+                f"{end + 8 + n:,} but the file has only {len(data):,} bytes"
+            )
+    _check_spans(spans, size)
+    return spans
+
+
+def _read_safetensors(data: bytes, filename: str) -> tuple[dict[str, torch.Tensor], list[str]]:
+    try:
+        safetensors_header(data)
+        return read_safetensors(data), []
+    except _BadHeader as e:
+        raise CheckpointError(f"{filename} is not a usable safetensors file: {e}") from None
+    # safetensors.torch raises these itself after its reader (an unknown dtype is a KeyError)
+    except (KeyError, TypeError, AssertionError) as e:
+        why = f"{type(e).__name__}: {e}"
+        raise CheckpointError(f"{filename} is not a usable safetensors file ({why})") from e
 
 
 def pickle_globals(data: bytes) -> list[str]:
@@ -200,9 +328,15 @@ def read_checkpoint(data: bytes, filename: str = "checkpoint") -> Checkpoint:
     if not data:
         raise CheckpointError(f"{filename} is empty")
     fmt = sniff_format(data)
+    if fmt == "unknown":
+        raise CheckpointError(
+            f"{filename} is not a checkpoint format vizcore reads: it starts with {data[:8]!r}, "
+            "which is neither a safetensors header nor a PyTorch file; upload a .safetensors file"
+        )
     if fmt == "safetensors":
-        state, notes = _read_safetensors(data)
+        state, notes = _read_safetensors(data, filename)
     else:
+        fmt = "pytorch"
         obj, notes = _read_pytorch(data, filename)
         state, more = _unwrap(obj)
         notes += more
