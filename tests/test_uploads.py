@@ -58,14 +58,20 @@ class _WritesAFile:
         return (os.system, (f"touch {self.path}",))
 
 
-@pytest.mark.parametrize("kind", ["zip", "pickle-v2", "pickle-v4", "named-safetensors"])
+@pytest.mark.parametrize(
+    "kind",
+    ["zip", "pickle-v2", "pickle-v3", "pickle-v4", "pickle-v5", "legacy", "named-safetensors"],
+)
 def test_a_pickle_that_runs_code_is_refused_and_never_runs(tmp_path: Path, kind: str) -> None:
     marker = tmp_path / "pwned"
     payload = {"fc.weight": torch.zeros(2, 2), "evil": _WritesAFile(marker)}
     data = {
         "zip": lambda: _pt_bytes(payload),
         "pickle-v2": lambda: pickle.dumps(payload, protocol=2),
+        "pickle-v3": lambda: pickle.dumps(payload, protocol=3),
         "pickle-v4": lambda: pickle.dumps(payload, protocol=4),
+        "pickle-v5": lambda: pickle.dumps(payload, protocol=5),
+        "legacy": lambda: _legacy_pt_bytes(payload),
         "named-safetensors": lambda: _pt_bytes(payload),
     }[kind]()
     name = "model.safetensors" if kind == "named-safetensors" else "model.pt"
@@ -91,7 +97,7 @@ def test_truncated_checkpoints_say_so() -> None:
         read_checkpoint(data[:-50], "m.safetensors")
     with pytest.raises(CheckpointError, match="truncated"):
         read_checkpoint(data[:20], "m.safetensors")
-    with pytest.raises(CheckpointError, match="truncated or damaged"):
+    with pytest.raises(CheckpointError, match="refused m.pt: it is a torch.save zip"):
         read_checkpoint(_pt_bytes(model.state_dict())[:3000], "m.pt")
     with pytest.raises(CheckpointError, match="m.pt is not a checkpoint format vizcore reads"):
         read_checkpoint(b"hello world, not weights", "m.pt")
@@ -301,14 +307,75 @@ def test_architecture_is_inferred_from_shapes(model: str, classes: int, chans: i
     torch.testing.assert_close(load_checked(ckpt.tensors, best.arch)(x), original(x))
 
 
-def test_pytorch_state_dict_in_a_training_wrapper() -> None:
+def _legacy_pt_bytes(obj: object) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf, _use_new_zipfile_serialization=False)  # a raw pickle, 0x80 0x02 first
+    return buf.getvalue()
+
+
+PYTORCH_FILES = {
+    "torch.save-zip": lambda state: _pt_bytes(state),
+    "torch.save-legacy": lambda state: _legacy_pt_bytes(state),
+    "in-a-training-wrapper": lambda state: _pt_bytes({"epoch": 3, "state_dict": state}),
+    **{f"pickle-v{p}": (lambda state, p=p: pickle.dumps(state, protocol=p)) for p in (2, 3, 4, 5)},
+}
+
+
+@pytest.mark.parametrize("kind", list(PYTORCH_FILES))
+def test_plain_pytorch_state_dicts_are_refused_unread(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even a harmless state dict: vizcore never unpickles (torch.load and pickle are never called)."""
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an upload was unpickled")
+
+    data = PYTORCH_FILES[kind](create_model("lenet_gap").state_dict())
+    for module, name in [
+        (torch, "load"),
+        (pickle, "load"),
+        (pickle, "loads"),
+        (pickle, "Unpickler"),
+    ]:
+        monkeypatch.setattr(module, name, never)
+    with pytest.raises(CheckpointError) as e:
+        read_checkpoint(data, "weights.pt")
+    msg = str(e.value)
+    assert (
+        msg.startswith("refused weights.pt: it is a ")
+        and "unpickling a file can run any code" in msg
+    )
+    assert "would call" not in msg  # a plain state dict names no code
+    assert "safetensors.torch.save_file(model.state_dict(), 'model.safetensors')" in msg
+
+
+def test_dataparallel_prefix_is_removed() -> None:
     model = create_model("lenet_gap")
-    wrapped = {"epoch": 3, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}
-    ckpt = read_checkpoint(_pt_bytes(wrapped), "train.pt")
-    assert ckpt.fmt == "pytorch" and set(ckpt.tensors) == set(model.state_dict())
-    assert any("'state_dict'" in n for n in ckpt.notes) and any("module." in n for n in ckpt.notes)
-    with pytest.raises(CheckpointError, match="not tensors: lr"):
-        read_checkpoint(_pt_bytes({"fc.weight": torch.zeros(1), "lr": 0.1}), "x.pt")
+    ckpt = read_checkpoint(
+        save({f"module.{k}": v for k, v in model.state_dict().items()}), "dp.safetensors"
+    )
+    assert ckpt.fmt == "safetensors" and set(ckpt.tensors) == set(model.state_dict())
+    assert ckpt.notes == ("removed the 'module.' prefix that DataParallel adds",)
+
+
+def test_a_zip_member_is_scanned_only_so_far(tmp_path: Path) -> None:
+    """A refused zip's pickle is read for names only up to PICKLE_SCAN_BYTES: a deflated member
+    could inflate far beyond its upload."""
+    import zipfile
+
+    from vizcore.uploads import PICKLE_SCAN_BYTES
+
+    head = pickle.dumps(_WritesAFile(tmp_path / "pwned"), protocol=2)[:-1]  # without its STOP
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data.pkl", head + b"N0" * (4 * PICKLE_SCAN_BYTES))  # NONE, POP, ...
+    assert len(bomb.getvalue()) < PICKLE_SCAN_BYTES // 10
+    assert any(g.endswith(".system") for g in pickle_globals(bomb.getvalue()))
+    with pytest.raises(
+        CheckpointError, match=r"refused bomb.pt: it is a torch.save zip.*would call \S+system"
+    ):
+        read_checkpoint(bomb.getvalue(), "bomb.pt")
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_accepted_checkpoint_becomes_a_complete_run(store: RunStore, trained_run) -> None:

@@ -1,8 +1,9 @@
 """Checkpoints and images that users bring from elsewhere.
 
-Checkpoints: ``.safetensors`` (cannot run code by design) or a PyTorch state dict read with
-``torch.load(..., weights_only=True)``, which refuses any pickle that imports something other
-than tensors and plain containers. Nothing from an upload is ever executed: a refused pickle is
+Checkpoints: ``.safetensors`` only, which cannot run code by design; its header is checked in
+full before safetensors reads it. A PyTorch file (torch.save's zip, or a raw pickle) is refused
+unread, as unpickling can run any code in the file (torch's weights_only unpickler included, a
+filter over the same machinery). Nothing from an upload is ever executed: a refused pickle is
 explained by reading its opcodes (``pickletools``), never by loading it.
 
 Architecture: inferred from the tensors' shapes for every registered model (number of classes
@@ -21,7 +22,6 @@ import json
 import math
 import pickletools
 import struct
-import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -50,10 +50,11 @@ CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 IMAGE_FORMATS = ("PNG", "JPEG")
 MAX_IMAGE_PIXELS = 50_000_000  # larger is refused before decoding (a "decompression bomb")
 WORK_SIZE = 512  # big photos are shrunk to this longest side first; the model sees far less
-# Wrappers a training script often saves around the state dict, e.g. {"state_dict": ..., "epoch": 3}.
-STATE_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights", "params")
-# Prefixes of what torch's weights_only unpickler accepts; anything else in a pickle is code.
-_HARMLESS_GLOBALS = ("torch.", "collections.OrderedDict", "builtins.set", "builtins.frozenset")
+# Prefixes of the names a plain state dict's pickle imports; a refusal names any others (code).
+# Protocol 2 pickles bytes as _codecs.encode(text, "latin1").
+_HARMLESS_GLOBALS = ("torch.", "collections.OrderedDict", "builtins.set", "builtins.frozenset",
+                     "_codecs.encode")  # fmt: skip
+PICKLE_SCAN_BYTES = 1 << 20  # a refused pickle's names are read from its first MiB
 
 
 # --------------------------------------------------------------------------- reading checkpoints
@@ -65,7 +66,7 @@ class Checkpoint:
 
     tensors: dict[str, torch.Tensor]
     filename: str
-    fmt: str  # "safetensors" or "pytorch"
+    fmt: str  # "safetensors", the one format read
     sha256: str
     notes: tuple[str, ...] = ()
 
@@ -228,10 +229,10 @@ def safetensors_header(data: bytes) -> dict[str, tuple[int, int]]:
     return spans
 
 
-def _read_safetensors(data: bytes, filename: str) -> tuple[dict[str, torch.Tensor], list[str]]:
+def _read_safetensors(data: bytes, filename: str) -> dict[str, torch.Tensor]:
     try:
         safetensors_header(data)
-        return read_safetensors(data), []
+        return read_safetensors(data)
     except _BadHeader as e:
         raise CheckpointError(f"{filename} is not a usable safetensors file: {e}") from None
     # safetensors.torch raises these itself after its reader (an unknown dtype is a KeyError)
@@ -243,105 +244,83 @@ def _read_safetensors(data: bytes, filename: str) -> tuple[dict[str, torch.Tenso
 def pickle_globals(data: bytes) -> list[str]:
     """Names a pickle would import when loaded, read from its opcodes without running anything.
 
-    For a ``torch.save`` zip file the pickle is its ``*/data.pkl`` member.
+    For a ``torch.save`` zip file the pickle is its ``*/data.pkl`` member. Only the first
+    ``PICKLE_SCAN_BYTES`` are read: a zip member can inflate to far more than its upload.
     """
     if data[:4] == b"PK\x03\x04":
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as z:
                 pkl = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
-                data = z.read(pkl) if pkl else b""
-        except (zipfile.BadZipFile, OSError, KeyError):
+                if pkl is None:
+                    return []
+                with z.open(pkl) as f:
+                    data = f.read(PICKLE_SCAN_BYTES)
+        except (zipfile.BadZipFile, OSError, KeyError, EOFError, NotImplementedError):
             return []
     names: list[str] = []
     strings: list[str] = []  # STACK_GLOBAL takes module and name from the two last strings
+    stream = io.BytesIO(data[:PICKLE_SCAN_BYTES])
     try:
-        for op, arg, _ in pickletools.genops(data):
-            if op.name in ("GLOBAL", "INST"):
-                names.append(str(arg).replace(" ", "."))
-            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-                names.append(f"{strings[-2]}.{strings[-1]}")
-            elif isinstance(arg, str):
-                strings.append(arg)
-    except Exception:  # noqa: BLE001 — a damaged pickle: report what was read so far
+        # one pickle after another: torch.save's legacy format writes several in a row
+        while stream.tell() < len(stream.getbuffer()):
+            for op, arg, _ in pickletools.genops(stream):
+                if op.name in ("GLOBAL", "INST"):
+                    names.append(str(arg).replace(" ", "."))
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    names.append(f"{strings[-2]}.{strings[-1]}")
+                elif isinstance(arg, str):
+                    strings.append(arg)
+    except Exception:  # noqa: BLE001 — a damaged pickle, or bytes after the last: what was read
         pass
     return names
 
 
-def _refusal(data: bytes, filename: str) -> CheckpointError:
+def _refusal(data: bytes, filename: str, fmt: str) -> CheckpointError:
+    """Why a PyTorch file is refused, and how to bring its weights; nothing in it is loaded."""
+    what = "a torch.save zip, which holds a pickle" if fmt == "zip" else "a pickle"
     code = [g for g in pickle_globals(data) if not g.startswith(_HARMLESS_GLOBALS)]
-    what = f"would call {', '.join(dict.fromkeys(code))}" if code else "holds objects other than tensors"
+    calls = (
+        f" Read without running it, it would call {', '.join(dict.fromkeys(code))}." if code else ""
+    )
     return CheckpointError(
-        f"refused {filename}: it is a pickle that {what} when loaded. It was not loaded and nothing "
-        "in it was executed. Save only the weights instead: safetensors.torch.save_file(model.state_dict(), "
-        "'model.safetensors') or torch.save(model.state_dict(), 'model.pt')."
+        f"refused {filename}: it is {what}, and vizcore loads no pickle, because unpickling a file "
+        f"can run any code in it. It was not loaded and nothing in it was executed.{calls} Save the "
+        "weights as safetensors where you trust the file: "
+        "safetensors.torch.save_file(model.state_dict(), 'model.safetensors')."
     )
 
 
-def _read_pytorch(data: bytes, filename: str) -> tuple[object, list[str]]:
-    import pickle
-
-    try:
-        with warnings.catch_warnings():  # torch warns about pickle protocols it then refuses anyway
-            warnings.simplefilter("ignore", UserWarning)
-            obj = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError as e:
-        raise _refusal(data, filename) from e
-    except (RuntimeError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as e:
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            f"{filename} is truncated or damaged: PyTorch could not read it ({first})"
-        ) from e
-    return obj, []
-
-
-def _unwrap(obj: object) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """The state dict inside what torch.load returned; notes say what was unwrapped."""
-    notes: list[str] = []
-    if isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
-        key = next((k for k in STATE_KEYS if isinstance(obj.get(k), dict)), None)
-        if key is None:
-            raise CheckpointError(
-                "the file holds no tensors at its top level and none under "
-                f"{', '.join(repr(k) for k in STATE_KEYS)}; found keys: {', '.join(map(str, list(obj)[:10]))}"
-            )
-        notes.append(f"used the state dict stored under {key!r} (other entries ignored)")
-        obj = obj[key]
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"expected a state dict (name -> tensor), the file holds a {type(obj).__name__}")
-    bad = [str(k) for k, v in obj.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise CheckpointError(f"entries that are not tensors: {', '.join(bad[:8])}")
-    state = {str(k): v for k, v in obj.items()}
+def _without_module_prefix(
+    state: dict[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], list[str]]:
     # nn.DataParallel / DistributedDataParallel save every name with a "module." prefix
     if state and all(k.startswith("module.") for k in state):
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-        notes.append("removed the 'module.' prefix that DataParallel adds")
-    return state, notes
+        return {k.removeprefix("module."): v for k, v in state.items()}, [
+            "removed the 'module.' prefix that DataParallel adds"
+        ]
+    return state, []
 
 
 def read_checkpoint(data: bytes, filename: str = "checkpoint") -> Checkpoint:
-    """Read an uploaded checkpoint safely; CheckpointError says precisely what is wrong.
+    """Read an uploaded safetensors checkpoint; CheckpointError says precisely what is wrong.
 
-    The format is told by the content, not the name: a pickle named ``.safetensors`` is still
-    read as a pickle (and refused if it holds code).
+    The format is told by the content, not the name: a PyTorch file (a torch.save zip or a
+    pickle), whatever it is called, is refused without being loaded.
     """
     if not data:
         raise CheckpointError(f"{filename} is empty")
     fmt = sniff_format(data)
-    if fmt == "unknown":
+    if fmt in ("zip", "pickle"):
+        raise _refusal(data, filename, fmt)
+    if fmt != "safetensors":
         raise CheckpointError(
             f"{filename} is not a checkpoint format vizcore reads: it starts with {data[:8]!r}, "
             "which is neither a safetensors header nor a PyTorch file; upload a .safetensors file"
         )
-    if fmt == "safetensors":
-        state, notes = _read_safetensors(data, filename)
-    else:
-        fmt = "pytorch"
-        obj, notes = _read_pytorch(data, filename)
-        state, more = _unwrap(obj)
-        notes += more
+    state = _read_safetensors(data, filename)
     if not state:
         raise CheckpointError(f"{filename} holds no tensors")
+    state, notes = _without_module_prefix(state)
     return Checkpoint(state, filename, fmt, hashlib.sha256(data).hexdigest(), tuple(notes))
 
 
