@@ -11,7 +11,9 @@ from the classifier, input channels from the first convolution, the bottleneck w
 checked tensor by tensor with :func:`vizcore.runs.state_dict_problems`.
 
 Images: any PNG/JPEG, colour or grey, any size, brought to a model's (C, H, W) input by a list of
-small steps, each reporting in words what it did, so the page can show before/after.
+small steps, each reporting in words what it did, so the page can show before/after. Only the
+header is read before the size check, so a decompression bomb is refused before PIL decodes a
+pixel; 16-bit grey is scaled to 8 bits, not clipped.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import json
 import math
 import pickletools
 import struct
+import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -45,6 +49,9 @@ from vizcore.runs import (
     slugify,
     state_dict_problems,
 )
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 IMAGE_FORMATS = ("PNG", "JPEG")
@@ -531,20 +538,77 @@ Step = Callable[[np.ndarray, tuple[int, int, int], ImageOptions], tuple[np.ndarr
 STEPS: Registry[Step] = Registry("preprocessing step")
 
 
-def _decode(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
-    """(H, W, 3) uint8, EXIF-rotated, transparency filled with white; refuses non-PNG/JPEG."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+SIXTEEN_BIT_GREY = ("I;16", "I;16B", "I;16L", "I")  # PIL's modes for a 16-bit grey PNG
+# What PIL raises for a header or pixels it cannot read (a cut-off or damaged file).
+_PIL_READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
+
+
+def _open_image(data: bytes, name: str) -> Image.Image:
+    """The image with only its header read, refused before any pixel is decoded when it is
+    not PNG/JPEG or declares more than MAX_IMAGE_PIXELS (a "decompression bomb")."""
+    from PIL import Image, UnidentifiedImageError
 
     try:
-        img = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError as e:
-        raise ValueError(f"{name} is not an image PIL can read") from e
+        with warnings.catch_warnings():
+            # PIL warns from 89M pixels and raises from twice that, both inside Image.open and
+            # past MAX_IMAGE_PIXELS; as errors they reach the message below, not the browser
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))  # lazy: reads the header, decodes nothing
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ValueError(
+            f"{name} is refused before decoding: it declares more than the {MAX_IMAGE_PIXELS:,} "
+            f"pixels vizcore decodes ({e})"
+        ) from None
+    except UnidentifiedImageError:
+        raise ValueError(f"{name} is not an image PIL can read") from None
+    except _PIL_READ_ERRORS as e:
+        raise ValueError(
+            f"{name} is truncated or damaged: PIL cannot read its header ({e})"
+        ) from None
     if img.format not in IMAGE_FORMATS:
         raise ValueError(f"{name} is a {img.format} image; upload PNG or JPEG")
     if img.width * img.height > MAX_IMAGE_PIXELS:
-        raise ValueError(f"{name} is {img.width}x{img.height} pixels, more than {MAX_IMAGE_PIXELS:,}")
+        raise ValueError(
+            f"{name} is refused before decoding: it is {img.width}x{img.height} = "
+            f"{img.width * img.height:,} pixels, more than the {MAX_IMAGE_PIXELS:,} vizcore decodes"
+        )
+    return img
+
+
+def eight_bit(img: Image.Image) -> tuple[Image.Image, str | None]:
+    """A 16-bit grey image as 8-bit grey ("L"), value / 257 rounded; any other image unchanged.
+
+    PIL's own convert clips, so every value from 255 up became white and a 16-bit image came
+    out nearly binary. Dividing by 257 maps the 16-bit range onto the 8-bit one exactly (0 -> 0,
+    257k -> k, 65535 -> 255), so a pixel keeps the brightness its file gives it, as in an 8-bit
+    file. Stretching by the image's own range instead would pass off a nearly flat image's
+    noise as full contrast; the "contrast" step stretches grey images for grey models, and
+    says so. Mode "I" (32-bit) is how PIL may hand over a 16-bit PNG, clipped to 0..65535 here.
+    """
+    from PIL import Image
+
+    if img.mode not in SIXTEEN_BIT_GREY:
+        return img, None
+    x = np.clip(np.asarray(img, dtype=np.float64), 0, 65535)
+    y = np.floor(x / 257 + 0.5).astype(np.uint8)  # never exactly k + 0.5: 2v = 257(2k + 1) is odd
+    return Image.fromarray(y), f"scaled 16-bit grey to 8 bits (value / 257, {img.mode})"
+
+
+def _decode(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
+    """(H, W, 3) uint8, EXIF-rotated, transparency filled with white; refuses non-PNG/JPEG."""
+    from PIL import Image, ImageOps
+
+    img = _open_image(data, name)
     notes = [f"read {img.format} {img.width}x{img.height}, mode {img.mode}"]
+    try:
+        img.load()  # the pixels, decoded here and only here
+    except _PIL_READ_ERRORS as e:
+        raise ValueError(
+            f"{name} is truncated or damaged: PIL cannot decode its pixels ({e})"
+        ) from None
     img = ImageOps.exif_transpose(img)
+    img, note = eight_bit(img)
+    notes += [note] if note else []
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         # a drawing on a transparent canvas: transparency counts as paper (white)
         base = Image.new("RGBA", img.size, (255, 255, 255, 255))
@@ -667,7 +731,8 @@ def prepare_image(
         options: inversion and MNIST framing; None means automatic.
 
     Raises:
-        ValueError: not a PNG/JPEG, or too many pixels.
+        ValueError: not a PNG/JPEG, more than MAX_IMAGE_PIXELS (refused before decoding), or
+            truncated or damaged; the message names the file.
     """
     c, h, w = (int(s) for s in shape)
     options = options or ImageOptions()
