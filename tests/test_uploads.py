@@ -589,6 +589,29 @@ def test_predictions_are_the_models_softmax_and_cam(trained_run) -> None:
     np.testing.assert_allclose(preds[0].cam, expected.numpy(), atol=1e-5)
 
 
+def test_the_servers_upload_cap_is_the_modules() -> None:
+    """.streamlit/config.toml lets through what vizcore reads, and the largest header fits."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from vizcore.uploads import MAX_HEADER_BYTES, MAX_UPLOAD_MB
+
+    config = tomllib.loads((Path(APP).parent / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == MAX_UPLOAD_MB
+    assert MAX_UPLOAD_MB * 1024 * 1024 >= 8 + MAX_HEADER_BYTES
+
+
+def test_files_past_the_upload_cap_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import vizcore.uploads
+
+    monkeypatch.setattr(vizcore.uploads, "MAX_UPLOAD_MB", 1)
+    weights = save({"x": torch.zeros(300_000)})  # 1.2 million bytes: 1.1 MiB
+    with pytest.raises(CheckpointError, match=r"^big\.safetensors is 1\.1 MB, more than the 1 MB"):
+        read_checkpoint(weights, "big.safetensors")
+    photo = _encoded(np.random.default_rng(1).integers(0, 256, (700, 700, 3), dtype=np.uint8))
+    assert len(photo) > 1024 * 1024
+    with pytest.raises(ValueError, match=r"^big\.png is \d\.\d MB, more than the 1 MB"):
+        prepare_image(photo, (1, 28, 28), "big.png")
+
+
 # --------------------------------------------------------------------------- the page, headless
 
 

@@ -56,6 +56,10 @@ if TYPE_CHECKING:
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 IMAGE_FORMATS = ("PNG", "JPEG")
 MAX_IMAGE_PIXELS = 50_000_000  # larger is refused before decoding (a "decompression bomb")
+# Largest upload, in Streamlit's megabytes (MiB); .streamlit/config.toml gives the server the same
+# server.maxUploadSize (a test checks). The largest registered model (resnet18) is 45 MB in F32,
+# a 50-megapixel photo far less as JPEG, and the largest header safetensors reads (100 MB) fits.
+MAX_UPLOAD_MB = 100
 WORK_SIZE = 512  # big photos are shrunk to this longest side first; the model sees far less
 # Prefixes of the names a plain state dict's pickle imports; a refusal names any others (code).
 # Protocol 2 pickles bytes as _codecs.encode(text, "latin1").
@@ -308,6 +312,13 @@ def _without_module_prefix(
     return state, []
 
 
+def check_upload_size(data: bytes, name: str) -> None:
+    """ValueError when ``data`` is larger than MAX_UPLOAD_MB (what the server lets through)."""
+    if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
+        mb = len(data) / 1024 / 1024
+        raise ValueError(f"{name} is {mb:,.1f} MB, more than the {MAX_UPLOAD_MB} MB vizcore reads")
+
+
 def read_checkpoint(data: bytes, filename: str = "checkpoint") -> Checkpoint:
     """Read an uploaded safetensors checkpoint; CheckpointError says precisely what is wrong.
 
@@ -316,6 +327,10 @@ def read_checkpoint(data: bytes, filename: str = "checkpoint") -> Checkpoint:
     """
     if not data:
         raise CheckpointError(f"{filename} is empty")
+    try:
+        check_upload_size(data, filename)
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
     fmt = sniff_format(data)
     if fmt in ("zip", "pickle"):
         raise _refusal(data, filename, fmt)
@@ -598,6 +613,7 @@ def _decode(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
     """(H, W, 3) uint8, EXIF-rotated, transparency filled with white; refuses non-PNG/JPEG."""
     from PIL import Image, ImageOps
 
+    check_upload_size(data, name)
     img = _open_image(data, name)
     notes = [f"read {img.format} {img.width}x{img.height}, mode {img.mode}"]
     try:
