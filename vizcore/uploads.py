@@ -112,9 +112,10 @@ def sniff_format(data: bytes) -> str:
     A safetensors file is recognised by its header, not its first byte: that byte is the low
     byte of the header length, and 0x80 (a pickle's first byte) for one header length in 32. A
     plausible length followed by JSON that opens an object is safetensors; whether the rest of
-    the header is right is :func:`safetensors_header`'s to say, precisely. A zip and a pickle
-    cannot pass for one: a length of at most 100 MB has zero bytes 4 to 7, which neither a
-    zip's magic number and version nor a pickle's first opcodes followed by ``{`` give.
+    the header is right is :func:`safetensors_header`'s to say, precisely. Neither a zip nor a
+    pickle passes for one: a length of at most 100 MB has bytes 4 to 7 zero, which a zip's
+    version and flags never are, nor a pickle's first opcodes followed by ``{``; and a file
+    taken for safetensors is never unpickled anyway.
     """
     n = _header_length(data)
     if n is not None and data[8 : 8 + min(n, 64)].lstrip(b" \t\r\n")[:1] == b"{":
@@ -305,11 +306,10 @@ def _without_module_prefix(
     state: dict[str, torch.Tensor],
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
     # nn.DataParallel / DistributedDataParallel save every name with a "module." prefix
-    if state and all(k.startswith("module.") for k in state):
-        return {k.removeprefix("module."): v for k, v in state.items()}, [
-            "removed the 'module.' prefix that DataParallel adds"
-        ]
-    return state, []
+    if not state or not all(k.startswith("module.") for k in state):
+        return state, []
+    note = "removed the 'module.' prefix that DataParallel adds"
+    return {k.removeprefix("module."): v for k, v in state.items()}, [note]
 
 
 def check_upload_size(data: bytes, name: str) -> None:
@@ -605,7 +605,8 @@ def eight_bit(img: Image.Image) -> tuple[Image.Image, str | None]:
     if img.mode not in SIXTEEN_BIT_GREY:
         return img, None
     x = np.clip(np.asarray(img, dtype=np.float64), 0, 65535)
-    y = np.floor(x / 257 + 0.5).astype(np.uint8)  # never exactly k + 0.5: 2v = 257(2k + 1) is odd
+    # rounds half up, never a tie: v / 257 = k + 1/2 would need the even 2v to be 257(2k + 1)
+    y = np.floor(x / 257 + 0.5).astype(np.uint8)
     return Image.fromarray(y), f"scaled 16-bit grey to 8 bits (value / 257, {img.mode})"
 
 
@@ -618,11 +619,11 @@ def _decode(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
     notes = [f"read {img.format} {img.width}x{img.height}, mode {img.mode}"]
     try:
         img.load()  # the pixels, decoded here and only here
+        img = ImageOps.exif_transpose(img)  # reads the EXIF block, which can be damaged too
     except _PIL_READ_ERRORS as e:
         raise ValueError(
             f"{name} is truncated or damaged: PIL cannot decode its pixels ({e})"
         ) from None
-    img = ImageOps.exif_transpose(img)
     img, note = eight_bit(img)
     notes += [note] if note else []
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
