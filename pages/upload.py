@@ -90,11 +90,13 @@ def save_form(ckpt, arch: Architecture, key: str) -> None:
 
 
 def checkpoint_panel() -> None:
-    up = st.file_uploader("Checkpoint: .safetensors, or a PyTorch state dict (.pt / .pth)",
+    # PyTorch's suffixes stay accepted so that such a file gets the refusal that says why and what to do
+    up = st.file_uploader("Checkpoint: .safetensors",
                           type=["safetensors", "pt", "pth", "bin"], key="ckpt_upload")  # fmt: skip
     st.caption(
-        "PyTorch files are read with `torch.load(..., weights_only=True)`: a pickle that would run code is "
-        "refused and nothing in it is executed. Shapes and the number of classes are checked tensor by tensor."
+        "Only safetensors files are read. A PyTorch file (.pt, .pth, .bin from torch.save) is a pickle, and "
+        "unpickling can run any code in it, so it is refused without being loaded. Shapes and the number of "
+        "classes are checked tensor by tensor."
     )
     if up is None:
         return
