@@ -194,8 +194,8 @@ def _summary_problem(d: dict[str, Any]) -> str | None:
             return f"{key!r} is {v!r}, not an accuracy between 0 and 1"
         if key in ("epochs_done", "steps", "processes") and not _is_count(v):
             return f"{key!r} is {v!r}, not a count"
-        if not (v is None or isinstance(v, (str, bool)) or _is_number(v)):
-            return f"{key!r} is {v!r}, not a number or text"
+        if isinstance(v, float) and not np.isfinite(v):  # other keys are free-form (notes, provenance)
+            return f"{key!r} is {v!r}, not a finite number"
     return None
 
 
