@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from a checkout (the workers import vizcore)
 K, D = 10, 64
 
 
@@ -151,7 +152,6 @@ def worker(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    sys.path.insert(0, str(ROOT))
     fn = CASES[args.case][1]
     extra = (args.n_perm,) if args.case.startswith("perm") else ()
     f, y = make_data(args.m, args.features)
