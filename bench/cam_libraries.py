@@ -14,14 +14,13 @@ import argparse
 import sys
 import time
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vizcore.analysis import eval_domain  # noqa: E402
-from vizcore.runs import RunStore  # noqa: E402
+if TYPE_CHECKING:
+    import torch
 
 N = 500
 
@@ -41,6 +40,7 @@ def _torchcam(name: str):
 
 
 def run_gradcam(cls, model, x: torch.Tensor) -> torch.Tensor:
+    import torch
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     cam = cls(model, [model.features])
@@ -54,6 +54,8 @@ def run_gradcam(cls, model, x: torch.Tensor) -> torch.Tensor:
 
 
 def run_torchcam(cls, model, x: torch.Tensor) -> torch.Tensor:
+    import torch
+
     kwargs = {"batch_size": 512} if cls.__name__ == "ScoreCAM" else {}
     extractor = cls(model, "features", input_shape=tuple(x.shape[1:]), **kwargs)
     with torch.set_grad_enabled(cls.__name__ != "ScoreCAM"):
@@ -69,9 +71,18 @@ def timed(fn, *args) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.parse_args()  # no options: --help says what the bench does
+    return ap.parse_args(argv)  # no options: --help says what the bench does
+
+
+def main() -> None:
+    parse_args()
+    import torch
+
+    from vizcore.analysis import eval_domain
+    from vizcore.runs import RunStore
+
     torch.set_num_threads(1)
     run = RunStore().get("demo-lenet-gap-mnist")
     model = run.load_model()

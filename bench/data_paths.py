@@ -25,24 +25,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
-import torch
-from PIL import Image
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train_throughput import bare_loop, vizcore_loop  # noqa: E402
-
-from vizcore.config import TrainConfig  # noqa: E402
-from vizcore.data import FOLDER_PREFIX  # noqa: E402
-from vizcore.feeds import default_workers  # noqa: E402
-from vizcore.train import train  # noqa: E402
+if TYPE_CHECKING:
+    from vizcore.config import TrainConfig
 
 
 def write_photos(root: Path, classes: int, per_class: int, seed: int = 0) -> str:
     """JPEG "photos" (smooth colour fields with a class-coloured disc) of 256-320 px a side."""
+    import numpy as np
+    from PIL import Image
+
+    from vizcore.data import FOLDER_PREFIX
+
     rng = np.random.default_rng(seed)
     for c in range(classes):
         (root / f"class_{c}").mkdir(parents=True, exist_ok=True)
@@ -61,6 +59,8 @@ def write_photos(root: Path, classes: int, per_class: int, seed: int = 0) -> str
 
 def timed_run(cfg: TrainConfig) -> tuple[float, float]:
     """(training images/s of the last epoch, seconds from the call to the first step event)."""
+    from vizcore.train import train
+
     t0, first, rate = time.perf_counter(), None, None
     for ev in train(cfg):
         if ev.kind == "step" and first is None:
@@ -73,13 +73,23 @@ def timed_run(cfg: TrainConfig) -> tuple[float, float]:
     return rate, first
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--per-class", type=int, default=48, help="photos per class (4 classes)")
     ap.add_argument("--size", type=int, default=224, help="input side in pixels")
     ap.add_argument("--repeats", type=int, default=3, help="repeats of the digit rows")
-    a = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    import torch
+    from train_throughput import bare_loop, vizcore_loop
+
+    from vizcore.config import TrainConfig
+    from vizcore.feeds import default_workers
+
     per_class, size, repeats, steps = a.per_class, a.size, a.repeats, 40
     if a.quick:
         per_class, size, repeats, steps = 8, 96, 1, 10

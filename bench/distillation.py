@@ -22,21 +22,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vizcore.cam import class_activation_maps  # noqa: E402
-from vizcore.methods.recipes import recommended_config  # noqa: E402
-from vizcore.models import count_parameters  # noqa: E402
-from vizcore.numbers import mean_std  # noqa: E402
-from vizcore.runs import RunStore  # noqa: E402
-from vizcore.train import completed, load_split, train  # noqa: E402
+if TYPE_CHECKING:
+    import torch
 
 
 def cam_agreement(a: torch.nn.Module, b: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Mean over images of the Pearson correlation of two models' CAMs of the true class."""
+    from vizcore.cam import class_activation_maps
+
     ma = class_activation_maps(a, images, labels).maps.flatten(1)
     mb = class_activation_maps(b, images, labels).maps.flatten(1)
     ma, mb = ma - ma.mean(1, keepdim=True), mb - mb.mean(1, keepdim=True)
@@ -44,7 +41,7 @@ def cam_agreement(a: torch.nn.Module, b: torch.nn.Module, images: torch.Tensor, 
     return float(r.mean())
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 256 images, 1 epoch")
     ap.add_argument("--seeds", type=int, default=3)
@@ -54,7 +51,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--alpha", type=float, default=0.9)
     ap.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    a = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    import torch
+
+    from vizcore.methods.recipes import recommended_config
+    from vizcore.models import count_parameters
+    from vizcore.numbers import mean_std
+    from vizcore.runs import RunStore
+    from vizcore.train import completed, load_split, train
+
     if a.threads:
         torch.set_num_threads(a.threads)
     widths = tuple(int(w) for w in a.student.split(","))

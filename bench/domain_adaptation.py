@@ -44,15 +44,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vizcore.methods import METHODS, list_methods  # noqa: E402
-from vizcore.methods.recipes import recommended_config  # noqa: E402
-from vizcore.numbers import mean_std  # noqa: E402
-from vizcore.runs import RunStore  # noqa: E402
-from vizcore.train import train  # noqa: E402
 
 # The control row: what the joint source ++ target forward pass alone does (BatchNorm then
 # normalises with statistics of both domains, an implicit adaptation every method here shares).
@@ -81,6 +73,8 @@ class Cell:
 
 
 def _init_worker(threads: int | None) -> None:
+    import torch
+
     if threads:
         torch.set_num_threads(threads)
 
@@ -99,6 +93,10 @@ def run_once(
     CPU time of this process, not wall time: on a shared machine (and with ``--jobs``) wall
     time mostly measures the neighbours, while CPU time measures the work of the run.
     """
+    from vizcore.methods.recipes import recommended_config
+    from vizcore.runs import RunStore
+    from vizcore.train import train
+
     if method == CONTROL:
         # a DA network and batches (source ++ target through one BatchNorm) without a transfer loss
         cfg = recommended_config("ddc", source, target, seed=seed, device="cpu", **overrides)
@@ -125,6 +123,8 @@ def run_once(
 
 
 def table(results: dict[str, dict[str, Cell]], methods: list[str]) -> str:
+    from vizcore.numbers import mean_std
+
     rows = [
         "| shift | method | target acc % | gain vs source-only | source acc % | CPU time × source-only |",
         "|---|---|---|---|---|---|",
@@ -150,7 +150,7 @@ def table(results: dict[str, dict[str, Cell]], methods: list[str]) -> str:
     return "\n".join(rows)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -158,9 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--train-limit", type=int, default=3000, help="training images per domain")
     ap.add_argument("--epochs", type=int, default=None, help="override the recipes' epochs")
-    da = [m for m in list_methods() if METHODS.get(m).uses_target]
-    da.insert(da.index("cdan") + 1, CDAN_E)
-    ap.add_argument("--methods", default=",".join(da), help="comma-separated")
+    # default (None): default_methods(), read after parsing (it imports vizcore)
+    ap.add_argument("--methods", default=None, help="comma-separated")
     ap.add_argument(
         "--shifts", default=",".join(SHIFTS), help="comma-separated, from: " + ", ".join(SHIFTS)
     )
@@ -181,8 +180,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (worker processes)")
     ap.add_argument("--json", default=None, help="also write every run's numbers to this file")
-    a = ap.parse_args(argv)
-    methods = [m.strip() for m in a.methods.split(",") if m.strip()]
+    return ap.parse_args(argv)
+
+
+def default_methods() -> list[str]:
+    """Every registered method that uses the target, with the CDAN+E row right after CDAN."""
+    from vizcore.methods import METHODS, list_methods
+
+    da = [m for m in list_methods() if METHODS.get(m).uses_target]
+    da.insert(da.index("cdan") + 1, CDAN_E)
+    return da
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    import torch
+
+    names = a.methods if a.methods is not None else ",".join(default_methods())
+    methods = [m.strip() for m in names.split(",") if m.strip()]
     if "source_only" not in methods:
         methods.insert(0, "source_only")  # every ratio is against it
     if a.control:

@@ -21,22 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-from vizcore.analysis import eval_domain  # noqa: E402
-from vizcore.explain import explain, list_explainers  # noqa: E402
-from vizcore.explanation_views import (  # noqa: E402
-    best_methods,
-    faithfulness_table,
-    scored_methods,
-    table_columns,
-    verdict,
-)
-from vizcore.faithfulness import faithfulness  # noqa: E402
-from vizcore.runs import RunStore  # noqa: E402
 
 N = 500
 
@@ -50,11 +36,18 @@ def _timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
 
 def _loop(model, x, maps, cls, n: int) -> None:  # type: ignore[no-untyped-def]
     """The unbatched baseline: the same scores, one image per call."""
+    from vizcore.faithfulness import faithfulness
+
     for i in range(n):
         faithfulness(model, x[i : i + 1], maps[i : i + 1], cls[i : i + 1])
 
 
 def timings(threads: int, loop_images: int, methods: list[str]) -> None:
+    from vizcore.analysis import eval_domain
+    from vizcore.explain import explain
+    from vizcore.faithfulness import faithfulness
+    from vizcore.runs import RunStore
+
     run = RunStore().get("demo-lenet-gap-mnist")
     model = run.load_model()
     x = eval_domain(run.config(), "source").images[:N]
@@ -73,6 +66,16 @@ def timings(threads: int, loop_images: int, methods: list[str]) -> None:
 
 
 def tables(compute: bool) -> None:
+    from vizcore.explain import list_explainers
+    from vizcore.explanation_views import (
+        best_methods,
+        faithfulness_table,
+        scored_methods,
+        table_columns,
+        verdict,
+    )
+    from vizcore.runs import RunStore
+
     store = RunStore()
     cols = table_columns()
     for info in store.list():
@@ -96,18 +99,28 @@ def tables(compute: bool) -> None:
         print(f"\n{verdict(rows)}" + (f" (not scored yet: {', '.join(left)})" if left else ""))
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--loop-images", type=int, default=25)
     ap.add_argument("--no-tables", action="store_true")
     ap.add_argument("--compute", action="store_true", help="score the methods a demo run does not ship")
     ap.add_argument("--no-timings", action="store_true")
-    ap.add_argument("--methods", default=",".join(list_explainers()), help="comma-separated methods to time")
-    args = ap.parse_args()
+    # default (None): every registered explainer, read after parsing (it imports vizcore)
+    ap.add_argument("--methods", default=None, help="comma-separated methods to time")
+    return ap.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
+    import torch
+
+    from vizcore.explain import list_explainers
+
     torch.set_num_threads(args.threads)
     if not args.no_timings:
-        timings(args.threads, args.loop_images, args.methods.split(","))
+        methods = args.methods if args.methods is not None else ",".join(list_explainers())
+        timings(args.threads, args.loop_images, methods.split(","))
     if not args.no_tables:
         tables(args.compute)
 

@@ -32,8 +32,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser_utils import IDLE, chromium, streamlit_server  # noqa: E402
-
 BASELINE_APP = 'import streamlit as st\n\nst.write("hello")\n'
 
 
@@ -42,6 +40,8 @@ def measure(app: Path, ready_selector: str, tmp: Path, cam: bool) -> dict[str, f
 
     The browser is started first: a user's browser is already open when they type the command.
     """
+    from tests.browser_utils import IDLE, chromium, streamlit_server
+
     out: dict[str, float] = {}
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -63,10 +63,14 @@ def measure(app: Path, ready_selector: str, tmp: Path, cam: bool) -> dict[str, f
     return out
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
-    a = ap.parse_args()
+    return ap.parse_args(argv)
+
+
+def main() -> None:
+    a = parse_args()
     load0 = os.getloadavg()[0]
     rows: dict[str, dict[str, list[float]]] = {"baseline": {}, "vizcore": {}}
     with tempfile.TemporaryDirectory() as td:

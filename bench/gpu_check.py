@@ -33,19 +33,14 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the other bench scripts
 
-from vizcore.cam import class_activation_maps  # noqa: E402
-from vizcore.config import TrainConfig  # noqa: E402
-from vizcore.methods import METHODS  # noqa: E402
-from vizcore.methods.recipes import recommended_config  # noqa: E402
-from vizcore.runs import RunStore  # noqa: E402
-from vizcore.train import train  # noqa: E402
+if TYPE_CHECKING:
+    from vizcore.config import TrainConfig
+    from vizcore.runs import RunStore
 
 FAILURES: list[str] = []
 
@@ -59,6 +54,8 @@ def check(ok: bool, what: str) -> str:
 @contextmanager
 def visible(dev: str):
     """Hide the GPU from code that picks its device itself (the distances, t-SNE) for a CPU column."""
+    import torch
+
     real = torch.cuda.is_available
     if dev == "cpu":
         torch.cuda.is_available = lambda: False  # type: ignore[method-assign]
@@ -69,6 +66,8 @@ def visible(dev: str):
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    import torch
+
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     t = time.perf_counter()
@@ -82,6 +81,9 @@ def method_config(method: str, device: str, limit: int, parent: str | None) -> T
     """One short epoch of ``method`` from its recommended recipe; a target where it uses one (or
     draws labelled target images), the source-only run of the same device where it needs a parent
     or a teacher."""
+    from vizcore.methods import METHODS
+    from vizcore.methods.recipes import recommended_config
+
     cls = METHODS.get(method)
     needs = set(getattr(cls, "requires", ()))
     # source-only on the adaptation recipe: the parent of ADDA and fine-tuning shares their architecture
@@ -95,6 +97,10 @@ def method_config(method: str, device: str, limit: int, parent: str | None) -> T
 
 def train_one(cfg: TrainConfig, store: RunStore) -> tuple[float, str, str, bool]:
     """Seconds, final status, run id, whether every logged loss was finite."""
+    import numpy as np
+
+    from vizcore.train import train
+
     finite = True
     t = time.perf_counter()
     events = []
@@ -105,13 +111,22 @@ def train_one(cfg: TrainConfig, store: RunStore) -> tuple[float, str, str, bool]
     return time.perf_counter() - t, f"{end.status} ({end.message})" if end.status != "complete" else end.status, end.run_id or "", finite
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cpu-only", action="store_true", help="run every check on the CPU alone (no GPU here)")
     p.add_argument("--limit", type=int, default=2048, help="training images per run")
     p.add_argument("--methods", nargs="*", default=None, help="default: every registered method")
     p.add_argument("--tsne-points", type=int, default=60_000)
-    a = p.parse_args()
+    return p.parse_args(argv)
+
+
+def main() -> None:
+    a = parse_args()
+    import torch
+
+    from vizcore.methods import METHODS
+    from vizcore.runs import RunStore
+
     if not a.cpu_only and not torch.cuda.is_available():
         sys.exit("no CUDA GPU is visible to PyTorch: run this on a CUDA machine, or with --cpu-only here")
     devices = ["cpu"] if a.cpu_only else ["cpu", "cuda"]
@@ -157,6 +172,7 @@ def _row(name: str, seconds: list[float], verdicts: list[str]) -> None:
 
 def _cam_row(run, devices: list[str]) -> None:
     from vizcore.analysis import eval_domain
+    from vizcore.cam import class_activation_maps
 
     dom = eval_domain(run.config(), "source", "test", limit=512)
     maps, seconds = {}, []
@@ -171,6 +187,8 @@ def _cam_row(run, devices: list[str]) -> None:
 
 
 def _matrix_rows(devices: list[str]) -> None:
+    import numpy as np
+
     from vizcore.metrics import class_distance_matrix
 
     rng = np.random.default_rng(0)
@@ -190,7 +208,11 @@ def _matrix_rows(devices: list[str]) -> None:
 
 
 def _stream_row(devices: list[str], tmp: Path) -> None:
+    import numpy as np
     from data_paths import write_photos
+
+    from vizcore.config import TrainConfig
+    from vizcore.train import train
 
     name = write_photos(tmp / "photos", 4, 48)
     seconds, verdicts = [], []
@@ -208,6 +230,8 @@ def _stream_row(devices: list[str], tmp: Path) -> None:
 
 
 def _tsne_row(n: int, devices: list[str]) -> None:
+    import numpy as np
+
     from vizcore.embed import embed
 
     rng = np.random.default_rng(0)

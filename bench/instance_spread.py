@@ -21,19 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vizcore.architecture import build_model  # noqa: E402
-from vizcore.methods.instance_spread import KNN_K, gap_features, knn_accuracy  # noqa: E402
-from vizcore.methods.recipes import recommended_config  # noqa: E402
-from vizcore.numbers import mean_std  # noqa: E402
-from vizcore.runs import RunStore  # noqa: E402
-from vizcore.train import load_data, train  # noqa: E402
 
-
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 512 images, 1 epoch")
     ap.add_argument("--seeds", type=int, default=3)
@@ -44,7 +35,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--embedding-dim", type=int, default=128,
                     help="linear adaptation layer the loss spreads (0: the GAP vector itself)")  # fmt: skip
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    a = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    import torch
+
+    from vizcore.architecture import build_model
+    from vizcore.methods.instance_spread import KNN_K, gap_features, knn_accuracy
+    from vizcore.methods.recipes import recommended_config
+    from vizcore.numbers import mean_std
+    from vizcore.runs import RunStore
+    from vizcore.train import load_data, train
+
     if a.threads:
         torch.set_num_threads(a.threads)
     seeds, over = a.seeds, {"train_limit": a.train_limit, "epochs": a.epochs}

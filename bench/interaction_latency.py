@@ -61,8 +61,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser_utils import IDLE, chromium, streamlit_server  # noqa: E402
-
 BASELINE_APP = (
     "import streamlit as st\n\n"
     'value = st.selectbox("Value", ["alpha", "bravo", "charlie", "delta", "echo"])\n'
@@ -187,6 +185,8 @@ class NoRerun(RowFailed):
 
 def serve(app: Path, cwd: Path, runs: Path, log: Path, timeout_s: float = 120) -> contextlib.AbstractContextManager[str]:
     """``streamlit run <app>`` with ``cwd`` (a checkout's root) on a free port; yields the URL."""
+    from tests.browser_utils import streamlit_server
+
     return streamlit_server(runs, log, timeout_s, app=app, cwd=cwd)
 
 
@@ -248,6 +248,8 @@ class Tour:
         return self._one(boxes.filter(has=labels.filter(has_text=label)), f"{testid} labelled {label!r}")
 
     def idle(self, timeout_ms: int = 180_000) -> None:
+        from tests.browser_utils import IDLE
+
         self.page.wait_for_selector(IDLE, timeout=timeout_ms)
 
     # -- timing -------------------------------------------------------------------------------
@@ -517,7 +519,7 @@ def git_rev(path: Path) -> str:
         return "?"
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tours", type=int, default=3, help="tours, each on a fresh server (default 3)")
     ap.add_argument("--ref", type=Path, default=ROOT, help="checkout to measure: its app.py, run with it as cwd")
@@ -525,10 +527,17 @@ def main() -> None:
     ap.add_argument("--only", action="append", default=[],
                     help="measure only rows starting with this prefix (repeatable), e.g. 'CAM:'")  # fmt: skip
     ap.add_argument("--shots", type=Path, help="save a screenshot after every step into this folder")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
+    if not (a.ref.resolve() / "app.py").is_file():
+        ap.error(f"{a.ref.resolve()} has no app.py")
+    return a
+
+
+def main() -> None:
+    a = parse_args()
+    from tests.browser_utils import chromium
+
     ref = a.ref.resolve()
-    if not (ref / "app.py").is_file():
-        ap.error(f"{ref} has no app.py")
     if a.shots:
         a.shots.mkdir(parents=True, exist_ok=True)
     load0 = os.getloadavg()

@@ -32,19 +32,18 @@ import statistics
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
-import torch
-from scipy import integrate, stats
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vizcore.metrics import class_distance_matrix, class_samples  # noqa: E402
-from vizcore.metrics.learned import critic_w1, discriminate, pair_seeds  # noqa: E402
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def gaussian_jsd(delta: float) -> float:
     """JS divergence (nats) of N(0, 1) and N(delta, 1); equal for N(μ, I) classes |Δμ| = delta apart."""
+    from scipy import integrate, stats
+
     p, q = stats.norm(0, 1).pdf, stats.norm(delta, 1).pdf
 
     def f(t: float) -> float:
@@ -54,23 +53,35 @@ def gaussian_jsd(delta: float) -> float:
     return integrate.quad(f, -15, 15 + delta, limit=200)[0]
 
 
-TRUTH = {
-    "wasserstein_exact": lambda d: d,
-    "critic_w1": lambda d: d,
-    "sliced_wasserstein": None,  # a different quantity (a projection average), no closed form here
-    "c2st": lambda d: 2 * stats.norm.cdf(d / 2) - 1,
-    "js_neural": gaussian_jsd,
-    "mutual_info": gaussian_jsd,
-    "mmd": None,
-}
-ONE_BY_ONE = {
-    "c2st": lambda pair, seed: discriminate([pair], [seed], hidden=0),
-    "js_neural": lambda pair, seed: discriminate([pair], [seed], hidden=64),
-    "critic_w1": lambda pair, seed: critic_w1([pair], [seed]),
-}
+def truths() -> dict:
+    """Each metric's closed form as a function of |Δμ| (None: no closed form here)."""
+    from scipy import stats
+
+    return {
+        "wasserstein_exact": lambda d: d,
+        "critic_w1": lambda d: d,
+        "sliced_wasserstein": None,  # a different quantity (a projection average), no closed form here
+        "c2st": lambda d: 2 * stats.norm.cdf(d / 2) - 1,
+        "js_neural": gaussian_jsd,
+        "mutual_info": gaussian_jsd,
+        "mmd": None,
+    }
+
+
+def one_by_one() -> dict:
+    """The learned metrics on one pair at a time, as a Python loop over pairs would call them."""
+    from vizcore.metrics.learned import critic_w1, discriminate
+
+    return {
+        "c2st": lambda pair, seed: discriminate([pair], [seed], hidden=0),
+        "js_neural": lambda pair, seed: discriminate([pair], [seed], hidden=64),
+        "critic_w1": lambda pair, seed: critic_w1([pair], [seed]),
+    }
 
 
 def classes(k: int, m: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     # |μ_i − μ_j| ≈ sqrt(s_i² + s_j²): from about 0.7 to 5.5
     centres = rng.normal(size=(k, d)) / math.sqrt(d) * rng.uniform(0.5, 4.0, size=(k, 1))
@@ -87,14 +98,26 @@ def median_time(fn, repeats: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--d", type=int, default=64)
     p.add_argument("--m", type=int, default=200, help="samples per class")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
-    a = p.parse_args()
+    return p.parse_args(argv)
+
+
+def main() -> None:
+    a = parse_args()
+    import numpy as np
+    import torch
+    from scipy import stats
+
+    from vizcore.metrics import class_distance_matrix, class_samples
+    from vizcore.metrics.learned import pair_seeds
+
+    truth_of, pair_alone = truths(), one_by_one()
     torch.set_num_threads(a.threads)
     repeats = 1 if a.quick else a.repeats
     x, y, centres = classes(10, a.m, a.d, 0)
@@ -111,13 +134,13 @@ def main() -> None:
     for metric in ["c2st", "js_neural", "critic_w1", "mutual_info", "wasserstein_exact", "sliced_wasserstein", "mmd"]:
         t, r = median_time(lambda metric=metric: class_distance_matrix(x, y, metric, seed=0), repeats)
         loop = "—"
-        if metric in ONE_BY_ONE and not a.quick:
+        if metric in pair_alone and not a.quick:
             seeds = pair_seeds(0, len(pairs))
             t0 = time.perf_counter()
             for pair, s in zip(pairs, seeds, strict=True):
-                ONE_BY_ONE[metric](pair, s)
+                pair_alone[metric](pair, s)
             loop = time.perf_counter() - t0
-        truth = TRUTH[metric]
+        truth = truth_of[metric]
         if truth is None:
             rho, err, ratio = stats.spearmanr(r.values[iu], delta[iu])[0], "—", "—"
         else:

@@ -37,10 +37,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from a checkout (the workers import vizcore)
 K, D = 10, 64
 
 
@@ -53,6 +56,8 @@ def make_data(m: int, features: str | None) -> tuple[np.ndarray, np.ndarray]:
     Shape:
         outputs: (K·m, d) and (K·m,).
     """
+    import numpy as np
+
     if features:
         data = np.load(features)
         return data["features"].astype(np.float32), data["labels"].astype(np.int64)
@@ -79,6 +84,7 @@ def seed_mmd(x, y):  # noqa: ANN001, ANN201  (torch tensors, as in the original 
 
 
 def case_seed_loop(f: np.ndarray, y: np.ndarray, m: int) -> np.ndarray:
+    import numpy as np
     import torch
 
     from vizcore.metrics import class_samples
@@ -142,10 +148,10 @@ def cpu_seconds() -> float:
 
 
 def worker(args: argparse.Namespace) -> None:
+    import numpy as np
     import torch
 
     torch.set_num_threads(args.threads)
-    sys.path.insert(0, str(ROOT))
     fn = CASES[args.case][1]
     extra = (args.n_perm,) if args.case.startswith("perm") else ()
     f, y = make_data(args.m, args.features)
@@ -168,6 +174,8 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def run_case(case: str, m: int, args: argparse.Namespace, repeats: int) -> dict:
+    import numpy as np
+
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "values.npy"
         cmd = [sys.executable, __file__, "--worker", case, "--m", str(m), "--out", str(out)]
@@ -212,6 +220,8 @@ def fmt_row(cells: list[str]) -> str:
 
 
 def table_row(m: int, case: str, r: dict, seed: dict) -> str:
+    import numpy as np
+
     same_formula = case in ("seed", "vz-seed")
     diff = (
         f"{np.abs(r['values'] - seed['values']).max():.1e}"
@@ -232,6 +242,7 @@ def table_row(m: int, case: str, r: dict, seed: dict) -> str:
 
 
 def header(args: argparse.Namespace) -> None:
+    import numpy as np
     import torch
 
     omp = os.environ.get("OMP_WAIT_POLICY", "unset")
@@ -247,7 +258,7 @@ def header(args: argparse.Namespace) -> None:
     print(fmt_row([name for name, _ in COLUMNS]))
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="m = 100 only, one repeat: a smoke run")
     p.add_argument("--features", help="npz with 'features' (N, d) and integer 'labels' (N,)")
@@ -259,7 +270,13 @@ def main() -> None:
     p.add_argument("--worker", choices=sorted(CASES), help=argparse.SUPPRESS)
     p.add_argument("--m", type=int, help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
-    args = p.parse_args()
+    return p.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
+    import numpy as np
+
     if args.worker:
         args.case = args.worker
         worker(args)

@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vizcore.analysis import eval_domain, feature_arrays  # noqa: E402
-from vizcore.runs import DEMO_ROOT, RunStore  # noqa: E402
+if TYPE_CHECKING:
+    import torch
 
 DEMO_IDS = ["demo-source_only-mnist-to-mnist-m", "demo-dann-mnist-to-mnist-m"]
 
@@ -45,11 +44,20 @@ def inverted_polarity(blended: torch.Tensor, digits: torch.Tensor) -> torch.Tens
     return mean_stroke < mean_back
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_ids", nargs="*", default=DEMO_IDS, help="runs to evaluate (default: the demo runs)")
     ap.add_argument("--runs", default=None, help="run store folder (default: vizcore's)")
-    a = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    import torch
+
+    from vizcore.analysis import eval_domain, feature_arrays
+    from vizcore.runs import DEMO_ROOT, RunStore
+
     store = RunStore(a.runs, demo_root=DEMO_ROOT)
     print("| run | method | target acc % | normal polarity % (n) | inverted polarity % (n) |")
     print("|---|---|---|---|---|")

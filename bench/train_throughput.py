@@ -16,21 +16,23 @@ import statistics
 import sys
 import time
 from pathlib import Path
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
-from vizcore.architecture import build_model  # noqa: E402
-from vizcore.config import TrainConfig  # noqa: E402
-from vizcore.data import load_domain  # noqa: E402
-from vizcore.device import resolve_device  # noqa: E402
-from vizcore.train import train  # noqa: E402
+if TYPE_CHECKING:
+    from vizcore.config import TrainConfig
 
 
 def bare_loop(cfg: TrainConfig, steps: int) -> float:
     """images/s of the plainest correct loop over the same data."""
+    import torch
+    import torch.nn.functional as F
+
+    from vizcore.architecture import build_model
+    from vizcore.data import load_domain
+    from vizcore.device import resolve_device
+
     dev = resolve_device(cfg.device)
     d = load_domain(cfg.source, "train", limit=cfg.train_limit)
     x, y = d.images.to(dev), d.labels.to(dev)
@@ -61,6 +63,8 @@ def bare_loop(cfg: TrainConfig, steps: int) -> float:
 
 def vizcore_loop(cfg: TrainConfig, steps: int) -> float:
     """images/s of vizcore.train between its 5th and (5+steps)th step, inside the first epoch."""
+    from vizcore.train import train
+
     t0, first = 0.0, None
     for ev in train(cfg.replace(log_every=5)):
         if ev.kind != "step":
@@ -72,7 +76,7 @@ def vizcore_loop(cfg: TrainConfig, steps: int) -> float:
     raise RuntimeError("not enough steps: raise --limit or lower --steps")
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="mnist")
     ap.add_argument("--model", default="lenet_gap")
@@ -80,7 +84,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50, help="a multiple of 5, below one epoch's steps")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="auto")
-    a = ap.parse_args()
+    return ap.parse_args(argv)
+
+
+def main() -> None:
+    a = parse_args()
+    import torch
+
+    from vizcore.config import TrainConfig
+    from vizcore.device import resolve_device
+
     # one epoch: the timed window never includes the end-of-epoch evaluation
     cfg = TrainConfig(source=a.data, model=a.model, batch_size=a.batch_size, epochs=1, device=a.device,
                       schedule="constant", lr=0.05, weight_decay=0.0)  # fmt: skip

@@ -29,15 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vizcore.architecture import build_model  # noqa: E402
-from vizcore.methods.recipes import recommended_config  # noqa: E402
-from vizcore.runs import RunStore  # noqa: E402
-from vizcore.train import completed, train  # noqa: E402
-from vizcore.transfer_views import SCRATCH, TransferTable, freeze_label  # noqa: E402
 
 
 def cell_config(base, k: int, batch_size: int, steps: int):
@@ -54,7 +46,7 @@ def cell_config(base, k: int, batch_size: int, steps: int):
 
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 seed, tiny data, few steps")
     ap.add_argument("--seeds", type=int, default=3)
@@ -69,7 +61,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--store", default=None, metavar="DIR",
                     help="keep the runs in this run store (e.g. runs, or $VIZCORE_RUNS): the Compare page then "
                     "draws the table; default: a temporary folder")  # fmt: skip
-    a = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    import torch
+
+    from vizcore.architecture import build_model
+    from vizcore.methods.recipes import recommended_config
+    from vizcore.runs import RunStore
+    from vizcore.train import completed, train
+    from vizcore.transfer_views import SCRATCH, TransferTable, freeze_label
+
     if a.threads:
         torch.set_num_threads(a.threads)
     ks = [int(k) for k in a.ks.split(",") if k.strip()]
