@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vizcore.cam import ClassIndex, class_targets
 from vizcore.registry import Registry
 
 # (model, images (B, C, H, W), classes (B,), layer name) -> raw maps (B, h, w)
@@ -219,7 +220,7 @@ def upsample_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def explain(
     model: nn.Module,
     images: torch.Tensor,
-    class_idx: torch.Tensor | None = None,
+    class_idx: ClassIndex = None,
     method: str = "CAM",
     layer: str | None = None,
     *,
@@ -228,14 +229,18 @@ def explain(
     """Maps of ``images`` by ``method`` at ``layer`` (None: the last conv block), batched, on the CPU.
 
     Args:
-        class_idx: the class each image's map explains; None for the predicted class.
+        class_idx: the class each image's map explains: None for the predicted class, one index
+            (an int, a 0-d or one-element array or tensor) for all, or a sequence, array or tensor
+            of one per image.
 
     Shape:
-        images: (N, C, H, W) in [0, 1]; class_idx: (N,). Returns maps (N, H, W) and low (N, h, w).
+        images: (N, C, H, W) in [0, 1]; class_idx: (), (1,) or (N,). Returns maps (N, H, W) and
+        low (N, h, w).
     """
     spec = EXPLAINERS.get(method)
     if len(images) == 0:
         raise ValueError("no images to explain")
+    class_idx = class_targets(class_idx, len(images))
     was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
@@ -246,7 +251,6 @@ def explain(
         with torch.no_grad():
             class_idx = torch.cat([model(images[i : i + batch_size].to(dev)).argmax(1).cpu()
                                    for i in range(0, len(images), batch_size)])  # fmt: skip
-    class_idx = class_idx.long()
     parts = []
     try:
         for i in range(0, len(images), batch_size):
