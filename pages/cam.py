@@ -39,8 +39,8 @@ st.title("CAM heatmaps")
 st.caption(
     "Class Activation Map (Zhou et al. 2016): the class's weights of the final linear layer applied to the last "
     "conv feature maps, M_k = Σ_c w[k, c]·A_c (no ReLU, no gradients), bilinearly upsampled to the input and "
-    "min-max normalised per image for display (jet colour map, 50 % over the image). Grad-CAM, Grad-CAM++, "
-    "Score-CAM, Layer-CAM and XGrad-CAM (torchcam) and Eigen-CAM explain any CNN at a target layer."
+    "min-max normalised per image for display (jet colour map, 50 % over the image). Grad-CAM, Layer-CAM and "
+    "XGrad-CAM (torchcam), Grad-CAM++, Score-CAM and Eigen-CAM (from their papers) explain any CNN at a target layer."
 )
 
 run = pick_run("Run", key="cam_run")
