@@ -43,6 +43,7 @@ class Explainer:
     gradients: bool  # needs a backward pass
     fixed_layer: bool = False  # defined only at the layer before global pooling (CAM)
     about: str = ""
+    class_specific: bool = True  # False: the same map whatever the class (Eigen-CAM); titles say so
     revision: int = 0  # bumped when this method's maps change meaning, so cached maps are recomputed
 
 
@@ -388,7 +389,7 @@ EXPLAINERS.add("Layer-CAM", Explainer("Layer-CAM", _layer_cam, gradients=True,
                                       about="positive gradients as per-pixel weights"))  # fmt: skip
 EXPLAINERS.add("XGrad-CAM", Explainer("XGrad-CAM", _xgrad_cam, gradients=True,
                                       about="gradients weighted by normalised activations"))  # fmt: skip
-EXPLAINERS.add("Eigen-CAM", Explainer("Eigen-CAM", _eigen_cam, gradients=False,
+EXPLAINERS.add("Eigen-CAM", Explainer("Eigen-CAM", _eigen_cam, gradients=False, class_specific=False,
                                       about="first principal component of the activations (class-agnostic)"))  # fmt: skip
 
 

@@ -33,6 +33,28 @@ EXPLAIN_VERSION = 1  # bump when every method's cached maps or scores change mea
 LOCALISATION_COLUMNS = {"pointing_game": ("pointing game %", "higher"), "energy_in_box": ("energy in box %", "higher")}
 
 
+def class_phrase(class_mode: str) -> str:
+    """What a class choice of the CAM page reads as: "the predicted class", "the true class", "class 3"."""
+    return {"predicted": "the predicted class", "true": "the true class"}.get(class_mode, f"class {class_mode}")
+
+
+def grid_title(run_label: str, method: str, class_mode: str) -> str:
+    """The title of a grid of one method's maps: "<run> — Grad-CAM of the predicted class"; a method
+    that ignores the class (Eigen-CAM) says so instead of naming one."""
+    if not EXPLAINERS.get(method).class_specific:
+        return f"{run_label} — {method} (class-agnostic: the same map for every class)"
+    return f"{run_label} — {method} of {class_phrase(class_mode)}"
+
+
+def tile_caption(pred: int, prob: float, label: int, method: str, class_mode: str, class_idx: int) -> str:
+    """The caption over one image of the grid: its prediction and true class and, when the maps
+    explain another class than the predicted one, which (not for a class-agnostic method)."""
+    text = f"pred {pred} ({prob:.0%}) · true {label}"
+    if class_mode == "predicted" or (method and not EXPLAINERS.get(method).class_specific):
+        return text
+    return f"{text} · {method} {class_idx}"
+
+
 def explained_count(run: Run, which: str = "source") -> int:
     """How many test images (the first ones) the methods other than CAM explain."""
     return min(N_EXPLAIN, len(run_analysis(run, which)["labels"]))
