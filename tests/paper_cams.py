@@ -3,7 +3,8 @@
 :func:`paper_map` writes each method's equation as its paper gives it, for one image at a time,
 with plain torch autograd and nothing from :mod:`vizcore.explain`. :func:`library_maps` asks
 pytorch-grad-cam (grad-cam on PyPI, a test-only dependency) for the same method, at the layer's
-resolution and in its own normalisation (:func:`library_normalise`).
+resolution and in its own normalisation (:func:`library_normalise`); :func:`ours_in_library_convention`
+computes vizcore's map with pytorch-grad-cam's conventions where the two differ.
 
 Notation as in vizcore/explain.py: A^k (h, w) the k-th channel of the layer's output, S^c the
 logit of class c, g^k = dS^c/dA^k.
@@ -187,3 +188,40 @@ def library_normalise(maps: torch.Tensor) -> torch.Tensor:
         m = m - m.amin(dim=(1, 2), keepdim=True)
         m = m / (1e-7 + m.amax(dim=(1, 2), keepdim=True))
     return m.float()
+
+
+def ours_in_library_convention(
+    method: str, model: nn.Module, x: torch.Tensor, cls: torch.Tensor, layer: str
+) -> torch.Tensor:
+    """vizcore's raw maps computed with pytorch-grad-cam's conventions, where they differ (each
+    named in the method's docstring): CAM through a ReLU (grad-cam has no CAM; its Grad-CAM at the
+    last block of a GAP network is ReLU(CAM) / (h w)); 1e-6 in the denominator of Grad-CAM++'s
+    alpha; Score-CAM's masks upsampled with align_corners=True. Eigen-CAM's sign is compared apart
+    (:func:`eigen_in_library_sign`).
+
+    Shape:
+        x: (B, C, H, W); cls: (B,). Returns (B, h, w).
+    """
+    from vizcore.explain import explain, grad_cam_pp, layer_gradients, score_cam
+
+    if method == "CAM":
+        return explain(model, x, cls, "CAM", layer).low.clamp_min(0)
+    if method == "Grad-CAM++":
+        return grad_cam_pp(*layer_gradients(model, x, cls, layer), eps=1e-6)
+    if method == "Score-CAM":
+        return score_cam(align_corners=True)(model, x, cls, layer)
+    return explain(model, x, cls, method, layer).low
+
+
+def eigen_in_library_sign(projection: torch.Tensor, theirs: torch.Tensor) -> torch.Tensor:
+    """ReLU(+p) or ReLU(-p) per image, whichever is closer to pytorch-grad-cam's Eigen-CAM map (it
+    keeps the sign its SVD returns).
+
+    Shape:
+        projection: (B, h, w) vizcore's signed projection; theirs: (B, h, w). Returns (B, h, w).
+    """
+    both = torch.stack([F.relu(projection), F.relu(-projection)])  # (2, B, h, w)
+    gaps = torch.stack(
+        [(library_normalise(m) - theirs).abs().amax(dim=(1, 2)) for m in both]
+    )  # (2, B)
+    return both[gaps.argmin(0), torch.arange(len(projection))]
