@@ -51,11 +51,15 @@ def class_targets(class_idx: ClassIndex, n: int) -> torch.Tensor | None:
     """
     if class_idx is None:
         return None
-    t = class_idx.detach().cpu() if isinstance(class_idx, torch.Tensor) else torch.as_tensor(np.asarray(class_idx))
+    if isinstance(class_idx, torch.Tensor):
+        t = class_idx.detach().cpu()
+    else:
+        t = torch.as_tensor(np.asarray(class_idx))
     if t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
         raise TypeError(f"class indices must be integers, not {t.dtype}")
     if t.ndim > 1 or t.numel() not in (1, n):
-        raise ValueError(f"{tuple(t.shape)} class indices for {n} images: give one for all or one per image")
+        shape = tuple(t.shape)
+        raise ValueError(f"{shape} class indices for {n} images: give one for all or one per image")
     if (t < 0).any():
         raise ValueError(f"class indices must be non-negative, got {t.min().item()}")
     return t.reshape(-1).long().expand(n).clone()
