@@ -23,14 +23,17 @@ from vizcore.analysis import (
 from vizcore.explain import EXPLAINERS, list_explainers
 from vizcore.explanation_views import (
     agreement,
+    class_phrase,
     comparable,
     explained_count,
     faithfulness_table,
     first_images,
+    grid_title,
     method_maps,
     scored_methods,
     table_columns,
     target_layers,
+    tile_caption,
     verdict,
 )
 from vizcore.figures.cam import cam_grid, mean_cam_figure
@@ -39,8 +42,8 @@ st.title("CAM heatmaps")
 st.caption(
     "Class Activation Map (Zhou et al. 2016): the class's weights of the final linear layer applied to the last "
     "conv feature maps, M_k = Σ_c w[k, c]·A_c (no ReLU, no gradients), bilinearly upsampled to the input and "
-    "min-max normalised per image for display (jet colour map, 50 % over the image). Grad-CAM, Grad-CAM++, "
-    "Score-CAM, Layer-CAM and XGrad-CAM (torchcam) and Eigen-CAM explain any CNN at a target layer."
+    "min-max normalised per image for display (jet colour map, 50 % over the image). Grad-CAM, Layer-CAM and "
+    "XGrad-CAM (torchcam), Grad-CAM++, Score-CAM and Eigen-CAM (from their papers) explain any CNN at a target layer."
 )
 
 run = pick_run("Run", key="cam_run")
@@ -89,7 +92,7 @@ with friendly_errors("CAMs for this run"):
         arrays = first_images(arrays, explained_count(run, which))
         st.caption(f"{method} ({EXPLAINERS.get(method).about}) explains the first {len(arrays['labels']):,} test "
                    f"images at `{layer}`; each map is computed once per run, class choice and layer, then cached.")  # fmt: skip
-explained = {"predicted": "the predicted class", "true": "the true class"}.get(mode, f"class {mode}")
+explained = class_phrase(mode)
 probs, labels = arrays["probs"], arrays["labels"]
 preds = probs.argmax(1)
 acc = float((preds == labels).mean())
@@ -116,8 +119,7 @@ def _maps(r, meth: str, idx, lay: str | None):  # type: ignore[no-untyped-def]
 
 
 def _titles(idx, meth: str) -> list[str]:  # type: ignore[no-untyped-def]
-    return [f"pred {preds[i]} ({probs[i, preds[i]]:.0%}) · true {labels[i]}"
-            + ("" if mode == "predicted" else f" · {meth} {arrays['class_idx'][i]}") for i in idx]  # fmt: skip
+    return [tile_caption(preds[i], probs[i, preds[i]], labels[i], meth, mode, arrays["class_idx"][i]) for i in idx]
 
 
 tab_grid, tab_mean, tab_compare, tab_faith = st.tabs(["Image grid", "Mean CAM per class", "Compare two maps",
@@ -132,7 +134,7 @@ with tab_grid:
             maps = _maps(run, method, idx, layer)  # only the images on screen
         fig = cam_grid(eval_images(run, which, idx), maps, _titles(idx, method), cols=6, boxes=boxes,
                        presentation=presentation(), scale_label=f"{method}, {CAM_SCALES[scale]}",
-                       title=f"{cfg.label} — {method} of {explained}")  # fmt: skip
+                       title=grid_title(cfg.label, method, mode))  # fmt: skip
         figure(fig, f"cam-grid-{run.run_id}", key="cam_grid", stretch=False, theme=None)
         if boxes is not None:
             st.caption("White rectangles: the digit's true bounding box (kept when the cluttered image was made).")

@@ -51,6 +51,10 @@ def test_predicted_and_per_image_targets() -> None:
     assert torch.equal(pred.class_idx, pred.probs.argmax(1))
     per = class_activation_maps(m, x, class_idx=torch.tensor([0, 1, 2, 3, 4]))
     assert per.class_idx.tolist() == [0, 1, 2, 3, 4]
+    # a list, in three batches
+    listed = class_activation_maps(m, x, class_idx=[0, 1, 2, 3, 4], batch_size=2)
+    assert torch.equal(listed.class_idx, per.class_idx)
+    torch.testing.assert_close(listed.maps, per.maps)
     torch.testing.assert_close(pred.probs.sum(1), torch.ones(5))
 
 

@@ -112,6 +112,34 @@ def test_eigen_cam_is_the_first_principal_component_of_the_activations() -> None
     assert all(ok)
 
 
+@pytest.mark.parametrize("method", list_explainers())
+def test_a_class_may_be_an_int_a_sequence_an_array_or_a_tensor(method: str) -> None:
+    """One class for all images or one per image, in any integer form: the same maps."""
+    model = _lenet()
+    x = torch.rand(3, 1, 16, 16)
+    for want_cls, forms in [
+        ([2, 2, 2], [2, np.int64(2), [2], (2,), np.array(2), np.array([2], dtype=np.int32), torch.tensor(2),
+                     torch.tensor([2], dtype=torch.int32)]),
+        ([0, 5, 9], [[0, 5, 9], (0, 5, 9), np.array([0, 5, 9]), np.array([0, 5, 9], dtype=np.uint8),
+                     torch.tensor([0, 5, 9], dtype=torch.int16)]),
+    ]:  # fmt: skip
+        want = explain(model, x, torch.tensor(want_cls), method)
+        for form in forms:
+            got = explain(model, x, form, method)
+            assert got.class_idx.tolist() == want_cls, form
+            assert torch.equal(got.low, want.low), form
+
+
+def test_a_class_of_the_wrong_kind_or_count_is_refused_clearly() -> None:
+    model, x = _lenet(), torch.rand(3, 1, 16, 16)
+    with pytest.raises(TypeError, match="must be integers"):
+        explain(model, x, 2.0, "Grad-CAM")
+    with pytest.raises(ValueError, match="one for all or one per image"):
+        explain(model, x, [1, 2], "Grad-CAM")
+    with pytest.raises(ValueError, match="non-negative"):
+        explain(model, x, -1, "Grad-CAM")
+
+
 def test_map_agreement_is_the_per_image_pearson_correlation() -> None:
     a, b = torch.rand(4, 5, 6), torch.rand(4, 5, 6)
     want = [np.corrcoef(a[i].flatten(), b[i].flatten())[0, 1] for i in range(4)]

@@ -40,6 +40,14 @@ def test_a_gradient_method_draws_its_maps_and_names_the_target_layer() -> None:
     assert any("explains the first 500 test images" in c.value for c in at.caption)
 
 
+def test_a_class_agnostic_method_is_not_titled_with_a_class() -> None:
+    at = _cam_page()
+    _select(at, "Method").set_value("Eigen-CAM").run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    title = json.dumps(json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["title"])
+    assert "Eigen-CAM (class-agnostic" in title and "predicted class" not in title
+
+
 def test_cam_at_an_inner_layer_is_refused_with_a_warning_not_a_traceback() -> None:
     at = _cam_page()
     _select(at, "Explain at layer (expert)").set_value("features.0").run()

@@ -9,7 +9,7 @@ import torch
 from vizcore import analysis as an
 from vizcore import explanation_views as ev
 from vizcore import report as rep
-from vizcore.explain import upsample_maps
+from vizcore.explain import EXPLAINERS, list_explainers, upsample_maps
 from vizcore.faithfulness import faithfulness
 
 
@@ -60,3 +60,16 @@ def test_agreement_and_the_verdict() -> None:
              "avg_drop": 20.0, "avg_increase": 10.0, "pointing_game": 70.0, "energy_in_box": 60.0}]  # fmt: skip
     assert ev.best_methods(rows)["road_morf"] == "B" and ev.best_methods(rows)["deletion"] == "A"
     assert ev.verdict(rows).startswith("Most faithful: A (best in 5 of 6") and "best localised: B" in ev.verdict(rows)
+
+
+def test_a_class_agnostic_method_is_not_titled_with_a_class() -> None:
+    """Eigen-CAM ignores the class: its grid must not say "of the predicted class", nor its tiles name one."""
+    assert not EXPLAINERS.get("Eigen-CAM").class_specific
+    assert [m for m in list_explainers() if not EXPLAINERS.get(m).class_specific] == ["Eigen-CAM"]
+    eigen = ev.grid_title("run", "Eigen-CAM", "predicted")
+    assert "class-agnostic" in eigen and "predicted" not in eigen
+    assert ev.grid_title("run", "Grad-CAM++", "predicted") == "run — Grad-CAM++ of the predicted class"
+    assert ev.grid_title("run", "CAM", "3") == "run — CAM of class 3"
+    assert ev.tile_caption(1, 0.9, 1, "Eigen-CAM", "3", 3) == "pred 1 (90%) · true 1"
+    assert ev.tile_caption(1, 0.9, 1, "Grad-CAM", "3", 3) == "pred 1 (90%) · true 1 · Grad-CAM 3"
+    assert ev.tile_caption(1, 0.9, 1, "Grad-CAM", "predicted", 1) == "pred 1 (90%) · true 1"

@@ -8,12 +8,17 @@ to logits by an affine head with effective weights ``W`` (K, C), the CAM of clas
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from vizcore.models.base import GapNet
+
+# which class each map explains: None (the predicted one), one index for all, or one per image
+ClassIndex = int | Sequence[int] | np.ndarray | torch.Tensor | None
 
 
 @dataclass(frozen=True)
@@ -35,21 +40,37 @@ class CamResult:
         return self.probs.argmax(dim=1)
 
 
-def _targets(class_idx: int | torch.Tensor | None, preds: torch.Tensor) -> torch.Tensor:
-    """None -> predicted class; int -> that class for all; (N,) tensor -> per image."""
+def class_targets(class_idx: ClassIndex, n: int) -> torch.Tensor | None:
+    """The class each of ``n`` maps explains, as one (n,) int64 tensor on the CPU.
+
+    None stays None (the predicted class, known only after a forward pass); one index (an int,
+    a 0-d or one-element array or tensor) is that class for every image; otherwise one per image.
+
+    Shape:
+        class_idx: (), (1,) or (n,). Returns (n,) or None.
+    """
     if class_idx is None:
-        return preds
-    if isinstance(class_idx, int):
-        return torch.full_like(preds, class_idx)
-    return class_idx.to(preds.device).long()
+        return None
+    if isinstance(class_idx, torch.Tensor):
+        t = class_idx.detach().cpu()
+    else:
+        t = torch.as_tensor(np.asarray(class_idx))
+    if t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
+        raise TypeError(f"class indices must be integers, not {t.dtype}")
+    if t.ndim > 1 or t.numel() not in (1, n):
+        shape = tuple(t.shape)
+        raise ValueError(f"{shape} class indices for {n} images: give one for all or one per image")
+    if (t < 0).any():
+        raise ValueError(f"class indices must be non-negative, got {t.min().item()}")
+    return t.reshape(-1).long().expand(n).clone()
 
 
 @torch.no_grad()
-def _cam_batch(model: GapNet, x: torch.Tensor, class_idx: int | torch.Tensor | None) -> CamResult:
+def _cam_batch(model: GapNet, x: torch.Tensor, class_idx: torch.Tensor | None) -> CamResult:
     feats = model.forward_features(x)
     w, _ = model.cam_weights()  # (K, C)
     probs = feats.logits.float().softmax(dim=1)
-    target = _targets(class_idx, probs.argmax(dim=1))
+    target = probs.argmax(dim=1) if class_idx is None else class_idx.to(probs.device)
     # (N, C) weights of each image's target class, contracted with (N, C, h, w)
     maps = torch.einsum("nc,nchw->nhw", w[target].float(), feats.conv.float())
     maps = F.interpolate(maps[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
@@ -59,7 +80,7 @@ def _cam_batch(model: GapNet, x: torch.Tensor, class_idx: int | torch.Tensor | N
 def class_activation_maps(
     model: GapNet,
     images: torch.Tensor,
-    class_idx: int | torch.Tensor | None = None,
+    class_idx: ClassIndex = None,
     *,
     batch_size: int = 512,
     device: torch.device | str | None = None,
@@ -69,13 +90,15 @@ def class_activation_maps(
     Args:
         model: a GapNet (its head must collapse to ``cam_weights()``).
         images: input images in [0, 1].
-        class_idx: None (predicted class), one class for all, or one class per image.
+        class_idx: None (predicted class), one class for all, or one class per image (see
+            :func:`class_targets`).
         batch_size: images per forward pass.
         device: where to compute; defaults to the model's device.
 
     Shape:
-        images: (N, C, H, W); class_idx: (N,) when a tensor. Returns maps (N, H, W) on the CPU.
+        images: (N, C, H, W); class_idx: (), (1,) or (N,). Returns maps (N, H, W) on the CPU.
     """
+    target = class_targets(class_idx, len(images))
     was_training = model.training
     model.eval()
     dev = torch.device(device) if device is not None else next(model.parameters()).device
@@ -84,7 +107,7 @@ def class_activation_maps(
     try:
         for start in range(0, len(images), batch_size):
             sl = slice(start, start + batch_size)
-            cls = class_idx[sl] if isinstance(class_idx, torch.Tensor) else class_idx
+            cls = None if target is None else target[sl]
             r = _cam_batch(model, images[sl].to(dev, non_blocking=True), cls)
             parts.append(CamResult(r.maps.cpu(), r.class_idx.cpu(), r.probs.cpu()))
     finally:

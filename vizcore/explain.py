@@ -1,16 +1,21 @@
 """Explanation methods of a CNN's decision, one registry for all: CAM and the Grad-CAM family.
 
 ``CAM`` is vizcore's exact map for a GAP network (:mod:`vizcore.cam`): the class's effective head
-weights applied to the last conv maps. Grad-CAM, Grad-CAM++, Score-CAM, Layer-CAM and XGrad-CAM
-come from torchcam (chosen by measurement: see the README's dependency section and
-``bench/cam_libraries.py``); Eigen-CAM, which torchcam lacks, is the first principal component of
-the target layer's activations (Muhammad & Yeasin 2020), a few lines of torch here.
+weights applied to the last conv maps. Grad-CAM, Layer-CAM and XGrad-CAM come from torchcam
+(chosen by measurement: see the README's dependency section and ``bench/cam_libraries.py``).
+Grad-CAM++ and Score-CAM are written here from their papers: torchcam 0.5.0's Grad-CAM++ loses
+the denominator of the paper's eq. 19 (it divides a copy), and its Score-CAM normalises each
+channel before upsampling it. Eigen-CAM, which torchcam lacks, is the first principal component
+of the target layer's activations. Each method's docstring gives its paper's equation and any
+convention of ours; ``tests/test_explain_references.py`` checks every method against that
+equation written out independently and against pytorch-grad-cam (``bench/explain_references.py``
+prints the agreement).
 
 Every method explains a batch at a *target layer* (by default the module whose output is the
 model's ``Features.conv``, i.e. the last conv block before global pooling; an expert may name any
 layer with a 4-D output) and returns raw low-resolution maps; :func:`explain` upsamples them
-bilinearly to the input, as the CAM paper draws them. The library methods apply their ReLU (as
-their papers do); CAM keeps its sign.
+bilinearly to the input, as the CAM paper draws them. The Grad-CAM family applies its ReLU (as
+its papers do); CAM keeps its sign.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vizcore.cam import ClassIndex, class_targets
 from vizcore.registry import Registry
 
 # (model, images (B, C, H, W), classes (B,), layer name) -> raw maps (B, h, w)
@@ -37,6 +43,8 @@ class Explainer:
     gradients: bool  # needs a backward pass
     fixed_layer: bool = False  # defined only at the layer before global pooling (CAM)
     about: str = ""
+    class_specific: bool = True  # False: the same map whatever the class (Eigen-CAM); titles say so
+    revision: int = 0  # bumped when this method's maps change meaning, so cached maps are recomputed
 
 
 EXPLAINERS: Registry[Explainer] = Registry("explanation method")
@@ -122,10 +130,62 @@ def resolve_layer(model: nn.Module, input_shape: tuple[int, int, int], layer: st
 
 
 # --------------------------------------------------------------------------- the methods
+#
+# Notation of every docstring below: A^k (h, w) the k-th channel of the target layer's output for
+# one image, S^c the score of class c before the softmax (the logit), g^k_ij = dS^c / dA^k_ij.
+
+
+def layer_activations(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
+    """The target layer's output for a batch, without gradients.
+
+    Shape:
+        x: (B, C, H, W). Returns (B, K, h, w) float32.
+    """
+    got: list[torch.Tensor] = []
+    handle = model.get_submodule(layer).register_forward_hook(lambda _m, _i, out: got.append(out))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        handle.remove()
+    return got[0].float()
+
+
+def layer_gradients(
+    model: nn.Module, x: torch.Tensor, cls: torch.Tensor, layer: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The target layer's output A and the gradient g = dS^c/dA of each image's class score.
+
+    One backward pass for the batch: the images do not interact in eval mode, so the gradient of
+    the sum of the class scores is each image's own gradient.
+
+    Shape:
+        x: (B, C, H, W); cls: (B,). Returns A and g, both (B, K, h, w) float32.
+    """
+    got: list[torch.Tensor] = []
+    handle = model.get_submodule(layer).register_forward_hook(lambda _m, _i, out: got.append(out))
+    try:
+        with torch.enable_grad():
+            # an input that requires grad: the layer's output is in the graph even if the weights are frozen
+            scores = model(x.detach().requires_grad_(True))  # (B, classes)
+            (grad,) = torch.autograd.grad(scores.gather(1, cls[:, None]).sum(), got[0])
+    finally:
+        handle.remove()
+    return got[0].detach().float(), grad.float()
 
 
 def _cam_maps(model: nn.Module, x: torch.Tensor, cls: torch.Tensor, layer: str) -> torch.Tensor:
-    """Our exact CAM: ``sum_c W[k, c] A_c`` of the head's effective weights (no ReLU)."""
+    r"""CAM (Zhou et al. 2016, "Learning Deep Features for Discriminative Localization", CVPR):
+
+    .. math::
+
+        M_c = \sum_k w^c_k A^k,
+
+    with w^c the weights of class c in the linear layer after global average pooling (here the
+    head's effective weights, :meth:`GapNet.cam_weights`, so a linear bottleneck is collapsed into
+    them). No ReLU, as in the paper: the sign says which positions argue against the class.
+    pytorch-grad-cam has no CAM; its Grad-CAM at the same layer is ReLU(M_c), min-max normalised.
+    """
     if not hasattr(model, "cam_weights"):
         raise ValueError(f"CAM needs a GAP network with cam_weights(); {type(model).__name__} has none")
     with torch.no_grad():
@@ -134,61 +194,202 @@ def _cam_maps(model: nn.Module, x: torch.Tensor, cls: torch.Tensor, layer: str) 
         return torch.einsum("nc,nchw->nhw", w[cls].float(), conv)
 
 
-def _torchcam(method: str, **kwargs) -> MapFn:
-    """A torchcam extractor as a MapFn: hooks the layer, forwards, returns unnormalised maps."""
+def _torchcam(method: str, model: nn.Module, x: torch.Tensor, cls: torch.Tensor, layer: str) -> torch.Tensor:
+    """The unnormalised maps of a torchcam gradient extractor (it hooks the layer and backpropagates).
+
+    Shape:
+        x: (B, C, H, W); cls: (B,). Returns (B, h, w).
+    """
+    import torchcam.methods
+
+    extractor = getattr(torchcam.methods, method)(model, layer, input_shape=tuple(x.shape[1:]))
+    try:
+        with torch.enable_grad():
+            scores = model(x)
+            out = extractor(cls.tolist(), scores, normalized=False)[0]
+    finally:
+        extractor.remove_hooks()
+    return out.detach().float()
+
+
+def _grad_cam(model: nn.Module, x: torch.Tensor, cls: torch.Tensor, layer: str) -> torch.Tensor:
+    r"""Grad-CAM (Selvaraju et al. 2017, "Grad-CAM: Visual Explanations from Deep Networks via
+    Gradient-based Localization", ICCV; arXiv:1610.02391), computed by torchcam:
+
+    .. math::
+
+        L^c = ReLU\Big(\sum_k \alpha^c_k A^k\Big), \qquad
+        \alpha^c_k = \frac{1}{h w} \sum_{i,j} g^k_{ij}.
+
+    At the last block of a GAP network g^k_ij = W[c, k] / (h w), so L^c = ReLU(M_c) / (h w) (CAM).
+    """
+    return _torchcam("GradCAM", model, x, cls, layer)
+
+
+def _layer_cam(model: nn.Module, x: torch.Tensor, cls: torch.Tensor, layer: str) -> torch.Tensor:
+    r"""Layer-CAM (Jiang et al. 2021, "LayerCAM: Exploring Hierarchical Class Activation Maps for
+    Localization", IEEE TIP 30), computed by torchcam: each position weighted by its own positive
+    gradient,
+
+    .. math::
+
+        L^c = ReLU\Big(\sum_k ReLU(g^k) \odot A^k\Big).
+
+    The paper's tanh scaling of shallow layers is for fusing several layers' maps; one layer is
+    explained here, so it does not apply.
+    """
+    return _torchcam("LayerCAM", model, x, cls, layer)
+
+
+def _xgrad_cam(model: nn.Module, x: torch.Tensor, cls: torch.Tensor, layer: str) -> torch.Tensor:
+    r"""XGrad-CAM (Fu et al. 2020, "Axiom-based Grad-CAM: Towards Accurate Visualization and
+    Explanation of CNNs", BMVC; arXiv:2008.02312), computed by torchcam:
+
+    .. math::
+
+        L^c = ReLU\Big(\sum_k \alpha^c_k A^k\Big), \qquad
+        \alpha^c_k = \sum_{i,j} \frac{A^k_{ij}}{\sum_{a,b} A^k_{ab}} \, g^k_{ij}.
+
+    torchcam adds 1e-8 to the sum of the activations (pytorch-grad-cam 1e-7), so a channel that
+    is zero everywhere gets weight 0 instead of 0/0.
+    """
+    return _torchcam("XGradCAM", model, x, cls, layer)
+
+
+def grad_cam_pp(a: torch.Tensor, g: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
+    r"""Grad-CAM++ (Chattopadhay et al. 2018, "Grad-CAM++: Improved Visual Explanations for Deep
+    Convolutional Networks", WACV; arXiv:1710.11063) from a layer's activations and gradients:
+
+    .. math::
+
+        L^c = ReLU\Big(\sum_k w^c_k A^k\Big), \qquad
+        w^c_k = \sum_{i,j} \alpha^{kc}_{ij} \, ReLU(g^k_{ij}),
+
+        \alpha^{kc}_{ij} = \frac{(g^k_{ij})^2}{2 (g^k_{ij})^2 + \sum_{a,b} A^k_{ab} \, (g^k_{ij})^3}
+        \quad \text{(eq. 19)}
+
+    Eq. 19 is the paper's closed form for an exponential score Y^c = exp(S^c) and a piecewise
+    linear network, where the second and third derivatives of Y^c are powers of the first one of
+    S^c. The paper's weights use dY^c/dA = exp(S^c) g: the factor exp(S^c) > 0 is one number per
+    image and is dropped here (as in pytorch-grad-cam and torchcam): it scales a map, which
+    neither the drawn (min-max) map nor the ranking of its pixels sees. Where the denominator of
+    α is 0 (g = 0: 0/0), α = 0. ``eps`` > 0 is added to the denominator instead, as pytorch-grad-cam
+    does (1e-6); only its tests use that.
+
+    At the last block of a GAP network g^k_ij = W[c, k] / (h w) everywhere, and the map reduces to
+    ReLU(sum_k ReLU(W[c, k]) / (2 + W[c, k] mean(A^k)) A^k) (checked in the tests).
+
+    Shape:
+        a, g: (B, K, h, w). Returns (B, h, w).
+    """
+    g2 = g.pow(2)
+    denom = 2 * g2 + a.sum(dim=(2, 3), keepdim=True) * g2 * g + eps  # (B, K, h, w)
+    alpha = torch.where(denom != 0, g2 / torch.where(denom != 0, denom, 1.0), 0.0)
+    w = (alpha * F.relu(g)).sum(dim=(2, 3))  # (B, K)
+    return F.relu(torch.einsum("bk,bkhw->bhw", w, a))
+
+
+def _grad_cam_pp_maps(model: nn.Module, x: torch.Tensor, cls: torch.Tensor, layer: str) -> torch.Tensor:
+    """Grad-CAM++ of a batch at ``layer``: see :func:`grad_cam_pp`."""
+    return grad_cam_pp(*layer_gradients(model, x, cls, layer))
+
+
+def score_cam(batch_size: int = 512, align_corners: bool = False) -> MapFn:
+    r"""Score-CAM (Wang et al. 2020, "Score-CAM: Score-Weighted Visual Explanations for
+    Convolutional Neural Networks", CVPR workshops; arXiv:1910.01279) as a MapFn:
+
+    .. math::
+
+        L^c = ReLU\Big(\sum_k \alpha^c_k A^k\Big), \qquad
+        \alpha^c = softmax_k\big(S^c(X \circ H^k) - S^c(X_b)\big), \qquad
+        H^k = s(Up(A^k)),
+
+    with Up the upsampling of a map to the input and s the min-max normalisation
+    s(M) = (M - min M) / (max M - min M): each channel, upsampled *then* normalised, masks the
+    image, and the class score of the masked image weighs the channel (the paper's Algorithm 1).
+    The softmax over channels makes the baseline X_b's score cancel, so none is computed. A
+    constant channel (max = min: 0/0) masks the whole image out (H^k = 0), as pytorch-grad-cam
+    does.
+
+    Up is bilinear with ``align_corners=False``, as vizcore draws every map (the paper does not say
+    which); pytorch-grad-cam upsamples with ``align_corners=True`` (the tests check that the two
+    agree exactly under that setting). torchcam 0.5.0 normalises each channel at the layer's
+    resolution and then upsamples it, which the paper does not.
+
+    One forward pass per channel and image, ``batch_size`` masked images at a time.
+    """
 
     def maps(model: nn.Module, x: torch.Tensor, cls: torch.Tensor, layer: str) -> torch.Tensor:
-        import torchcam.methods
-
-        extractor = getattr(torchcam.methods, method)(model, layer, input_shape=tuple(x.shape[1:]), **kwargs)
-        try:
-            with torch.set_grad_enabled(method != "ScoreCAM"):
-                scores = model(x)
-                out = extractor(cls.tolist(), scores, normalized=False)[0]
-        finally:
-            extractor.remove_hooks()
-        return out.detach().float()
+        a = layer_activations(model, x, layer)  # (B, K, h, w)
+        b, k = a.shape[:2]
+        low = a.flatten(0, 1)[:, None]  # (B*K, 1, h, w): one mask per channel and image
+        image = torch.arange(b, device=x.device).repeat_interleave(k)  # (B*K,) the image of each mask
+        scores = torch.empty(b * k, device=x.device)
+        with torch.no_grad():
+            for s in range(0, b * k, batch_size):
+                part = slice(s, s + batch_size)
+                up = F.interpolate(low[part], size=x.shape[-2:], mode="bilinear", align_corners=align_corners)
+                lo, hi = up.amin(dim=(2, 3), keepdim=True), up.amax(dim=(2, 3), keepdim=True)
+                masks = torch.where(hi > lo, (up - lo) / torch.where(hi > lo, hi - lo, 1.0), 0.0)
+                out = model(x[image[part]] * masks.to(x.dtype))  # (n, classes)
+                scores[part] = out.gather(1, cls[image[part], None])[:, 0].float()
+        alpha = scores.view(b, k).softmax(dim=1)  # (B, K)
+        return F.relu(torch.einsum("bk,bkhw->bhw", alpha, a))
 
     return maps
 
 
-def _eigen_cam(model: nn.Module, x: torch.Tensor, cls: torch.Tensor, layer: str) -> torch.Tensor:
-    """Eigen-CAM: activations (h*w, C) centred per image, projected on their first principal axis.
+def eigen_projection(a: torch.Tensor) -> torch.Tensor:
+    """The centred activations of each image projected on their first principal axis, with the
+    axis's sign chosen so the projection correlates positively with the mean over channels (an
+    SVD's sign is arbitrary: +v and -v are the same axis).
 
-    The axis's sign is arbitrary; it is chosen so the map correlates positively with the mean
-    activation (the part of the image the layer responds to), then the ReLU of the paper.
+    Shape:
+        a: (B, K, h, w). Returns (B, h, w).
     """
-    got: list[torch.Tensor] = []
-    handle = dict(model.named_modules())[layer].register_forward_hook(lambda _m, _i, out: got.append(out))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        handle.remove()
-    a = got[0].float()  # (B, C, h, w)
-    b, c, h, w = a.shape
-    flat = a.flatten(2).transpose(1, 2)  # (B, hw, C)
+    b, _, h, w = a.shape
+    flat = a.flatten(2).transpose(1, 2)  # (B, hw, K)
     centred = flat - flat.mean(dim=1, keepdim=True)
-    _, _, vh = torch.linalg.svd(centred, full_matrices=False)  # vh: (B, min, C)
+    _, _, vh = torch.linalg.svd(centred, full_matrices=False)  # vh: (B, min(hw, K), K)
     proj = torch.einsum("bpc,bc->bp", centred, vh[:, 0])  # (B, hw)
     sign = torch.sign((proj * (flat.mean(dim=2) - flat.mean(dim=(1, 2))[:, None])).sum(1))
-    proj = proj * torch.where(sign == 0, torch.ones_like(sign), sign)[:, None]
-    return F.relu(proj).view(b, h, w)
+    return (proj * torch.where(sign == 0, torch.ones_like(sign), sign)[:, None]).view(b, h, w)
+
+
+def _eigen_cam(model: nn.Module, x: torch.Tensor, cls: torch.Tensor, layer: str) -> torch.Tensor:
+    r"""Eigen-CAM (Muhammad & Yeasin 2020, "Eigen-CAM: Class Activation Map using Principal
+    Components", IJCNN; arXiv:2008.00299): the activations O (hw, K) of an image projected on their
+    first principal component,
+
+    .. math::
+
+        O = U \Sigma V^T, \qquad L = ReLU(O V_1),
+
+    V_1 the first right singular vector, O centred per channel over the positions before the SVD
+    (principal components; pytorch-grad-cam centres too). It ignores the class (``cls``).
+
+    Conventions of our own: the sign of V_1 is arbitrary, so it is chosen to make the map correlate
+    positively with the mean activation over channels (the part of the image the layer responds to;
+    :func:`eigen_projection`); pytorch-grad-cam keeps whatever sign its SVD returns, so its map is
+    ours or the ReLU of our projection's negative. Then the ReLU, as every map of the Grad-CAM
+    family.
+    """
+    return F.relu(eigen_projection(layer_activations(model, x, layer)))
 
 
 EXPLAINERS.add("CAM", Explainer("CAM", _cam_maps, gradients=False, fixed_layer=True,
                                 about="exact for GAP networks: head weights on the last conv maps"))  # fmt: skip
-EXPLAINERS.add("Grad-CAM", Explainer("Grad-CAM", _torchcam("GradCAM"), gradients=True,
+EXPLAINERS.add("Grad-CAM", Explainer("Grad-CAM", _grad_cam, gradients=True,
                                      about="spatially averaged gradients as channel weights"))  # fmt: skip
-EXPLAINERS.add("Grad-CAM++", Explainer("Grad-CAM++", _torchcam("GradCAMpp"), gradients=True,
+EXPLAINERS.add("Grad-CAM++", Explainer("Grad-CAM++", _grad_cam_pp_maps, gradients=True, revision=1,
                                        about="positive gradients, second-order weighting"))  # fmt: skip
-EXPLAINERS.add("Score-CAM", Explainer("Score-CAM", _torchcam("ScoreCAM", batch_size=512), gradients=False,
+EXPLAINERS.add("Score-CAM", Explainer("Score-CAM", score_cam(), gradients=False, revision=1,
                                       about="each channel weighted by the score of the image it masks"))  # fmt: skip
-EXPLAINERS.add("Layer-CAM", Explainer("Layer-CAM", _torchcam("LayerCAM"), gradients=True,
+EXPLAINERS.add("Layer-CAM", Explainer("Layer-CAM", _layer_cam, gradients=True,
                                       about="positive gradients as per-pixel weights"))  # fmt: skip
-EXPLAINERS.add("XGrad-CAM", Explainer("XGrad-CAM", _torchcam("XGradCAM"), gradients=True,
+EXPLAINERS.add("XGrad-CAM", Explainer("XGrad-CAM", _xgrad_cam, gradients=True,
                                       about="gradients weighted by normalised activations"))  # fmt: skip
-EXPLAINERS.add("Eigen-CAM", Explainer("Eigen-CAM", _eigen_cam, gradients=False,
+EXPLAINERS.add("Eigen-CAM", Explainer("Eigen-CAM", _eigen_cam, gradients=False, class_specific=False,
                                       about="first principal component of the activations (class-agnostic)"))  # fmt: skip
 
 
@@ -219,7 +420,7 @@ def upsample_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def explain(
     model: nn.Module,
     images: torch.Tensor,
-    class_idx: torch.Tensor | None = None,
+    class_idx: ClassIndex = None,
     method: str = "CAM",
     layer: str | None = None,
     *,
@@ -228,14 +429,18 @@ def explain(
     """Maps of ``images`` by ``method`` at ``layer`` (None: the last conv block), batched, on the CPU.
 
     Args:
-        class_idx: the class each image's map explains; None for the predicted class.
+        class_idx: the class each image's map explains: None for the predicted class, one index
+            (an int, a 0-d or one-element array or tensor) for all, or a sequence, array or tensor
+            of one per image.
 
     Shape:
-        images: (N, C, H, W) in [0, 1]; class_idx: (N,). Returns maps (N, H, W) and low (N, h, w).
+        images: (N, C, H, W) in [0, 1]; class_idx: (), (1,) or (N,). Returns maps (N, H, W) and
+        low (N, h, w).
     """
     spec = EXPLAINERS.get(method)
     if len(images) == 0:
         raise ValueError("no images to explain")
+    class_idx = class_targets(class_idx, len(images))
     was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
@@ -246,7 +451,6 @@ def explain(
         with torch.no_grad():
             class_idx = torch.cat([model(images[i : i + batch_size].to(dev)).argmax(1).cpu()
                                    for i in range(0, len(images), batch_size)])  # fmt: skip
-    class_idx = class_idx.long()
     parts = []
     try:
         for i in range(0, len(images), batch_size):

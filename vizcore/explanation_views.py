@@ -29,8 +29,30 @@ from vizcore.faithfulness import DEFAULT_STEPS, FAITHFULNESS_COLUMNS, ROAD_PERCE
 from vizcore.runs import Run
 
 N_EXPLAIN = 500
-EXPLAIN_VERSION = 1  # bump when the cached maps or scores change meaning
+EXPLAIN_VERSION = 1  # bump when every method's cached maps or scores change meaning (one method's: its revision)
 LOCALISATION_COLUMNS = {"pointing_game": ("pointing game %", "higher"), "energy_in_box": ("energy in box %", "higher")}
+
+
+def class_phrase(class_mode: str) -> str:
+    """What a class choice of the CAM page reads as: "the predicted class", "the true class", "class 3"."""
+    return {"predicted": "the predicted class", "true": "the true class"}.get(class_mode, f"class {class_mode}")
+
+
+def grid_title(run_label: str, method: str, class_mode: str) -> str:
+    """The title of a grid of one method's maps: "<run> — Grad-CAM of the predicted class"; a method
+    that ignores the class (Eigen-CAM) says so instead of naming one."""
+    if not EXPLAINERS.get(method).class_specific:
+        return f"{run_label} — {method} (class-agnostic: the same map for every class)"
+    return f"{run_label} — {method} of {class_phrase(class_mode)}"
+
+
+def tile_caption(pred: int, prob: float, label: int, method: str, class_mode: str, class_idx: int) -> str:
+    """The caption over one image of the grid: its prediction and true class and, when the maps
+    explain another class than the predicted one, which (not for a class-agnostic method)."""
+    text = f"pred {pred} ({prob:.0%}) · true {label}"
+    if class_mode == "predicted" or (method and not EXPLAINERS.get(method).class_specific):
+        return text
+    return f"{text} · {method} {class_idx}"
 
 
 def explained_count(run: Run, which: str = "source") -> int:
@@ -90,7 +112,7 @@ def explanation(
         e = explain(run.load_model(), images, torch.from_numpy(cls), method, name)
         return {"low": e.low.numpy().astype(np.float16), "class_idx": cls, "layer": np.array(name)}
 
-    key = {"which": which, "method": method, "class_mode": class_mode, "layer": name, "n": n, "v": EXPLAIN_VERSION}
+    key = {"which": which, "method": method, "class_mode": class_mode, "layer": name, "n": n, "v": _version(method)}
     return run.cached("explanation", key, compute)
 
 
@@ -175,7 +197,14 @@ def verdict(rows: list[dict[str, float | str]]) -> str:
 
 def _scores_key(run: Run, which: str, method: str, layer: str) -> dict[str, object]:
     return {"which": which, "method": method, "layer": layer, "n": explained_count(run, which),
-            "steps": DEFAULT_STEPS, "road": list(ROAD_PERCENTS), "v": EXPLAIN_VERSION}  # fmt: skip
+            "steps": DEFAULT_STEPS, "road": list(ROAD_PERCENTS), "v": _version(method)}  # fmt: skip
+
+
+def _version(method: str) -> int | str:
+    """The cache version of a method's maps and scores: EXPLAIN_VERSION, then ".<revision>" once the
+    method has been revised, so only the revised method's cached (and shipped) entries are recomputed."""
+    revision = EXPLAINERS.get(method).revision
+    return EXPLAIN_VERSION if revision == 0 else f"{EXPLAIN_VERSION}.{revision}"
 
 
 def scored_methods(run: Run, which: str = "source") -> list[str]:
