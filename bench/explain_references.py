@@ -26,27 +26,17 @@ import sys
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vizcore.analysis import eval_domain  # noqa: E402
-from vizcore.explain import (  # noqa: E402
-    EXPLAINERS,
-    eigen_projection,
-    explain,
-    layer_activations,
-    list_explainers,
-    map_agreement,
-)
-from vizcore.models import create_model  # noqa: E402
-from vizcore.runs import RunStore  # noqa: E402
+if TYPE_CHECKING:  # the arguments are parsed before torch is imported
+    import torch
+    from torch import nn
 
-# (model, images (B, C, H, W), classes (B,), layer) -> raw maps (B, h, w)
-Maps = Callable[[nn.Module, torch.Tensor, torch.Tensor, str], torch.Tensor]
+    # (model, images (B, C, H, W), classes (B,), layer) -> raw maps (B, h, w)
+    Maps = Callable[[nn.Module, torch.Tensor, torch.Tensor, str], torch.Tensor]
 
 
 def agreement(ours: torch.Tensor, theirs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,7 +45,10 @@ def agreement(ours: torch.Tensor, theirs: torch.Tensor) -> tuple[torch.Tensor, t
     Shape:
         ours, theirs: (B, h, w). Returns r (B,) and max |difference| (B,).
     """
+    import torch
+
     from tests.paper_cams import library_normalise
+    from vizcore.explain import map_agreement
 
     a, b = library_normalise(ours), library_normalise(theirs)
     gap = (a - b).abs().amax(dim=(1, 2))
@@ -69,6 +62,7 @@ def torchcam_maps(name: str) -> Maps:
     """torchcam 0.5.0's own extractor (GradCAMpp or ScoreCAM), unnormalised."""
 
     def maps(model: nn.Module, x: torch.Tensor, cls: torch.Tensor, layer: str) -> torch.Tensor:
+        import torch
         import torchcam.methods
 
         extractor = getattr(torchcam.methods, name)(model, layer, input_shape=tuple(x.shape[1:]))
@@ -84,11 +78,20 @@ def torchcam_maps(name: str) -> Maps:
 
 def rows_for(model: nn.Module, x: torch.Tensor, layer: str) -> list[list[str]]:
     """One table row per method (and per replaced torchcam method) at ``layer``."""
+    import torch
+
     from tests.paper_cams import (
         eigen_in_library_sign,
         library_maps,
         ours_in_library_convention,
         paper_map,
+    )
+    from vizcore.explain import (
+        EXPLAINERS,
+        eigen_projection,
+        explain,
+        layer_activations,
+        list_explainers,
     )
 
     with torch.no_grad():
@@ -140,6 +143,12 @@ def main() -> None:
         "--resnet-images", type=int, default=4, help="noise images through the random ResNet-18"
     )
     args = ap.parse_args()
+    import torch
+
+    from vizcore.analysis import eval_domain
+    from vizcore.models import create_model
+    from vizcore.runs import RunStore
+
     run = RunStore().get("demo-lenet-gap-mnist")
     lenet = run.load_model()
     x = eval_domain(run.config(), "source").images[: args.images]
