@@ -1,9 +1,50 @@
 """Overview: what the dashboard does and the runs it knows."""
 
+from collections.abc import Callable
+
 import streamlit as st
 
-from pages._shared import relative_time, run_table, store
+from pages._shared import USER_ERRORS, relative_time, run_table, store
 from vizcore.runs import lineage_text
+
+CONFIRM_KEY = "manage_confirm"
+NOTE_KEY = "manage_note"
+
+
+def _act(action: Callable[[str], object], run_id: str, done: str) -> None:
+    """A Delete or Restore click, run as the button's callback: before the page is drawn, so
+    the run table below already shows the result, and the confirmation box can be reset."""
+    try:
+        action(run_id)
+        st.session_state[NOTE_KEY] = ("success", f"{done} `{run_id}`.")
+    except USER_ERRORS as e:
+        st.session_state[NOTE_KEY] = ("error", f"Could not change `{run_id}`: {e}")
+    st.session_state[CONFIRM_KEY] = False
+
+
+def manage_runs() -> None:
+    """Delete a run to the store's trash (after a confirmation) and bring trashed runs back.
+
+    One function, so a page that must not write (a read-only viewer) can leave it out."""
+    with st.expander("Manage runs"):
+        if note := st.session_state.pop(NOTE_KEY, None):
+            getattr(st, note[0])(note[1])
+        own = [r.run_id for r in store().list() if not r.read_only]
+        if own:
+            rid = st.selectbox("Run", own, key="manage_run")
+            sure = st.checkbox("yes, move it to the trash", key=CONFIRM_KEY)
+            st.button("Delete", disabled=not sure, key="manage_delete", on_click=_act,
+                      args=(store().delete, rid, "Moved to the trash:"))  # fmt: skip
+        else:
+            st.caption("No runs of your own to delete; the demo runs ship read-only.")
+        trashed = store().trash()
+        st.markdown(f"**Trash ({len(trashed)})**: deleted runs stay in `{store().root}/.trash/` until restored.")
+        for r in trashed:
+            left, right = st.columns([5, 1])
+            left.markdown(f"`{r.run_id}` — {r.label} ({r.status})")
+            right.button("Restore", key=f"manage_restore_{r.run_id}", on_click=_act,
+                         args=(store().restore, r.run_id, "Restored"))  # fmt: skip
+
 
 st.title("vizcore — see what your network learned")
 st.markdown(
@@ -41,3 +82,5 @@ else:
     ]
     st.dataframe(run_table(rows), hide_index=True, width="stretch")
     st.caption(f"Runs are folders under `{store().root}/`; demo runs ship read-only in `assets/demo_runs/`.")
+
+manage_runs()

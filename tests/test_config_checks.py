@@ -199,8 +199,12 @@ def test_value_errors_are_config_errors_and_unknown_names_lookups_too() -> None:
 
 
 def _class_folders(tmp_path: Path) -> str:
-    for c in ("a", "b"):
+    from PIL import Image
+
+    for c in ("a", "b"):  # a class needs a readable image (one to train on, one to test)
         (tmp_path / "good" / c).mkdir(parents=True)
+        for i in range(2):
+            Image.new("L", (8, 8), 40 * i).save(tmp_path / "good" / c / f"{i}.png")
     return f"folder:{tmp_path / 'good'}"
 
 

@@ -131,8 +131,11 @@ def test_a_file_broken_past_its_header_fails_the_run_by_name(folders: tuple[str,
     with the file's name (not a worker's traceback) and claims no weights it does not have."""
     root = tmp_path / "broken"
     name = _digit_folder(root, 4)
-    broken = sorted((root / "5").iterdir())[0]
-    broken.write_bytes(broken.read_bytes()[:60])  # the signature and IHDR, then nothing
+    # a cut-off JPEG: PIL reads its header and JPEG has no structure to walk, so the listing
+    # keeps it (a cut-off PNG is left out when listed: tests/test_folders.py)
+    broken = root / "5" / "cut.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)).save(broken, quality=95)
+    broken.write_bytes(broken.read_bytes()[: broken.stat().st_size * 2 // 3])
     store = RunStore(tmp_path / "runs", demo_root=None)
     cfg = TINY.replace(source=name, input_shape=SHAPE, batch_size=8, epochs=1, train_limit=None, test_limit=None,
                        data_path="stream", workers=1)  # fmt: skip

@@ -1,4 +1,5 @@
-"""Command line: ``python -m vizcore train|list|show`` over the same functions as the dashboard."""
+"""Command line: ``python -m vizcore train|list|show|delete|restore|trash`` over the same functions
+as the dashboard."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from vizcore.distributed import WorldError
 from vizcore.errors import DataUnavailable
 from vizcore.feeds import DATA_PATHS, STREAM_ABOVE_ENV, STREAM_ABOVE_MB
 from vizcore.numbers import MISSING, fmt, percent
-from vizcore.runs import RunStore, lineage
+from vizcore.runs import RunInfo, RunStore, lineage
 
 
 def _value(text: str) -> Any:
@@ -245,11 +246,16 @@ def cmd_train(a: argparse.Namespace, store: RunStore) -> int:
 
 
 def cmd_list(a: argparse.Namespace, store: RunStore) -> int:
-    runs = store.list()
-    if a.json:
+    _print_runs(store.list(), a.json)
+    return 0
+
+
+def _print_runs(runs: list[RunInfo], as_json: bool) -> None:
+    """Runs as a table (or JSON): what `list` and `trash` print."""
+    if as_json:
         print(json.dumps([{"run_id": r.run_id, "status": r.status, "label": r.label, "demo": r.read_only,
                            "summary": r.summary, "message": r.message} for r in runs], indent=2))  # fmt: skip
-        return 0
+        return
     rows = [("RUN", "STATUS", "SOURCE", "TARGET", "DESCRIPTION")]
     rows += [(r.run_id, r.status + (" (demo)" if r.read_only else ""), percent(r.summary.get("source_acc")),
               percent(r.summary.get("target_acc")), r.message if r.status == "damaged" else r.label)
@@ -257,6 +263,30 @@ def cmd_list(a: argparse.Namespace, store: RunStore) -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
+
+
+def cmd_delete(a: argparse.Namespace, store: RunStore) -> int:
+    try:
+        where = store.delete(a.run_id)
+    except PermissionError as e:  # a demo run: a refusal, not a store that cannot be used
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"moved run {a.run_id} to the trash ({where}); bring it back with: python -m vizcore restore {a.run_id}")
+    return 0
+
+
+def cmd_restore(a: argparse.Namespace, store: RunStore) -> int:
+    run = store.restore(a.run_id)
+    print(f"restored run {run.run_id} ({run.path})")
+    return 0
+
+
+def cmd_trash(a: argparse.Namespace, store: RunStore) -> int:
+    runs = store.trash()
+    if not runs and not a.json:
+        print("the trash is empty")
+        return 0
+    _print_runs(runs, a.json)
     return 0
 
 
@@ -308,6 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     sh.add_argument("--json", action="store_true", help="the whole config, status and summary as JSON")
     an = sub.add_parser("analyze", help="compute what the views read (per-run analysis, default matrices)")
     an.add_argument("run_ids", nargs="+", metavar="run_id")
+    de = sub.add_parser("delete", help="move a run to the store's trash (.trash/), from where restore brings it back")
+    de.add_argument("run_id")
+    re_ = sub.add_parser("restore", help="move a run back from the trash")
+    re_.add_argument("run_id")
+    tr = sub.add_parser("trash", help="list the runs in the trash")
+    tr.add_argument("--json", action="store_true", help="machine-readable output")
     a = ap.parse_args(argv)
     try:
         store = RunStore(a.runs) if a.runs else RunStore()
@@ -320,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
             tp.set_defaults(**{k: v for k, v in rec.items() if k != "method_params"})
             a = ap.parse_args(argv)
             a.recipe_params = rec["method_params"]
-        commands = {"train": cmd_train, "list": cmd_list, "show": cmd_show, "analyze": cmd_analyze}
+        commands = {"train": cmd_train, "list": cmd_list, "show": cmd_show, "analyze": cmd_analyze,
+                    "delete": cmd_delete, "restore": cmd_restore, "trash": cmd_trash}  # fmt: skip
         return commands[a.cmd](a, store)
     except (LookupError, ValueError, WorldError, DataUnavailable, StoreWriteError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -18,7 +18,11 @@ only when asked; when their files are absent :class:`DataUnavailable` says what 
 
 ``folder:<path>`` loads any ImageFolder layout (one sub-folder per class; see ``FOLDER_HELP``
 for the train/ and test/ splits and integer class folders). It is handled by :func:`load_domain`
-and :func:`domain_info` directly and is not listed by :func:`list_domains`.
+and :func:`domain_info` directly and is not listed by :func:`list_domains`. Which of its files
+are read is decided once, from headers, when the folder is listed, for the in-memory path
+(:func:`load_domain`) and the streamed one (:func:`folder_files`) alike: symbolic links are never
+followed, and a file PIL cannot read is skipped and named in ``Domain.skipped`` and the
+provenance. :func:`check_available` refuses a class with no readable image.
 
 A source and a target domain are checked as a pair with :func:`check_domain_pair` (same classes
 in the same order, or an explicit class map), and :func:`align_target` renumbers a target's
@@ -39,11 +43,14 @@ import dataclasses
 import functools
 import os
 import re
+import struct
 import warnings
 import zlib
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -51,6 +58,9 @@ import torch.nn.functional as F
 
 from vizcore.errors import DataUnavailable, DomainMismatch
 from vizcore.registry import Registry
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = [
     "REG",
@@ -70,9 +80,12 @@ __all__ = [
     "domain_info",
     "channels_first",
     "decode_image",
+    "describe_splits",
+    "eight_bit",
     "empty_classes",
     "folder_files",
     "folder_size",
+    "image_header",
     "list_domains",
     "load_domain",
     "make_cluttered",
@@ -123,6 +136,8 @@ class Domain:
         provenance: Where the data came from and how it was made or converted.
         boxes: float32 ``(x0, y0, x1, y1)`` pixel box of the object, end exclusive, or None if
             unknown. Shape: (N, 4).
+        skipped: ``"<path>: <why>"`` of each file or link of a ``folder:`` domain that was not
+            read (see :func:`image_header`); empty for every other domain.
     """
 
     name: str
@@ -132,6 +147,7 @@ class Domain:
     classes: tuple[str, ...]
     provenance: str
     boxes: torch.Tensor | None = None
+    skipped: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -159,6 +175,7 @@ class FileSplit:
         files: Path of each image, in label-independent order.
         labels: int64 class indices. Shape: (N,).
         shape: (C, H, W) each image is decoded to (:func:`decode_image`).
+        skipped: as for :class:`Domain`.
     """
 
     name: str
@@ -168,6 +185,7 @@ class FileSplit:
     classes: tuple[str, ...]
     provenance: str
     shape: tuple[int, int, int]
+    skipped: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.files)
@@ -189,6 +207,7 @@ class _Raw:
     classes: tuple[str, ...]
     provenance: str
     boxes: torch.Tensor | None = None
+    skipped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -418,14 +437,18 @@ def load_domain(
     labels = (raw.labels if idx is None else raw.labels[idx]).clone()
     boxes = None if raw.boxes is None else (raw.boxes if idx is None else raw.boxes[idx]).clone()
     images = _to_float(images, copied=idx is not None)
-
+    provenance = raw.provenance
     if shape is not None and tuple(images.shape[1:]) != shape:
-        h_in, w_in = images.shape[2:]
+        c_in, h_in, w_in = images.shape[1:]
+        # a folder is decoded at ``shape`` already (its provenance says how); this is a generated
+        # or torchvision set, brought to the run's input as one block of the same mode and size
+        steps = _conversions({("L" if c_in == 1 else "RGB", (h_in, w_in)): len(images)}, shape)
+        provenance = f"{provenance} Brought to {_shape_text(shape)}: {steps}."
         images = to_shape(images, shape)
         if boxes is not None:
             sx, sy = shape[2] / w_in, shape[1] / h_in
             boxes = boxes * torch.tensor([sx, sy, sx, sy], dtype=torch.float32)
-    return Domain(name, split, images, labels, raw.classes, raw.provenance, boxes)
+    return Domain(name, split, images, labels, raw.classes, provenance, boxes, raw.skipped)
 
 
 # --------------------------------------------------------------------------- domain pairs
@@ -796,12 +819,6 @@ def _photos_dir(req: _Request) -> Path | None:
     return None
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-    )
-
-
 @functools.lru_cache(maxsize=4)
 def _photo_ladder(photos_dir: str | None) -> tuple[tuple[np.ndarray, ...], ...]:
     """Each photo resized to every scale of ``MNISTM_SCALES`` that still fits a 28x28 crop.
@@ -1026,17 +1043,22 @@ def _tv_unavailable(name: str, split: str, root: Path, tried: str) -> DataUnavai
 
 
 def check_available(name: str, *, root: str | Path | None = None, download: bool = False) -> None:
-    """Refuse a domain whose images cannot be read, from directory listings alone (no image is
-    read), so a run can be refused before its folder exists.
+    """Refuse a domain whose images cannot be read, without decoding any, so a run can be
+    refused before its folder exists.
 
-    A ``folder:`` domain needs its folder and class folders; a torchvision set needs the files
+    A ``folder:`` domain needs its folder and class folders, a readable image in each split and
+    one in every class of the training split; its files' headers are read for this (the check
+    both data paths then share, :func:`image_header`). A torchvision set needs the files
     torchvision reads under the data root, unless ``download`` may fetch them.
 
     Raises:
         UnknownNameError: ``name`` is not registered (the message lists the valid names).
-        DataUnavailable: as above; the message says what to do.
+        DataUnavailable: as above; the message says what to do (and names an empty class).
     """
     domain_info(name)  # a folder: domain is scanned for its class folders
+    if name.startswith(FOLDER_PREFIX):
+        _check_folder(name)
+        return
     tv = _TV_SETS.get(name)
     if tv is None or download:
         return
@@ -1092,6 +1114,154 @@ _register_tv("usps", "USPS handwritten digits via torchvision (7,291 / 2,007, 16
 _register_tv("svhn", "SVHN house-number digits via torchvision (73,257 / 26,032)", (3, 32, 32))
 
 
+# --------------------------------------------------------------------------- image files
+
+# PIL's modes for a 16-bit grey image (PNG, TIFF); "I" (32-bit) is how PIL may hand one over.
+SIXTEEN_BIT_GREY = ("I;16", "I;16B", "I;16L", "I")
+# PIL modes that decode as grey; every other mode counts as colour (a palette included).
+GREY_MODES = ("1", "L", "LA", "La", "F", *SIXTEEN_BIT_GREY)
+# PIL modes with transparency, which the conversion to grey or RGB drops.
+ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+# What PIL raises for a header or pixels it cannot read (a cut-off or damaged file).
+PIL_READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
+
+
+def eight_bit(img: Image.Image) -> tuple[Image.Image, str | None]:
+    """A 16-bit grey image as 8-bit grey ("L"), value / 257 rounded; any other image unchanged.
+
+    PIL's own convert clips, so every value from 255 up became white and a 16-bit image came
+    out nearly binary. Dividing by 257 maps the 16-bit range onto the 8-bit one exactly (0 -> 0,
+    257k -> k, 65535 -> 255), so a pixel keeps the brightness its file gives it, as in an 8-bit
+    file. Stretching by the image's own range instead would pass off a nearly flat image's
+    noise as full contrast; the "contrast" step of vizcore.uploads stretches grey images for grey
+    models, and says so. Mode "I" (32-bit) is how PIL may hand over a 16-bit PNG, clipped to
+    0..65535 here.
+    """
+    from PIL import Image
+
+    if img.mode not in SIXTEEN_BIT_GREY:
+        return img, None
+    x = np.clip(np.asarray(img, dtype=np.float64), 0, 65535)
+    # rounds half up, never a tie: v / 257 = k + 1/2 would need the even 2v to be 257(2k + 1)
+    y = np.floor(x / 257 + 0.5).astype(np.uint8)
+    return Image.fromarray(y), f"scaled 16-bit grey to 8 bits (value / 257, {img.mode})"
+
+
+def image_header(path: str | Path) -> tuple[str, tuple[int, int]]:
+    """The PIL mode and (H, W) of an image file, read without decoding a pixel.
+
+    A PNG's chunks are also walked to its end with their checksums checked (PIL's ``verify``:
+    read, not decompressed), so a cut-off or damaged PNG is refused here, not when its pixels
+    are decoded. Other formats are judged by their header alone.
+
+    Raises:
+        ValueError: why the file cannot be read: not an image PIL opens; truncated or damaged;
+            or more pixels than PIL's ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb, refused
+            before anything is decompressed).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            # PIL warns above MAX_IMAGE_PIXELS and raises above twice that: both refuse the file
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                mode, (w, h) = im.mode, im.size
+                im.verify()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ValueError(f"refused unread as a decompression bomb ({e})") from None
+    except UnidentifiedImageError:
+        raise ValueError("not an image PIL can read") from None
+    except PIL_READ_ERRORS as e:
+        raise ValueError(f"truncated, damaged or unreadable ({e})") from None
+    return mode, (h, w)
+
+
+def decode_image(path: str, shape: tuple[int, int, int]) -> np.ndarray:
+    """One image file as uint8 (H, W, C) at ``shape`` = (C, H, W): 16-bit grey scaled to 8 bits
+    (:func:`eight_bit`), then grey or RGB, bilinear resize.
+
+    The one decoder of both data paths, so an image reads the same in memory and streamed.
+
+    Raises:
+        OSError: the pixels cannot be decoded; the message names the file. Listing a folder
+            already leaves out files whose header or PNG structure is bad (:func:`image_header`),
+            so this is a file broken past what those show (a cut-off JPEG): both paths stop on it
+            alike, rather than one skipping what the other reads.
+    """
+    from PIL import Image
+
+    c, h, w = shape
+    try:
+        with Image.open(path) as im:
+            img, _ = eight_bit(im)
+            # np.array: a writable copy (PIL's buffer is read-only, which torch.from_numpy warns about)
+            return np.array(img.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)).reshape(h, w, c)
+    except (*PIL_READ_ERRORS, Image.DecompressionBombError) as err:
+        raise OSError(f"image {path} could not be read: {err}") from None
+
+
+def channels_first(hwc: np.ndarray) -> torch.Tensor:
+    """(..., H, W, C) -> a contiguous (..., C, H, W) tensor with the ordinary strides.
+
+    A permuted copy of a grey image keeps an odd stride on its size-1 channel axis (numpy and
+    torch both count it contiguous); convolutions then take another code path and round
+    differently, so one folder read in memory and streamed would train apart. Flattening and
+    viewing again gives every axis its ordinary stride.
+    """
+    t = torch.from_numpy(np.ascontiguousarray(np.moveaxis(hwc, -1, -3)))
+    return t.reshape(-1).view(t.shape)
+
+
+# What decoding (or to_shape) does to an image of a PIL mode to give it ``c`` channels, besides
+# resizing, in the order it happens: (does it apply to (mode, c), what it does in words).
+_CONVERSIONS: tuple[tuple[Callable[[str, int], bool], str], ...] = (
+    (lambda mode, c: mode in SIXTEEN_BIT_GREY, "16-bit grey scaled to 8 bits (value / 257)"),
+    (lambda mode, c: mode in ALPHA_MODES, "transparency dropped"),
+    (lambda mode, c: mode in GREY_MODES and c == 3, "grey→RGB (the channel repeated)"),
+    (lambda mode, c: mode not in GREY_MODES and c == 1, "colour→grey (BT.601 luminance)"),
+)
+
+
+def _hw(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def _shape_text(shape: tuple[int, int, int]) -> str:
+    c, h, w = shape
+    return f"{'grey' if c == 1 else 'RGB'} {h}x{w}"
+
+
+def _conversions(kinds: Mapping[tuple[str, tuple[int, int]], int], shape: tuple[int, int, int]) -> str:
+    """What bringing images to ``shape`` did, in words, e.g. "grey→RGB (the channel repeated),
+    resized 28x28→32x32 (antialiased bilinear)"; a step that touched only some images says how
+    many; "nothing (already so)" when no step applied.
+
+    Args:
+        kinds: (PIL mode, (H, W)) -> how many images are stored so.
+        shape: (C, H, W) they were brought to.
+    """
+    c, h, w = shape
+    total = sum(kinds.values())
+
+    def some(n: int) -> str:
+        return "" if n == total else f" ({n:,} of {total:,} images)"
+
+    steps = []
+    for applies, what in _CONVERSIONS:
+        if n := sum(k for (mode, _), k in kinds.items() if applies(mode, c)):
+            steps.append(what + some(n))
+    resized: Counter[tuple[int, int]] = Counter()
+    for (_, size), k in kinds.items():
+        if size != (h, w):
+            resized[size] += k
+    if resized:
+        by_area = sorted(resized, key=lambda s: (s[0] * s[1], s))
+        src = _hw(by_area[0]) if len(by_area) == 1 else f"{len(by_area)} sizes ({_hw(by_area[0])} to {_hw(by_area[-1])})"
+        steps.append(f"resized {src}→{h}x{w} (antialiased bilinear){some(sum(resized.values()))}")
+    return ", ".join(steps) or "nothing (already so)"
+
+
 # --------------------------------------------------------------------------- folder:<path>
 
 # Sub-folders that hold a data set's own splits; the first name of a tuple that exists is read,
@@ -1099,12 +1269,15 @@ _register_tv("svhn", "SVHN house-number digits via torchvision (73,257 / 26,032)
 SPLIT_FOLDERS: dict[str, tuple[str, ...]] = {"train": ("train",), "test": ("test", "val")}
 FOLDER_TEST_FRACTION = 0.2
 _INTEGER = re.compile(r"[0-9]+")
+LINK_NOT_FOLLOWED = "a symbolic link, not followed (links never are)"
 FOLDER_HELP = (
     "folder:PATH reads images (any format PIL opens) from one sub-folder per class, "
     "PATH/<class>/<image>. With PATH/train/<class>/ and PATH/test/<class>/ (or val/) those are "
     "the splits; otherwise a fixed stratified 80/20 split (seed 0) of PATH is used. Class folders "
     "named 0..K-1 (also 00, 01, ...) are ordered by value and named like the digit classes, so "
-    "they match mnist's 0-9."
+    "they match mnist's 0-9. Symbolic links are never followed; a file PIL cannot read (damaged, "
+    "cut off, a decompression bomb) is skipped by name, and a class with no readable image is "
+    "refused."
 )
 
 
@@ -1141,18 +1314,57 @@ def _folder_path(name: str) -> Path:
     return path
 
 
+def _real_dir(path: Path) -> bool:
+    """A folder that is not a symbolic link (see :func:`_scan` for why links are not followed)."""
+    return path.is_dir() and not path.is_symlink()
+
+
 def _sub_dirs(path: Path) -> list[str]:
-    return sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    """The class (or split) folders in ``path``: real, not hidden, never a link."""
+    with os.scandir(path) as entries:
+        return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
+
+
+def _links(path: Path) -> list[Path]:
+    """The symbolic links directly in ``path``."""
+    with os.scandir(path) as entries:
+        return [Path(e.path) for e in entries if e.is_symlink()]
+
+
+def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(image files, symbolic links) anywhere under ``folder``, each sorted.
+
+    Links are listed, never followed: a link can loop (``ln -s . again`` would list every image
+    once more, under another name), lead out of the folder, or repeat an image listed already,
+    and telling a harmless link from those costs more than it is worth. Only regular files with
+    an image extension are listed, so a FIFO or a device is never opened.
+    """
+    files, links, todo = [], [], [folder]
+    while todo:
+        with os.scandir(todo.pop()) as entries:
+            for e in entries:
+                if e.is_symlink():
+                    links.append(Path(e.path))
+                elif e.is_dir(follow_symlinks=False):
+                    todo.append(Path(e.path))
+                elif e.is_file(follow_symlinks=False) and Path(e.name).suffix.lower() in IMAGE_EXTENSIONS:
+                    files.append(Path(e.path))
+    return sorted(files), sorted(links)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """The image files under ``folder``, sorted; symbolic links are not followed (:func:`_scan`)."""
+    return _scan(folder)[0]
 
 
 def _split_roots(path: Path) -> tuple[dict[str, Path], bool]:
     """Where each split's class folders are, and whether the folder has its own splits.
 
     ``train/`` with ``test/`` (or ``val/``) are the splits; ``train/`` alone is the pool of the
-    80/20 split; without ``train/`` the folder itself is the pool.
+    80/20 split; without ``train/`` the folder itself is the pool. A link is not a split folder.
     """
     found = {
-        split: next((path / n for n in names if (path / n).is_dir()), None)
+        split: next((path / n for n in names if _real_dir(path / n)), None)
         for split, names in SPLIT_FOLDERS.items()
     }
     if found["train"] is None:
@@ -1218,24 +1430,110 @@ def _layout_note(layout: _FolderLayout, split: str) -> str:
     )
 
 
-def _folder_listing(
-    name: str, split: str
-) -> tuple[_FolderLayout, tuple[tuple[str, int, int], ...]]:
-    """The folder's layout and every (file, label, mtime) of the folder ``split`` is read from."""
+Entry = tuple[str, int, int]  # (file, label, modification time in ns) of one listed image
+
+
+def _folder_listing(name: str, split: str) -> tuple[_FolderLayout, tuple[Entry, ...], tuple[str, ...]]:
+    """The folder's layout, every (file, label, mtime) of the folder ``split`` is read from, and
+    the symbolic links found on the way (at the top, among the class folders and in them)."""
     layout = _folder_layout(name)
     root = layout.roots[split]
-    files = tuple(
-        (str(f), label, f.stat().st_mtime_ns)
-        for label, c in enumerate(layout.class_dirs)
-        if (root / c).is_dir()
-        for f in _image_files(root / c)
-    )
+    links = {*_links(layout.path), *_links(root)}
+    files: list[Entry] = []
+    for label, c in enumerate(layout.class_dirs):
+        if not _real_dir(root / c):
+            continue
+        found, linked = _scan(root / c)
+        files += [(str(f), label, f.stat().st_mtime_ns) for f in found]
+        links.update(linked)
     if not files:
         raise DataUnavailable(
             f"image folder {root} has class folders ({', '.join(layout.class_dirs)}) but no "
             f"images ({', '.join(IMAGE_EXTENSIONS)})"
         )
-    return layout, files
+    return layout, tuple(files), tuple(sorted(str(p) for p in links))
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A listing after the header check: the readable entries (listing order) with their PIL
+    mode and (H, W), and (file, label, why) of each file left out."""
+
+    entries: tuple[Entry, ...]
+    headers: tuple[tuple[str, tuple[int, int]], ...]
+    unreadable: tuple[tuple[str, int, str], ...]
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _checked(listed: tuple[Entry, ...]) -> _Checked:
+    """Which listed files both data paths read: those :func:`image_header` accepts.
+
+    Decided here, once per listing and before either path decodes a pixel, so the in-memory and
+    the streamed path train on exactly the same images. Modification times are part of the key,
+    so an edited folder is checked again.
+    """
+    entries, headers, unreadable = [], [], []
+    for entry in listed:
+        try:
+            headers.append(image_header(entry[0]))
+        except ValueError as e:
+            warnings.warn(f"skipping unreadable image {entry[0]}: {e}", stacklevel=2)
+            unreadable.append((entry[0], entry[1], str(e)))
+            continue
+        entries.append(entry)
+    return _Checked(tuple(entries), tuple(headers), tuple(unreadable))
+
+
+@dataclass(frozen=True)
+class _FolderItems:
+    """One split of a folder as both data paths read it.
+
+    Attributes:
+        layout: The folder's layout.
+        entries: (file, label, mtime) of each image of the split, in the order both paths use.
+        headers: PIL mode and (H, W) of each, from its header.
+        unreadable: (file, label, why) of each file of the split's folder left out as unreadable.
+        links: Each symbolic link found (not followed).
+    """
+
+    layout: _FolderLayout
+    entries: tuple[Entry, ...]
+    headers: tuple[tuple[str, tuple[int, int]], ...]
+    unreadable: tuple[tuple[str, int, str], ...]
+    links: tuple[str, ...]
+
+    @property
+    def labels(self) -> np.ndarray:
+        """int64 label of each entry. Shape: (N,)."""
+        return np.asarray([label for _, label, _ in self.entries], dtype=np.int64)
+
+    @property
+    def skipped(self) -> tuple[str, ...]:
+        """``"<path>: <why>"`` of each link and unreadable file, for :attr:`Domain.skipped`."""
+        return tuple(f"{link}: {LINK_NOT_FOLLOWED}" for link in self.links) + tuple(
+            f"{f}: {why}" for f, _, why in self.unreadable
+        )
+
+
+def _folder_items(name: str, split: str) -> _FolderItems:
+    """The images ``split`` of a ``folder:`` domain is made of, and what was left out.
+
+    Raises:
+        DataUnavailable: as :func:`_folder_layout`, or no image of the split's folder can be read.
+    """
+    layout, listed, links = _folder_listing(name, split)
+    checked = _checked(listed)
+    if not checked.entries:
+        first = checked.unreadable[0]
+        raise DataUnavailable(
+            f"none of the {len(listed)} images in {layout.roots[split]} could be read "
+            f"(e.g. {first[0]}: {first[2]})"
+        )
+    labels = np.asarray([label for _, label, _ in checked.entries], dtype=np.int64)
+    part = _split_part(layout, split, labels)
+    keep = range(len(labels)) if part is None else part.tolist()
+    return _FolderItems(layout, tuple(checked.entries[i] for i in keep), tuple(checked.headers[i] for i in keep),
+                        checked.unreadable, links)  # fmt: skip
 
 
 def _split_part(layout: _FolderLayout, split: str, labels: np.ndarray) -> np.ndarray | None:
@@ -1246,28 +1544,63 @@ def _split_part(layout: _FolderLayout, split: str, labels: np.ndarray) -> np.nda
     return train if split == "train" else test
 
 
-def _folder_provenance(
-    layout: _FolderLayout, split: str, shape: tuple[int, int, int], skipped: int
-) -> str:
+def _names(paths: Sequence[str], folder: Path, limit: int = 5) -> str:
+    """The first ``limit`` paths, relative to ``folder``, for a provenance sentence."""
+    shown = [os.path.relpath(p, folder) for p in paths[:limit]]
+    return ", ".join(shown) + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
+def _folder_provenance(items: _FolderItems, split: str, shape: tuple[int, int, int]) -> str:
+    layout = items.layout
     by_value = layout.class_dirs != tuple(sorted(layout.class_dirs))
     renamed = by_value or layout.classes != layout.class_dirs
-    c, h, w = shape
+    bad = [f for f, _, _ in items.unreadable]
+    left_out = "; ".join(
+        [f"{len(bad)} unreadable files skipped: {_names(bad, layout.path)}"] * bool(bad)
+        + [f"{len(items.links)} symbolic links not followed: {_names(items.links, layout.path)}"] * bool(items.links)
+    )
     return (
         f"Images read with PIL from {_layout_note(layout, split)}"
-        + (f" ({skipped} unreadable files skipped)" if skipped else "")
+        + (f" ({left_out})" if left_out else "")
         + (" (class folders named by integers, ordered by value)" if renamed else "")
-        + f", converted to {'grey' if c == 1 else 'RGB'} and resized to {h}x{w}."
+        + f"; {len(items.entries):,} images brought to {_shape_text(shape)}: "
+        + f"{_conversions(Counter(items.headers), shape)}."
+    )
+
+
+def _check_folder(name: str) -> None:
+    """Every split of a ``folder:`` domain has images both paths read, and every class has one
+    in the training split: a class with none would be a model output no image ever teaches
+    (a class may lack test images: it is then not measured).
+
+    Raises:
+        DataUnavailable: naming the classes without a readable image, and the files skipped in them.
+    """
+    items = {split: _folder_items(name, split) for split in SPLITS}
+    train = items["train"]
+    counts = np.bincount(train.labels, minlength=len(train.layout.classes))
+    empty = [c for c, n in enumerate(counts.tolist()) if n == 0]
+    if not empty:
+        return
+
+    def why(c: int) -> str:
+        bad = [f for f, label, _ in train.unreadable if label == c]
+        return f" ({len(bad)} unreadable files skipped, e.g. {Path(bad[0]).name})" if bad else ""
+
+    root = train.layout.roots["train"]
+    listed = ", ".join(f"{train.layout.classes[c]!r}{why(c)}" for c in empty)
+    raise DataUnavailable(
+        f"{root}: {'class' if len(empty) == 1 else 'classes'} {listed} "
+        f"{'has' if len(empty) == 1 else 'have'} no readable image; a model would get an output no image teaches. "
+        f"Put images in {root}/<class>/, or remove the empty class folder"
     )
 
 
 def _load_folder(name: str, split: str, shape: tuple[int, int, int]) -> _Raw:
-    layout, files = _folder_listing(name, split)
-    # Modification times are part of the cache key, so edited folders are re-read.
-    images, labels, skipped = _folder_all(files, shape)
-    if (part := _split_part(layout, split, labels)) is not None:
-        images, labels = images[torch.from_numpy(part)], labels[part]
-    return _Raw(images=images, labels=torch.from_numpy(labels), classes=layout.classes,
-                provenance=_folder_provenance(layout, split, shape, skipped))  # fmt: skip
+    items = _folder_items(name, split)
+    return _Raw(images=_folder_all(items.entries, shape), labels=torch.from_numpy(items.labels),
+                classes=items.layout.classes, provenance=_folder_provenance(items, split, shape),
+                skipped=items.skipped)  # fmt: skip
 
 
 def folder_files(
@@ -1276,87 +1609,47 @@ def folder_files(
     """One split of a ``folder:`` domain as a :class:`FileSplit`: the same items in the same order
     as :func:`load_domain` gives (so both data paths train on the same images), without decoding.
 
-    Each file's header is read (no pixels), so files PIL cannot open are skipped here as
-    :func:`load_domain` skips them; a file whose pixels turn out broken fails when it is read.
+    Which files are read was decided when the folder was listed (:func:`_checked`), for both
+    paths at once; a file whose pixels turn out broken past that check fails when it is read.
     """
-    from PIL import Image, UnidentifiedImageError
-
     shape = _check_shape(shape)
-    layout, listed = _folder_listing(name, split)
-    readable, skipped = [], 0
-    for f, label, _ in listed:
-        try:
-            with Image.open(f) as im:
-                im.size  # noqa: B018 — the header only
-            readable.append((f, label))
-        except (OSError, UnidentifiedImageError, ValueError):
-            skipped += 1
-    if not readable:
-        raise DataUnavailable(f"none of the {len(listed)} images could be read")
-    files = [f for f, _ in readable]
-    labels = np.asarray([label for _, label in readable], dtype=np.int64)
-    if (part := _split_part(layout, split, labels)) is not None:
-        files, labels = [files[i] for i in part], labels[part]
+    items = _folder_items(name, split)
+    files, labels = [f for f, _, _ in items.entries], items.labels
     if limit is not None:
         keep = _balanced_order(labels, seed)[:limit]
         files, labels = [files[i] for i in keep], labels[keep]
-    return FileSplit(name, split, tuple(files), torch.from_numpy(np.ascontiguousarray(labels)), layout.classes,
-                     _folder_provenance(layout, split, shape, skipped), shape)  # fmt: skip
+    return FileSplit(name, split, tuple(files), torch.from_numpy(np.ascontiguousarray(labels)), items.layout.classes,
+                     _folder_provenance(items, split, shape), shape, items.skipped)  # fmt: skip
 
 
 def folder_size(name: str, split: str) -> int:
     """How many images ``split`` of a ``folder:`` domain has, from directory listings only
     (unreadable files counted): what the data-path choice needs, at no decoding cost."""
-    layout, listed = _folder_listing(name, split)
+    layout, listed, _ = _folder_listing(name, split)
     if layout.own_splits:
         return len(listed)
     labels = np.asarray([label for _, label, _ in listed], dtype=np.int64)
     return len(_split_part(layout, split, labels))
 
 
-def decode_image(path: str, shape: tuple[int, int, int]) -> np.ndarray:
-    """One image file as uint8 (H, W, C) at ``shape`` = (C, H, W): grey or RGB, bilinear resize.
-
-    The one decoder of both data paths, so an image reads the same in memory and streamed.
-    """
-    from PIL import Image
-
-    c, h, w = shape
-    with Image.open(path) as im:
-        # np.array: a writable copy (PIL's buffer is read-only, which torch.from_numpy warns about)
-        return np.array(im.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)).reshape(h, w, c)
-
-
-def channels_first(hwc: np.ndarray) -> torch.Tensor:
-    """(..., H, W, C) -> a contiguous (..., C, H, W) tensor with the ordinary strides.
-
-    A permuted copy of a grey image keeps an odd stride on its size-1 channel axis (numpy and
-    torch both count it contiguous); convolutions then take another code path and round
-    differently, so one folder read in memory and streamed would train apart. Flattening and
-    viewing again gives every axis its ordinary stride.
-    """
-    t = torch.from_numpy(np.ascontiguousarray(np.moveaxis(hwc, -1, -3)))
-    return t.reshape(-1).view(t.shape)
-
-
 @functools.lru_cache(maxsize=CACHE_SIZE)
-def _folder_all(
-    files: tuple[tuple[str, int, int], ...], shape: tuple[int, int, int]
-) -> tuple[torch.Tensor, np.ndarray, int]:
-    """Decode every image: uint8 (N, C, H, W), int64 labels (N,), and the number skipped."""
-    from PIL import UnidentifiedImageError
+def _folder_all(entries: tuple[Entry, ...], shape: tuple[int, int, int]) -> torch.Tensor:
+    """Decode every image of a split: uint8 (N, C, H, W). Modification times are part of the
+    key, so edited folders are re-read; a file that cannot be decoded raises (decode_image)."""
+    return channels_first(np.stack([decode_image(f, shape) for f, _, _ in entries]))
 
-    images, labels, skipped = [], [], 0
-    for f, label, _ in files:
-        try:
-            arr = decode_image(f, shape)
-        except (OSError, UnidentifiedImageError, ValueError) as err:
-            warnings.warn(f"skipping unreadable image {f}: {err}", stacklevel=2)
-            skipped += 1
-            continue
-        images.append(arr)
-        labels.append(label)
-    if not images:
-        raise DataUnavailable(f"none of the {len(files)} images could be read")
-    x = channels_first(np.stack(images))
-    return x, np.asarray(labels, dtype=np.int64), skipped
+
+def describe_splits(splits: Mapping[str, Domain | FileSplit | None]) -> dict[str, object]:
+    """What a run records of its data: the number of images of each split, every file or link a
+    folder left out (once each: two splits drawn from one folder share them) and each split's
+    provenance; splits that are None are left out.
+
+    Returns:
+        ``{"images": {split: n}, "skipped": ["<path>: <why>", ...], "provenance": {split: text}}``.
+    """
+    present = {k: s for k, s in splits.items() if s is not None}
+    return {
+        "images": {k: len(s) for k, s in present.items()},
+        "skipped": list(dict.fromkeys(x for s in present.values() for x in s.skipped)),
+        "provenance": {k: s.provenance for k, s in present.items()},
+    }

@@ -143,11 +143,9 @@ class _Files(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> Batch:
-        try:
-            arr = decode_image(self.files[i], self.shape)
-        except (OSError, ValueError) as err:  # a broken file names itself, not a worker's traceback
-            raise OSError(f"image {self.files[i]} could not be read: {err}") from None
-        x = channels_first(arr).to(torch.float32).div_(255.0)
+        # a file broken past the listing's check raises OSError naming itself (decode_image), as
+        # it does on the in-memory path; _moved keeps that line, not the worker's traceback
+        x = channels_first(decode_image(self.files[i], self.shape)).to(torch.float32).div_(255.0)
         if self.transform is not None:
             x = self.transform(x)
         return x, self.labels[i]

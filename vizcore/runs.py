@@ -46,6 +46,9 @@ if TYPE_CHECKING:  # torch is imported where weights are touched: listing runs s
     import torch
 
 DEMO_ROOT = Path(__file__).resolve().parent.parent / "assets" / "demo_runs"
+# Deleted runs wait here, inside the store, until restored: a hidden name, so no listing of
+# runs (run ids start with a letter or digit) and no sweep of temporary files reads it.
+TRASH_DIR = ".trash"
 
 
 class RunNotFound(LookupError):
@@ -54,6 +57,10 @@ class RunNotFound(LookupError):
 
 class InvalidRunId(RunNotFound, ValueError):
     """A run id that is not a plain folder name of the store (a path, ``..``, a NUL...)."""
+
+
+class RunExists(ValueError):
+    """A run cannot come back from the trash: a run of its id is in the store again."""
 
 
 # A run id is one plain ASCII folder name: no separators, no dots (so no "..", no hidden
@@ -629,11 +636,81 @@ class RunStore:
                 out.append(damaged_info(run, str(e)))
         return sorted(out, key=lambda r: (r.read_only, -r.created))
 
-    def delete(self, run_id: str) -> None:
+    def delete(self, run_id: str) -> Path:
+        """Move run ``run_id`` into the store's trash (``<root>/.trash/<run_id>``) in one rename,
+        so it leaves the run lists whole and :meth:`restore` can bring it back; where it went.
+
+        Raises:
+            InvalidRunId, RunNotFound: not a plain run id, or no such run in the store.
+            PermissionError: a demo run (read-only), or a trash folder that is a link or a file.
+            RunExists: the trash holds a run of this id already.
+            StoreWriteError: the store cannot take the move (full, read-only).
+        """
         run = self.get(run_id)
         if run.read_only:
             raise PermissionError("demo runs cannot be deleted")
-        shutil.rmtree(run.path)
+        dest = self._trash_dir(make=True) / run.run_id
+        if os.path.lexists(dest):  # os.replace would put a folder over an empty one of that name
+            raise RunExists(f"the trash already holds a run {run.run_id!r}; remove {dest} to delete this one")
+        try:
+            os.replace(run.path, dest)
+        except OSError as e:
+            raise store_write_error(e, run.path) from e
+        return dest
+
+    def restore(self, run_id: str) -> Run:
+        """Move run ``run_id`` back from the trash into the store, in one rename.
+
+        Raises:
+            InvalidRunId, RunNotFound: not a plain run id, or no such run in the trash.
+            RunExists: a run of this id is in the store (or among the demo runs) again.
+            PermissionError: a trash folder that is a link or a file.
+            StoreWriteError: the store cannot take the move (full, read-only).
+        """
+        check_run_id(run_id)
+        trash = self._trash_dir()
+        src = None if trash is None else _inside(trash, run_id)
+        if src is None:
+            raise RunNotFound(f"no run named {run_id!r} in the trash of {self.root}")
+        dest = self.root / run_id
+        if os.path.lexists(dest) or self._demo(run_id) is not None:
+            raise RunExists(f"run {run_id!r} exists in {self.root} again; it stays in the trash")
+        try:
+            os.replace(src, dest)
+        except OSError as e:
+            raise store_write_error(e, src) from e
+        return Run(dest)
+
+    def trash(self) -> list[RunInfo]:
+        """The runs in the trash, newest first; a damaged one is listed as "damaged" (as in :meth:`list`)."""
+        trash = self._trash_dir()
+        out = []
+        for path in [] if trash is None else self._dirs(trash):
+            run = Run(path)
+            try:
+                out.append(run.info())
+            except RunNotFound:
+                continue  # restored meanwhile
+            except (CheckpointError, OSError) as e:
+                out.append(damaged_info(run, str(e)))
+        return sorted(out, key=lambda r: -r.created)
+
+    def _trash_dir(self, make: bool = False) -> Path | None:
+        """The trash folder (made when ``make``; None when it is absent).
+
+        Raises:
+            PermissionError: ``.trash`` is a link or a file: a run moved there could leave the store.
+            StoreWriteError: it cannot be made.
+        """
+        trash = self.root / TRASH_DIR
+        if trash.is_symlink() or (trash.exists() and not trash.is_dir()):
+            raise PermissionError(f"{trash} is not a folder of the run store (a link or a file): the trash cannot be used")
+        if make:
+            try:
+                trash.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise store_write_error(e, trash) from e
+        return trash if trash.is_dir() else None
 
     def sweep_temp_files(self) -> list[Path]:
         """Remove what writers that are gone left behind: ``.*.tmp`` files in run folders and

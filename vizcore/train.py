@@ -32,6 +32,7 @@ from vizcore.data import (
     align_target,
     check_available,
     check_domain_pair,
+    describe_splits,
     domain_info,
     folder_files,
     list_domains,
@@ -800,7 +801,8 @@ def train(
                            trainer.total_steps if trainer else 0, values, status, message), flush=False)  # fmt: skip
         if run is not None:
             summary = {**values, "status": status, "epochs_done": epochs_done, "steps": steps,
-                       "processes": world.size if world else 1}  # fmt: skip
+                       "processes": world.size if world else 1,
+                       **({"data": describe_splits(vars(trainer.data))} if trainer is not None else {})}  # fmt: skip
             ev.status, ev.message = _end_run(run, _flush, summary, status, message)
         yield ev
     try:

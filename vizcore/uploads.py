@@ -37,7 +37,8 @@ import torch
 from vizcore.architecture import build_network
 from vizcore.cam import class_activation_maps, normalize_maps
 from vizcore.config import TrainConfig
-from vizcore.data import domain_info, load_domain, to_shape
+from vizcore.data import PIL_READ_ERRORS as _PIL_READ_ERRORS
+from vizcore.data import domain_info, eight_bit, load_domain, to_shape
 from vizcore.models import list_models
 from vizcore.models.base import GapNet
 from vizcore.registry import Registry
@@ -553,11 +554,6 @@ Step = Callable[[np.ndarray, tuple[int, int, int], ImageOptions], tuple[np.ndarr
 STEPS: Registry[Step] = Registry("preprocessing step")
 
 
-SIXTEEN_BIT_GREY = ("I;16", "I;16B", "I;16L", "I")  # PIL's modes for a 16-bit grey PNG
-# What PIL raises for a header or pixels it cannot read (a cut-off or damaged file).
-_PIL_READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
-
-
 def _open_image(data: bytes, name: str) -> Image.Image:
     """The image with only its header read, refused before any pixel is decoded when it is
     not PNG/JPEG or declares more than MAX_IMAGE_PIXELS (a "decompression bomb")."""
@@ -588,26 +584,6 @@ def _open_image(data: bytes, name: str) -> Image.Image:
             f"{img.width * img.height:,} pixels, more than the {MAX_IMAGE_PIXELS:,} vizcore decodes"
         )
     return img
-
-
-def eight_bit(img: Image.Image) -> tuple[Image.Image, str | None]:
-    """A 16-bit grey image as 8-bit grey ("L"), value / 257 rounded; any other image unchanged.
-
-    PIL's own convert clips, so every value from 255 up became white and a 16-bit image came
-    out nearly binary. Dividing by 257 maps the 16-bit range onto the 8-bit one exactly (0 -> 0,
-    257k -> k, 65535 -> 255), so a pixel keeps the brightness its file gives it, as in an 8-bit
-    file. Stretching by the image's own range instead would pass off a nearly flat image's
-    noise as full contrast; the "contrast" step stretches grey images for grey models, and
-    says so. Mode "I" (32-bit) is how PIL may hand over a 16-bit PNG, clipped to 0..65535 here.
-    """
-    from PIL import Image
-
-    if img.mode not in SIXTEEN_BIT_GREY:
-        return img, None
-    x = np.clip(np.asarray(img, dtype=np.float64), 0, 65535)
-    # rounds half up, never a tie: v / 257 = k + 1/2 would need the even 2v to be 257(2k + 1)
-    y = np.floor(x / 257 + 0.5).astype(np.uint8)
-    return Image.fromarray(y), f"scaled 16-bit grey to 8 bits (value / 257, {img.mode})"
 
 
 def _decode(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
