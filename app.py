@@ -3,7 +3,7 @@
 import streamlit as st
 
 from pages._shared import presentation_toggle, remember_widgets
-from vizcore.warmup import schedule_warmup
+from vizcore.app.warmup import schedule_warmup
 
 st.set_page_config(page_title="vizcore", page_icon="🔬", layout="wide")
 

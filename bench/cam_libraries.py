@@ -80,8 +80,8 @@ def main() -> None:
     parse_args()
     import torch
 
-    from vizcore.analysis import eval_domain
-    from vizcore.runs import RunStore
+    from vizcore.store.runs import RunStore
+    from vizcore.views.analysis import eval_domain
 
     torch.set_num_threads(1)
     run = RunStore().get("demo-lenet-gap-mnist")

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 if TYPE_CHECKING:
-    from vizcore.config import TrainConfig
+    from vizcore.core.config import TrainConfig
 
 
 def write_photos(root: Path, classes: int, per_class: int, seed: int = 0) -> str:
@@ -39,7 +39,7 @@ def write_photos(root: Path, classes: int, per_class: int, seed: int = 0) -> str
     import numpy as np
     from PIL import Image
 
-    from vizcore.data import FOLDER_PREFIX
+    from vizcore.data.domains import FOLDER_PREFIX
 
     rng = np.random.default_rng(seed)
     for c in range(classes):
@@ -59,7 +59,7 @@ def write_photos(root: Path, classes: int, per_class: int, seed: int = 0) -> str
 
 def timed_run(cfg: TrainConfig) -> tuple[float, float]:
     """(training images/s of the last epoch, seconds from the call to the first step event)."""
-    from vizcore.train import train
+    from vizcore.train.loop import train
 
     t0, first, rate = time.perf_counter(), None, None
     for ev in train(cfg):
@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from train_throughput import bare_loop, vizcore_loop
 
-    from vizcore.config import TrainConfig
-    from vizcore.feeds import default_workers
+    from vizcore.core.config import TrainConfig
+    from vizcore.data.feeds import default_workers
 
     per_class, size, repeats, steps = a.per_class, a.size, a.repeats, 40
     if a.quick:
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| loop | images/s | ratio vs bare |")
     print("|---|---|---|")
     print(f"| bare PyTorch | {b:,.0f} | 1.00 |")
-    print(f"| vizcore.train (memory feed) | {v:,.0f} | {v / b:.2f} |")
+    print(f"| vizcore.train.loop (memory feed) | {v:,.0f} | {v / b:.2f} |")
     print(f"\nPhoto folder, {4 * per_class} JPEGs of 256-320 px (4 classes, {n_train} for training), "
           f"MobileNetV3-Small at {size} px, batch 16, random resized crop + flip, epoch 2:\n")  # fmt: skip
     print("| path | training images/s | × in memory | s before the first step | float32 images held |")

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 def cam_agreement(a: torch.nn.Module, b: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Mean over images of the Pearson correlation of two models' CAMs of the true class."""
-    from vizcore.cam import class_activation_maps
+    from vizcore.explain.cam import class_activation_maps
 
     ma = class_activation_maps(a, images, labels).maps.flatten(1)
     mb = class_activation_maps(b, images, labels).maps.flatten(1)
@@ -58,11 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     import torch
 
+    from vizcore.core.numbers import mean_std
     from vizcore.methods.recipes import recommended_config
     from vizcore.models import count_parameters
-    from vizcore.numbers import mean_std
-    from vizcore.runs import RunStore
-    from vizcore.train import completed, load_split, train
+    from vizcore.store.runs import RunStore
+    from vizcore.train.loop import completed, load_split, train
 
     if a.threads:
         torch.set_num_threads(a.threads)

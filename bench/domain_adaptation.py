@@ -94,8 +94,8 @@ def run_once(
     time mostly measures the neighbours, while CPU time measures the work of the run.
     """
     from vizcore.methods.recipes import recommended_config
-    from vizcore.runs import RunStore
-    from vizcore.train import train
+    from vizcore.store.runs import RunStore
+    from vizcore.train.loop import train
 
     if method == CONTROL:
         # a DA network and batches (source ++ target through one BatchNorm) without a transfer loss
@@ -123,7 +123,7 @@ def run_once(
 
 
 def table(results: dict[str, dict[str, Cell]], methods: list[str]) -> str:
-    from vizcore.numbers import mean_std
+    from vizcore.core.numbers import mean_std
 
     rows = [
         "| shift | method | target acc % | gain vs source-only | source acc % | CPU time × source-only |",

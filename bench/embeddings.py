@@ -14,7 +14,7 @@ Rows per N:
 
 - t-SNE ``sklearn default``: ``sklearn.manifold.TSNE(random_state=0)`` (Barnes-Hut, 1000
   iterations, OpenMP on all cores): the baseline, measured in the same run.
-- t-SNE ``vizcore``: ``vizcore.embed.embed(x, "tsne")`` (openTSNE, the settings chosen there).
+- t-SNE ``vizcore``: ``vizcore.embed.methods.embed(x, "tsne")`` (openTSNE, the settings chosen there).
 - t-SNE ``sklearn default, 1 OpenMP thread``: the baseline again, limited by threadpoolctl
   (on a busy machine its OpenMP threads can be slower than one). Ratios are against the
   faster of these two runs.
@@ -22,12 +22,12 @@ Rows per N:
 - t-SNE ``sklearn fast``: scikit-learn with ``max_iter=500, n_jobs=-1`` (its minimum
   sensible schedule: 250 exaggerated + 250) and one OpenMP thread, to show what
   scikit-learn alone can do.
-- UMAP (``vizcore.embed.embed(x, "umap")``), each in a fresh subprocess:
+- UMAP (``vizcore.embed.methods.embed(x, "umap")``), each in a fresh subprocess:
   ``first call, cold``: empty numba cache dir (``NUMBA_CACHE_DIR``), time includes
   ``import umap``; ``later call``: a second call in that process; ``first call, numba
   cache``: a new process reusing the cache dir the cold run filled; ``after warm-up``: a new
   process with an empty cache dir that ran ``warm_up_umap()`` first (its cost in the notes).
-- PCA: ``vizcore.embed.embed(x, "pca")``.
+- PCA: ``vizcore.embed.methods.embed(x, "pca")``.
 
 Quality: trustworthiness (k=10) is computed on a fixed seeded subsample of 2,000 of the N
 points (features and layout restricted to them; exact for N <= 2000) to keep it cheap; the
@@ -166,7 +166,7 @@ def case_opentsne_default(x: np.ndarray) -> np.ndarray:
 
 def case_vizcore(method: str) -> Callable[[np.ndarray], np.ndarray]:
     def run(x: np.ndarray) -> np.ndarray:
-        from vizcore.embed import embed
+        from vizcore.embed.methods import embed
 
         return embed(x, method, SEED)
 
@@ -200,11 +200,11 @@ def umap_worker(n: int, mode: str, features: str | None) -> None:
     x, y = load_features(n, features)
     rows = []
     if mode == "warmup":
-        from vizcore.embed import warm_up_umap
+        from vizcore.embed.methods import warm_up_umap
 
         _, wall, cpu = timed(lambda: np.array([warm_up_umap()]))
         rows.append({"case": "warm-up", "wall": wall, "cpu": cpu})
-    from vizcore.embed import embed
+    from vizcore.embed.methods import embed
 
     def first() -> np.ndarray:
         import umap  # noqa: F401  (counted: a page pays it on its first UMAP)
@@ -269,7 +269,7 @@ def reopen_time(n: int, tmp: Path) -> dict[str, float]:
 
 def large(sizes: list[int], path: str | None) -> None:
     """t-SNE beyond TSNE_FIT_MAX points: the full fit against vizcore's subsample + transform."""
-    import vizcore.embed as vembed
+    import vizcore.embed.methods as vembed
 
     print(f"# t-SNE at large N: {features_label(path)}; {os.cpu_count()} CPUs, load average at start "
           f"{os.getloadavg()[0]:.1f}; TSNE_FIT_MAX = {vembed.TSNE_FIT_MAX:,}\n")  # fmt: skip
@@ -308,7 +308,7 @@ def main() -> None:
 
     # loaded before any case is timed, in every mode (a case's time does not include them)
     import vizcore.metrics.domain  # noqa: F401
-    from vizcore.embed import _n_jobs
+    from vizcore.embed.methods import _n_jobs
 
     if args.worker:
         umap_worker(args.n, args.worker, args.features)
@@ -323,7 +323,7 @@ def main() -> None:
     import openTSNE
     import sklearn
 
-    from vizcore.embed import embed
+    from vizcore.embed.methods import embed
 
     embed(np.random.default_rng(0).normal(size=(100, 8)), "tsne", n_iter=50)  # load libraries
     print(

@@ -48,7 +48,7 @@ def agreement(ours: torch.Tensor, theirs: torch.Tensor) -> tuple[torch.Tensor, t
     import torch
 
     from tests.paper_cams import library_normalise
-    from vizcore.explain import map_agreement
+    from vizcore.explain.methods import map_agreement
 
     a, b = library_normalise(ours), library_normalise(theirs)
     gap = (a - b).abs().amax(dim=(1, 2))
@@ -86,7 +86,7 @@ def rows_for(model: nn.Module, x: torch.Tensor, layer: str) -> list[list[str]]:
         ours_in_library_convention,
         paper_map,
     )
-    from vizcore.explain import (
+    from vizcore.explain.methods import (
         EXPLAINERS,
         eigen_projection,
         explain,
@@ -145,9 +145,9 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from vizcore.analysis import eval_domain
     from vizcore.models import create_model
-    from vizcore.runs import RunStore
+    from vizcore.store.runs import RunStore
+    from vizcore.views.analysis import eval_domain
 
     run = RunStore().get("demo-lenet-gap-mnist")
     lenet = run.load_model()

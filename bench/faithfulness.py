@@ -4,12 +4,12 @@ and the per-method faithfulness table of every shipped demo run.
     OMP_NUM_THREADS=2 python bench/faithfulness.py            # timings + the demo tables
     OMP_NUM_THREADS=2 python bench/faithfulness.py --no-tables --methods CAM,Grad-CAM++
 
-Timings: ``vizcore.faithfulness.faithfulness`` (deletion and insertion AUC with 10 steps, ROAD
+Timings: ``vizcore.explain.faithfulness.faithfulness`` (deletion and insertion AUC with 10 steps, ROAD
 MoRF and LeRF at 10/30/50/70/90 %, average drop / increase) of the maps of each method for the
 first 500 test images of ``demo-lenet-gap-mnist``, all perturbations in batches of 1,024, on
 ``--threads`` threads; the baseline is the same function called image by image (a Python loop
 over single images, timed on ``--loop-images`` images and scaled to 500), measured in the same
-run. Tables: ``vizcore.explanation_views.faithfulness_table`` of each demo run's source side,
+run. Tables: ``vizcore.views.explanations.faithfulness_table`` of each demo run's source side,
 read from the shipped caches (``--compute`` scores the methods a run does not ship).
 """
 
@@ -36,17 +36,17 @@ def _timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
 
 def _loop(model, x, maps, cls, n: int) -> None:  # type: ignore[no-untyped-def]
     """The unbatched baseline: the same scores, one image per call."""
-    from vizcore.faithfulness import faithfulness
+    from vizcore.explain.faithfulness import faithfulness
 
     for i in range(n):
         faithfulness(model, x[i : i + 1], maps[i : i + 1], cls[i : i + 1])
 
 
 def timings(threads: int, loop_images: int, methods: list[str]) -> None:
-    from vizcore.analysis import eval_domain
-    from vizcore.explain import explain
-    from vizcore.faithfulness import faithfulness
-    from vizcore.runs import RunStore
+    from vizcore.explain.faithfulness import faithfulness
+    from vizcore.explain.methods import explain
+    from vizcore.store.runs import RunStore
+    from vizcore.views.analysis import eval_domain
 
     run = RunStore().get("demo-lenet-gap-mnist")
     model = run.load_model()
@@ -66,15 +66,15 @@ def timings(threads: int, loop_images: int, methods: list[str]) -> None:
 
 
 def tables(compute: bool) -> None:
-    from vizcore.explain import list_explainers
-    from vizcore.explanation_views import (
+    from vizcore.explain.methods import list_explainers
+    from vizcore.store.runs import RunStore
+    from vizcore.views.explanations import (
         best_methods,
         faithfulness_table,
         scored_methods,
         table_columns,
         verdict,
     )
-    from vizcore.runs import RunStore
 
     store = RunStore()
     cols = table_columns()
@@ -115,7 +115,7 @@ def main() -> None:
     args = parse_args()
     import torch
 
-    from vizcore.explain import list_explainers
+    from vizcore.explain.methods import list_explainers
 
     torch.set_num_threads(args.threads)
     if not args.no_timings:

@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the other bench scripts
 
 if TYPE_CHECKING:
-    from vizcore.config import TrainConfig
-    from vizcore.runs import RunStore
+    from vizcore.core.config import TrainConfig
+    from vizcore.store.runs import RunStore
 
 FAILURES: list[str] = []
 
@@ -99,7 +99,7 @@ def train_one(cfg: TrainConfig, store: RunStore) -> tuple[float, str, str, bool]
     """Seconds, final status, run id, whether every logged loss was finite."""
     import numpy as np
 
-    from vizcore.train import train
+    from vizcore.train.loop import train
 
     finite = True
     t = time.perf_counter()
@@ -125,7 +125,7 @@ def main() -> None:
     import torch
 
     from vizcore.methods import METHODS
-    from vizcore.runs import RunStore
+    from vizcore.store.runs import RunStore
 
     if not a.cpu_only and not torch.cuda.is_available():
         sys.exit("no CUDA GPU is visible to PyTorch: run this on a CUDA machine, or with --cpu-only here")
@@ -171,8 +171,8 @@ def _row(name: str, seconds: list[float], verdicts: list[str]) -> None:
 
 
 def _cam_row(run, devices: list[str]) -> None:
-    from vizcore.analysis import eval_domain
-    from vizcore.cam import class_activation_maps
+    from vizcore.explain.cam import class_activation_maps
+    from vizcore.views.analysis import eval_domain
 
     dom = eval_domain(run.config(), "source", "test", limit=512)
     maps, seconds = {}, []
@@ -211,8 +211,8 @@ def _stream_row(devices: list[str], tmp: Path) -> None:
     import numpy as np
     from data_paths import write_photos
 
-    from vizcore.config import TrainConfig
-    from vizcore.train import train
+    from vizcore.core.config import TrainConfig
+    from vizcore.train.loop import train
 
     name = write_photos(tmp / "photos", 4, 48)
     seconds, verdicts = [], []
@@ -232,7 +232,7 @@ def _stream_row(devices: list[str], tmp: Path) -> None:
 def _tsne_row(n: int, devices: list[str]) -> None:
     import numpy as np
 
-    from vizcore.embed import embed
+    from vizcore.embed.methods import embed
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, 64)) + rng.normal(size=(10, 64))[rng.integers(0, 10, n)] * 2

@@ -42,12 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     import torch
 
-    from vizcore.architecture import build_model
+    from vizcore.core.numbers import mean_std
     from vizcore.methods.instance_spread import KNN_K, gap_features, knn_accuracy
     from vizcore.methods.recipes import recommended_config
-    from vizcore.numbers import mean_std
-    from vizcore.runs import RunStore
-    from vizcore.train import load_data, train
+    from vizcore.models.architecture import build_model
+    from vizcore.store.runs import RunStore
+    from vizcore.train.loop import load_data, train
 
     if a.threads:
         torch.set_num_threads(a.threads)

@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     import torch
 
-    from vizcore.analysis import eval_domain, feature_arrays
-    from vizcore.runs import DEMO_ROOT, RunStore
+    from vizcore.store.runs import DEMO_ROOT, RunStore
+    from vizcore.views.analysis import eval_domain, feature_arrays
 
     store = RunStore(a.runs, demo_root=DEMO_ROOT)
     print("| run | method | target acc % | normal polarity % (n) | inverted polarity % (n) |")

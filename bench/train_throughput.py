@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
 if TYPE_CHECKING:
-    from vizcore.config import TrainConfig
+    from vizcore.core.config import TrainConfig
 
 
 def bare_loop(cfg: TrainConfig, steps: int) -> float:
@@ -29,9 +29,9 @@ def bare_loop(cfg: TrainConfig, steps: int) -> float:
     import torch
     import torch.nn.functional as F
 
-    from vizcore.architecture import build_model
-    from vizcore.data import load_domain
-    from vizcore.device import resolve_device
+    from vizcore.core.device import resolve_device
+    from vizcore.data.domains import load_domain
+    from vizcore.models.architecture import build_model
 
     dev = resolve_device(cfg.device)
     d = load_domain(cfg.source, "train", limit=cfg.train_limit)
@@ -62,8 +62,8 @@ def bare_loop(cfg: TrainConfig, steps: int) -> float:
 
 
 def vizcore_loop(cfg: TrainConfig, steps: int) -> float:
-    """images/s of vizcore.train between its 5th and (5+steps)th step, inside the first epoch."""
-    from vizcore.train import train
+    """images/s of vizcore.train.loop between its 5th and (5+steps)th step, inside the first epoch."""
+    from vizcore.train.loop import train
 
     t0, first = 0.0, None
     for ev in train(cfg.replace(log_every=5)):
@@ -91,8 +91,8 @@ def main() -> None:
     a = parse_args()
     import torch
 
-    from vizcore.config import TrainConfig
-    from vizcore.device import resolve_device
+    from vizcore.core.config import TrainConfig
+    from vizcore.core.device import resolve_device
 
     # one epoch: the timed window never includes the end-of-epoch evaluation
     cfg = TrainConfig(source=a.data, model=a.model, batch_size=a.batch_size, epochs=1, device=a.device,
@@ -108,7 +108,7 @@ def main() -> None:
     print("| loop | images/s (median) | all runs | ratio vs bare |")
     print("|---|---|---|---|")
     print(f"| bare PyTorch | {b:,.0f} | {', '.join(f'{x:,.0f}' for x in bare)} | 1.00 |")
-    print(f"| vizcore.train | {v:,.0f} | {', '.join(f'{x:,.0f}' for x in viz)} | {v / b:.2f} |")
+    print(f"| vizcore.train.loop | {v:,.0f} | {', '.join(f'{x:,.0f}' for x in viz)} | {v / b:.2f} |")
 
 
 if __name__ == "__main__":

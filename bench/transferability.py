@@ -68,11 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     import torch
 
-    from vizcore.architecture import build_model
     from vizcore.methods.recipes import recommended_config
-    from vizcore.runs import RunStore
-    from vizcore.train import completed, train
-    from vizcore.transfer_views import SCRATCH, TransferTable, freeze_label
+    from vizcore.models.architecture import build_model
+    from vizcore.store.runs import RunStore
+    from vizcore.train.loop import completed, train
+    from vizcore.views.transfer import SCRATCH, TransferTable, freeze_label
 
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     src_cfg = recommended_config("source_only", a.source, a.target, train_limit=train_limit,
                                  test_limit=test_limit, device="cpu", **({"epochs": 1} if a.quick else {}))  # fmt: skip
     blocks = len(build_model(src_cfg).conv_blocks())
-    # each row's freeze, named as the Compare page names it (vizcore.transfer_views.freeze_label)
+    # each row's freeze, named as the Compare page names it (vizcore.views.transfer.freeze_label)
     classifier_only = ["features", "bottleneck"] if src_cfg.bottleneck_dim else ["features"]
     freeze = {freeze_label(f): f for f in [*range(blocks + 1), classifier_only]}
     rows = [*freeze, SCRATCH]
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                     values = completed(train(cfg, store)).values
                     acc.setdefault((row, k), []).append(values["target_acc"])
                     print(f"  seed {seed} K={k:<3d} {row:22s} target {100 * values['target_acc']:.1f} %", flush=True)
-    # the same table the Compare page draws from a store (vizcore.transfer_views)
+    # the same table the Compare page draws from a store (vizcore.views.transfer)
     table = TransferTable(f"{a.source} → {a.target}", tuple(rows), tuple(ks), acc)
     records = table.records()
     print()

@@ -1,5 +1,5 @@
-"""Streamlit widgets for vizcore.params: one widget per typed parameter, for methods, measures and
-embedding methods alike. UI only; what a value may be is decided by vizcore.params."""
+"""Streamlit widgets for vizcore.core.params: one widget per typed parameter, for methods, measures and
+embedding methods alike. UI only; what a value may be is decided by vizcore.core.params."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 import streamlit as st
 
-from vizcore.params import Param
+from vizcore.core.params import Param
 
 # ---------------------------------------------------------------------------------- parameters
-# One widget per vizcore.params.Param, for methods, measures and embeddings alike. Each drawer
+# One widget per vizcore.core.params.Param, for methods, measures and embeddings alike. Each drawer
 # gets (container, param, key, starting value, disabled) and returns the value in the param's type.
 
 

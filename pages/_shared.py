@@ -13,8 +13,8 @@ from typing import Any
 
 import streamlit as st
 
-from vizcore.errors import DataUnavailable
-from vizcore.runs import CheckpointError, Run, RunInfo, RunNotFound, RunStore
+from vizcore.core.errors import DataUnavailable
+from vizcore.store.runs import CheckpointError, Run, RunInfo, RunNotFound, RunStore
 
 # Errors a user can cause (a deleted run, a bad checkpoint, missing data, bad parameters):
 # each becomes a message on the page, never a traceback.
@@ -23,10 +23,10 @@ USER_ERRORS = (RunNotFound, CheckpointError, DataUnavailable, ValueError, Permis
 
 def run_table(rows: list[dict[str, Any]], accuracies: tuple[str, ...] = ("source acc", "target acc")) -> Any:
     """A table of runs for st.dataframe: 0..1 accuracies written as "97.8%" and anything missing as
-    "—" (vizcore.numbers). Written out as text: st.dataframe draws a missing number as "None"."""
+    "—" (vizcore.core.numbers). Written out as text: st.dataframe draws a missing number as "None"."""
     import pandas as pd
 
-    from vizcore.numbers import MISSING, percent
+    from vizcore.core.numbers import MISSING, percent
 
     def cell(key: str, v: Any) -> Any:
         return percent(v) if key in accuracies else (MISSING if v is None else v)
@@ -57,7 +57,7 @@ def friendly_errors(what: str = "this view") -> Iterator[None]:
 
 def run_label(r: RunInfo) -> str:
     """Short enough for a select box in presentation mode: label, then compact accuracies."""
-    from vizcore.numbers import percent
+    from vizcore.core.numbers import percent
 
     acc, tacc = r.summary.get("source_acc"), r.summary.get("target_acc")
     score = "" if acc is None else f" — {percent(acc)} src" + ("" if tacc is None else f", {percent(tacc)} tgt")
@@ -178,8 +178,13 @@ def figure(fig: Any, name: str, key: str | None = None, stretch: bool = True, **
     In presentation mode a figure built without it gets presentation-size fonts here, so every
     page follows the sidebar switch.
     """
-    from vizcore.export import INSTALL_HINT, figure_html, figure_static, static_export_available
     from vizcore.figures import fit_text
+    from vizcore.views.export import (
+        INSTALL_HINT,
+        figure_html,
+        figure_static,
+        static_export_available,
+    )
 
     if presentation():
         fig = _enlarged(fig)
@@ -204,7 +209,7 @@ def figure(fig: Any, name: str, key: str | None = None, stretch: bool = True, **
 def ensure_analysis(run: Run, sides: list[str]) -> None:
     """Make sure the run's per-run analysis exists for ``sides``; while it is computed (once per
     weights), say what is being done and how far it is, never a frozen bar."""
-    from vizcore.analysis import analysis_state, run_analysis
+    from vizcore.views.analysis import analysis_state, run_analysis
 
     missing = [s for s in sides if analysis_state(run, s)[0] != "ready"]
     if not missing:

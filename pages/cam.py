@@ -12,7 +12,9 @@ from pages._shared import (
     pick_run,
     presentation,
 )
-from vizcore.analysis import (
+from vizcore.explain.methods import EXPLAINERS, list_explainers
+from vizcore.figures.cam import cam_grid, mean_cam_figure
+from vizcore.views.analysis import (
     CAM_SCALES,
     cam_analysis,
     eval_images,
@@ -20,8 +22,7 @@ from vizcore.analysis import (
     mean_cams,
     select_images,
 )
-from vizcore.explain import EXPLAINERS, list_explainers
-from vizcore.explanation_views import (
+from vizcore.views.explanations import (
     agreement,
     class_phrase,
     comparable,
@@ -36,7 +37,6 @@ from vizcore.explanation_views import (
     tile_caption,
     verdict,
 )
-from vizcore.figures.cam import cam_grid, mean_cam_figure
 
 st.title("CAM heatmaps")
 st.caption(

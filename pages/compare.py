@@ -13,8 +13,8 @@ from pages._shared import (
 )
 from vizcore.figures.training import compare_curves, curve_label, transferability_figure
 from vizcore.methods import curves_of
-from vizcore.runs import lineage_text
-from vizcore.transfer_views import transfer_tables
+from vizcore.store.runs import lineage_text
+from vizcore.views.transfer import transfer_tables
 
 st.title("Compare runs")
 runs = [r for r in store().list() if r.status in ("complete", "stopped", "failed", "interrupted")]

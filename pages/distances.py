@@ -11,11 +11,11 @@ import streamlit as st
 from pages._params import param_widgets
 from pages._shared import before_is_parent, figure, friendly_errors, pick_run, usable_runs
 from pages._shared import presentation as presentation_on
-from vizcore import distance_views as dv
-from vizcore.data import SPLITS
+from vizcore.data.domains import SPLITS
 from vizcore.figures.agreement import rank_agreement_figure
 from vizcore.figures.matrix import MatrixPanel, difference_heatmap, matrix_figure, not_significant
 from vizcore.metrics import FAMILIES, list_metrics, metric_info
+from vizcore.views import distances as dv
 
 st.title("Class distances")
 st.caption(

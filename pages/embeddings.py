@@ -16,12 +16,12 @@ from pages._shared import (
     presentation,
     usable_runs,
 )
-from vizcore import embedding_views as ev
-from vizcore.distance_views import LAYER_LABELS, default_layer
-from vizcore.embed import ALIGNMENTS, METHODS, start_umap_warmup_thread, umap_warmed_up
+from vizcore.core.numbers import VERDICT_MARKS, fmt, fmt_change
+from vizcore.embed.methods import ALIGNMENTS, EMBEDDINGS, start_umap_warmup_thread, umap_warmed_up
 from vizcore.figures.scatter import pair_figure
-from vizcore.numbers import VERDICT_MARKS, fmt, fmt_change
-from vizcore.runs import params_key
+from vizcore.store.runs import params_key
+from vizcore.views import embeddings as ev
+from vizcore.views.distances import LAYER_LABELS, default_layer
 
 VERDICT_COLORS = {VERDICT_MARKS["better"]: "#1a7f37", VERDICT_MARKS["worse"]: "#b42318"}
 
@@ -61,11 +61,11 @@ c = st.columns([2, 1, 2, 1])
 layer = c[0].selectbox("Layer", layers, index=layers.index(default_layer(layers)), key="emb_layer",
                        format_func=lambda n: LAYER_LABELS.get(n, n),
                        help="only layers both models have")  # fmt: skip
-method = c[1].selectbox("Method", METHODS.names(), format_func=lambda m: METHODS.get(m).label, key="emb_method")
+method = c[1].selectbox("Method", EMBEDDINGS.names(), format_func=lambda m: EMBEDDINGS.get(m).label, key="emb_method")
 n_per_domain = c[2].slider("Points per domain", ev.MIN_PER_DOMAIN, 2000, 500, step=50, key="emb_n",
                            help="seeded random test images of each domain; the same ones in both panels")  # fmt: skip
 seed = c[3].number_input("Seed", 0, 1_000_000, 0, key="emb_seed", help="points and layout")
-spec = METHODS.get(method)
+spec = EMBEDDINGS.get(method)
 c = st.columns(max(3, len(spec.params) + 1))
 params = param_widgets(spec.params, f"emb_{method}_", columns=c[: len(spec.params)])
 align = c[len(spec.params)].selectbox(
@@ -100,7 +100,7 @@ fig = pair_figure(
     predictions=[pair.pred_before, pair.pred_after], class_names=pair.class_names,
     domain_names=[f"{s} ({n})" for s, n in zip(pair.sides, pair.domain_names, strict=True)], mask=mask,
     highlight=None if picked is None else picked[0], caption=pair.description, presentation=presentation(),
-    title=f"{METHODS.get(method).label} of the {LAYER_LABELS.get(layer, layer)}",
+    title=f"{EMBEDDINGS.get(method).label} of the {LAYER_LABELS.get(layer, layer)}",
 )  # fmt: skip
 # the panels take the page's whole width (beside a table they were too small to read), the numbers below
 figure(fig, f"embedding-{before.run_id}-vs-{after.run_id}-{method}", key=chart_key, on_select="rerun",

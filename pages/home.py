@@ -5,7 +5,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from pages._shared import USER_ERRORS, relative_time, run_table, store
-from vizcore.runs import lineage_text
+from vizcore.store.runs import lineage_text
 
 CONFIRM_KEY = "manage_confirm"
 NOTE_KEY = "manage_note"

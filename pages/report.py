@@ -5,10 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from pages._shared import friendly_errors, pick_run, presentation, store
-from vizcore.distance_views import DistanceSettings, default_permutations, grouped_label
-from vizcore.embed import METHODS as EMBED_METHODS
+from vizcore.embed.methods import EMBEDDINGS
 from vizcore.metrics import list_metrics
-from vizcore.report import SECTIONS, ReportOptions, build_report
+from vizcore.views.distances import DistanceSettings, default_permutations, grouped_label
+from vizcore.views.report import SECTIONS, ReportOptions, build_report
 
 st.title("Report")
 st.caption(
@@ -43,9 +43,9 @@ with st.expander("Options"):
     c = st.columns(3)
     cam_images = c[0].select_slider("Images per CAM grid", [6, 12, 18, 24], value=defaults.cam_images,
                                     key="report_cams")  # fmt: skip
-    names = EMBED_METHODS.names()
+    names = EMBEDDINGS.names()
     method = c[1].selectbox("Embedding", names, index=names.index(defaults.embed_method), key="report_embed",
-                            format_func=lambda m: EMBED_METHODS.get(m).label,
+                            format_func=lambda m: EMBEDDINGS.get(m).label,
                             help="t-SNE: a few seconds; UMAP: slower the first time")  # fmt: skip
     points = c[2].number_input("Embedded test points per domain", 50, 2000, defaults.embed_points, step=50,
                                key="report_points")  # fmt: skip

@@ -9,16 +9,22 @@ from streamlit.delta_generator import DeltaGenerator
 
 from pages._params import param_widgets
 from pages._shared import friendly_errors, run_label, session_id, store
-from vizcore.config import TrainConfig
-from vizcore.data import FOLDER_HELP, DomainMismatch, check_domain_pair, domain_info, list_domains
-from vizcore.device import available_devices
+from vizcore.app.jobs import MANAGER
+from vizcore.core.config import TrainConfig
+from vizcore.core.device import available_devices
+from vizcore.core.numbers import percent
+from vizcore.data.domains import (
+    FOLDER_HELP,
+    DomainMismatch,
+    check_domain_pair,
+    domain_info,
+    list_domains,
+)
 from vizcore.figures.training import curve_label, training_curves
-from vizcore.jobs import MANAGER
 from vizcore.methods import METHODS, Method, curves_of, list_methods
 from vizcore.methods.recipes import recipe_notes, recommended_config
 from vizcore.models import list_models
-from vizcore.numbers import percent
-from vizcore.train import OPTIMIZERS, REFUSALS, SCHEDULES, check_config
+from vizcore.train.loop import OPTIMIZERS, REFUSALS, SCHEDULES, check_config
 
 st.title("Train")
 

@@ -15,10 +15,10 @@ from pages._shared import (
     presentation,
     store,
 )
-from vizcore.architecture import resolve_input_shape
 from vizcore.figures.cam import cam_grid
 from vizcore.models import list_models
-from vizcore.uploads import (
+from vizcore.models.architecture import resolve_input_shape
+from vizcore.views.uploads import (
     Architecture,
     ImageOptions,
     infer_architectures,

@@ -3,9 +3,9 @@
     python scripts/build_demo_analyses.py
 
 Per demo run: the per-run analysis of each side and the default distance matrices
-(vizcore.precompute); for the default before/after pair of the Embeddings page and the
+(vizcore.views.precompute); for the default before/after pair of the Embeddings page and the
 report, its default embedding; per run, the maps and faithfulness scores of every explanation
-method (vizcore.explanation_views) of the source side. All are keyed by the weights' SHA-256, so this must be run
+method (vizcore.views.explanations) of the source side. All are keyed by the weights' SHA-256, so this must be run
 again whenever a demo run is retrained; a fresh clone then opens every demo view without a
 forward pass, a matrix or a t-SNE to wait for.
 """
@@ -18,11 +18,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vizcore.distance_views import default_layer  # noqa: E402
-from vizcore.embedding_views import EmbeddingSettings, common_layers, default_pair, embedding_pair  # noqa: E402
-from vizcore.explanation_views import faithfulness_table, verdict  # noqa: E402
-from vizcore.precompute import precompute  # noqa: E402
-from vizcore.runs import DEMO_ROOT, Run, RunStore  # noqa: E402
+from vizcore.store.runs import DEMO_ROOT, Run, RunStore  # noqa: E402
+from vizcore.views.distances import default_layer  # noqa: E402
+from vizcore.views.embeddings import EmbeddingSettings, common_layers, default_pair, embedding_pair  # noqa: E402
+from vizcore.views.explanations import faithfulness_table, verdict  # noqa: E402
+from vizcore.views.precompute import precompute  # noqa: E402
 
 
 def _size(folder: Path) -> float:

@@ -1,7 +1,7 @@
 """Shared helpers of the headless-Chromium tests: the real Streamlit server and the browser.
 
 Needs Debian's chromium (`apt-get install chromium`; `.ci/run` installs it) and the playwright
-Python package; never `playwright install`. Recipe in DESIGN.md section 5.
+Python package; never `playwright install`. The recipe is in the README's test section.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from vizcore.config import TrainConfig
-from vizcore.runs import RunStore
-from vizcore.train import train
+from vizcore.core.config import TrainConfig
+from vizcore.store.runs import RunStore
+from vizcore.train.loop import train
 
 ROOT = Path(__file__).resolve().parent.parent
 # AppTest runs app.py in this process: no minute-long UMAP compilation in the background

@@ -3,8 +3,8 @@
 import os
 import sys
 
-import vizcore.train as training
-from vizcore.cli import main
+import vizcore.train.loop as training
+from vizcore.app.cli import main
 
 _check = training._check_finite
 

@@ -1,12 +1,12 @@
 """Independent references for vizcore's explanation methods (tests and bench/explain_references.py).
 
 :func:`paper_map` writes each method's equation as its paper gives it, for one image at a time,
-with plain torch autograd and nothing from :mod:`vizcore.explain`. :func:`library_maps` asks
+with plain torch autograd and nothing from :mod:`vizcore.explain.methods`. :func:`library_maps` asks
 pytorch-grad-cam (grad-cam on PyPI, a test-only dependency) for the same method, at the layer's
 resolution and in its own normalisation (:func:`library_normalise`); :func:`ours_in_library_convention`
 computes vizcore's map with pytorch-grad-cam's conventions where the two differ.
 
-Notation as in vizcore/explain.py: A^k (h, w) the k-th channel of the layer's output, S^c the
+Notation as in vizcore/explain/methods.py: A^k (h, w) the k-th channel of the layer's output, S^c the
 logit of class c, g^k = dS^c/dA^k.
 """
 
@@ -202,7 +202,7 @@ def ours_in_library_convention(
     Shape:
         x: (B, C, H, W); cls: (B,). Returns (B, h, w).
     """
-    from vizcore.explain import explain, grad_cam_pp, layer_gradients, score_cam
+    from vizcore.explain.methods import explain, grad_cam_pp, layer_gradients, score_cam
 
     if method == "CAM":
         return explain(model, x, cls, "CAM", layer).low.clamp_min(0)

@@ -13,11 +13,11 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import TINY
-from vizcore import analysis as an
-from vizcore.architecture import build_model, resolve_input_shape
-from vizcore.cam import class_activation_maps, energy_in_box, normalize_maps, pointing_game
+from vizcore.explain.cam import class_activation_maps, energy_in_box, normalize_maps, pointing_game
 from vizcore.models import MODELS
-from vizcore.runs import DEMO_ROOT, RunStore
+from vizcore.models.architecture import build_model, resolve_input_shape
+from vizcore.store.runs import DEMO_ROOT, RunStore
+from vizcore.views import analysis as an
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -151,8 +151,8 @@ def test_distance_metric_change_runs_no_forward_pass(forward_count: list[int]) -
 
 def test_a_finished_training_job_prepares_its_views(tmp_path: Path) -> None:
     """The job's thread computes the analysis and the default matrices after training."""
-    from vizcore.jobs import JobManager
-    from vizcore.precompute import default_distance_settings
+    from vizcore.app.jobs import JobManager
+    from vizcore.views.precompute import default_distance_settings
 
     store = RunStore(tmp_path / "runs", demo_root=None)
     jobs = JobManager()
@@ -162,7 +162,7 @@ def test_a_finished_training_job_prepares_its_views(tmp_path: Path) -> None:
     run = store.get(job.run_id)
     assert an.analysis_path(run, "source") is not None
     before = an.FORWARD_PASSES[0]
-    from vizcore.distance_views import class_matrix, layer_choices
+    from vizcore.views.distances import class_matrix, layer_choices
 
     key_files = set((run.path / "analyses").iterdir())
     class_matrix(run, "source", "test", layer_choices(run)[0], default_distance_settings())
@@ -171,7 +171,7 @@ def test_a_finished_training_job_prepares_its_views(tmp_path: Path) -> None:
 
 
 def test_cli_analyze_prepares_a_run(trained_store: RunStore, capsys: pytest.CaptureFixture[str]) -> None:
-    from vizcore import cli
+    from vizcore.app import cli
 
     rid = trained_store.run_ids()[0]
     assert cli.main(["--runs", str(trained_store.root), "analyze", rid]) == 0
@@ -198,7 +198,7 @@ def test_a_shared_class_scale_keeps_weak_maps_weak(trained_run) -> None:
 
 
 def test_mean_cams_equal_the_class_means_of_direct_maps(trained_run) -> None:
-    from vizcore.cam import mean_cam_per_class
+    from vizcore.explain.cam import mean_cam_per_class
 
     model = trained_run.load_model()
     dom = an.eval_domain(trained_run.config(), "source")

@@ -9,8 +9,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from vizcore.jobs import MANAGER
-from vizcore.runs import DEMO_ROOT
+from vizcore.app.jobs import MANAGER
+from vizcore.store.runs import DEMO_ROOT
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = [
@@ -138,12 +138,12 @@ def test_distances_page_draws_a_class_matrix(tmp_path, monkeypatch) -> None:
 
     from pages import _shared
     from tests.conftest import TINY
-    from vizcore.runs import RunStore
-    from vizcore.train import train
+    from vizcore.store.runs import RunStore
+    from vizcore.train.loop import train
 
     root = tmp_path / "runs"  # where _isolated points VIZCORE_RUNS
     assert list(train(TINY, RunStore(root, demo_root=None)))[-1].status == "complete"
-    # RunStore() reads VIZCORE_RUNS when vizcore.runs is first imported, so point the pages' store here too
+    # RunStore() reads VIZCORE_RUNS when vizcore.store.runs is first imported, so point the pages' store here too
     monkeypatch.setattr(_shared, "store", lambda: RunStore(root))
     at = _app()
     at.switch_page("pages/distances.py").run()
@@ -160,8 +160,8 @@ def test_distances_page_draws_a_class_matrix(tmp_path, monkeypatch) -> None:
 
 
 def test_distances_page_ranks_class_pairs_under_two_metrics() -> None:
-    from vizcore import distance_views as dv
-    from vizcore.runs import RunStore
+    from vizcore.store.runs import RunStore
+    from vizcore.views import distances as dv
 
     at = _app()
     at.switch_page("pages/distances.py").run()
@@ -187,8 +187,8 @@ def test_embeddings_page_draws_before_and_after_panels(tmp_path, monkeypatch) ->
     import torch
 
     from tests.conftest import TINY
-    from vizcore.architecture import build_model, resolve_input_shape
-    from vizcore.runs import RunStore
+    from vizcore.models.architecture import build_model, resolve_input_shape
+    from vizcore.store.runs import RunStore
 
     store = RunStore(tmp_path / "runs", demo_root=None)  # where _isolated points VIZCORE_RUNS
     for seed in (0, 1):  # two untrained (seeded) networks are enough to lay out features
@@ -197,7 +197,7 @@ def test_embeddings_page_draws_before_and_after_panels(tmp_path, monkeypatch) ->
         torch.manual_seed(seed)
         run.save_weights(build_model(cfg))
         run.set_status("complete")
-    monkeypatch.setattr("vizcore.embed.start_umap_warmup_thread", lambda *a, **k: None)  # no numba in tests
+    monkeypatch.setattr("vizcore.embed.methods.start_umap_warmup_thread", lambda *a, **k: None)  # no numba in tests
     at = AppTest.from_file(APP, default_timeout=300)
     at.session_state["emb_method"] = "pca"  # fast
     at.run()
@@ -215,7 +215,7 @@ def test_the_first_page_does_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = "import sys, pages._shared, vizcore.warmup; print('torch' in sys.modules)"
+    code = "import sys, pages._shared, vizcore.app.warmup; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(APP).parent, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
 
@@ -267,7 +267,7 @@ NEW_METHODS = [
 @pytest.mark.parametrize(("method", "pick"), NEW_METHODS)
 def test_train_page_trains_each_new_method(method: str, pick: tuple[str, str] | None, monkeypatch) -> None:
     # the views' analysis after training is another test's subject; here only the training counts
-    monkeypatch.setattr("vizcore.jobs.precompute", lambda run, progress: None)
+    monkeypatch.setattr("vizcore.app.jobs.precompute", lambda run, progress: None)
     at = _app()
     at.switch_page("pages/train.py").run()
     next(w for w in at.selectbox if w.label == "Method").set_value(method).run()
@@ -288,7 +288,7 @@ def test_train_page_trains_each_new_method(method: str, pick: tuple[str, str] | 
     MANAGER.wait(rid, timeout=300)
     at.run()
     assert any("complete" in s.value for s in at.success), [e.value for e in at.error]
-    from vizcore.runs import RunStore
+    from vizcore.store.runs import RunStore
 
     cfg = RunStore().get(rid).config()
     assert cfg.method == method

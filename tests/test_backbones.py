@@ -9,12 +9,17 @@ import pytest
 import torch
 from safetensors.torch import save
 
-from vizcore.architecture import build_model, build_network, pretrained_models
-from vizcore.config import TrainConfig
+from vizcore.core.config import TrainConfig
 from vizcore.models import create_model
 from vizcore.models import torchvision_nets as tv
-from vizcore.runs import RunStore
-from vizcore.uploads import infer_architectures, load_checked, read_checkpoint, save_uploaded_run
+from vizcore.models.architecture import build_model, build_network, pretrained_models
+from vizcore.store.runs import RunStore
+from vizcore.views.uploads import (
+    infer_architectures,
+    load_checked,
+    read_checkpoint,
+    save_uploaded_run,
+)
 
 
 @pytest.mark.parametrize(("name", "stem", "size", "side"), [
@@ -106,7 +111,7 @@ def test_a_backbone_trains_with_its_first_blocks_frozen(tmp_path: Path) -> None:
     bit-identical and trains the rest (the loop asks every model for its conv blocks: both
     backbones get them from their shared base, so the smaller one stands for both)."""
     name = "mobilenet_v3_small"
-    from vizcore.train import train
+    from vizcore.train.loop import train
 
     store = RunStore(tmp_path / "runs", demo_root=None)
     cfg = TrainConfig(source="mnist", model=name, epochs=1, batch_size=16, train_limit=48, test_limit=16,

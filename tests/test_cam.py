@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from vizcore.cam import (
+from vizcore.explain.cam import (
     class_activation_maps,
     energy_in_box,
     localization_score,

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from vizcore import cli
-from vizcore.runs import RunStore
+from vizcore.app import cli
+from vizcore.store.runs import RunStore
 
 
 def test_list_has_a_header_and_percentages(trained_store: RunStore, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,8 +11,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import TINY
-from vizcore.jobs import MANAGER, JobManager
-from vizcore.runs import RunStore
+from vizcore.app.jobs import MANAGER, JobManager
+from vizcore.store.runs import RunStore
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 QUICK = TINY.replace(train_limit=256, test_limit=64, log_every=2)

@@ -1,7 +1,7 @@
 """Values checked at the source: every bad value is refused before a run folder exists.
 
 Each case goes through the library (``train(config, store)``) and, where a flag can say it, the
-command line (``vizcore.cli.main``): both refuse it in the same one-line words, and neither leaves
+command line (``vizcore.app.cli.main``): both refuse it in the same one-line words, and neither leaves
 a run folder. Nothing here trains: the good values only pass the checks.
 """
 
@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import TINY
-from vizcore import cli
-from vizcore.config import ConfigError, TrainConfig
-from vizcore.registry import UnknownNameError
-from vizcore.runs import RunStore
-from vizcore.train import REFUSALS, check_config, train
+from vizcore.app import cli
+from vizcore.core.config import ConfigError, TrainConfig
+from vizcore.core.registry import UnknownNameError
+from vizcore.store.runs import RunStore
+from vizcore.train.loop import REFUSALS, check_config, train
 
 # small enough that a case which slipped through would still end quickly (and fail its test)
 BASE = TINY.replace(batch_size=32, train_limit=64, test_limit=32)
@@ -267,7 +267,7 @@ def test_the_checks_of_values_import_nothing(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from vizcore.config import TrainConfig; TrainConfig().check_values(); "
+    code = ("import sys; from vizcore.core.config import TrainConfig; TrainConfig().check_values(); "
             "print('torch' in sys.modules)")  # fmt: skip
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

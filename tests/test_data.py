@@ -1,4 +1,4 @@
-"""Tests for vizcore.data: offline domains, generated domains, torchvision fallbacks, folders."""
+"""Tests for vizcore.data.domains: offline domains, generated domains, torchvision fallbacks, folders."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from vizcore import data as D
-from vizcore.registry import UnknownNameError
+from vizcore.core.registry import UnknownNameError
+from vizcore.data import domains as D
 
 OFFLINE = ("mnist", "cluttered-mnist", "mnist-m", "uci-digits")
 TORCHVISION = ("mnist-full", "fashion-mnist", "usps", "svhn")

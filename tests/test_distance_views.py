@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from tests.conftest import TINY
-from vizcore import distance_views as dv
+from vizcore.core.params import KINDS
 from vizcore.figures.matrix import NS_TEXT, difference_heatmap, matrix_heatmap
 from vizcore.metrics import class_distance_matrix, list_metrics
-from vizcore.params import KINDS
-from vizcore.runs import RunStore
+from vizcore.store.runs import RunStore
+from vizcore.views import distances as dv
 
 DIGITS = tuple(str(k) for k in range(10))
 
@@ -216,7 +216,7 @@ def test_rank_agreement_says_when_a_measure_saturates() -> None:
 
 
 def test_learned_measures_are_left_out_of_the_background_precompute_but_not_the_demo_build() -> None:
-    from vizcore.precompute import precomputed_metrics
+    from vizcore.views.precompute import precomputed_metrics
 
     after_training = precomputed_metrics()
     assert after_training[0] == "mmd" and "wasserstein_exact" in after_training and "mutual_info" in after_training

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from tests.conftest import TINY
-from vizcore import distributed
-from vizcore.runs import RunStore
-from vizcore.train import train
+from vizcore.store.runs import RunStore
+from vizcore.train import distributed
+from vizcore.train.loop import train
 
 ROOT = Path(__file__).resolve().parent.parent
 

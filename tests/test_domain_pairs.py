@@ -14,8 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from vizcore import data as D
-from vizcore.errors import DomainMismatch
+from vizcore.core.errors import DomainMismatch
+from vizcore.data import domains as D
 
 GREY = (1, 8, 8)  # load folders at their stored size: a constant image keeps its value exactly
 
@@ -213,8 +213,8 @@ def test_the_check_opens_no_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_a_run_evaluates_its_target_through_the_class_map(tmp_path: Path) -> None:
-    from vizcore.analysis import eval_domain
-    from vizcore.config import TrainConfig
+    from vizcore.core.config import TrainConfig
+    from vizcore.views.analysis import eval_domain
 
     vals = _folder(tmp_path, {"cat": 5, "dog": 5})
     cmap = {"cat": "1", "dog": "0"}
@@ -230,7 +230,7 @@ def test_a_run_evaluates_its_target_through_the_class_map(tmp_path: Path) -> Non
 
 
 def _parse(*argv: str) -> argparse.Namespace:
-    from vizcore.cli import _train_parser
+    from vizcore.app.cli import _train_parser
 
     ap = argparse.ArgumentParser()
     _train_parser(ap.add_subparsers(dest="cmd"))
@@ -238,7 +238,7 @@ def _parse(*argv: str) -> argparse.Namespace:
 
 
 def test_cli_class_map_flag_reaches_the_config() -> None:
-    from vizcore.cli import _config_from_args
+    from vizcore.app.cli import _config_from_args
 
     cfg = _config_from_args(_parse("--target", "folder:x", "--class-map", "cat=0, dog = 1"))
     assert cfg.class_map == {"cat": "0", "dog": "1"}
@@ -308,7 +308,7 @@ def test_recipe_standardises_a_varied_colour_folder_and_says_why(tmp_path: Path)
 
 
 def test_measured_recipes_of_the_built_in_pairs_are_unchanged() -> None:
-    from vizcore.config import TrainConfig
+    from vizcore.core.config import TrainConfig
     from vizcore.methods import recipes as R
 
     assert R.from_data("mnist", "uci-digits") == R.DataAdvice({}, None)
@@ -357,8 +357,8 @@ def _mismatched_pairs(tmp_path: Path) -> list[tuple[str, str]]:
 
 def test_no_mismatched_pair_trains(tmp_path: Path) -> None:
     from tests.conftest import TINY
-    from vizcore.runs import RunStore
-    from vizcore.train import train
+    from vizcore.store.runs import RunStore
+    from vizcore.train.loop import train
 
     store = RunStore(tmp_path / "runs", demo_root=None)
     pairs = _mismatched_pairs(tmp_path)
@@ -374,7 +374,7 @@ def test_no_mismatched_pair_trains(tmp_path: Path) -> None:
 
 
 def test_the_cli_refuses_a_mismatched_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from vizcore import cli
+    from vizcore.app import cli
 
     animals = tmp_path / "animals"
     _folder(animals, {"cat": 3, "dog": 3, "zebra": 3})

@@ -9,9 +9,9 @@ import pytest
 from scipy.spatial import procrustes as scipy_procrustes
 from sklearn.datasets import make_blobs
 
-from vizcore import embed as E
+from vizcore.core.registry import UnknownNameError
+from vizcore.embed import methods as E
 from vizcore.metrics.domain import knn_class_accuracy_2d
-from vizcore.registry import UnknownNameError
 
 N = 160
 TSNE_SHORT = {"n_iter": 100}  # where only determinism or plumbing is tested
@@ -37,9 +37,9 @@ def _rotation(angle: float) -> np.ndarray:
 # --------------------------------------------------------------------------- registry
 
 
-@pytest.mark.parametrize("name", E.METHODS.names())
+@pytest.mark.parametrize("name", E.EMBEDDINGS.names())
 def test_every_method_has_label_caption_and_sane_params(name: str) -> None:
-    spec = E.METHODS.get(name)
+    spec = E.EMBEDDINGS.get(name)
     assert spec.label
     caption = E.describe(name, seed=7)
     assert "seed 7" in caption
@@ -50,7 +50,7 @@ def test_every_method_has_label_caption_and_sane_params(name: str) -> None:
 
 
 def test_core_methods_registered() -> None:
-    assert {"tsne", "umap", "pca"} <= set(E.METHODS.names())
+    assert {"tsne", "umap", "pca"} <= set(E.EMBEDDINGS.names())
 
 
 def test_unknown_method_lists_valid_names(blobs) -> None:
@@ -177,7 +177,7 @@ def test_perplexity_too_large_states_the_rule(blobs) -> None:
 
 @pytest.mark.parametrize("method", ["tsne", "umap", "pca"])
 def test_too_few_points_says_how_many(method: str) -> None:
-    needed = E.METHODS.get(method).min_points
+    needed = E.EMBEDDINGS.get(method).min_points
     assert needed >= E.MIN_POINTS
     with pytest.raises(ValueError, match=f"at least {needed} points"):
         E.embed(np.ones((needed - 1, 4)), method)
@@ -371,7 +371,7 @@ def test_warmup_thread_starts_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_app_start_schedules_the_warmup_once_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vizcore import warmup as W
+    from vizcore.app import warmup as W
 
     started: list[str] = []
     monkeypatch.setattr(E, "start_umap_warmup_thread", lambda: started.append("warm-up"))

@@ -13,14 +13,14 @@ import pytest
 import torch
 
 from tests.conftest import TINY
-from vizcore import embedding_views as ev
-from vizcore.analysis import feature_arrays
-from vizcore.architecture import build_model, resolve_input_shape
-from vizcore.config import TrainConfig
+from vizcore.core.config import TrainConfig
 from vizcore.figures import CLASS_COLORS, DOMAIN_SYMBOLS
 from vizcore.figures.scatter import embedding_scatter, pair_figure
 from vizcore.metrics import domain as D
-from vizcore.runs import Run, RunInfo, RunStore
+from vizcore.models.architecture import build_model, resolve_input_shape
+from vizcore.store.runs import Run, RunInfo, RunStore
+from vizcore.views import embeddings as ev
+from vizcore.views.analysis import feature_arrays
 
 PCA = ev.EmbeddingSettings(layer="gap", method="pca", n_per_domain=30, seed=0)
 DA = TINY.replace(target="mnist-m")

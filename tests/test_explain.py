@@ -7,14 +7,20 @@ import pytest
 import torch
 from torch import nn
 
-from vizcore.explain import default_layer, explain, layer_choices, list_explainers, map_agreement
-from vizcore.faithfulness import (
+from vizcore.explain.faithfulness import (
     auc,
     confidence_change,
     deletion_insertion,
     faithfulness,
     impute,
     salience_rank,
+)
+from vizcore.explain.methods import (
+    default_layer,
+    explain,
+    layer_choices,
+    list_explainers,
+    map_agreement,
 )
 from vizcore.models import create_model, list_models
 

@@ -25,8 +25,7 @@ from tests.paper_cams import (
     ours_in_library_convention,
     paper_map,
 )
-from vizcore.analysis import eval_domain
-from vizcore.explain import (
+from vizcore.explain.methods import (
     EXPLAINERS,
     eigen_projection,
     explain,
@@ -35,6 +34,7 @@ from vizcore.explain import (
     list_explainers,
 )
 from vizcore.models import create_model
+from vizcore.views.analysis import eval_domain
 
 pytest.importorskip("pytorch_grad_cam")  # requirements-dev.txt: the reference library
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from vizcore import analysis as an
-from vizcore import explanation_views as ev
-from vizcore import report as rep
-from vizcore.explain import EXPLAINERS, list_explainers, upsample_maps
-from vizcore.faithfulness import faithfulness
+from vizcore.explain.faithfulness import faithfulness
+from vizcore.explain.methods import EXPLAINERS, list_explainers, upsample_maps
+from vizcore.views import analysis as an
+from vizcore.views import explanations as ev
+from vizcore.views import report as rep
 
 
 @pytest.fixture(autouse=True)

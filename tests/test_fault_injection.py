@@ -3,7 +3,7 @@ weights that load, and no other run changes.
 
 Each training process is forked from a forkserver that has imported vizcore but run no torch
 op (so its children start in well under a second and inherit no thread pool). A child counts
-the fault points it passes (vizcore.atomic.fault_point: every atomic write's stages, the
+the fault points it passes (vizcore.core.atomic.fault_point: every atomic write's stages, the
 metrics append, the run folder's rename) and SIGKILLs itself at the k-th.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TINY
-from vizcore.runs import RunStore
+from vizcore.store.runs import RunStore
 
 CFG = TINY.replace(epochs=2, train_limit=128, test_limit=64, batch_size=64, log_every=1, precise_bn=True)
 MIN_POINTS = 20
@@ -30,8 +30,8 @@ CHILD_TIMEOUT_S = 120
 def _child(root: str, kill_at: int, trace: str | None) -> None:
     import torch
 
-    from vizcore import atomic
-    from vizcore.train import train
+    from vizcore.core import atomic
+    from vizcore.train.loop import train
 
     torch.set_num_threads(1)
     passed: list[str] = []
@@ -60,7 +60,7 @@ def _runs(root: Path) -> dict[str, dict[str, str]]:
 @pytest.fixture(scope="module")
 def ctx() -> mp.context.BaseContext:
     c = mp.get_context("forkserver")
-    c.set_forkserver_preload(["vizcore.train", __name__])
+    c.set_forkserver_preload(["vizcore.train.loop", __name__])
     return c
 
 

@@ -1,4 +1,4 @@
-"""The two data paths (vizcore.feeds): tensors in memory and image files streamed by DataLoader
+"""The two data paths (vizcore.data.feeds): tensors in memory and image files streamed by DataLoader
 workers train the same weights from the same folder, the choice follows the size, and a bad
 choice or a broken file is a clear message."""
 
@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 
 from tests.conftest import TINY
-from vizcore import data as D
-from vizcore import feeds as F
-from vizcore.runs import RunStore
-from vizcore.train import train
+from vizcore.data import domains as D
+from vizcore.data import feeds as F
+from vizcore.store.runs import RunStore
+from vizcore.train.loop import train
 
 SHAPE = (1, 28, 28)  # the digits' own size: decoding needs no resize
 
@@ -147,7 +147,7 @@ def test_a_file_broken_past_its_header_fails_the_run_by_name(folders: tuple[str,
 
 def test_the_cli_streams_a_folder_at_the_size_asked(folders: tuple[str, str], tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
-    from vizcore import cli
+    from vizcore.app import cli
 
     runs = tmp_path / "runs"
     code = cli.main(["--runs", str(runs), "train", "--data", folders[0], "--input-shape", "3,40,40", "--epochs", "1",

@@ -1,7 +1,7 @@
 """Figure lint: every figure the pages and the report draw, with presentation mode off and on.
 
 Checks what a slide shows: no text line wider than its figure, every visible axis titled, cell
-numbers written on one scale (vizcore.numbers), a caption or a title on every figure.
+numbers written on one scale (vizcore.core.numbers), a caption or a title on every figure.
 Widths are estimated (0.55 of the font size a character), which is conservative for the
 proportional fonts used.
 """
@@ -17,8 +17,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from vizcore.figures import CONTAINER_PX
-from vizcore.report import ReportOptions, make_report
-from vizcore.runs import RunStore
+from vizcore.store.runs import RunStore
+from vizcore.views.report import ReportOptions, make_report
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 CHAR = 0.55  # below fit_text's CHAR_WIDTH: the lint only fails lines that fit_text would have wrapped
@@ -62,7 +62,7 @@ def problems(fig: dict) -> list[str]:
             cells = [c for row in trace["text"] for c in (row if isinstance(row, list) else [row])]
             bad = [c for c in cells if not CELL.match(str(c))]
             if bad:
-                out.append(f"heatmap cells not written by vizcore.numbers: {bad[:3]}")
+                out.append(f"heatmap cells not written by vizcore.core.numbers: {bad[:3]}")
             if cells and all(re.fullmatch(r"-?0(\.0+)?", str(c)) for c in cells):
                 out.append("every heatmap cell reads 0: the values need a common power of ten")
     return out

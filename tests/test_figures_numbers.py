@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vizcore.core.numbers import MISSING, fmt, fmt_change, percent, shared_scale
 from vizcore.figures.matrix import MatrixPanel, matrix_figure
 from vizcore.figures.training import compare_curves
-from vizcore.numbers import MISSING, fmt, fmt_change, percent, shared_scale
 
 
 @pytest.mark.parametrize(

@@ -16,10 +16,10 @@ import torch
 from PIL import Image
 
 from tests.conftest import TINY
-from vizcore import data as D
-from vizcore import feeds as F
-from vizcore.runs import RunStore
-from vizcore.train import train
+from vizcore.data import domains as D
+from vizcore.data import feeds as F
+from vizcore.store.runs import RunStore
+from vizcore.train.loop import train
 
 SIDE = 16
 GREY = (1, SIDE, SIDE)

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from vizcore.config import TrainConfig
+from vizcore.core.config import TrainConfig
+from vizcore.core.params import Param, defaults
 from vizcore.methods import METHODS, create_method, list_methods
 from vizcore.methods.dan import (
     kernel_scales,
@@ -25,9 +26,8 @@ from vizcore.methods.recipes import recommended_config
 from vizcore.metrics.mmd import mmd2_torch
 from vizcore.models import create_model
 from vizcore.models.base import Features
-from vizcore.params import Param, defaults
-from vizcore.runs import RunStore
-from vizcore.train import train
+from vizcore.store.runs import RunStore
+from vizcore.train.loop import train
 
 # the methods with a transfer loss on one joint forward pass (ADDA owns its step and needs a parent)
 DA_METHODS = [m for m in list_methods() if METHODS.get(m).uses_target and not METHODS.get(m).requires]
@@ -280,7 +280,7 @@ def test_train_runs_each_method_and_logs_its_curves(name: str) -> None:
 
 
 def test_mnist_to_mnist_m_is_trained_in_colour_at_28px() -> None:
-    from vizcore.architecture import build_model, resolve_input_shape
+    from vizcore.models.architecture import build_model, resolve_input_shape
 
     cfg = recommended_config("dann", "mnist", "mnist-m")
     assert resolve_input_shape(cfg) == (3, 28, 28)
@@ -341,7 +341,7 @@ def test_recipe_overrides_win_and_method_params_merge() -> None:
 
 
 def test_cli_recipe_flag_starts_from_the_recipe_and_explicit_flags_win(tmp_path: Path) -> None:
-    from vizcore.cli import main
+    from vizcore.app.cli import main
 
     runs = tmp_path / "runs"
     # --lr 0.1 equals the plain TrainConfig default: it must still beat the recipe's value

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from vizcore.core.registry import UnknownNameError
 from vizcore.models import create_model, list_models
-from vizcore.registry import UnknownNameError
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TINY
-from vizcore import distance_views as dv
-from vizcore import embed as E
+from vizcore.core.params import Param, defaults, validate
+from vizcore.embed import methods as E
 from vizcore.methods import METHODS, list_methods
 from vizcore.metrics import list_metrics
-from vizcore.params import Param, defaults, validate
-from vizcore.runs import RunStore
-from vizcore.train import train
+from vizcore.store.runs import RunStore
+from vizcore.train.loop import train
+from vizcore.views import distances as dv
 
 PARAMS = (
     Param("hidden", "Hidden width", "int", 100, low=1, high=4096, unit="units", help="width"),
@@ -110,7 +110,7 @@ def test_labels_show_units_and_readable_choices() -> None:
 def _registered() -> list[tuple[str, tuple[Param, ...]]]:
     out = [(f"method {m}", tuple(METHODS.get(m).params)) for m in list_methods()]
     out += [(f"metric {m}", tuple(dv.all_metric_params(m))) for m in list_metrics()]
-    out += [(f"embedding {m}", E.METHODS.get(m).params) for m in E.METHODS.names()]
+    out += [(f"embedding {m}", E.EMBEDDINGS.get(m).params) for m in E.EMBEDDINGS.names()]
     return out
 
 
@@ -157,7 +157,7 @@ def test_a_bad_method_parameter_is_refused_before_a_run_folder_exists(store: Run
 
 
 def test_the_cli_refuses_a_bad_method_parameter_with_exit_2(tmp_path: Path, capsys) -> None:
-    from vizcore.cli import main
+    from vizcore.app.cli import main
 
     runs = tmp_path / "runs"
     argv = [

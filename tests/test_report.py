@@ -14,14 +14,14 @@ import torch
 from plotly.offline import get_plotlyjs
 from streamlit.testing.v1 import AppTest
 
-from vizcore import report as rep
-from vizcore.analysis import eval_domain
-from vizcore.config import TrainConfig
-from vizcore.distance_views import DistanceSettings
-from vizcore.export import figure_static, static_export_available
+from vizcore.core.config import TrainConfig
 from vizcore.figures import CLASS_COLORS
-from vizcore.runs import RunStore
-from vizcore.uploads import infer_architectures, read_checkpoint, save_uploaded_run
+from vizcore.store.runs import RunStore
+from vizcore.views import report as rep
+from vizcore.views.analysis import eval_domain
+from vizcore.views.distances import DistanceSettings
+from vizcore.views.export import figure_static, static_export_available
+from vizcore.views.uploads import infer_architectures, read_checkpoint, save_uploaded_run
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 QUICK = rep.ReportOptions(embed_method="pca", embed_points=150, distance=DistanceSettings(n_per_class=40, n_perm=20))
@@ -137,8 +137,8 @@ def _fake_cams(run, which: str, mode: str = "predicted", split: str = "test") ->
 
 def test_an_adaptation_comparison_shows_target_views(store: RunStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """The target-domain parts (cross matrix, A-distance, both domains in the scatter), on small fake features."""
-    import vizcore.distance_views as dv
-    import vizcore.embedding_views as ev
+    import vizcore.views.distances as dv
+    import vizcore.views.embeddings as ev
 
     for module in (rep, dv, ev):
         monkeypatch.setattr(module, "feature_arrays", _fake_features)

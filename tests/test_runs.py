@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from vizcore.atomic import write_atomic, write_json_atomic
-from vizcore.config import TrainConfig
+from vizcore.core.atomic import write_atomic, write_json_atomic
+from vizcore.core.config import TrainConfig
 from vizcore.models import create_model
-from vizcore.runs import CheckpointError, RunNotFound, RunStore, read_safetensors
+from vizcore.store.runs import CheckpointError, RunNotFound, RunStore, read_safetensors
 
 
 def test_create_roundtrip_and_list(store: RunStore) -> None:

@@ -17,11 +17,12 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import TINY
-from vizcore import atomic, cli
-from vizcore.atomic import StoreWriteError
+from vizcore.app import cli
+from vizcore.core import atomic
+from vizcore.core.atomic import StoreWriteError
 from vizcore.models import create_model
-from vizcore.runs import Run, RunDamaged, RunStore, process_start
-from vizcore.train import train
+from vizcore.store.runs import Run, RunDamaged, RunStore, process_start
+from vizcore.train.loop import train
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -206,7 +207,7 @@ def test_a_disk_that_fails_at_any_write_leaves_no_run_that_lies(tmp_path: Path, 
     for k in points:
         seen = [0]
 
-        def fail(label: str, k: int = k) -> None:
+        def fail(label: str, k: int = k, seen: list[int] = seen) -> None:
             if not label.endswith(":renamed"):
                 seen[0] += 1
                 if seen[0] == k:

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from tests.conftest import TINY
-from vizcore import cli
-from vizcore.atomic import write_json_atomic
+from vizcore.app import cli
+from vizcore.core.atomic import write_json_atomic
 from vizcore.methods.source_only import SourceOnly
-from vizcore.runs import InvalidRunId, RunNotFound, RunStore, check_run_id
-from vizcore.train import _Trainer, train
+from vizcore.store.runs import InvalidRunId, RunNotFound, RunStore, check_run_id
+from vizcore.train.loop import _Trainer, train
 
 
 def _tree_digest(folder: Path) -> dict[str, str]:
@@ -127,7 +127,7 @@ def test_uploads_create_their_run_through_the_store(monkeypatch: pytest.MonkeyPa
     """RunStore.create is the only code that makes run folders."""
     import inspect
 
-    from vizcore import uploads
+    from vizcore.views import uploads
 
     src = inspect.getsource(uploads)
     assert ".partial" not in src and "mkdir(" not in src

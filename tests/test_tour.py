@@ -23,7 +23,7 @@ from tests.browser_utils import (
     settle,
     streamlit_server,
 )
-from vizcore.data import load_domain
+from vizcore.data.domains import load_domain
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, requires_chromium]
 VIEWPORT = {"width": 1400, "height": 2000}  # Streamlit scrolls inside the page: a tall window shows it all

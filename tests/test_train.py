@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from tests.conftest import TINY
-from vizcore.architecture import common_shape
-from vizcore.errors import DataUnavailable
-from vizcore.registry import UnknownNameError
-from vizcore.runs import RunStore
-from vizcore.train import SCHEDULES, random_shift, train
+from vizcore.core.errors import DataUnavailable
+from vizcore.core.registry import UnknownNameError
+from vizcore.models.architecture import common_shape
+from vizcore.store.runs import RunStore
+from vizcore.train.loop import SCHEDULES, random_shift, train
 
 
 def test_training_reduces_loss_and_beats_chance(store: RunStore) -> None:
@@ -29,8 +29,8 @@ def test_training_reduces_loss_and_beats_chance(store: RunStore) -> None:
     assert run.summary()["source_acc"] == end.values["source_acc"]
     assert run.config().input_shape == (1, 28, 28)  # resolved shape is saved for reloading
     # the saved weights reproduce the reported accuracy
-    from vizcore.feeds import FeedOptions, make_feed
-    from vizcore.train import evaluate, load_data
+    from vizcore.data.feeds import FeedOptions, make_feed
+    from vizcore.train.loop import evaluate, load_data
 
     test = make_feed(load_data(run.config()).source_test, FeedOptions(torch.device("cpu")), train=False)
     assert evaluate(run.load_model(), test) == end.values["source_acc"]
@@ -159,7 +159,7 @@ def test_fresh_layouts_redraw_a_generated_source_from_epoch_two() -> None:
 
 
 def test_epoch_layout_seeds_are_distinct_and_keep_epoch_one() -> None:
-    from vizcore.train import epoch_layout_seed
+    from vizcore.train.loop import epoch_layout_seed
 
     assert epoch_layout_seed(5, 1) is None
     seeds = {epoch_layout_seed(s, e) for s in range(4) for e in range(2, 30)}
@@ -168,7 +168,7 @@ def test_epoch_layout_seeds_are_distinct_and_keep_epoch_one() -> None:
 
 @pytest.mark.parametrize(("flag", "fresh"), [([], True), (["--no-fresh-layouts"], False)])
 def test_cli_cluttered_recipe_and_fresh_layouts_flag(tmp_path, flag: list[str], fresh: bool) -> None:
-    from vizcore.cli import main
+    from vizcore.app.cli import main
 
     runs = tmp_path / "runs"
     argv = ["--runs", str(runs), "train", "--recipe", "--data", "cluttered-mnist", "--epochs", "1",
@@ -181,7 +181,7 @@ def test_cli_cluttered_recipe_and_fresh_layouts_flag(tmp_path, flag: list[str], 
 
 
 def test_random_invert_flips_whole_images_at_the_given_rate() -> None:
-    from vizcore.train import random_invert
+    from vizcore.train.loop import random_invert
 
     x = torch.rand(4000, 3, 4, 4)
     out = random_invert(x, 0.3, torch.Generator().manual_seed(0))
@@ -193,7 +193,7 @@ def test_random_invert_flips_whole_images_at_the_given_rate() -> None:
 
 
 def test_mnist_m_recipe_inverts_half_the_source_and_the_cli_can_turn_it_off(tmp_path) -> None:
-    from vizcore.cli import main
+    from vizcore.app.cli import main
     from vizcore.methods.recipes import recommended_config
 
     assert recommended_config("source_only", "mnist", "mnist-m").augment_invert == 0.5
@@ -210,7 +210,7 @@ def test_mnist_m_recipe_inverts_half_the_source_and_the_cli_can_turn_it_off(tmp_
 def test_precise_bn_averages_the_training_batches_and_leaves_training_alone() -> None:
     """With equal batches covering the whole training set, the recomputed running mean of the first
     BatchNorm is the mean of its input over that set, exactly as a direct computation gives it."""
-    from vizcore.train import _Trainer, load_data
+    from vizcore.train.loop import _Trainer, load_data
 
     cfg = TINY.replace(train_limit=256, test_limit=64, batch_size=64, epochs=1, device="cpu", log_every=1)
     plain = [e.values["loss"] for e in train(cfg) if e.kind == "step"]
@@ -245,7 +245,7 @@ def test_images_per_second_counts_training_time_only(monkeypatch: pytest.MonkeyP
     """A fake clock: each training step takes 1 s, each evaluation 1000 s."""
     import types
 
-    import vizcore.train as T
+    import vizcore.train.loop as T
 
     clock = [0.0]
     monkeypatch.setattr(T, "time", types.SimpleNamespace(perf_counter=lambda: clock[0], monotonic=lambda: clock[0],
@@ -269,8 +269,8 @@ def test_images_per_second_counts_training_time_only(monkeypatch: pytest.MonkeyP
 
 def test_eval_every_evaluates_and_keeps_only_every_nth_epoch_and_the_last(monkeypatch: pytest.MonkeyPatch,
                                                                          tmp_path) -> None:  # fmt: skip
-    import vizcore.train as T
-    from vizcore.runs import RunStore
+    import vizcore.train.loop as T
+    from vizcore.store.runs import RunStore
 
     calls = []
     evaluate_ = T.evaluate
@@ -288,7 +288,7 @@ def test_eval_every_evaluates_and_keeps_only_every_nth_epoch_and_the_last(monkey
 def test_adabn_takes_the_batchnorm_statistics_of_the_target_training_images() -> None:
     """Li et al. 2016: the recomputed running mean of the first BatchNorm is the mean of its input
     over the target training images, as a direct computation gives it, not over the source's."""
-    from vizcore.train import _Trainer, load_data
+    from vizcore.train.loop import _Trainer, load_data
 
     cfg = TINY.replace(target="uci-digits", train_limit=256, test_limit=64, batch_size=64, epochs=1, adabn=True)
     trainer = _Trainer(cfg, None, None)

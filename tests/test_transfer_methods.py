@@ -11,16 +11,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vizcore import cli
-from vizcore.config import TrainConfig
+from vizcore.app import cli
+from vizcore.core.config import TrainConfig
 from vizcore.methods import create_method
 from vizcore.methods.cdan import entropy_weights, multilinear_map, randomized_map
 from vizcore.methods.distill import kd_loss
 from vizcore.methods.freeze import apply_freeze
 from vizcore.methods.instance_spread import instance_spread_loss, knn_accuracy
 from vizcore.models import create_model
-from vizcore.runs import RunStore, children, lineage
-from vizcore.train import _Trainer, resolve_lineage, train
+from vizcore.store.runs import RunStore, children, lineage
+from vizcore.train.loop import _Trainer, resolve_lineage, train
 
 # a parent on MNIST -> MNIST-M-style: the DA recipe's network (adaptation layer, colour input)
 PARENT = TrainConfig(source="mnist", target="mnist-m", epochs=1, batch_size=32, train_limit=256, test_limit=64,
@@ -357,7 +357,7 @@ def test_lineage_is_written_into_the_config(tmp_path: Path, parent_store) -> Non
 
 
 def test_a_bench_cell_is_the_mean_and_sample_std_over_seeds() -> None:
-    from vizcore.numbers import MISSING, mean_std
+    from vizcore.core.numbers import MISSING, mean_std
 
     assert mean_std([0.5, 0.7]) == f"60.0 ± {100 * math.sqrt(0.02):.1f}"
     assert mean_std([0.42]) == "42.0 ± 0.0" and mean_std([]) == MISSING
@@ -365,8 +365,8 @@ def test_a_bench_cell_is_the_mean_and_sample_std_over_seeds() -> None:
 
 
 def test_before_defaults_to_the_parent_of_the_after_run() -> None:
-    from vizcore.embedding_views import default_pair
-    from vizcore.runs import RunInfo, lineage_text
+    from vizcore.store.runs import RunInfo, lineage_text
+    from vizcore.views.embeddings import default_pair
 
     def info(rid: str, method: str, parent: str | None = None) -> RunInfo:
         return RunInfo(rid, rid, "complete", method, "lenet_gap", "mnist", "mnist-m", 0, 0.0, False, {}, "",

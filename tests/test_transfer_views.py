@@ -1,4 +1,4 @@
-"""The transferability table drawn from a run store (vizcore.transfer_views)."""
+"""The transferability table drawn from a run store (vizcore.views.transfer)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import statistics
 
 import pytest
 
-from vizcore.runs import RunInfo
-from vizcore.transfer_views import SCRATCH, row_label, transfer_tables
+from vizcore.store.runs import RunInfo
+from vizcore.views.transfer import SCRATCH, row_label, transfer_tables
 
 
 def _info(rid: str, acc: float | None, k: int | None, parent: str | None = "p", freeze: int | list[str] = 0,

@@ -14,8 +14,8 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import TINY
-from vizcore import cli
-from vizcore.runs import TRASH_DIR, InvalidRunId, RunExists, RunNotFound, RunStore
+from vizcore.app import cli
+from vizcore.store.runs import TRASH_DIR, InvalidRunId, RunExists, RunNotFound, RunStore
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -140,7 +140,7 @@ def test_the_cli_deletes_lists_the_trash_and_restores(store: RunStore, full_run,
 
 
 def test_a_demo_run_is_refused_by_the_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from vizcore.runs import DEMO_ROOT
+    from vizcore.store.runs import DEMO_ROOT
 
     demo_id = sorted(p.name for p in DEMO_ROOT.iterdir() if (p / "config.json").exists())[0]
     assert cli.main(["--runs", str(tmp_path / "runs"), "delete", demo_id]) == 2

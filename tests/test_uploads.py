@@ -18,11 +18,11 @@ from PIL import Image
 from safetensors.torch import save
 from streamlit.testing.v1 import AppTest
 
-from vizcore.cam import class_activation_maps
-from vizcore.data import load_domain
+from vizcore.data.domains import load_domain
+from vizcore.explain.cam import class_activation_maps
 from vizcore.models import create_model, list_models
-from vizcore.runs import CheckpointError, RunStore
-from vizcore.uploads import (
+from vizcore.store.runs import CheckpointError, RunStore
+from vizcore.views.uploads import (
     Architecture,
     ImageOptions,
     guess_architecture,
@@ -364,7 +364,7 @@ def test_a_zip_member_is_scanned_only_so_far(tmp_path: Path) -> None:
     could inflate far beyond its upload."""
     import zipfile
 
-    from vizcore.uploads import PICKLE_SCAN_BYTES
+    from vizcore.views.uploads import PICKLE_SCAN_BYTES
 
     head = pickle.dumps(_WritesAFile(tmp_path / "pwned"), protocol=2)[:-1]  # without its STOP
     bomb = io.BytesIO()
@@ -489,7 +489,7 @@ def test_decompression_bombs_are_refused_before_decoding(
     naming the file, and no pixel is decoded."""
     from PIL import ImageFile
 
-    from vizcore.uploads import MAX_IMAGE_PIXELS
+    from vizcore.views.uploads import MAX_IMAGE_PIXELS
 
     assert width * height > MAX_IMAGE_PIXELS
     decoded: list[object] = []
@@ -506,7 +506,7 @@ def test_decompression_bombs_are_refused_before_decoding(
 
 @pytest.mark.parametrize("mode", ["I;16", "I;16B", "I;16L", "I"])
 def test_sixteen_bit_grey_is_scaled_by_257_not_clipped(mode: str) -> None:
-    from vizcore.uploads import eight_bit
+    from vizcore.views.uploads import eight_bit
 
     v = np.array(
         [[0, 1, 128, 129, 256, 257, 1000], [30_000, 40_000, 65_278, 65_279, 65_534, 65_535, 5]]
@@ -592,7 +592,7 @@ def test_predictions_are_the_models_softmax_and_cam(trained_run) -> None:
 def test_the_servers_upload_cap_is_the_modules() -> None:
     """.streamlit/config.toml lets through what vizcore reads, and the largest header fits."""
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
-    from vizcore.uploads import MAX_HEADER_BYTES, MAX_UPLOAD_MB
+    from vizcore.views.uploads import MAX_HEADER_BYTES, MAX_UPLOAD_MB
 
     config = tomllib.loads((Path(APP).parent / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] == MAX_UPLOAD_MB
@@ -600,9 +600,9 @@ def test_the_servers_upload_cap_is_the_modules() -> None:
 
 
 def test_files_past_the_upload_cap_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    import vizcore.uploads
+    import vizcore.views.uploads
 
-    monkeypatch.setattr(vizcore.uploads, "MAX_UPLOAD_MB", 1)
+    monkeypatch.setattr(vizcore.views.uploads, "MAX_UPLOAD_MB", 1)
     weights = save({"x": torch.zeros(300_000)})  # 1.2 million bytes: 1.1 MiB
     with pytest.raises(CheckpointError, match=r"^big\.safetensors is 1\.1 MB, more than the 1 MB"):
         read_checkpoint(weights, "big.safetensors")

@@ -1,5 +1,5 @@
 import sys
 
-from vizcore.cli import main
+from vizcore.app.cli import main
 
 sys.exit(main())

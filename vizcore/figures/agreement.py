@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from vizcore.core.numbers import fmt
 from vizcore.figures import SERIES_COLORS, caption_below, style
-from vizcore.numbers import fmt
 
 NAMED = 5  # closest pairs named under each measure, and as many of the largest disagreements
 

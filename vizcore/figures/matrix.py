@@ -15,8 +15,8 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale, unlabel_rgb
 from plotly.subplots import make_subplots
 
+from vizcore.core.numbers import fmt, power_of_ten, shared_scale
 from vizcore.figures import caption_below, style
-from vizcore.numbers import fmt, power_of_ten, shared_scale
 
 SEQUENTIAL = "Viridis"  # perceptually uniform; dark = close, bright = far
 DIVERGING = "RdBu_r"  # blue = smaller after, red = larger after; white = no change
@@ -51,7 +51,7 @@ def not_significant(p_values: np.ndarray | None, alpha: float) -> np.ndarray | N
 
 
 def cell_text(values: np.ndarray, write: Callable[[float], str] | None = None) -> np.ndarray:
-    """The numbers written in the cells, on one scale (vizcore.numbers.shared_scale). Shape: as values."""
+    """The numbers written in the cells, on one scale (vizcore.core.numbers.shared_scale). Shape: as values."""
     write = write or shared_scale(values)[1]
     return np.vectorize(write, otypes=[object])(values).astype(str) if values.size else values.astype(str)
 

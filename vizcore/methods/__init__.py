@@ -10,8 +10,8 @@ and ``optimizers``; ``train.py`` stays one loop.
 
 from __future__ import annotations
 
+from vizcore.core.registry import Registry
 from vizcore.methods.base import Method, split_features
-from vizcore.registry import Registry
 
 METHODS: Registry[type[Method]] = Registry("method")
 

@@ -20,13 +20,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from vizcore.core.params import Param
 from vizcore.methods import register_method
 from vizcore.methods.base import Lineage, Method, StepContext, trainable
 from vizcore.methods.dann import domain_classifier
 from vizcore.methods.ddc import adapted_features
 from vizcore.methods.freeze import freeze_module, keep_statistics
 from vizcore.models.base import Features, GapNet
-from vizcore.params import Param
 
 
 def discriminator_loss(

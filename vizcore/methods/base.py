@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizcore.feeds import Feed
+from vizcore.core.params import Param, validate
+from vizcore.data.feeds import Feed
 from vizcore.models.base import Features, GapNet
-from vizcore.params import Param, validate
 
 
 def split_features(f: Features, n_source: int) -> tuple[Features, Features]:

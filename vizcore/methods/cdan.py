@@ -18,13 +18,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from vizcore.core.params import Param
 from vizcore.methods import register_method
 from vizcore.methods.base import Method
 from vizcore.methods.dann import DANN, dann_lambda, domain_classifier
 from vizcore.methods.ddc import adapted_features
 from vizcore.methods.grl import grad_reverse, scale_grad
 from vizcore.models.base import Features
-from vizcore.params import Param
 
 RANDOMIZE_ABOVE = 4096  # the paper's threshold on D * K
 

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from vizcore.core.params import Param
 from vizcore.methods import register_method
 from vizcore.methods.base import Method
 from vizcore.metrics.mmd import mmd2_torch, resolve_bandwidth
 from vizcore.models.base import Features
-from vizcore.params import Param
 
 LAYER_LABELS = {"gap": "GAP vector", "bottleneck": "adaptation layer", "logits": "logits"}
 # the layer sets worth offering, DAN's own (GAP and adaptation layer) first

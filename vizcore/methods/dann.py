@@ -17,12 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vizcore.core.params import Param
 from vizcore.methods import register_method
 from vizcore.methods.base import Method
 from vizcore.methods.ddc import adapted_features
 from vizcore.methods.grl import grad_reverse, scale_grad
 from vizcore.models.base import Features
-from vizcore.params import Param
 
 
 def dann_lambda(progress: float, gamma: float = 10.0) -> float:

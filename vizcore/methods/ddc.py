@@ -6,11 +6,11 @@ from typing import Any
 
 import torch
 
+from vizcore.core.params import Param
 from vizcore.methods import register_method
 from vizcore.methods.base import Method
 from vizcore.metrics.mmd import mmd2_torch
 from vizcore.models.base import Features
-from vizcore.params import Param
 
 
 def adapted_features(f: Features) -> torch.Tensor:

@@ -14,10 +14,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from vizcore.core.params import Param
 from vizcore.methods import register_method
 from vizcore.methods.base import Lineage, Method, batch_accuracy
 from vizcore.models.base import GapNet
-from vizcore.params import Param
 
 
 def kd_loss(

@@ -23,12 +23,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from vizcore.feeds import Feed
+from vizcore.core.params import Param
+from vizcore.data.feeds import Feed
 from vizcore.methods import register_method
 from vizcore.methods.base import Method
 from vizcore.methods.ddc import adapted_features
 from vizcore.models.base import GapNet
-from vizcore.params import Param
 
 KNN_K = 20
 

@@ -27,9 +27,9 @@ from typing import Any
 
 import torch
 
-from vizcore.config import TrainConfig
-from vizcore.data import load_domain
-from vizcore.errors import DataUnavailable
+from vizcore.core.config import TrainConfig
+from vizcore.core.errors import DataUnavailable
+from vizcore.data.domains import load_domain
 from vizcore.methods import METHODS
 
 Fields = dict[str, Any]

@@ -33,8 +33,8 @@ import scipy.linalg
 import torch
 from sklearn.covariance import LedoitWolf
 
+from vizcore.core.registry import Registry
 from vizcore.metrics.mmd import ESTIMATORS, mmd2_pairs, permutation_p_value, resolve_bandwidth
-from vizcore.registry import Registry
 
 ArrayLike = np.ndarray | torch.Tensor
 PairFn = Callable[[np.ndarray, np.ndarray], float]

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vizcore.device import resolve_device
+from vizcore.core.device import resolve_device
 from vizcore.metrics.distances import Computed, SamplePlan, register_metric
 from vizcore.metrics.mmd import permutation_p_value
 

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vizcore.registry import Registry
+from vizcore.core.registry import Registry
 
 ArrayLike = np.ndarray | Tensor
 T = TypeVar("T")

@@ -11,8 +11,8 @@ from typing import Any
 
 from torch import nn
 
+from vizcore.core.registry import Registry
 from vizcore.models.base import Features, GapNet
-from vizcore.registry import Registry
 
 MODELS: Registry[type[GapNet]] = Registry("model")
 

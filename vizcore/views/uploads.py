@@ -8,7 +8,7 @@ explained by reading its opcodes (``pickletools``), never by loading it.
 
 Architecture: inferred from the tensors' shapes for every registered model (number of classes
 from the classifier, input channels from the first convolution, the bottleneck width), then
-checked tensor by tensor with :func:`vizcore.runs.state_dict_problems`.
+checked tensor by tensor with :func:`vizcore.store.runs.state_dict_problems`.
 
 Images: any PNG/JPEG, colour or grey, any size, brought to a model's (C, H, W) input by a list of
 small steps, each reporting in words what it did, so the page can show before/after. Only the
@@ -34,15 +34,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from vizcore.architecture import build_network
-from vizcore.cam import class_activation_maps, normalize_maps
-from vizcore.config import TrainConfig
-from vizcore.data import PIL_READ_ERRORS as _PIL_READ_ERRORS
-from vizcore.data import domain_info, eight_bit, load_domain, to_shape
+from vizcore.core.config import TrainConfig
+from vizcore.core.registry import Registry
+from vizcore.data.domains import PIL_READ_ERRORS as _PIL_READ_ERRORS
+from vizcore.data.domains import domain_info, eight_bit, load_domain, to_shape
+from vizcore.explain.cam import class_activation_maps, normalize_maps
 from vizcore.models import list_models
+from vizcore.models.architecture import build_network
 from vizcore.models.base import GapNet
-from vizcore.registry import Registry
-from vizcore.runs import (
+from vizcore.store.runs import (
     CheckpointError,
     Run,
     RunStore,
@@ -444,7 +444,7 @@ def load_checked(state: dict[str, torch.Tensor], arch: Architecture, expected_cl
 
 def matching_domains(arch: Architecture) -> list[str]:
     """Registered data sets with the architecture's number of classes (what a run can be evaluated on)."""
-    from vizcore.data import list_domains
+    from vizcore.data.domains import list_domains
 
     return [d for d in list_domains() if domain_info(d).num_classes == arch.num_classes]
 
@@ -622,7 +622,7 @@ def _border(x: np.ndarray) -> np.ndarray:
 def _channels(x: np.ndarray, shape: tuple[int, int, int], opts: ImageOptions) -> tuple[np.ndarray, str | None]:
     grey = bool(np.allclose(x[..., 0], x[..., 1], atol=2 / 255) and np.allclose(x[..., 1], x[..., 2], atol=2 / 255))
     if shape[0] == 1:
-        # ITU-R BT.601 luminance, as vizcore.data.to_shape and PIL's convert("L")
+        # ITU-R BT.601 luminance, as vizcore.data.domains.to_shape and PIL's convert("L")
         y = x @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
         return y[..., None], None if grey else "converted colour to grey (BT.601 luminance)"
     return x, "kept the grey image, as three equal RGB channels" if grey else None

@@ -1,6 +1,6 @@
 """Explanation methods of a CNN's decision, one registry for all: CAM and the Grad-CAM family.
 
-``CAM`` is vizcore's exact map for a GAP network (:mod:`vizcore.cam`): the class's effective head
+``CAM`` is vizcore's exact map for a GAP network (:mod:`vizcore.explain.cam`): the class's effective head
 weights applied to the last conv maps. Grad-CAM, Layer-CAM and XGrad-CAM come from torchcam
 (chosen by measurement: see the README's dependency section and ``bench/cam_libraries.py``).
 Grad-CAM++ and Score-CAM are written here from their papers: torchcam 0.5.0's Grad-CAM++ loses
@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizcore.cam import ClassIndex, class_targets
-from vizcore.registry import Registry
+from vizcore.core.registry import Registry
+from vizcore.explain.cam import ClassIndex, class_targets
 
 # (model, images (B, C, H, W), classes (B,), layer name) -> raw maps (B, h, w)
 MapFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, str], torch.Tensor]

@@ -19,7 +19,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from vizcore.data import FOLDER_PREFIX, Domain, FileSplit, channels_first, decode_image, folder_size
+from vizcore.data.domains import (
+    FOLDER_PREFIX,
+    Domain,
+    FileSplit,
+    channels_first,
+    decode_image,
+    folder_size,
+)
 
 # the choice of data path (TrainConfig.data_path), with what each means
 DATA_PATHS = {

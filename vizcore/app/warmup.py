@@ -1,6 +1,6 @@
 """Start-up work the server does in the background, so the first user request is fast.
 
-Kept apart from :mod:`vizcore.embed` so that ``app.py`` can schedule the warm-up without
+Kept apart from :mod:`vizcore.embed.methods` so that ``app.py`` can schedule the warm-up without
 importing scikit-learn on the first page load.
 """
 
@@ -26,7 +26,7 @@ def _after(delay_s: float) -> None:
     if os.environ.get(ENV, "1") == "0":
         return
     time.sleep(max(0.0, delay_s - (time.monotonic() - start)))
-    from vizcore.embed import start_umap_warmup_thread
+    from vizcore.embed.methods import start_umap_warmup_thread
 
     start_umap_warmup_thread()
 
@@ -35,8 +35,8 @@ def _warm_runs(limit: int = 4) -> None:
     """Import torch and load the newest runs' analyses and test images into memory, so the
     first view of a run reads memory instead of paying for the import and the data."""
     try:
-        from vizcore.analysis import analysis_path, eval_domain, run_analysis
-        from vizcore.runs import RunStore
+        from vizcore.store.runs import RunStore
+        from vizcore.views.analysis import analysis_path, eval_domain, run_analysis
 
         runs = [r for r in RunStore().list() if r.status in ("complete", "stopped")][:limit]
         for info in sorted(runs, key=lambda r: not r.read_only):  # demo runs first: they are the default

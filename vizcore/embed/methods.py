@@ -35,15 +35,15 @@ import numpy as np
 from scipy.linalg import orthogonal_procrustes
 from sklearn.decomposition import PCA
 
-from vizcore.params import Param
-from vizcore.params import defaults as param_defaults
-from vizcore.params import validate as validate_params
-from vizcore.registry import Registry
+from vizcore.core.params import Param
+from vizcore.core.params import defaults as param_defaults
+from vizcore.core.params import validate as validate_params
+from vizcore.core.registry import Registry
 
 __all__ = [
     "ALIGNMENTS",
     "EMBED_VERSION",
-    "METHODS",
+    "EMBEDDINGS",
     "MIN_POINTS",
     "EmbeddingMethod",
     "Param",
@@ -99,7 +99,7 @@ class EmbeddingMethod:
         return param_defaults(self.params)
 
 
-METHODS: Registry[EmbeddingMethod] = Registry("embedding method")
+EMBEDDINGS: Registry[EmbeddingMethod] = Registry("embedding method")
 
 
 def _method(
@@ -125,7 +125,7 @@ def _method(
             min_points,
             validate or (lambda n, d, p: None),
         )
-        METHODS.add(name, spec)
+        EMBEDDINGS.add(name, spec)
         return fn
 
     return deco
@@ -133,13 +133,13 @@ def _method(
 
 def resolve_params(method: str, params: Mapping[str, Any]) -> dict[str, float | int]:
     """Fill defaults, reject unknown names and cast types, so equal settings hash equal."""
-    spec = METHODS.get(method)
+    spec = EMBEDDINGS.get(method)
     return validate_params(spec.params, params, owner=spec.label)
 
 
 def describe(method: str, seed: int = 0, **params: Any) -> str:
     """One line saying how a layout was computed, for the figure caption."""
-    spec = METHODS.get(method)
+    spec = EMBEDDINGS.get(method)
     return spec.caption.format(seed=seed, **resolve_params(method, params))
 
 
@@ -182,7 +182,7 @@ def check_embed_inputs(features: np.ndarray, method: str, **params: Any) -> dict
 
     A page can call this to show a message before starting a long computation.
     """
-    spec = METHODS.get(method)
+    spec = EMBEDDINGS.get(method)
     values = resolve_params(method, params)
     x = _check_features(features, spec.min_points)
     spec.validate(x.shape[0], x.shape[1], values)
@@ -554,11 +554,11 @@ def embed(
 
     Args:
         features: one row per point.
-        method: a name in :data:`METHODS` (``"tsne"``, ``"umap"``, ``"pca"``).
+        method: a name in :data:`EMBEDDINGS` (``"tsne"``, ``"umap"``, ``"pca"``).
         seed: fixes every random choice; the same call returns identical coordinates.
         init: optional starting layout (t-SNE, UMAP), e.g. another layout of the same points.
         progress: optional ``callback(fraction, message)`` called during long computations.
-        **params: the method's parameters (see ``METHODS.get(method).params``).
+        **params: the method's parameters (see ``EMBEDDINGS.get(method).params``).
 
     Returns:
         (N, 2) float64 coordinates.
@@ -569,7 +569,7 @@ def embed(
     Shape:
         features: (N, D); init: (N, 2).
     """
-    spec = METHODS.get(method)
+    spec = EMBEDDINGS.get(method)
     values = check_embed_inputs(features, method, **params)
     x = _check_features(features, spec.min_points)
     start = _check_init(init, len(x), spec)
@@ -745,7 +745,7 @@ def embed_pair(
         before_feats: (N, D1), after_feats: (N, D2) with row i the same sample in both.
     """
     align_fn = ALIGNMENTS.get(align)
-    spec = METHODS.get(method)
+    spec = EMBEDDINGS.get(method)
     n_before, n_after = len(np.asarray(before_feats)), len(np.asarray(after_feats))
     if n_before != n_after:
         raise ValueError(

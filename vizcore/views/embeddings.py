@@ -1,12 +1,12 @@
 """Before/after embeddings as the Embeddings page shows them: same points, cached pairs, the numbers.
 
-The glue between the run store, :mod:`vizcore.embed` and :mod:`vizcore.metrics.domain`. No UI.
+The glue between the run store, :mod:`vizcore.embed.methods` and :mod:`vizcore.metrics.domain`. No UI.
 
 Which points: the test images of the *after* run's data (its source domain, and its target
 domain when the runs have one), a seeded subsample of ``n_per_domain`` per domain chosen once
 (:func:`choose_points`) and fed through both models, so row i of both layouts is the same image.
 A "before" run evaluated on exactly those images (same data, same data seed) reuses its cached
-:func:`~vizcore.analysis.feature_arrays`; otherwise its model is run on the chosen images.
+:func:`~vizcore.views.analysis.feature_arrays`; otherwise its model is run on the chosen images.
 
 Caching: a pair is stored in the *after* run's folder (``analyses/embedding-<hash>.npz``) keyed by
 both run ids and weights digests (retraining either run gives a new key), the data the points come
@@ -25,11 +25,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from vizcore.analysis import cam_analysis, cam_maps, domain_name, eval_domain, feature_arrays
-from vizcore.cam import class_activation_maps, normalize_maps
-from vizcore.config import TrainConfig
-from vizcore.data import Domain
-from vizcore.embed import EMBED_VERSION, embed_pair, resolve_params, subsample_per_group
+from vizcore.core.config import TrainConfig
+from vizcore.data.domains import Domain
+from vizcore.embed.methods import EMBED_VERSION, embed_pair, resolve_params, subsample_per_group
+from vizcore.explain.cam import class_activation_maps, normalize_maps
 from vizcore.figures.cam import overlay
 from vizcore.metrics.domain import (
     REPORT_COLUMNS,
@@ -38,7 +37,8 @@ from vizcore.metrics.domain import (
     knn_class_accuracy_2d,
     layout_trustworthiness,
 )
-from vizcore.runs import Run, RunInfo
+from vizcore.store.runs import Run, RunInfo
+from vizcore.views.analysis import cam_analysis, cam_maps, domain_name, eval_domain, feature_arrays
 
 ProgressFn = Callable[[float, str], None]
 PANELS = ("before", "after")
@@ -195,7 +195,7 @@ def _data_key(cfg: TrainConfig, which: str) -> tuple[Any, ...]:
 
 
 def _input_shape(cfg: TrainConfig) -> tuple[int, int, int]:
-    from vizcore.architecture import (
+    from vizcore.models.architecture import (
         resolve_input_shape,  # heavy import, only needed off the cached path
     )
 

@@ -21,11 +21,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from vizcore import distributed
-from vizcore.architecture import build_model, pretrained_models, resolve_input_shape
-from vizcore.atomic import StoreWriteError
-from vizcore.config import ConfigError, TrainConfig, UnknownConfigName
-from vizcore.data import (
+from vizcore.core.atomic import StoreWriteError
+from vizcore.core.config import ConfigError, TrainConfig, UnknownConfigName
+from vizcore.core.device import resolve_device
+from vizcore.core.params import validate
+from vizcore.core.registry import Registry, UnknownNameError
+from vizcore.data.domains import (
     DataUnavailable,
     Domain,
     FileSplit,
@@ -38,8 +39,7 @@ from vizcore.data import (
     list_domains,
     load_domain,
 )
-from vizcore.device import resolve_device
-from vizcore.feeds import (
+from vizcore.data.feeds import (
     Feed,
     FeedOptions,
     check_data_path,
@@ -50,10 +50,10 @@ from vizcore.feeds import (
 from vizcore.methods import METHODS, create_method
 from vizcore.methods.base import Lineage, Method, StepContext
 from vizcore.methods.freeze import apply_freeze, frozen_layers
+from vizcore.models.architecture import build_model, pretrained_models, resolve_input_shape
 from vizcore.models.base import GapNet
-from vizcore.params import validate
-from vizcore.registry import Registry, UnknownNameError
-from vizcore.runs import Run, RunDamaged, RunStore, load_state_checked, state_dict_problems
+from vizcore.store.runs import Run, RunDamaged, RunStore, load_state_checked, state_dict_problems
+from vizcore.train import distributed
 
 
 class Diverged(FloatingPointError):
@@ -111,7 +111,7 @@ SCHEDULES.add("dann", lambda p: (1 + 10 * p) ** -0.75)
 
 
 # ---------------------------------------------------------------------------------------
-Split = Domain | FileSplit  # pixels in memory, or files for the streaming path (vizcore.feeds)
+Split = Domain | FileSplit  # pixels in memory, or files for the streaming path (vizcore.data.feeds)
 
 
 @dataclass
@@ -332,7 +332,7 @@ class _Trainer:
         self.kept_eval: dict[str, float] = {}
 
     def _make_feeds(self, config: TrainConfig) -> None:
-        """Where each split's batches come from (vizcore.feeds): the source and, for a method that
+        """Where each split's batches come from (vizcore.data.feeds): the source and, for a method that
         uses it, the target stream (augmented, on the device), the target images AdaBN reads, and
         the test splits."""
         crop = photo_augment(resolve_input_shape(config)) if config.augment_crop else None

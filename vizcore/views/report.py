@@ -24,42 +24,11 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from vizcore import __version__
-from vizcore.analysis import (
-    cam_analysis,
-    cam_maps,
-    eval_domain,
-    eval_images,
-    feature_arrays,
-    localization_summary,
-    mean_cams,
-    select_images,
-)
-from vizcore.config import TrainConfig
-from vizcore.data import DataUnavailable
-from vizcore.distance_views import (
-    DistanceSettings,
-    class_matrix,
-    cross_matrix,
-    default_layer,
-    difference,
-    hover_info,
-)
-from vizcore.embed import EMBED_VERSION, describe, embed
-from vizcore.embedding_views import (
-    K_LAYOUT,
-    EmbeddingSettings,
-    choose_points,
-    common_layers,
-    embedding_pair,
-    report_table,
-)
-from vizcore.explanation_views import (
-    best_methods,
-    faithfulness_table,
-    scored_methods,
-    table_columns,
-    verdict,
-)
+from vizcore.core.config import TrainConfig
+from vizcore.core.numbers import MISSING, VERDICT_MARKS, fmt, fmt_change, percent
+from vizcore.core.registry import Registry
+from vizcore.data.domains import DataUnavailable
+from vizcore.embed.methods import EMBED_VERSION, describe, embed
 from vizcore.figures import class_color, fit_text
 from vizcore.figures.cam import cam_grid, mean_cam_figure
 from vizcore.figures.matrix import MatrixPanel, difference_heatmap, matrix_figure
@@ -73,9 +42,40 @@ from vizcore.metrics.domain import (
     knn_class_accuracy_2d,
     layout_trustworthiness,
 )
-from vizcore.numbers import MISSING, VERDICT_MARKS, fmt, fmt_change, percent
-from vizcore.registry import Registry
-from vizcore.runs import CheckpointError, Run
+from vizcore.store.runs import CheckpointError, Run
+from vizcore.views.analysis import (
+    cam_analysis,
+    cam_maps,
+    eval_domain,
+    eval_images,
+    feature_arrays,
+    localization_summary,
+    mean_cams,
+    select_images,
+)
+from vizcore.views.distances import (
+    DistanceSettings,
+    class_matrix,
+    cross_matrix,
+    default_layer,
+    difference,
+    hover_info,
+)
+from vizcore.views.embeddings import (
+    K_LAYOUT,
+    EmbeddingSettings,
+    choose_points,
+    common_layers,
+    embedding_pair,
+    report_table,
+)
+from vizcore.views.explanations import (
+    best_methods,
+    faithfulness_table,
+    scored_methods,
+    table_columns,
+    verdict,
+)
 
 # A failure a reader can act on becomes a note in its section; the rest of the report is still made.
 SECTION_ERRORS = (ValueError, DataUnavailable, CheckpointError, KeyError)

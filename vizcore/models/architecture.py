@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import inspect
 
-from vizcore.config import TrainConfig
-from vizcore.data import domain_info
+from vizcore.core.config import TrainConfig
+from vizcore.data.domains import domain_info
 from vizcore.models import MODELS, create_model
 from vizcore.models.base import GapNet
 

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vizcore.cam import normalize_maps
+from vizcore.explain.cam import normalize_maps
 
 ROAD_PERCENTS = (10, 30, 50, 70, 90)
 ROAD_NOISE = 0.01  # std of the noise added to imputed pixels (the ROAD paper's)

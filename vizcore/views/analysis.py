@@ -31,11 +31,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vizcore.atomic import write_bytes_atomic
-from vizcore.cam import energy_in_box, mean_cam_per_class, normalize_maps, pointing_game
-from vizcore.config import TrainConfig
-from vizcore.data import Domain, align_target, load_domain
-from vizcore.runs import Run
+from vizcore.core.atomic import write_bytes_atomic
+from vizcore.core.config import TrainConfig
+from vizcore.data.domains import Domain, align_target, load_domain
+from vizcore.explain.cam import energy_in_box, mean_cam_per_class, normalize_maps, pointing_game
+from vizcore.store.runs import Run
 
 CLASS_MODES = ("predicted", "true")  # or a class index as a string
 ANALYSIS_VERSION = 2  # bump when the stored arrays change meaning

@@ -13,10 +13,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vizcore.analysis import class_target, eval_domain, run_analysis, stored_cams
-from vizcore.architecture import resolve_input_shape
-from vizcore.cam import energy_in_box, normalize_maps, pointing_game
-from vizcore.explain import (
+from vizcore.explain.cam import energy_in_box, normalize_maps, pointing_game
+from vizcore.explain.faithfulness import (
+    DEFAULT_STEPS,
+    FAITHFULNESS_COLUMNS,
+    ROAD_PERCENTS,
+    faithfulness,
+)
+from vizcore.explain.methods import (
     EXPLAINERS,
     default_layer,
     explain,
@@ -24,9 +28,10 @@ from vizcore.explain import (
     list_explainers,
     map_agreement,
 )
-from vizcore.explain import upsample_maps as upsample
-from vizcore.faithfulness import DEFAULT_STEPS, FAITHFULNESS_COLUMNS, ROAD_PERCENTS, faithfulness
-from vizcore.runs import Run
+from vizcore.explain.methods import upsample_maps as upsample
+from vizcore.models.architecture import resolve_input_shape
+from vizcore.store.runs import Run
+from vizcore.views.analysis import class_target, eval_domain, run_analysis, stored_cams
 
 N_EXPLAIN = 500
 EXPLAIN_VERSION = 1  # bump when every method's cached maps or scores change meaning (one method's: its revision)
@@ -237,7 +242,7 @@ def method_maps(
     Shape:
         index, class_idx: (M,). Returns (M, H, W) float32.
     """
-    from vizcore.analysis import cam_maps
+    from vizcore.views.analysis import cam_maps
 
     default, _ = target_layers(run)
     if method == "CAM" and (layer or default) == default:

@@ -9,13 +9,13 @@ import sys
 import time
 from typing import Any
 
-from vizcore.atomic import StoreWriteError
-from vizcore.config import ConfigError, TrainConfig
-from vizcore.distributed import WorldError
-from vizcore.errors import DataUnavailable
-from vizcore.feeds import DATA_PATHS, STREAM_ABOVE_ENV, STREAM_ABOVE_MB
-from vizcore.numbers import MISSING, fmt, percent
-from vizcore.runs import RunInfo, RunStore, lineage
+from vizcore.core.atomic import StoreWriteError
+from vizcore.core.config import ConfigError, TrainConfig
+from vizcore.core.errors import DataUnavailable
+from vizcore.core.numbers import MISSING, fmt, percent
+from vizcore.data.feeds import DATA_PATHS, STREAM_ABOVE_ENV, STREAM_ABOVE_MB
+from vizcore.store.runs import RunInfo, RunStore, lineage
+from vizcore.train.distributed import WorldError
 
 
 def _value(text: str) -> Any:
@@ -26,7 +26,7 @@ def _value(text: str) -> Any:
         return text
 
 
-# vizcore.data.FOLDER_HELP in other words; not imported, so `list` and `--help` stay free of torch
+# vizcore.data.domains.FOLDER_HELP in other words; not imported, so `list` and `--help` stay free of torch
 FOLDER_EPILOG = (
     "folder:PATH reads images from one sub-folder per class, PATH/<class>/<image>. If PATH has "
     "train/ and test/ (or val/) sub-folders, those are the splits (train/<class>/..., "
@@ -205,10 +205,10 @@ def _epoch_line(values: dict[str, float], declared: tuple[str, ...] = ()) -> str
 def cmd_train(a: argparse.Namespace, store: RunStore) -> int:
     from tqdm import tqdm
 
-    from vizcore.distributed import current_world
-    from vizcore.distributed import finish as finish_world
     from vizcore.methods import METHODS
-    from vizcore.train import completed, train
+    from vizcore.train.distributed import current_world
+    from vizcore.train.distributed import finish as finish_world
+    from vizcore.train.loop import completed, train
 
     cfg = _config_from_args(a)
     world = current_world()
@@ -318,7 +318,7 @@ def cmd_show(a: argparse.Namespace, store: RunStore) -> int:
 
 def cmd_analyze(a: argparse.Namespace, store: RunStore) -> int:
     """Compute runs' analyses ahead of time, e.g. on the GPU server that trained them."""
-    from vizcore.precompute import precompute
+    from vizcore.views.precompute import precompute
 
     for rid in a.run_ids:
         run = store.get(rid)

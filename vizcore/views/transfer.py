@@ -13,8 +13,8 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from vizcore.numbers import mean_std
-from vizcore.runs import RunInfo
+from vizcore.core.numbers import mean_std
+from vizcore.store.runs import RunInfo
 
 SCRATCH = "from scratch"
 

@@ -6,7 +6,7 @@ edit. :meth:`TrainConfig.check_values` checks types and ranges (pure and cheap: 
 files) and :meth:`TrainConfig.check_names` checks names against their registries, imported only
 then (they bring torch, which ``python -m vizcore list`` and the first page do without).
 
-The values are checked when a run is about to train (``vizcore.train.check_config``), never when
+The values are checked when a run is about to train (``vizcore.train.loop.check_config``), never when
 a saved config is read back (:meth:`TrainConfig.from_dict`): a run trained under older, looser
 rules must still open.
 """
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
-from vizcore.registry import UnknownNameError
+from vizcore.core.registry import UnknownNameError
 
 
 class ConfigError(ValueError):
@@ -214,7 +214,7 @@ class TrainConfig:
     target: str | None = _field(
         None, "domain", "unlabelled target domain for adaptation methods", optional=True
     )
-    # checked against both domains' classes by vizcore.data.check_domain_pair, applied by align_target
+    # checked against both domains' classes by vizcore.data.domains.check_domain_pair, applied by align_target
     class_map: dict[str, str] = _field(
         {},
         "class_map",
@@ -247,9 +247,9 @@ class TrainConfig:
         why="BatchNorm needs more than one image in a batch",
     )
     lr: float = _field(0.1, "float", "peak learning rate", low=0, low_open=True)
-    optimizer: str = _field("sgd", "name", "optimiser", names="vizcore.train:OPTIMIZERS")
+    optimizer: str = _field("sgd", "name", "optimiser", names="vizcore.train.loop:OPTIMIZERS")
     schedule: str = _field(
-        "onecycle", "name", "learning-rate schedule", names="vizcore.train:SCHEDULES"
+        "onecycle", "name", "learning-rate schedule", names="vizcore.train.loop:SCHEDULES"
     )
     momentum: float = _field(
         0.9,
@@ -274,7 +274,7 @@ class TrainConfig:
         "auto",
         "name",
         "auto (CUDA, else MPS, else CPU), cuda, mps or cpu",
-        names="vizcore.device:DEVICE_CHOICES",
+        names="vizcore.core.device:DEVICE_CHOICES",
     )
     amp: bool = _field(True, "bool", "mixed precision, used on CUDA only", flag="--no-amp")
     trade_off: float = _field(1.0, "float", "lambda: weight of the transfer loss", low=0)
@@ -338,7 +338,7 @@ class TrainConfig:
         high=1024,
         optional=True,
     )
-    # with fewer images than batch_size an epoch is one batch of them all (vizcore.train._batches),
+    # with fewer images than batch_size an epoch is one batch of them all (vizcore.train.loop._batches),
     # which BatchNorm needs two images in
     train_limit: int | None = _field(
         None,
@@ -353,13 +353,13 @@ class TrainConfig:
     )
     data_root: str | None = _field(None, "text", "folder with torchvision data sets", optional=True)
     download: bool = _field(False, "bool", "let torchvision download missing data sets")
-    # vizcore.feeds.DATA_PATHS; workers: None is vizcore.feeds.default_workers
+    # vizcore.data.feeds.DATA_PATHS; workers: None is vizcore.data.feeds.default_workers
     data_path: str = _field(
         "auto",
         "name",
         "auto streams an image folder too big for memory through DataLoader workers, memory and "
         "stream force a path",
-        names="vizcore.feeds:DATA_PATHS",
+        names="vizcore.data.feeds:DATA_PATHS",
     )
     workers: int | None = _field(
         None,
@@ -368,7 +368,7 @@ class TrainConfig:
         low=0,
         optional=True,
     )
-    # runs from runs (vizcore.train.resolve_lineage checks them before a run folder exists)
+    # runs from runs (vizcore.train.loop.resolve_lineage checks them before a run folder exists)
     init_from: str | None = _field(
         None, "run", "parent run id: training starts from its weights", optional=True
     )

@@ -12,10 +12,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from vizcore.config import TrainConfig
-from vizcore.precompute import precompute
-from vizcore.runs import RunStore
-from vizcore.train import Progress, train
+from vizcore.core.config import TrainConfig
+from vizcore.store.runs import RunStore
+from vizcore.train.loop import Progress, train
+from vizcore.views.precompute import precompute
 
 
 def _lower_priority(niceness: int = 10) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vizcore.analysis import run_analysis
-from vizcore.distance_views import (
+from vizcore.metrics import list_metrics, metric_info
+from vizcore.store.runs import Run
+from vizcore.views.analysis import run_analysis
+from vizcore.views.distances import (
     DistanceSettings,
     class_matrix,
     cross_matrix,
@@ -18,8 +20,6 @@ from vizcore.distance_views import (
     default_permutations,
     layer_choices,
 )
-from vizcore.metrics import list_metrics, metric_info
-from vizcore.runs import Run
 
 StageFn = Callable[[str], None]
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vizcore.atomic import (
+from vizcore.core.atomic import (
     TEMP_SUFFIX,
     fault_point,
     store_write_error,
@@ -39,13 +39,13 @@ from vizcore.atomic import (
     write_bytes_atomic,
     write_json_atomic,
 )
-from vizcore.config import TrainConfig
+from vizcore.core.config import TrainConfig
 
 STATUSES = ("running", "complete", "stopped", "failed", "interrupted")
 if TYPE_CHECKING:  # torch is imported where weights are touched: listing runs stays light
     import torch
 
-DEMO_ROOT = Path(__file__).resolve().parent.parent / "assets" / "demo_runs"
+DEMO_ROOT = Path(__file__).resolve().parents[2] / "assets" / "demo_runs"
 # Deleted runs wait here, inside the store, until restored: a hidden name, so no listing of
 # runs (run ids start with a letter or digit) and no sweep of temporary files reads it.
 TRASH_DIR = ".trash"
@@ -402,7 +402,9 @@ class Run:
 
     # -- loading ---------------------------------------------------------------
     def build_model(self) -> torch.nn.Module:
-        from vizcore.architecture import build_model  # the model is built exactly as training did
+        from vizcore.models.architecture import (
+            build_model,  # the model is built exactly as training did
+        )
 
         return build_model(self.config(), pretrained=False)  # its own weights are loaded after
 

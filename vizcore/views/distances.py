@@ -20,16 +20,16 @@ import scipy.stats
 from scipy.cluster.hierarchy import leaves_list, linkage
 from scipy.spatial.distance import squareform
 
-from vizcore.analysis import domain_name, eval_domain, feature_arrays
-from vizcore.config import TrainConfig
+from vizcore.core.config import TrainConfig
+from vizcore.core.numbers import fmt
+from vizcore.core.params import Param, validate
 from vizcore.metrics import DistanceResult, class_distance_matrix, cross_domain_matrix, metric_info
 from vizcore.metrics.distances import PAIRINGS
 from vizcore.metrics.learned import CLASSIFIERS
 from vizcore.metrics.mmd import ESTIMATORS, KERNELS, SEED_MODE
 from vizcore.metrics.transport import ORDERS
-from vizcore.numbers import fmt
-from vizcore.params import Param, validate
-from vizcore.runs import Run
+from vizcore.store.runs import Run
+from vizcore.views.analysis import domain_name, eval_domain, feature_arrays
 
 LAYER_LABELS = {  # short: a select box in presentation mode shows about 25 characters
     "gap": "GAP (last conv, averaged)",

@@ -2,7 +2,7 @@
 
 Every domain is loaded with :func:`load_domain` and comes back as a :class:`Domain` (float32
 images in [0, 1], int64 labels, class names and a provenance sentence saying where the data came
-from). Names live in a :class:`~vizcore.registry.Registry`, so selectboxes and tests pick up a new
+from). Names live in a :class:`~vizcore.core.registry.Registry`, so selectboxes and tests pick up a new
 domain without further code.
 
 Offline domains (no network, no files beyond ``assets/``):
@@ -56,14 +56,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vizcore.errors import DataUnavailable, DomainMismatch
-from vizcore.registry import Registry
+from vizcore.core.errors import DataUnavailable, DomainMismatch
+from vizcore.core.registry import Registry
 
 if TYPE_CHECKING:
     from PIL import Image
 
 __all__ = [
-    "REG",
+    "DOMAINS",
     "ClutterLayout",
     "FOLDER_HELP",
     "DataUnavailable",
@@ -98,7 +98,7 @@ FOLDER_PREFIX = "folder:"
 DATA_ENV = "VIZCORE_DATA"
 PHOTOS_ENV = "VIZCORE_MNISTM_PHOTOS"
 PHOTOS_SUBDIR = "mnistm_photos"
-ASSET_PATH = Path(__file__).resolve().parent.parent / "assets" / "mnist_10k.npz"
+ASSET_PATH = Path(__file__).resolve().parents[2] / "assets" / "mnist_10k.npz"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
 # RGB -> grey weights of ITU-R BT.601, the ones PIL's convert("L") uses.
 LUMA = (0.299, 0.587, 0.114)
@@ -168,7 +168,7 @@ class Domain:
 @dataclass(frozen=True, eq=False)
 class FileSplit:
     """One split of a ``folder:`` domain as files, not pixels: the streaming data path reads it
-    an image at a time (:mod:`vizcore.feeds`), for folders too big to hold in memory.
+    an image at a time (:mod:`vizcore.data.feeds`), for folders too big to hold in memory.
 
     Attributes:
         name, split, classes, provenance: as for :class:`Domain`.
@@ -258,11 +258,11 @@ class DomainSpec:
         return self.classes or tuple(str(i) for i in range(self.num_classes))
 
 
-REG: Registry[DomainSpec] = Registry("data set")
+DOMAINS: Registry[DomainSpec] = Registry("data set")
 
 
 def _register(spec: DomainSpec) -> DomainSpec:
-    return REG.register(spec.name)(spec)
+    return DOMAINS.register(spec.name)(spec)
 
 
 # --------------------------------------------------------------------------- public functions
@@ -270,7 +270,7 @@ def _register(spec: DomainSpec) -> DomainSpec:
 
 def list_domains() -> list[str]:
     """Registered domain names, in registration order (``folder:<path>`` is not listed)."""
-    return REG.names()
+    return DOMAINS.names()
 
 
 def domain_info(name: str) -> DomainSpec:
@@ -291,7 +291,7 @@ def domain_info(name: str) -> DomainSpec:
             num_classes=len(layout.classes),
             classes=layout.classes,
         )
-    return REG.get(name)
+    return DOMAINS.get(name)
 
 
 def default_root(root: str | Path | None = None) -> Path:
@@ -408,7 +408,7 @@ def load_domain(
         DataUnavailable: the files are absent and cannot be downloaded.
     """
     is_folder = name.startswith(FOLDER_PREFIX)
-    spec = None if is_folder else REG.get(name)
+    spec = None if is_folder else DOMAINS.get(name)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if seed < 0:
@@ -1133,7 +1133,7 @@ def eight_bit(img: Image.Image) -> tuple[Image.Image, str | None]:
     out nearly binary. Dividing by 257 maps the 16-bit range onto the 8-bit one exactly (0 -> 0,
     257k -> k, 65535 -> 255), so a pixel keeps the brightness its file gives it, as in an 8-bit
     file. Stretching by the image's own range instead would pass off a nearly flat image's
-    noise as full contrast; the "contrast" step of vizcore.uploads stretches grey images for grey
+    noise as full contrast; the "contrast" step of vizcore.views.uploads stretches grey images for grey
     models, and says so. Mode "I" (32-bit) is how PIL may hand over a 16-bit PNG, clipped to
     0..65535 here.
     """

@@ -1,0 +1,1 @@
+"""Front doors: the command line, background jobs, start-up warm-up."""

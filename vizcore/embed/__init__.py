@@ -1,0 +1,1 @@
+"""2-D embeddings (t-SNE, UMAP, PCA) and before/after alignment."""

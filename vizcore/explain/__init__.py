@@ -1,0 +1,1 @@
+"""Explanation methods (CAM, the Grad-CAM family, Score-CAM, Eigen-CAM) and their faithfulness scores."""

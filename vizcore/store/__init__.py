@@ -1,0 +1,1 @@
+"""The run store: run folders written atomically, read with validation, and their cached results."""
