@@ -140,6 +140,8 @@ elif view == VIEWS[1]:
                    f"{', '.join(before_layers)}.")  # fmt: skip
     else:
         with friendly_errors("the comparison"), st.spinner(SPINNER):
+            # the run above, through the same cached call as the first view (read back, not recomputed)
+            after = dv.class_matrix(run, which, split, layer, settings)
             before = dv.class_matrix(before_run, which, split, layer, settings)
             diff = dv.difference(after, before)
         order = _order(after)  # one order for all three panels, from the after matrix
