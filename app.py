@@ -3,7 +3,7 @@
 import streamlit as st
 
 from pages._shared import presentation_toggle, remember_widgets
-from vizcore.warmup import schedule_warmup
+from vizcore.warmup import imports_in_turn, schedule_warmup
 
 st.set_page_config(page_title="vizcore", page_icon="🔬", layout="wide")
 
@@ -31,4 +31,5 @@ schedule_warmup()
 remember_widgets()  # a page's choices survive a visit to another page
 page = st.navigation(PAGES)
 presentation_toggle()  # in the sidebar of every page; the choice is kept for the session
-page.run()
+with imports_in_turn():  # until torch, scikit-learn... are in, no page imports beside the warm-up
+    page.run()
