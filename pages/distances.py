@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from pages._params import param_widgets
-from pages._shared import before_is_parent, figure, friendly_errors, pick_run, usable_runs
+from pages._shared import before_is_parent, figure, friendly_errors, guard, pick_run, usable_runs
 from pages._shared import presentation as presentation_on
 from vizcore import distance_views as dv
 from vizcore.data import SPLITS
@@ -17,6 +17,7 @@ from vizcore.figures.agreement import rank_agreement_figure
 from vizcore.figures.matrix import MatrixPanel, difference_heatmap, matrix_figure, not_significant
 from vizcore.metrics import FAMILIES, list_metrics, metric_info
 
+guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
 st.title("Class distances")
 st.caption(
     "Each cell compares the features of two classes of one layer: small = the network maps them to similar "

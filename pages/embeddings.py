@@ -12,6 +12,7 @@ from pages._shared import (
     before_is_parent,
     figure,
     friendly_errors,
+    guard,
     pick_run,
     presentation,
     usable_runs,
@@ -25,6 +26,8 @@ from vizcore.runs import params_key
 
 VERDICT_COLORS = {VERDICT_MARKS["better"]: "#1a7f37", VERDICT_MARKS["worse"]: "#b42318"}
 
+
+guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
 st.title("Embeddings")
 st.caption(
     "Every dot is one test image, placed by a 2-D layout of one layer's features: colour = true class, "

@@ -8,7 +8,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from pages._params import param_widgets
-from pages._shared import friendly_errors, run_label, session_id, store
+from pages._shared import friendly_errors, guard, run_label, session_id, store
 from vizcore.config import TrainConfig
 from vizcore.data import FOLDER_HELP, DomainMismatch, check_domain_pair, domain_info, list_domains
 from vizcore.device import available_devices
@@ -20,6 +20,7 @@ from vizcore.models import list_models
 from vizcore.numbers import percent
 from vizcore.train import OPTIMIZERS, SCHEDULES
 
+guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
 st.title("Train")
 
 
