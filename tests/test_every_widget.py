@@ -418,10 +418,8 @@ def test_every_option_of_every_widget_on_every_page(
         assert not t.picker or {run for run, *_ in t.log} == set(runs), t.page
     pressed = [option for t in tours for _, _, label, option in t.log if label == "button"]
     assert pressed and all(o.startswith(PRESS["pages/cam.py"]) for o in pressed), pressed
-    combos = {
-        (t.page, context, label, option) for t in tours for _, context, label, option in t.log
-    }
-    reruns = sum(len(t.log) for t in tours)
-    print(
-        f"{len(combos)} (page, widget, option) tried in {reruns} runs" + (" (full)" if FULL else "")
-    )
+    # (page, context, widget, option), and with the run chosen
+    combos = {(t.page, *entry[1:]) for t in tours for entry in t.log}
+    with_runs = {(t.page, *entry) for t in tours for entry in t.log}
+    print(f"{len(combos)} (page, widget, option) tried, {len(with_runs)} counting the run, in "
+          f"{sum(len(t.log) for t in tours)} runs of a page" + (" (VIZCORE_TOUR=full)" if FULL else ""))  # fmt: skip
