@@ -19,10 +19,11 @@ from pages._shared import (
 )
 from vizcore import embedding_views as ev
 from vizcore.distance_views import LAYER_LABELS, default_layer
-from vizcore.embed import ALIGNMENTS, METHODS, start_umap_warmup_thread, umap_warmed_up
+from vizcore.embed import ALIGNMENTS, METHODS, umap_warmed_up
 from vizcore.figures.scatter import pair_figure
 from vizcore.numbers import VERDICT_MARKS, fmt, fmt_change
 from vizcore.runs import params_key
+from vizcore.warmup import start_umap_warmup
 
 VERDICT_COLORS = {VERDICT_MARKS["better"]: "#1a7f37", VERDICT_MARKS["worse"]: "#b42318"}
 
@@ -144,4 +145,4 @@ else:
                  "over the image (jet colour map, red = strongest evidence for the class).")  # fmt: skip
 
 # Compile UMAP's code in the background now, while the researcher looks at the plots (idempotent).
-start_umap_warmup_thread()
+start_umap_warmup()

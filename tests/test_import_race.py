@@ -160,3 +160,16 @@ def test_the_warm_up_imports_under_the_lock(monkeypatch) -> None:
     )
     warmup.import_shared()
     assert held == [True] and warmup._IMPORTED.is_set()
+
+
+def test_a_page_starts_umaps_warm_up_only_once_the_shared_modules_are_in(monkeypatch) -> None:
+    from vizcore import embed, warmup
+
+    started: list[str] = []
+    monkeypatch.setattr(embed, "start_umap_warmup_thread", lambda: started.append("umap"))
+    monkeypatch.setattr(warmup, "_IMPORTED", threading.Event())
+    warmup.start_umap_warmup()  # umap-learn's import would run beside the warm-up's
+    assert started == []
+    warmup._IMPORTED.set()
+    warmup.start_umap_warmup()
+    assert started == ["umap"]

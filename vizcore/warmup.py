@@ -88,6 +88,16 @@ def imports_in_turn() -> Iterator[None]:
                 _IMPORTED.set()
 
 
+def start_umap_warmup() -> None:
+    """UMAP's warm-up, asked for by a page: started once the shared modules are in. Before that
+    the start-up warm-up is still importing them, and umap-learn's import (scikit-learn's modules
+    among it) would run beside it; the start-up warm-up starts UMAP's itself when done."""
+    if _IMPORTED.is_set():
+        from vizcore.embed import start_umap_warmup_thread
+
+        start_umap_warmup_thread()
+
+
 def _after(delay_s: float) -> None:
     start = time.monotonic()
     time.sleep(min(RUNS_DELAY_S, delay_s))
