@@ -42,7 +42,7 @@ def offered(pages: list[tuple[str, str, str]]) -> list[st.Page]:
             for path, title, icon in pages if page_allowed(path, ACCESS)]  # fmt: skip
 
 
-PAGES = {section: offered(pages) for section, pages in SECTIONS.items() if offered(pages)}
+PAGES = {section: shown for section, pages in SECTIONS.items() if (shown := offered(pages))}
 if not GRANTED:
     PAGES = {"": [st.Page(ask_for_token, title="Access token", icon=":material/lock:")]}
 
