@@ -32,8 +32,8 @@ from vizcore.explain import (
 )
 from vizcore.explain import upsample_maps as upsample
 from vizcore.faithfulness import DEFAULT_STEPS, FAITHFULNESS_COLUMNS, ROAD_PERCENTS, faithfulness
-from vizcore.runs import Run
-from vizcore.tasks import Computation, TaskSpec, register
+from vizcore.runs import Run, RunStore
+from vizcore.tasks import Computation, Task, TaskQueue, TaskSpec, register
 
 N_EXPLAIN = 500
 CHUNK = 32  # images per step of a whole-split computation: a stop request waits at most one chunk
@@ -354,3 +354,26 @@ def _scored(run: Run, params: dict[str, object]) -> bool:
 
 
 register(SCORING, Computation(_score, _scored))
+
+
+def request_scores(queue: TaskQueue, store: RunStore, run: Run, which: str, method: str, again: bool = False) -> Task | None:
+    """The background task scoring ``method`` on side ``which``, asked for if its scores are
+    missing; None once they are cached. A task that was stopped or failed is not asked for
+    again unless ``again`` (the page's button): a failure would otherwise repeat on every rerun."""
+    if method in scored_methods(run, which):
+        return None
+    spec = scoring_spec(run, which, method)
+    last = queue.find(spec)
+    if last is not None and not last.active and last.state in ("stopped", "failed") and not again:
+        return last
+    return queue.submit(store, spec)
+
+
+def scoring_problems(queue: TaskQueue, run: Run, which: str) -> list[str]:
+    """Why the last background scoring of each still unscored method failed, one line each."""
+    problems = []
+    for method in list_explainers():
+        last = queue.find(scoring_spec(run, which, method))
+        if last is not None and last.state == "failed" and method not in scored_methods(run, which):
+            problems.append(f"scoring {method} failed: {last.error}")
+    return problems

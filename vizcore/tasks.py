@@ -99,6 +99,15 @@ class Task:
         elapsed = time.monotonic() - self.started
         return elapsed * (1 - self.fraction) / self.fraction
 
+    def time_left(self) -> str:
+        """The time left in words: "about 3 min left", "about 40 s left", or that it is unknown yet."""
+        if self.state == "queued":
+            return "waiting for the tasks before it"
+        eta = self.eta_s()
+        if eta is None:
+            return "estimating the time left"
+        return f"about {eta / 60:.0f} min left" if eta >= 90 else f"about {max(eta, 1):.0f} s left"
+
 
 class TaskQueue:
     """The queue and its one worker thread; safe to call from many sessions at once."""
