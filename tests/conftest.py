@@ -45,3 +45,14 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> RunStore:
 @pytest.fixture(scope="session")
 def trained_run(trained_store: RunStore):
     return trained_store.get(trained_store.run_ids()[0])
+
+
+@pytest.fixture(autouse=True)
+def _background_queue(monkeypatch: pytest.MonkeyPatch):
+    """A background queue whose worker never starts: a test sees what a page asked for (and may
+    run it with ``run_next``) instead of a thread scoring methods behind its back."""
+    from vizcore import tasks
+
+    queue = tasks.TaskQueue(autostart=False)
+    monkeypatch.setattr(tasks, "QUEUE", queue)
+    return queue
