@@ -142,18 +142,6 @@ def explanation(
     return run.cached("explanation", key, compute)
 
 
-def explanation_maps(
-    run: Run, which: str, method: str, index: np.ndarray, class_mode: str = "predicted", layer: str | None = None
-) -> np.ndarray:
-    """Full-size maps of images ``index`` (< explained_count) min-max normalised per image: (M, H, W)."""
-    e = explanation(run, which, method, class_mode, layer)
-    index = np.asarray(index)
-    if len(index) and index.max() >= len(e["low"]):
-        raise ValueError(f"{method} explains the first {len(e['low'])} test images only")
-    size = tuple(run_analysis(run, which)["size"])
-    return normalize_maps(upsample(torch.from_numpy(e["low"][index]), size)).numpy()
-
-
 def agreement(first: np.ndarray, second: np.ndarray) -> float:
     """Mean per-image Pearson correlation of two sets of maps of the same images (M, H, W)."""
     if first.shape != second.shape:
@@ -244,12 +232,6 @@ def scored_methods(run: Run, which: str = "source") -> list[str]:
     return [m for m in list_explainers() if run.has_cached("faithfulness", _scores_key(run, which, m, default))]
 
 
-def first_images(arrays: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
-    """A cam_analysis result restricted to its first ``n`` images (the explained ones)."""
-    return {k: v[:n] if isinstance(v, np.ndarray) and v.ndim and len(v) == len(arrays["labels"]) else v
-            for k, v in arrays.items()}  # fmt: skip
-
-
 # (run folder, weights digest, side, method, layer, image indices) -> every class's raw maps of
 # those images (M, classes, h, w): a class switch or a colour change on the same grid is an index
 _ONSCREEN: OrderedDict[tuple[str, str, str, str, str, bytes], torch.Tensor] = OrderedDict()
@@ -284,7 +266,7 @@ def onscreen_maps(
     run: Run, which: str, method: str, index: np.ndarray, class_idx: np.ndarray, layer: str | None = None
 ) -> np.ndarray:
     """Full-size maps of the images ``index`` (any test image) for ``class_idx``, min-max
-    normalised per image: (M, H, W), as :func:`explanation_maps` draws them."""
+    normalised per image: (M, H, W)."""
     low = onscreen_low(run, which, method, index, layer)
     picked = low[torch.arange(len(low)), torch.as_tensor(np.asarray(class_idx, dtype=np.int64))]
     return normalize_maps(upsample(picked, tuple(run_analysis(run, which)["size"]))).numpy()
