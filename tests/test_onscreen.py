@@ -99,7 +99,8 @@ def test_a_tasks_result_equals_a_direct_computation_and_is_asked_for_once(own_ru
     assert queued == pytest.approx(direct, abs=1e-6)
 
 
-def test_a_stopped_task_leaves_no_cache_entry(own_run) -> None:
+@pytest.mark.parametrize("where", ["maps", "scoring"])
+def test_a_stopped_task_leaves_no_cache_entry(own_run, where: str) -> None:
     store, run = own_run
     queue = tasks.TaskQueue(autostart=False)
     spec = ev.scoring_spec(run, "source", "Layer-CAM")
@@ -109,16 +110,23 @@ def test_a_stopped_task_leaves_no_cache_entry(own_run) -> None:
 
     def stop_midway(t: tasks.Task, stage: str, fraction: float) -> None:
         seen.append(fraction)
-        if len(seen) == 3:  # a stop asked for between two chunks of the maps
+        # between two chunks of the maps (the first half), or of the perturbed images (the second)
+        if (where == "maps" and len(seen) == 3) or (where == "scoring" and 0.55 < fraction < 1):
             queue.stop(spec)
         original(t, stage, fraction)
 
     queue._report = stop_midway  # type: ignore[method-assign]
-    before = set(run.cache_dir.iterdir()) if run.cache_dir.exists() else set()
+
+    def entries(kind: str) -> set[str]:
+        return {p.name for p in run.cache_dir.glob(f"{kind}-*")} if run.cache_dir.exists() else set()
+
+    scores, maps = entries("faithfulness"), entries("explanation")
     queue.run_next()
-    assert task.state == "stopped" and 0 < max(seen) < 0.8
-    after = set(run.cache_dir.iterdir()) if run.cache_dir.exists() else set()
-    assert after == before and "Layer-CAM" not in ev.scored_methods(run)
+    assert task.state == "stopped"
+    assert 0 < seen[-1] < 0.5 if where == "maps" else 0.55 < seen[-1] < 1
+    assert entries("faithfulness") == scores and "Layer-CAM" not in ev.scored_methods(run)
+    if where == "maps":  # not even the maps of the first chunks are kept
+        assert entries("explanation") == maps
 
 
 def test_a_queued_task_stopped_never_starts(own_run) -> None:
