@@ -12,10 +12,12 @@ from pages._shared import (
     guard,
     pick_run,
     presentation,
+    store,
     writable,
 )
 from vizcore.explain.methods import EXPLAINERS, list_explainers
 from vizcore.figures.cam import cam_grid, mean_cam_figure
+from vizcore.store import tasks
 from vizcore.views.analysis import (
     CAM_SCALES,
     cam_analysis,
@@ -30,10 +32,12 @@ from vizcore.views.explanations import (
     comparable,
     explained_count,
     faithfulness_table,
-    first_images,
     grid_title,
     method_maps,
+    request_scores,
     scored_methods,
+    scoring_problems,
+    scoring_spec,
     table_columns,
     target_layers,
     tile_caption,
@@ -60,7 +64,7 @@ ensure_analysis(run, sides)  # once per weights; every widget below only reads s
 
 c0, c1, c2, c3, c4 = st.columns([1.3, 1, 1, 1, 1])
 method = c0.selectbox("Method", list_explainers(), key="cam_method",
-                      help="CAM is exact for GAP networks; the others are computed once per run and cached")  # fmt: skip
+                      help="CAM is exact for GAP networks; the others are computed for the images shown")  # fmt: skip
 which = c1.radio("Images from", sides, horizontal=True, format_func=lambda s: f"{s} ({getattr(cfg, s)})",
                  key="cam_which")  # fmt: skip
 with friendly_errors("CAMs for this run"):
@@ -90,11 +94,12 @@ scale = c7.radio("Colour scale", list(CAM_SCALES), format_func=CAM_SCALES.get, h
 scale = scale if exact_cam else "image"
 
 with friendly_errors("CAMs for this run"):
+    # the whole split's analysis, whatever the method: the headline numbers and the sample never
+    # depend on which method draws the maps
     arrays = cam_analysis(run, which, mode)
     if not exact_cam:
-        arrays = first_images(arrays, explained_count(run, which))
-        st.caption(f"{method} ({EXPLAINERS.get(method).about}) explains the first {len(arrays['labels']):,} test "
-                   f"images at `{layer}`; each map is computed once per run, class choice and layer, then cached.")  # fmt: skip
+        st.caption(f"{method} ({EXPLAINERS.get(method).about}) at `{layer}`: the maps of the images shown are "
+                   "computed first, for every class at once (a class switch is then instant).")  # fmt: skip
 explained = class_phrase(mode)
 probs, labels = arrays["probs"], arrays["labels"]
 preds = probs.argmax(1)
@@ -116,13 +121,27 @@ if loc and exact_cam:
 
 
 def _maps(r, meth: str, idx, lay: str | None):  # type: ignore[no-untyped-def]
-    """The maps of one method on screen, computed (once, then cached) under a spinner."""
-    with st.spinner(f"computing {meth} maps (once per run, class and layer)..."):
+    """The maps of one method on screen: only these images, every class at once, under a spinner."""
+    with st.spinner(f"computing {meth} maps of the {len(idx)} images shown..."):
         return method_maps(r, which, meth, idx, mode, arrays["class_idx"][idx], lay, scale)
 
 
 def _titles(idx, meth: str) -> list[str]:  # type: ignore[no-untyped-def]
     return [tile_caption(preds[i], probs[i, preds[i]], labels[i], meth, mode, arrays["class_idx"][i]) for i in idx]
+
+
+@st.fragment(run_every=2.0)
+def _background(run_id: str) -> None:
+    """The run's background tasks: stage, progress, time left and a Stop button, redrawn every
+    2 s on their own; the whole page reruns once they are over, to show the new rows."""
+    active = tasks.QUEUE.tasks(run_id)
+    if not active:
+        st.rerun()
+    for i, t in enumerate(active):
+        left, right = st.columns([6, 1])
+        left.progress(t.fraction, text=f"In the background: {t.stage} — {t.time_left()}")
+        if right.button("Stop", key=f"stop_task_{i}", help="nothing of it is kept; the grid does not need it"):
+            tasks.QUEUE.stop(t.spec)
 
 
 tab_grid, tab_mean, tab_compare, tab_faith = st.tabs(["Image grid", "Mean CAM per class", "Compare two maps",
@@ -169,8 +188,7 @@ with tab_compare:
     elif problem:
         st.warning(f"These two runs cannot be compared image by image: {problem}.")
     else:
-        both = idx[idx < explained_count(other_run, which)] if (other_method != "CAM" or not exact_cam) else idx
-        both = both[:12]
+        both = idx[:12]
         try:
             first = _maps(run, method, both, layer)
             other_layer = layer if other_run is run and not EXPLAINERS.get(other_method).fixed_layer else None
@@ -199,16 +217,24 @@ with tab_faith:
                "game and energy in box — of each method's map of the predicted class, on the first "
                f"{explained_count(run, which):,} test images ({which}). ↓ lower is better, ↑ higher is better.")  # fmt: skip
     with friendly_errors("the faithfulness table"):
+        # the chosen method's row is asked for at once and computed on the background queue,
+        # never in this click; the grid above stays usable meanwhile
+        if writable():
+            request_scores(tasks.QUEUE, store(), run, which, method)
         scored = scored_methods(run, which)
-        missing = [x for x in list_explainers() if x not in scored]
         may_score = writable()  # scoring writes to the run store (and takes minutes of CPU): not in the viewer
+        asked = {t.spec for t in tasks.QUEUE.tasks(run.run_id)}
+        missing = [x for x in list_explainers() if x not in scored and scoring_spec(run, which, x) not in asked]
         if missing and not may_score:
             st.caption(f"Not scored yet: {', '.join(missing)} (the read-only viewer does not score).")
-        if missing and may_score and st.button(f"Score {', '.join(missing)}", key="score_explanations",  # not under cam_: buttons cannot be remembered
+        if missing and may_score and st.button(f"Score {', '.join(missing)} in the background", key="score_explanations",  # not under cam_: buttons cannot be remembered
                                  help="a few seconds to minutes per method on a CPU (Score-CAM is the slowest)"):  # fmt: skip
-            with st.spinner("scoring the explanation methods (once per run)..."):
-                faithfulness_table(run, which, missing)
-            scored = scored_methods(run, which)
+            for x in missing:
+                request_scores(tasks.QUEUE, store(), run, which, x, again=True)
+        for problem in scoring_problems(tasks.QUEUE, run, which):
+            st.warning(problem)
+        if tasks.QUEUE.tasks(run.run_id):
+            _background(run.run_id)
         if not scored:
             st.info("No method has been scored for this run yet.")
         else:

@@ -52,3 +52,32 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> RunStore:
 @pytest.fixture(scope="session")
 def trained_run(trained_store: RunStore):
     return trained_store.get(trained_store.run_ids()[0])
+
+
+@pytest.fixture(autouse=True)
+def _background_queue(monkeypatch: pytest.MonkeyPatch):
+    """A background queue whose worker never starts: a test sees what a page asked for (and may
+    run it with ``run_next``) instead of a thread scoring methods behind its back."""
+    from vizcore.store import tasks
+
+    queue = tasks.TaskQueue(autostart=False)
+    monkeypatch.setattr(tasks, "QUEUE", queue)
+    return queue
+
+
+@pytest.fixture
+def unscored_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``make(run_id)`` copies a shipped demo run, without its faithfulness scores, into the test's
+    run store ($VIZCORE_RUNS) under the same id, which then stands for the demo: a run whose
+    scores a page must ask for. The demo runs themselves ship every method's scores."""
+    import shutil
+
+    from vizcore.store.runs import DEMO_ROOT
+
+    def make(run_id: str) -> str:
+        root = Path(os.environ.get("VIZCORE_RUNS") or tmp_path / "runs")
+        shutil.copytree(DEMO_ROOT / run_id, root / run_id, ignore=shutil.ignore_patterns("faithfulness-*"))
+        monkeypatch.setenv("VIZCORE_RUNS", str(root))
+        return run_id
+
+    return make

@@ -116,24 +116,28 @@ def _pages(at: AppTest) -> list[str]:
     return sorted(str(q.relative_to(ROOT)) for q in paths if q.parent == ROOT / "pages")
 
 
-def test_the_viewer_has_no_page_or_button_that_writes(monkeypatch) -> None:
+def test_the_viewer_has_no_page_or_button_that_writes(monkeypatch, unscored_demo) -> None:
     monkeypatch.setenv(VIEWER_ENV, "1")
+    unscored_demo("demo-lenet-gap-mnist")  # a run with methods left to score
     at = _app()
     assert not at.exception, at.exception
     assert _pages(at) == [p for p in PAGES if p not in WRITING]
     assert "Train a model" not in [link.label for link in at.get("page_link")]
-    at.switch_page("pages/cam.py").run()  # the first demo run lacks Score-CAM's faithfulness scores
+    at.switch_page("pages/cam.py").run()
     assert not at.exception, at.exception
     assert not [b for b in at.button if b.label.startswith("Score")]
     assert any("read-only viewer does not score" in c.value for c in at.caption)
 
 
-def test_on_this_machine_everything_is_on() -> None:
+def test_on_this_machine_everything_is_on(unscored_demo, _background_queue) -> None:
+    unscored_demo("demo-lenet-gap-mnist")  # a run with methods left to score
     at = _app()
     assert _pages(at) == PAGES
     assert "Train a model" in [link.label for link in at.get("page_link")]
     at.switch_page("pages/cam.py").run()
-    assert [b.label for b in at.button if b.label.startswith("Score")] == ["Score Score-CAM"]
+    score = [b.label for b in at.button if b.label.startswith("Score")]
+    assert len(score) == 1 and score[0].endswith("in the background"), score
+    assert _background_queue.tasks("demo-lenet-gap-mnist")  # the method on screen was queued
 
 
 def test_on_the_network_a_visitor_gives_the_token_before_any_page(monkeypatch) -> None:

@@ -37,7 +37,7 @@ def test_a_gradient_method_draws_its_maps_and_names_the_target_layer() -> None:
     assert not at.exception and not at.error, (at.exception, at.error)
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert "Grad-CAM" in json.dumps(spec["layout"]["title"])
-    assert any("explains the first 500 test images" in c.value for c in at.caption)
+    assert any("the maps of the images shown are computed first" in c.value for c in at.caption)
 
 
 def test_a_class_agnostic_method_is_not_titled_with_a_class() -> None:
@@ -75,30 +75,83 @@ def test_two_runs_of_different_images_are_not_compared() -> None:
     assert any("cannot be compared" in w.value for w in at.warning)
 
 
-def test_a_methods_maps_are_computed_once_then_read(monkeypatch: pytest.MonkeyPatch) -> None:
+def _count_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many images every model's forward pass sees from now on (rows of its batches)."""
     from vizcore.models import MODELS
 
-    count = [0]
+    rows, depth = [0], [0]
     for name in MODELS:
         cls = MODELS.get(name)
 
         def counted(self, x, _original=cls.forward_features):  # type: ignore[no-untyped-def]
-            count[0] += 1
-            return _original(self, x)
+            rows[0] += len(x) if depth[0] == 0 else 0  # a subclass's pass calls its parent's: once
+            depth[0] += 1
+            try:
+                return _original(self, x)
+            finally:
+                depth[0] -= 1
 
         monkeypatch.setattr(cls, "forward_features", counted)
+    return rows
+
+
+def test_a_methods_maps_are_computed_once_then_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = _count_rows(monkeypatch)
     at = _cam_page()
     _select(at, "Method").set_value("Layer-CAM").run()
-    # the demo runs ship every method's maps at the default layer: an inner layer is computed here
-    before = count[0]
+    before = rows[0]
     _select(at, "Explain at layer (expert)").set_value("features.0").run()
-    assert count[0] > before  # computed once...
-    after = count[0]
+    assert rows[0] > before  # computed once...
+    after = rows[0]
+    _select(at, "Explain class").set_value("3").run()  # every class was computed with the first
     _select(at, "Show").set_value("misclassified").run()
+    now = rows[0]
+    _select(at, "Show").set_value("all").run()
     _select(at, "Method").set_value("CAM").run()
     _select(at, "Method").set_value("Layer-CAM").run()
     assert not at.exception and not at.error
-    assert count[0] == after  # ...then read from the run's cache
+    assert rows[0] == now  # ...then read, for the same images
+    assert now - after <= 24 * 10 + 1  # the misclassified grid: its own images only
+
+
+@pytest.mark.parametrize("method", ["Score-CAM", "Grad-CAM++"])
+def test_a_slow_method_computes_the_images_shown_and_queues_the_whole_split(
+    method: str, monkeypatch: pytest.MonkeyPatch, _background_queue, unscored_demo
+) -> None:
+    from vizcore.store.runs import RunStore
+    from vizcore.views.explanations import scoring_spec
+
+    unscored_demo("demo-lenet-gap-plus-cluttered")  # the shipped demo has every method's scores
+    at = _cam_page()
+    at.selectbox(key="_cam_run_select").set_value("demo-lenet-gap-plus-cluttered").run()
+    rows = _count_rows(monkeypatch)
+    _select(at, "Method").set_value(method).run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    shown, channels, classes = 24, 128, 10  # the grid; the last block's channels; the classes
+    # Score-CAM: one pass for the activations and one masked pass per channel, per image shown;
+    # Grad-CAM++: one pass to count the classes, then one forward (and backward) per class
+    most = shown * (channels + 1) if method == "Score-CAM" else 1 + shown * classes
+    assert 0 < rows[0] <= most, rows[0]  # the whole split (500 images) would be far more
+    run = RunStore().get("demo-lenet-gap-plus-cluttered")
+    task = _background_queue.find(scoring_spec(run, "source", method))
+    assert task is not None and task.state == "queued"  # asked for, not run in the click
+    assert any("In the background" in p.proto.text for p in at.get("progress"))
+    assert any(b.label == "Stop" for b in at.button)
+
+
+def test_the_headline_numbers_are_the_same_for_every_method() -> None:
+    from vizcore.explain.methods import list_explainers
+
+    at = _cam_page()
+    at.selectbox(key="_cam_run_select").set_value("demo-lenet-gap-plus-cluttered").run()
+    headline = {}
+    for method in list_explainers():
+        _select(at, "Method").set_value(method).run()
+        assert not at.exception, at.exception
+        headline[method] = [(m.label, m.value) for m in at.metric[:2]]
+    first = headline["CAM"]
+    assert first[0][0] == "source test accuracy" and first[1][0] == "misclassified"
+    assert all(h == first for h in headline.values()), headline
 
 
 def test_the_demo_runs_faithfulness_table_is_shipped_and_shown() -> None:

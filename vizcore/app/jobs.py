@@ -7,24 +7,15 @@ stop). PyTorch releases the GIL in its kernels, so the UI stays responsive.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass, field
 
 from vizcore.core.config import TrainConfig
 from vizcore.store.runs import RunStore
+from vizcore.store.tasks import lower_priority
 from vizcore.train.loop import Progress, train
 from vizcore.views.precompute import precompute
-
-
-def _lower_priority(niceness: int = 10) -> None:
-    """Run this thread below the server's others, so a click on a page is served before a step
-    of a background job (Linux schedules threads one by one; elsewhere this does nothing)."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
-    except (AttributeError, OSError):
-        pass
 
 
 @dataclass
@@ -65,7 +56,7 @@ class JobManager:
 
     @staticmethod
     def _work(job: Job, store: RunStore) -> None:
-        _lower_priority()
+        lower_priority()
         try:
             for ev in train(job.config, store, job.stop):
                 job.last = ev

@@ -79,6 +79,8 @@ def blur(images: torch.Tensor, sigma: float = 5.0) -> torch.Tensor:
 
 # (indices of the images, mask (B, 1, H, W) True where perturbed) -> perturbed images (B, C, H, W)
 MakeFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# fraction of the work done -> None, told between chunks; it may raise to stop the work there
+Progress = Callable[[float], None]
 
 
 def _curves(
@@ -89,11 +91,13 @@ def _curves(
     fractions: torch.Tensor,
     make: MakeFn,
     chunk: int,
+    progress: Progress | None = None,
 ) -> torch.Tensor:
     """Probability of each image's class after perturbing its pixels ranked below each fraction.
 
     All (image, step) pairs are flattened into one list, then built by ``make`` and scored
-    ``chunk`` at a time: one forward pass per chunk, whatever the number of images.
+    ``chunk`` at a time: one forward pass per chunk, whatever the number of images. ``progress``
+    hears the fraction done before each chunk (and may raise to stop the work there).
 
     Shape:
         shape: (N, C, H, W) of the images; rank: (N, H*W); fractions: (S,). Returns (N, S).
@@ -103,11 +107,20 @@ def _curves(
     counts = (fractions * h * w).round().long()  # (S,)
     probs = torch.empty(n * s)
     for i in range(0, n * s, chunk):
+        if progress is not None:
+            progress(i / (n * s))
         idx = torch.arange(i, min(i + chunk, n * s))
         img, step = idx // s, idx % s
         mask = (rank[img] < counts[step][:, None]).view(-1, 1, h, w)
         probs[idx] = class_probs(model, make(img, mask), class_idx[img])
     return probs.view(n, s)
+
+
+def _part(progress: Progress | None, k: int, parts: int) -> Progress | None:
+    """``progress`` for the k-th of ``parts`` equal parts of a piece of work."""
+    if progress is None:
+        return None
+    return lambda f: progress((k + f) / parts)
 
 
 def auc(curve: torch.Tensor, fractions: torch.Tensor) -> torch.Tensor:
@@ -122,6 +135,7 @@ def deletion_insertion(
     class_idx: torch.Tensor,
     steps: int = DEFAULT_STEPS,
     chunk: int = 1024,
+    progress: Progress | None = None,
 ) -> dict[str, torch.Tensor]:
     """RISE's deletion and insertion curves and AUCs of each image (see the module doc).
 
@@ -134,9 +148,9 @@ def deletion_insertion(
     blurred = blur(images)
     shape = tuple(images.shape)
     dele = _curves(model, shape, rank, class_idx, fractions,
-                   lambda i, m: images[i].masked_fill(m, 0.0), chunk)  # fmt: skip
+                   lambda i, m: images[i].masked_fill(m, 0.0), chunk, _part(progress, 0, 2))  # fmt: skip
     ins = _curves(model, shape, rank, class_idx, fractions,
-                  lambda i, m: torch.where(m, images[i], blurred[i]), chunk)  # fmt: skip
+                  lambda i, m: torch.where(m, images[i], blurred[i]), chunk, _part(progress, 1, 2))  # fmt: skip
     return {"deletion": auc(dele, fractions), "insertion": auc(ins, fractions),
             "deletion_curve": dele, "insertion_curve": ins}  # fmt: skip
 
@@ -196,6 +210,7 @@ def road(
     class_idx: torch.Tensor,
     percents: tuple[int, ...] = ROAD_PERCENTS,
     chunk: int = 1024,
+    progress: Progress | None = None,
 ) -> dict[str, torch.Tensor]:
     """ROAD curves: class probability after imputing the ``percents`` most (MoRF) or least (LeRF)
     relevant pixels of each image.
@@ -209,8 +224,8 @@ def road(
     def make(i: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         return impute(images[i], m)
 
-    morf = _curves(model, shape, salience_rank(maps), class_idx, fractions, make, chunk)
-    lerf = _curves(model, shape, salience_rank(-maps), class_idx, fractions, make, chunk)
+    morf = _curves(model, shape, salience_rank(maps), class_idx, fractions, make, chunk, _part(progress, 0, 2))
+    lerf = _curves(model, shape, salience_rank(-maps), class_idx, fractions, make, chunk, _part(progress, 1, 2))
     return {"morf": morf, "lerf": lerf}
 
 
@@ -259,8 +274,10 @@ def faithfulness(
     steps: int = DEFAULT_STEPS,
     percents: tuple[int, ...] = ROAD_PERCENTS,
     chunk: int = 1024,
+    progress: Progress | None = None,
 ) -> Faithfulness:
-    """Every faithfulness score of ``maps`` for ``images``, all perturbations batched.
+    """Every faithfulness score of ``maps`` for ``images``, all perturbations batched;
+    ``progress`` hears the fraction done between chunks of the perturbed images.
 
     Shape:
         images: (N, C, H, W) in [0, 1]; maps: (N, H, W) at the input resolution; class_idx: (N,).
@@ -270,8 +287,8 @@ def faithfulness(
     was_training = model.training
     model.eval()
     try:
-        di = deletion_insertion(model, images, maps, class_idx, steps, chunk)
-        rd = road(model, images, maps, class_idx, percents, chunk)
+        di = deletion_insertion(model, images, maps, class_idx, steps, chunk, _part(progress, 0, 2))
+        rd = road(model, images, maps, class_idx, percents, chunk, _part(progress, 1, 2))
         cc = confidence_change(model, images, maps, class_idx)
     finally:
         model.train(was_training)

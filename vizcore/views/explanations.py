@@ -2,13 +2,18 @@
 faithfulness table, the agreement of two maps. Computed once per run, method and class choice,
 and kept with the run (``Run.cached``); no UI.
 
-The explanation methods other than CAM (which is read off the per-run analysis, for the whole
-split) explain the first ``N_EXPLAIN`` test images of a side: Score-CAM costs one forward pass
-per channel and image, so a fixed, documented subset keeps every method affordable on a CPU.
-The faithfulness table is computed on the same images.
+What is on screen is computed first: the grid's maps are of exactly the images shown, for every
+class at once (:func:`onscreen_maps`), a few seconds at most even for Score-CAM. The faithfulness
+table explains the first ``N_EXPLAIN`` test images of a side (Score-CAM costs one forward pass
+per channel and image, so a fixed, documented subset keeps every method affordable on a CPU);
+that whole-split work runs on the background queue (:mod:`vizcore.store.tasks`), never in a click.
 """
 
 from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -24,16 +29,19 @@ from vizcore.explain.methods import (
     EXPLAINERS,
     default_layer,
     explain,
+    explain_all_classes,
     layer_choices,
     list_explainers,
     map_agreement,
 )
 from vizcore.explain.methods import upsample_maps as upsample
 from vizcore.models.architecture import resolve_input_shape
-from vizcore.store.runs import Run
+from vizcore.store.runs import Run, RunStore
+from vizcore.store.tasks import Computation, Task, TaskQueue, TaskSpec, register
 from vizcore.views.analysis import class_target, eval_domain, run_analysis, stored_cams
 
 N_EXPLAIN = 500
+CHUNK = 32  # images per step of a whole-split computation: a stop request waits at most one chunk
 EXPLAIN_VERSION = 1  # bump when every method's cached maps or scores change meaning (one method's: its revision)
 LOCALISATION_COLUMNS = {"pointing_game": ("pointing game %", "higher"), "energy_in_box": ("energy in box %", "higher")}
 
@@ -97,13 +105,27 @@ def _method_key(run: Run, method: str, layer: str | None) -> str:
     return name
 
 
+# (stage, fraction done in [0, 1]) -> None; may raise to stop the work between chunks
+Report = Callable[[str, float], None]
+
+
+def _ignore(_stage: str, _fraction: float) -> None:
+    pass
+
+
 def explanation(
-    run: Run, which: str, method: str, class_mode: str = "predicted", layer: str | None = None
+    run: Run,
+    which: str,
+    method: str,
+    class_mode: str = "predicted",
+    layer: str | None = None,
+    report: Report = _ignore,
 ) -> dict[str, np.ndarray]:
     """Raw low-resolution maps of the explained images: low (n, h, w), class_idx (n,), layer.
 
     CAM at the default layer is read off the per-run analysis (no forward pass); every other
-    method and layer is computed once and cached with the run.
+    method and layer is computed once, ``CHUNK`` images at a time (``report`` is told after
+    each, and may raise to stop: then nothing is cached), and cached with the run.
     """
     name = _method_key(run, method, layer)
     a = run_analysis(run, which)
@@ -113,24 +135,16 @@ def explanation(
         return {"low": stored_cams(a, np.arange(n), cls).numpy(), "class_idx": cls, "layer": np.array(name)}
 
     def compute() -> dict[str, np.ndarray]:
-        images = eval_domain(run.config(), which).images[:n]
-        e = explain(run.load_model(), images, torch.from_numpy(cls), method, name)
-        return {"low": e.low.numpy().astype(np.float16), "class_idx": cls, "layer": np.array(name)}
+        images, model, parts = eval_domain(run.config(), which).images[:n], run.load_model(), []
+        for s in range(0, n, CHUNK):
+            report(f"{method} maps of {n:,} test images", s / n)
+            parts.append(explain(model, images[s : s + CHUNK], torch.from_numpy(cls[s : s + CHUNK]), method, name).low)
+        report(f"{method} maps of {n:,} test images", 1.0)
+        low = torch.cat(parts).numpy().astype(np.float16)
+        return {"low": low, "class_idx": cls, "layer": np.array(name)}
 
     key = {"which": which, "method": method, "class_mode": class_mode, "layer": name, "n": n, "v": _version(method)}
     return run.cached("explanation", key, compute)
-
-
-def explanation_maps(
-    run: Run, which: str, method: str, index: np.ndarray, class_mode: str = "predicted", layer: str | None = None
-) -> np.ndarray:
-    """Full-size maps of images ``index`` (< explained_count) min-max normalised per image: (M, H, W)."""
-    e = explanation(run, which, method, class_mode, layer)
-    index = np.asarray(index)
-    if len(index) and index.max() >= len(e["low"]):
-        raise ValueError(f"{method} explains the first {len(e['low'])} test images only")
-    size = tuple(run_analysis(run, which)["size"])
-    return normalize_maps(upsample(torch.from_numpy(e["low"][index]), size)).numpy()
 
 
 def agreement(first: np.ndarray, second: np.ndarray) -> float:
@@ -140,23 +154,31 @@ def agreement(first: np.ndarray, second: np.ndarray) -> float:
     return float(map_agreement(torch.from_numpy(first), torch.from_numpy(second)).mean())
 
 
-def method_scores(run: Run, which: str, method: str, layer: str | None = None) -> dict[str, float]:
+def method_scores(
+    run: Run, which: str, method: str, layer: str | None = None, report: Report = _ignore
+) -> dict[str, float]:
     """Faithfulness (and, where the data has boxes, localisation) of one method's maps of the
-    predicted class on the explained images; cached with the run."""
+    predicted class on the explained images; cached with the run. ``report`` hears the maps'
+    progress (the first half: the two take about as long for Score-CAM) and then the scoring's."""
     name = _method_key(run, method, layer)
 
     def compute() -> dict[str, np.ndarray]:
-        e = explanation(run, which, method, "predicted", name)
+        e = explanation(run, which, method, "predicted", name, lambda st, f: report(st, 0.5 * f))
         n = len(e["low"])
         dom = eval_domain(run.config(), which)
         images = dom.images[:n]
         maps = upsample(torch.from_numpy(e["low"]), tuple(images.shape[-2:]))
-        f = faithfulness(run.load_model(), images, maps, torch.from_numpy(e["class_idx"]))
+        cls = torch.from_numpy(e["class_idx"])
+        # one call for all images (ROAD's imputation iterates each chunk of perturbed images to
+        # one tolerance, so chunking the images would move its score); it reports between chunks
+        stage = f"faithfulness scores of {method} on {n:,} test images"
+        f = faithfulness(run.load_model(), images, maps, cls, progress=lambda g: report(stage, 0.5 + 0.5 * g))
         out = {k: np.array(getattr(f, k)) for k in FAITHFULNESS_COLUMNS} | {"n": np.array(n)}
         if dom.boxes is not None:
             boxes = dom.boxes[:n]
             out["pointing_game"] = np.array(100 * pointing_game(maps, boxes).float().mean().item())
             out["energy_in_box"] = np.array(100 * energy_in_box(maps, boxes).mean().item())
+        report(stage, 1.0)
         return out
 
     cached = run.cached("faithfulness", _scores_key(run, which, method, name), compute)
@@ -218,10 +240,44 @@ def scored_methods(run: Run, which: str = "source") -> list[str]:
     return [m for m in list_explainers() if run.has_cached("faithfulness", _scores_key(run, which, m, default))]
 
 
-def first_images(arrays: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
-    """A cam_analysis result restricted to its first ``n`` images (the explained ones)."""
-    return {k: v[:n] if isinstance(v, np.ndarray) and v.ndim and len(v) == len(arrays["labels"]) else v
-            for k, v in arrays.items()}  # fmt: skip
+# (run folder, weights digest, side, method, layer, image indices) -> every class's raw maps of
+# those images (M, classes, h, w): a class switch or a colour change on the same grid is an index
+_ONSCREEN: OrderedDict[tuple[str, str, str, str, str, bytes], torch.Tensor] = OrderedDict()
+_ONSCREEN_LOCK = threading.Lock()
+ONSCREEN_KEPT = 32  # grids remembered per server process (a few MB at most)
+
+
+def onscreen_low(run: Run, which: str, method: str, index: np.ndarray, layer: str | None = None) -> torch.Tensor:
+    """Raw maps of exactly the images ``index`` for every class, computed in one batch and
+    remembered for the process (see :func:`vizcore.explain.methods.explain_all_classes`).
+
+    Shape:
+        index: (M,). Returns (M, classes, h, w) float32.
+    """
+    name = _method_key(run, method, layer)
+    index = np.asarray(index, dtype=np.int64)
+    key = (str(run.path), run.weights_digest(), which, method, name, index.tobytes())
+    with _ONSCREEN_LOCK:
+        if key in _ONSCREEN:
+            _ONSCREEN.move_to_end(key)
+            return _ONSCREEN[key]
+    images = eval_domain(run.config(), which).images[index]
+    low = explain_all_classes(run.load_model(), images, method, name)
+    with _ONSCREEN_LOCK:
+        _ONSCREEN[key] = low
+        while len(_ONSCREEN) > ONSCREEN_KEPT:
+            _ONSCREEN.popitem(last=False)
+    return low
+
+
+def onscreen_maps(
+    run: Run, which: str, method: str, index: np.ndarray, class_idx: np.ndarray, layer: str | None = None
+) -> np.ndarray:
+    """Full-size maps of the images ``index`` (any test image) for ``class_idx``, min-max
+    normalised per image: (M, H, W)."""
+    low = onscreen_low(run, which, method, index, layer)
+    picked = low[torch.arange(len(low)), torch.as_tensor(np.asarray(class_idx, dtype=np.int64))]
+    return normalize_maps(upsample(picked, tuple(run_analysis(run, which)["size"]))).numpy()
 
 
 def method_maps(
@@ -237,7 +293,8 @@ def method_maps(
     """Full-size maps in [0, 1] of images ``index`` by ``method``, as the CAM page draws them.
 
     CAM at the default layer is the per-run analysis's (any image, either colour scale); every
-    other method explains the first explained_count images, each map stretched to its own range.
+    other method computes the maps of exactly these images (:func:`onscreen_maps`), each map
+    stretched to its own range.
 
     Shape:
         index, class_idx: (M,). Returns (M, H, W) float32.
@@ -247,7 +304,7 @@ def method_maps(
     default, _ = target_layers(run)
     if method == "CAM" and (layer or default) == default:
         return cam_maps(run, which, index, class_idx, scale=scale)
-    return explanation_maps(run, which, method, index, class_mode, layer)
+    return onscreen_maps(run, which, method, index, class_idx, layer)
 
 
 def comparable(first: Run, second: Run, which: str) -> str | None:
@@ -266,3 +323,47 @@ def comparable(first: Run, second: Run, which: str) -> str | None:
 def domain_name_of(config, which: str) -> str | None:  # type: ignore[no-untyped-def]
     """The data set of one side of a run's config, or None if it has no such side."""
     return config.source if which == "source" else config.target
+
+
+# --------------------------------------------------------------------------- in the background
+
+SCORING = "faithfulness scores"  # the whole-split computation of one method's faithfulness table row
+
+
+def scoring_spec(run: Run, which: str, method: str) -> TaskSpec:
+    """The background task that scores ``method`` on the explained images of side ``which``."""
+    return TaskSpec.of(run, SCORING, which=which, method=method)
+
+
+def _score(run: Run, params: dict[str, object], report: Report) -> None:
+    method_scores(run, str(params["which"]), str(params["method"]), report=report)
+
+
+def _scored(run: Run, params: dict[str, object]) -> bool:
+    return str(params["method"]) in scored_methods(run, str(params["which"]))
+
+
+register(SCORING, Computation(_score, _scored))
+
+
+def request_scores(queue: TaskQueue, store: RunStore, run: Run, which: str, method: str, again: bool = False) -> Task | None:
+    """The background task scoring ``method`` on side ``which``, asked for if its scores are
+    missing; None once they are cached. A task that was stopped or failed is not asked for
+    again unless ``again`` (the page's button): a failure would otherwise repeat on every rerun."""
+    if method in scored_methods(run, which):
+        return None
+    spec = scoring_spec(run, which, method)
+    last = queue.find(spec)
+    if last is not None and not last.active and last.state in ("stopped", "failed") and not again:
+        return last
+    return queue.submit(store, spec)
+
+
+def scoring_problems(queue: TaskQueue, run: Run, which: str) -> list[str]:
+    """Why the last background scoring of each still unscored method failed, one line each."""
+    problems = []
+    for method in list_explainers():
+        last = queue.find(scoring_spec(run, which, method))
+        if last is not None and last.state == "failed" and method not in scored_methods(run, which):
+            problems.append(f"scoring {method} failed: {last.error}")
+    return problems
