@@ -35,7 +35,6 @@ from vizcore.data.domains import (
     check_domain_pair,
     describe_splits,
     domain_info,
-    folder_files,
     list_domains,
     load_domain,
 )
@@ -47,6 +46,7 @@ from vizcore.data.feeds import (
     make_feed,
     photo_augment,
 )
+from vizcore.data.sources.folders import folder_files
 from vizcore.methods import METHODS, create_method
 from vizcore.methods.base import Lineage, Method, StepContext
 from vizcore.methods.freeze import apply_freeze, frozen_layers
