@@ -24,7 +24,8 @@ from vizcore.figures.training import curve_label, training_curves
 from vizcore.methods import METHODS, Method, curves_of, list_methods
 from vizcore.methods.recipes import recipe_notes, recommended_config
 from vizcore.models import list_models
-from vizcore.train.loop import OPTIMIZERS, REFUSALS, SCHEDULES, check_config
+from vizcore.train.checks import REFUSALS, check_config
+from vizcore.train.optim import OPTIMIZERS, SCHEDULES
 
 st.title("Train")
 

@@ -9,7 +9,8 @@ from vizcore.core.errors import DataUnavailable
 from vizcore.core.registry import UnknownNameError
 from vizcore.models.architecture import common_shape
 from vizcore.store.runs import RunStore
-from vizcore.train.loop import SCHEDULES, random_shift, train
+from vizcore.train.loop import random_shift, train
+from vizcore.train.optim import SCHEDULES
 
 
 def test_training_reduces_loss_and_beats_chance(store: RunStore) -> None:
