@@ -43,7 +43,8 @@ from vizcore.methods import create_method
 from vizcore.methods.base import Lineage, Method, StepContext
 from vizcore.methods.freeze import apply_freeze
 from vizcore.models.architecture import build_model, resolve_input_shape
-from vizcore.store.runs import Run, RunDamaged, RunStore, load_state_checked
+from vizcore.store.runs import Run, RunDamaged, RunStore
+from vizcore.store.weights import load_state_checked
 from vizcore.train import distributed
 from vizcore.train.checks import check_config
 from vizcore.train.lineage import _Lineage, resolve_lineage

@@ -47,10 +47,9 @@ from vizcore.store.runs import (
     CheckpointError,
     Run,
     RunStore,
-    read_safetensors,
     slugify,
-    state_dict_problems,
 )
+from vizcore.store.weights import read_safetensors, state_dict_problems
 
 if TYPE_CHECKING:
     from PIL import Image
