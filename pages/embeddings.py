@@ -17,7 +17,8 @@ from pages._shared import (
     usable_runs,
 )
 from vizcore.core.numbers import VERDICT_MARKS, fmt, fmt_change
-from vizcore.embed.methods import ALIGNMENTS, EMBEDDINGS, start_umap_warmup_thread, umap_warmed_up
+from vizcore.embed.alignment import ALIGNMENTS
+from vizcore.embed.methods import EMBEDDINGS, start_umap_warmup_thread, umap_warmed_up
 from vizcore.figures.scatter import pair_figure
 from vizcore.store.runs import params_key
 from vizcore.views import embeddings as ev
