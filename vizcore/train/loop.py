@@ -24,21 +24,15 @@ from vizcore.core.atomic import StoreWriteError
 from vizcore.core.config import TrainConfig
 from vizcore.core.device import resolve_device
 from vizcore.data.domains import (
-    Domain,
-    FileSplit,
-    align_target,
     describe_splits,
     domain_info,
-    load_domain,
 )
 from vizcore.data.feeds import (
     Feed,
     FeedOptions,
-    choose_streaming,
     make_feed,
     photo_augment,
 )
-from vizcore.data.sources.folders import folder_files
 from vizcore.methods import create_method
 from vizcore.methods.base import Lineage, Method, StepContext
 from vizcore.methods.freeze import apply_freeze
@@ -46,7 +40,9 @@ from vizcore.models.architecture import build_model, resolve_input_shape
 from vizcore.store.runs import Run, RunDamaged, RunStore
 from vizcore.store.weights import load_state_checked
 from vizcore.train import distributed
+from vizcore.train.augment import random_invert, random_shift
 from vizcore.train.checks import check_config
+from vizcore.train.data import epoch_layout_seed, load_data, load_split
 from vizcore.train.lineage import _Lineage, resolve_lineage
 from vizcore.train.optim import OPTIMIZERS, SCHEDULES
 
@@ -81,89 +77,6 @@ class Progress:
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
-
-
-# ---------------------------------------------------------------------------------------
-Split = Domain | FileSplit  # pixels in memory, or files for the streaming path (vizcore.data.feeds)
-
-
-@dataclass
-class Data:
-    source_train: Split
-    source_test: Split
-    target_train: Split | None
-    target_test: Split | None
-
-
-def load_split(config: TrainConfig, name: str, split: str, layout_seed: int | None = None) -> Domain:
-    """One split of one of the run's domains, at the run's input shape and limits;
-    ``layout_seed`` redraws a generated domain's layout."""
-    return load_domain(
-        name,
-        split,
-        seed=config.seed,
-        root=config.data_root,
-        download=config.download,
-        shape=resolve_input_shape(config),
-        limit=config.train_limit if split == "train" else config.test_limit,
-        layout_seed=layout_seed,
-    )
-
-
-def epoch_layout_seed(seed: int, epoch: int) -> int | None:
-    """Layout seed of 1-based ``epoch`` under ``fresh_layouts``; epoch 1 keeps the run's own
-    layout, so a 1-epoch run sees the same images with or without fresh layouts."""
-    return None if epoch <= 1 else seed + 1_000_003 * (epoch - 1)
-
-
-def training_split(config: TrainConfig, name: str, split: str) -> Split:
-    """One split as the run reads it: files when the run's data path streams it, else pixels."""
-    shape = resolve_input_shape(config)
-    limit = config.train_limit if split == "train" else config.test_limit
-    if choose_streaming(config.data_path, name, split, shape, limit):
-        return folder_files(name, split, shape=shape, seed=config.seed, limit=limit)
-    return load_split(config, name, split)
-
-
-def labels_per_class(domain: Split, k: int, seed: int) -> Split:
-    """``k`` images of every class of ``domain``, drawn with ``seed`` (class order kept).
-
-    Raises:
-        ValueError: a class has fewer than ``k`` images.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    picked = []
-    for c, name in enumerate(domain.classes):
-        idx = torch.nonzero(domain.labels == c).flatten()
-        if len(idx) < k:
-            raise ValueError(f"target_labels_per_class={k}: class {name!r} of {domain.name} has only "
-                             f"{len(idx)} training images")  # fmt: skip
-        picked.append(idx[torch.randperm(len(idx), generator=gen)[:k]])
-    return domain.subset(torch.cat(picked).sort().values, f"{k} labelled images per class (seed {seed})")
-
-
-def load_data(config: TrainConfig) -> Data:
-    """The four splits; a target's labels are the source's class indices (its class map).
-
-    With ``target_labels_per_class`` the labelled training set is K images per class of the
-    target's training split, in place of the source's; both test splits are kept.
-    """
-
-    def target(split: str) -> Split | None:
-        if not config.target:
-            return None
-        return align_target(training_split(config, config.target, split), config.source, config.class_map)
-
-    target_train = target("train")
-    source_train = training_split(config, config.source, "train")
-    if config.target_labels_per_class and target_train is not None:
-        source_train = labels_per_class(target_train, config.target_labels_per_class, config.seed)
-    return Data(
-        source_train=source_train,
-        source_test=training_split(config, config.source, "test"),
-        target_train=target_train,
-        target_test=target("test"),
-    )
 
 
 @torch.no_grad()
@@ -204,33 +117,6 @@ class _TargetStream:
             self.batches = self.feed.load((self.shard(b) for b in reversed(queue)), own_pass=self.own_pass)
             batch = next(self.batches)
         return batch[0]
-
-
-def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
-    """Translate each image by a random integer offset in [-max_shift, max_shift], zero fill.
-
-    Shape:
-        x: (B, C, H, W) -> (B, C, H, W).
-    """
-    b, _, h, w = x.shape
-    pad = torch.nn.functional.pad(x, (max_shift,) * 4)
-    off = torch.randint(0, 2 * max_shift + 1, (b, 2), generator=gen).to(x.device)  # CPU generator: reproducible
-    ar = torch.arange(max(h, w), device=x.device)
-    rows = (off[:, 0, None] + ar[:h])[:, :, None]  # (B, H, 1)
-    cols = (off[:, 1, None] + ar[:w])[:, None, :]  # (B, 1, W)
-    bidx = torch.arange(b, device=x.device)[:, None, None]
-    # advanced indexing gathers every image's own window: (B, H, W, C) -> (B, C, H, W)
-    return pad.permute(0, 2, 3, 1)[bidx, rows, cols].permute(0, 3, 1, 2).contiguous()
-
-
-def random_invert(x: torch.Tensor, prob: float, gen: torch.Generator) -> torch.Tensor:
-    """Invert the intensities of each image (``1 - x``, for images in [0, 1]) with probability ``prob``.
-
-    Shape:
-        x: (B, C, H, W) -> (B, C, H, W).
-    """
-    flip = (torch.rand(len(x), generator=gen) < prob).to(x.device)  # CPU generator: reproducible
-    return torch.where(flip[:, None, None, None], 1.0 - x, x)
 
 
 def _floats(logs: dict[str, Any]) -> dict[str, float]:
