@@ -2,33 +2,59 @@
 
 import streamlit as st
 
-from pages._shared import presentation_toggle, remember_widgets
-from vizcore.app.warmup import schedule_warmup
+from pages._shared import (
+    ask_for_token,
+    page_access,
+    presentation_toggle,
+    remember_widgets,
+    token_granted,
+)
+from vizcore.app.access import page_allowed
+from vizcore.app.warmup import imports_in_turn, schedule_warmup
 
 st.set_page_config(page_title="vizcore", page_icon="🔬", layout="wide")
 
-PAGES = {
-    "Start": [st.Page("pages/home.py", title="Overview", icon=":material/home:", default=True)],
+HOME = "pages/home.py"
+SECTIONS = {  # section -> (page, title, icon)
+    "Start": [(HOME, "Overview", ":material/home:")],
     "Train": [
-        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-        st.Page("pages/compare.py", title="Compare runs", icon=":material/compare_arrows:"),
+        ("pages/train.py", "Train", ":material/model_training:"),
+        ("pages/compare.py", "Compare runs", ":material/compare_arrows:"),
     ],
     "See what it learned": [
-        st.Page("pages/cam.py", title="CAM heatmaps", icon=":material/local_fire_department:"),
-        st.Page("pages/distances.py", title="Class distances", icon=":material/grid_on:"),
-        st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
+        ("pages/cam.py", "CAM heatmaps", ":material/local_fire_department:"),
+        ("pages/distances.py", "Class distances", ":material/grid_on:"),
+        ("pages/embeddings.py", "Embeddings", ":material/scatter_plot:"),
     ],
     "Share": [
-        st.Page("pages/report.py", title="Report", icon=":material/description:"),
-        st.Page("pages/upload.py", title="Your checkpoints & images", icon=":material/upload_file:"),
+        ("pages/report.py", "Report", ":material/description:"),
+        ("pages/upload.py", "Your checkpoints & images", ":material/upload_file:"),
     ],
 }
+# the pages this server offers: all of them on 127.0.0.1, the read-only ones in the viewer or on a
+# network address without a token (vizcore.app.access); until a token asked for is given, only the question
+ACCESS = page_access()
+GRANTED = token_granted(ACCESS)
+
+
+def offered(pages: list[tuple[str, str, str]]) -> list[st.Page]:
+    return [st.Page(path, title=title, icon=icon, default=path == HOME)
+            for path, title, icon in pages if page_allowed(path, ACCESS)]  # fmt: skip
+
+
+PAGES = {section: shown for section, pages in SECTIONS.items() if (shown := offered(pages))}
+if not GRANTED:
+    PAGES = {"": [st.Page(ask_for_token, title="Access token", icon=":material/lock:")]}
 
 # once per server process, after the first page has rendered: load torch and the newest runs' analyses,
 # then compile UMAP's numba code, so the first view of a run and a UMAP asked for later are fast
 schedule_warmup()
 
 remember_widgets()  # a page's choices survive a visit to another page
-page = st.navigation(PAGES)
-presentation_toggle()  # in the sidebar of every page; the choice is kept for the session
-page.run()
+page = st.navigation(PAGES, position="sidebar" if GRANTED else "hidden")
+if GRANTED:
+    presentation_toggle()  # in the sidebar of every page; the choice is kept for the session
+if ACCESS.notice:
+    st.sidebar.warning(ACCESS.notice)
+with imports_in_turn():  # until torch, scikit-learn... are in, no page imports beside the warm-up
+    page.run()

@@ -9,8 +9,10 @@ from pages._shared import (
     ensure_analysis,
     figure,
     friendly_errors,
+    guard,
     pick_run,
     presentation,
+    writable,
 )
 from vizcore.explain.methods import EXPLAINERS, list_explainers
 from vizcore.figures.cam import cam_grid, mean_cam_figure
@@ -38,6 +40,7 @@ from vizcore.views.explanations import (
     verdict,
 )
 
+guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
 st.title("CAM heatmaps")
 st.caption(
     "Class Activation Map (Zhou et al. 2016): the class's weights of the final linear layer applied to the last "
@@ -198,7 +201,10 @@ with tab_faith:
     with friendly_errors("the faithfulness table"):
         scored = scored_methods(run, which)
         missing = [x for x in list_explainers() if x not in scored]
-        if missing and st.button(f"Score {', '.join(missing)}", key="score_explanations",  # not under cam_: buttons cannot be remembered
+        may_score = writable()  # scoring writes to the run store (and takes minutes of CPU): not in the viewer
+        if missing and not may_score:
+            st.caption(f"Not scored yet: {', '.join(missing)} (the read-only viewer does not score).")
+        if missing and may_score and st.button(f"Score {', '.join(missing)}", key="score_explanations",  # not under cam_: buttons cannot be remembered
                                  help="a few seconds to minutes per method on a CPU (Score-CAM is the slowest)"):  # fmt: skip
             with st.spinner("scoring the explanation methods (once per run)..."):
                 faithfulness_table(run, which, missing)

@@ -7,6 +7,7 @@ import streamlit as st
 from pages._shared import (
     figure,
     friendly_errors,
+    guard,
     run_label,
     run_table,
     store,
@@ -16,6 +17,7 @@ from vizcore.methods import curves_of
 from vizcore.store.runs import lineage_text
 from vizcore.views.transfer import transfer_tables
 
+guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
 st.title("Compare runs")
 runs = [r for r in store().list() if r.status in ("complete", "stopped", "failed", "interrupted")]
 if not runs:

@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from pages._params import param_widgets
-from pages._shared import before_is_parent, figure, friendly_errors, pick_run, usable_runs
+from pages._shared import before_is_parent, figure, friendly_errors, guard, pick_run, usable_runs
 from pages._shared import presentation as presentation_on
 from vizcore.data.domains import SPLITS
 from vizcore.figures.agreement import rank_agreement_figure
@@ -17,6 +17,7 @@ from vizcore.figures.matrix import MatrixPanel, difference_heatmap, matrix_figur
 from vizcore.metrics import FAMILIES, list_metrics, metric_info
 from vizcore.views import distances as dv
 
+guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
 st.title("Class distances")
 st.caption(
     "Each cell compares the features of two classes of one layer: small = the network maps them to similar "
@@ -140,6 +141,8 @@ elif view == VIEWS[1]:
                    f"{', '.join(before_layers)}.")  # fmt: skip
     else:
         with friendly_errors("the comparison"), st.spinner(SPINNER):
+            # the run above, through the same cached call as the first view (read back, not recomputed)
+            after = dv.class_matrix(run, which, split, layer, settings)
             before = dv.class_matrix(before_run, which, split, layer, settings)
             diff = dv.difference(after, before)
         order = _order(after)  # one order for all three panels, from the after matrix

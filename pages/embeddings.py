@@ -12,13 +12,18 @@ from pages._shared import (
     before_is_parent,
     figure,
     friendly_errors,
+    guard,
     pick_run,
     presentation,
     usable_runs,
 )
+from vizcore.app.warmup import start_umap_warmup
 from vizcore.core.numbers import VERDICT_MARKS, fmt, fmt_change
 from vizcore.embed.alignment import ALIGNMENTS
-from vizcore.embed.methods import EMBEDDINGS, start_umap_warmup_thread, umap_warmed_up
+from vizcore.embed.methods import (
+    EMBEDDINGS,
+    umap_warmed_up,
+)
 from vizcore.figures.scatter import pair_figure
 from vizcore.store.runs import params_key
 from vizcore.views import embeddings as ev
@@ -26,6 +31,8 @@ from vizcore.views.distances import LAYER_LABELS, default_layer
 
 VERDICT_COLORS = {VERDICT_MARKS["better"]: "#1a7f37", VERDICT_MARKS["worse"]: "#b42318"}
 
+
+guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
 st.title("Embeddings")
 st.caption(
     "Every dot is one test image, placed by a 2-D layout of one layer's features: colour = true class, "
@@ -142,4 +149,4 @@ else:
                  "over the image (jet colour map, red = strongest evidence for the class).")  # fmt: skip
 
 # Compile UMAP's code in the background now, while the researcher looks at the plots (idempotent).
-start_umap_warmup_thread()
+start_umap_warmup()

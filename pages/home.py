@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from pages._shared import USER_ERRORS, relative_time, run_table, store
+from pages._shared import USER_ERRORS, guard, page_link, relative_time, run_table, store, writable
 from vizcore.store.runs import lineage_text
 
 CONFIRM_KEY = "manage_confirm"
@@ -46,6 +46,7 @@ def manage_runs() -> None:
                          args=(store().restore, r.run_id, "Restored"))  # fmt: skip
 
 
+guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
 st.title("vizcore — see what your network learned")
 st.markdown(
     "Train or load a **LeNet-GAP** or a **domain-adaptation** model (DDC, DAN, DANN, CORAL, CDAN, ADDA), "
@@ -54,7 +55,7 @@ st.markdown(
     "classes and domains sit, and **t-SNE / UMAP embeddings** how adaptation moved the features."
 )
 c1, c2, c3, c4 = st.columns(4)
-c1.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
+page_link(c1, "pages/train.py", label="Train a model", icon=":material/model_training:")  # not in the viewer
 c2.page_link("pages/cam.py", label="CAM heatmaps", icon=":material/local_fire_department:")
 c3.page_link("pages/distances.py", label="Class distances", icon=":material/grid_on:")
 c4.page_link("pages/embeddings.py", label="Embeddings", icon=":material/scatter_plot:")
@@ -83,4 +84,5 @@ else:
     st.dataframe(run_table(rows), hide_index=True, width="stretch")
     st.caption(f"Runs are folders under `{store().root}/`; demo runs ship read-only in `assets/demo_runs/`.")
 
-manage_runs()
+if writable():  # the read-only viewer deletes nothing
+    manage_runs()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._shared import friendly_errors, pick_run, presentation, store
+from pages._shared import friendly_errors, guard, pick_run, presentation, store
 from vizcore.embed.methods import EMBEDDINGS
 from vizcore.metrics import list_metrics
 from vizcore.views.distances import DistanceSettings, default_permutations, grouped_label
 from vizcore.views.report import SECTIONS, ReportOptions, build_report
 
+guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
 st.title("Report")
 st.caption(
     "One HTML file with the run's configuration and data provenance, training curves, accuracies, CAMs with the "

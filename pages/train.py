@@ -8,7 +8,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from pages._params import param_widgets
-from pages._shared import friendly_errors, run_label, session_id, store
+from pages._shared import friendly_errors, guard, run_label, session_id, store
 from vizcore.app.jobs import MANAGER
 from vizcore.core.config import TrainConfig
 from vizcore.core.device import available_devices
@@ -27,6 +27,7 @@ from vizcore.models import list_models
 from vizcore.train.checks import REFUSALS, check_config
 from vizcore.train.optim import OPTIMIZERS, SCHEDULES
 
+guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
 st.title("Train")
 
 

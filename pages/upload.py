@@ -10,6 +10,7 @@ import torch
 from pages._shared import (
     figure,
     friendly_errors,
+    guard,
     load_model,
     pick_run,
     presentation,
@@ -31,6 +32,7 @@ from vizcore.views.uploads import (
     standardize_check,
 )
 
+guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
 st.title("Your checkpoints & images")
 AUTO = {"auto": None, "yes": True, "no": False}
 

@@ -67,6 +67,7 @@ def test_cam_page_shows_the_demo_run() -> None:
     assert not at.error
 
 
+@pytest.mark.slow
 def test_train_page_runs_a_tiny_training() -> None:
     at = _app()
     at.switch_page("pages/train.py").run()

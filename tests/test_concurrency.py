@@ -18,6 +18,7 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 QUICK = TINY.replace(train_limit=256, test_limit=64, log_every=2)
 
 
+@pytest.mark.slow
 def test_two_owners_train_at_the_same_time(store: RunStore) -> None:
     jobs = JobManager()
     barrier = threading.Barrier(2)
@@ -93,6 +94,7 @@ def _wait_complete(s: RunStore, rids: list[str]) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_two_browser_sessions_train_and_watch_their_own_runs(shared_store: RunStore, cleanup_jobs) -> None:
     alice, bob = _session(), _session()
     assert alice.session_state["session_id"] != bob.session_state["session_id"]

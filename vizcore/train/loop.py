@@ -460,7 +460,8 @@ def train(
         if status == "failed":
             kept = "the run has no weights"
             if trainer is not None and trainer.kept is not None:
-                kept = f"the weights of epoch {trainer.kept_epoch}, the last with finite values, are kept"
+                why = "the last with finite values" if diverged else "the last written"
+                kept = f"the weights of epoch {trainer.kept_epoch}, {why}, are kept"
             elif trainer is not None and trainer.epoch > 0 and diverged:  # training had begun
                 kept = "no epoch ended with finite weights, so the run has no weights"
             message = f"{message}; {kept}"
