@@ -39,7 +39,7 @@ def write_photos(root: Path, classes: int, per_class: int, seed: int = 0) -> str
     import numpy as np
     from PIL import Image
 
-    from vizcore.data.domains import FOLDER_PREFIX
+    from vizcore.data.sources.folders import FOLDER_PREFIX
 
     rng = np.random.default_rng(seed)
     for c in range(classes):

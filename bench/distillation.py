@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     from vizcore.methods.recipes import recommended_config
     from vizcore.models import count_parameters
     from vizcore.store.runs import RunStore
-    from vizcore.train.loop import completed, load_split, train
+    from vizcore.train.data import load_split
+    from vizcore.train.loop import completed, train
 
     if a.threads:
         torch.set_num_threads(a.threads)

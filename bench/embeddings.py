@@ -14,7 +14,7 @@ Rows per N:
 
 - t-SNE ``sklearn default``: ``sklearn.manifold.TSNE(random_state=0)`` (Barnes-Hut, 1000
   iterations, OpenMP on all cores): the baseline, measured in the same run.
-- t-SNE ``vizcore``: ``vizcore.embed.methods.embed(x, "tsne")`` (openTSNE, the settings chosen there).
+- t-SNE ``vizcore``: ``vizcore.embed.methods.embed(x, "tsne")`` (openTSNE, the settings chosen in ``vizcore.embed.tsne``).
 - t-SNE ``sklearn default, 1 OpenMP thread``: the baseline again, limited by threadpoolctl
   (on a busy machine its OpenMP threads can be slower than one). Ratios are against the
   faster of these two runs.
@@ -270,19 +270,20 @@ def reopen_time(n: int, tmp: Path) -> dict[str, float]:
 def large(sizes: list[int], path: str | None) -> None:
     """t-SNE beyond TSNE_FIT_MAX points: the full fit against vizcore's subsample + transform."""
     import vizcore.embed.methods as vembed
+    import vizcore.embed.tsne as vtsne
 
     print(f"# t-SNE at large N: {features_label(path)}; {os.cpu_count()} CPUs, load average at start "
-          f"{os.getloadavg()[0]:.1f}; TSNE_FIT_MAX = {vembed.TSNE_FIT_MAX:,}\n")  # fmt: skip
+          f"{os.getloadavg()[0]:.1f}; TSNE_FIT_MAX = {vtsne.TSNE_FIT_MAX:,}\n")  # fmt: skip
     print("| N | t-SNE | seconds | × full fit | trust | kNN % |\n|---|---|---|---|---|---|")
-    default_max = vembed.TSNE_FIT_MAX
+    default_max = vtsne.TSNE_FIT_MAX
     for n in sizes:
         x, y = load_features(n, path)
         rows = {}
         for label, fit_max in (("full fit", max(n, default_max)), ("vizcore", default_max)):
-            vembed.TSNE_FIT_MAX = fit_max
+            vtsne.TSNE_FIT_MAX = fit_max
             xy, wall, _ = timed(lambda x=x: vembed.embed(x, "tsne", SEED))
             rows[label] = (wall, *quality(x, y, xy))
-        vembed.TSNE_FIT_MAX = default_max
+        vtsne.TSNE_FIT_MAX = default_max
         base = rows["full fit"][0]
         for label, (wall, trust, knn) in rows.items():
             how = "" if n <= default_max or label == "full fit" else f" (fit {default_max:,} + place {n - default_max:,})"
@@ -308,7 +309,7 @@ def main() -> None:
 
     # loaded before any case is timed, in every mode (a case's time does not include them)
     import vizcore.metrics.domain  # noqa: F401
-    from vizcore.embed.methods import _n_jobs
+    from vizcore.embed.tsne import _n_jobs
 
     if args.worker:
         umap_worker(args.n, args.worker, args.features)

@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     from vizcore.methods.recipes import recommended_config
     from vizcore.models.architecture import build_model
     from vizcore.store.runs import RunStore
-    from vizcore.train.loop import load_data, train
+    from vizcore.train.data import load_data
+    from vizcore.train.loop import train
 
     if a.threads:
         torch.set_num_threads(a.threads)

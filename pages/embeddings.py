@@ -19,8 +19,8 @@ from pages._shared import (
 )
 from vizcore.app.warmup import start_umap_warmup
 from vizcore.core.numbers import VERDICT_MARKS, fmt, fmt_change
+from vizcore.embed.alignment import ALIGNMENTS
 from vizcore.embed.methods import (
-    ALIGNMENTS,
     EMBEDDINGS,
     umap_warmed_up,
 )

@@ -14,17 +14,18 @@ from vizcore.core.config import TrainConfig
 from vizcore.core.device import available_devices
 from vizcore.core.numbers import percent
 from vizcore.data.domains import (
-    FOLDER_HELP,
     DomainMismatch,
     check_domain_pair,
     domain_info,
     list_domains,
 )
+from vizcore.data.sources.folders import FOLDER_HELP
 from vizcore.figures.training import curve_label, training_curves
 from vizcore.methods import METHODS, Method, curves_of, list_methods
 from vizcore.methods.recipes import recipe_notes, recommended_config
 from vizcore.models import list_models
-from vizcore.train.loop import OPTIMIZERS, REFUSALS, SCHEDULES, check_config
+from vizcore.train.checks import REFUSALS, check_config
+from vizcore.train.optim import OPTIMIZERS, SCHEDULES
 
 guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
 st.title("Train")

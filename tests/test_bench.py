@@ -101,7 +101,7 @@ def test_mnistm_polarity_groups_follow_the_blend() -> None:
     """|patch - digit| on a dark patch keeps MNIST's bright stroke; on a bright patch it inverts it."""
     import torch
 
-    from vizcore.data.domains import blend_mnist_m
+    from vizcore.data.sources.mnist_m import blend_mnist_m
 
     polarity = _load_bench("mnistm_polarity")
     digit = torch.zeros(1, 1, 8, 8)

@@ -20,7 +20,8 @@ from vizcore.app import cli
 from vizcore.core.config import ConfigError, TrainConfig
 from vizcore.core.registry import UnknownNameError
 from vizcore.store.runs import RunStore
-from vizcore.train.loop import REFUSALS, check_config, train
+from vizcore.train.checks import REFUSALS, check_config
+from vizcore.train.loop import train
 
 # small enough that a case which slipped through would still end quickly (and fail its test)
 BASE = TINY.replace(batch_size=32, train_limit=64, test_limit=32)

@@ -12,6 +12,9 @@ from PIL import Image
 
 from vizcore.core.registry import UnknownNameError
 from vizcore.data import domains as D
+from vizcore.data.images import to_shape
+from vizcore.data.sources.digits import ASSET_PATH, _cluttered_raw, _mnist_indices, make_cluttered
+from vizcore.data.sources.mnist_m import PHOTOS_ENV, _mnist_m_patches, _photo_ladder, blend_mnist_m
 
 OFFLINE = ("mnist", "cluttered-mnist", "mnist-m", "uci-digits")
 TORCHVISION = ("mnist-full", "fashion-mnist", "usps", "svhn")
@@ -21,7 +24,7 @@ TORCHVISION = ("mnist-full", "fashion-mnist", "usps", "svhn")
 def _no_env_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     # A developer's own data folders must not change what these tests see.
     monkeypatch.delenv(D.DATA_ENV, raising=False)
-    monkeypatch.delenv(D.PHOTOS_ENV, raising=False)
+    monkeypatch.delenv(PHOTOS_ENV, raising=False)
 
 
 def _digits_u8(split: str) -> np.ndarray:
@@ -86,18 +89,18 @@ def test_mnist_split_is_fixed_stratified_and_disjoint() -> None:
     train, test = D.load_domain("mnist", "train"), D.load_domain("mnist", "test")
     assert (len(train), len(test)) == (8000, 2000)
     assert train.classes == tuple(str(i) for i in range(10))
-    raw = np.load(D.ASSET_PATH)["labels"]
+    raw = np.load(ASSET_PATH)["labels"]
     raw_counts = np.bincount(raw, minlength=10)
     for c, n in enumerate(D.class_counts(test).values()):
         assert abs(n - 0.2 * raw_counts[c]) <= 1  # stratified: 20% of each class
     assert all(690 <= n <= 905 for n in D.class_counts(train).values())
 
-    idx = D._mnist_indices()
+    idx = _mnist_indices()
     assert not set(idx["train"]) & set(idx["test"])
     assert len(set(idx["train"]) | set(idx["test"])) == 10_000
 
     # Images in both parts must be exact duplicates already present in the raw asset.
-    raw_images = np.load(D.ASSET_PATH)["images"]
+    raw_images = np.load(ASSET_PATH)["images"]
     keys, counts = np.unique(raw_images.reshape(len(raw_images), -1), axis=0, return_counts=True)
     duplicated = {k.tobytes() for k in keys[counts > 1]}
     tr, te = _digits_u8("train"), _digits_u8("test")
@@ -163,7 +166,7 @@ def test_limit_is_deterministic_balanced_and_a_subset() -> None:
 def test_cluttered_matches_layout_box_and_clutter_count() -> None:
     digits = _digits_u8("test")
     d = D.load_domain("cluttered-mnist", "test", seed=0)
-    canvas, boxes, lay = D.make_cluttered(digits, D._rng(0, "cluttered-mnist", "test"))
+    canvas, boxes, lay = make_cluttered(digits, D._rng(0, "cluttered-mnist", "test"))
     assert d.shape == (1, 60, 60) and len(d) == len(digits)
     assert torch.equal(d.images[:, 0], torch.from_numpy(canvas).float() / 255)
     assert torch.equal(d.boxes, torch.from_numpy(boxes).float())
@@ -216,12 +219,12 @@ def test_cluttered_boxes_follow_a_shape_change() -> None:
 def test_mnist_m_is_the_dann_blend_of_digit_and_patch() -> None:
     d = D.load_domain("mnist-m", "test", seed=0)
     digits = D.load_domain("mnist", "test").images
-    patches = D._mnist_m_patches(len(digits), D._rng(0, "mnist-m", "test"), D._photo_ladder(None))
+    patches = _mnist_m_patches(len(digits), D._rng(0, "mnist-m", "test"), _photo_ladder(None))
     patches = torch.from_numpy(patches).float() / 255
     assert d.shape == (3, 28, 28)
     assert 0.0 <= float(d.images.min()) and float(d.images.max()) <= 1.0
     for i in (0, 1, 500, len(d) - 1):
-        assert torch.allclose(d.images[i], D.blend_mnist_m(digits[i], patches[i]), atol=1e-6)
+        assert torch.allclose(d.images[i], blend_mnist_m(digits[i], patches[i]), atol=1e-6)
     # Photo crops are coloured: channels differ, unlike a grey digit.
     assert float((d.images[:, 0] - d.images[:, 2]).abs().mean()) > 0.02
     assert "china.jpg" in d.provenance
@@ -230,7 +233,7 @@ def test_mnist_m_is_the_dann_blend_of_digit_and_patch() -> None:
 def test_blend_mnist_m_values() -> None:
     digit = torch.tensor([[[0.0, 1.0], [0.25, 0.5]]])  # (1, 2, 2)
     patch = torch.stack([torch.full((2, 2), v) for v in (0.0, 0.5, 1.0)])  # (3, 2, 2)
-    out = D.blend_mnist_m(digit, patch)
+    out = blend_mnist_m(digit, patch)
     assert out.shape == (3, 2, 2)
     assert torch.allclose(out[0], digit[0])
     assert torch.allclose(out[2], 1 - digit[0])
@@ -249,7 +252,7 @@ def test_mnist_m_uses_photos_under_root(tmp_path: Path) -> None:
 
 
 def test_mnist_m_bad_photo_env_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(D.PHOTOS_ENV, str(tmp_path / "nowhere"))
+    monkeypatch.setenv(PHOTOS_ENV, str(tmp_path / "nowhere"))
     with pytest.raises(D.DataUnavailable, match="nowhere"):
         D.load_domain("mnist-m", "test")
 
@@ -279,23 +282,23 @@ def test_uci_digits_counts_and_mnist_framing() -> None:
 
 def test_to_shape_grey_rgb_round_trip_and_luminance() -> None:
     grey = torch.rand(4, 1, 10, 12)
-    rgb = D.to_shape(grey, (3, 10, 12))
+    rgb = to_shape(grey, (3, 10, 12))
     assert rgb.shape == (4, 3, 10, 12)
     assert torch.equal(rgb[:, 0], rgb[:, 2]) and torch.equal(rgb[:, 1], grey[:, 0])
-    assert torch.allclose(D.to_shape(rgb, (1, 10, 12)), grey, atol=1e-6)
+    assert torch.allclose(to_shape(rgb, (1, 10, 12)), grey, atol=1e-6)
 
     red = torch.zeros(1, 3, 4, 4)
     red[:, 0] = 1.0
-    assert torch.allclose(D.to_shape(red, (1, 4, 4)), torch.full((1, 1, 4, 4), 0.299))
+    assert torch.allclose(to_shape(red, (1, 4, 4)), torch.full((1, 1, 4, 4), 0.299))
 
     flat = torch.full((2, 1, 28, 28), 0.6)
-    small = D.to_shape(flat, (1, 14, 14))
+    small = to_shape(flat, (1, 14, 14))
     assert small.shape == (2, 1, 14, 14) and torch.allclose(small, torch.full_like(small, 0.6))
-    assert D.to_shape(flat, (1, 28, 28)) is flat
+    assert to_shape(flat, (1, 28, 28)) is flat
     with pytest.raises(ValueError):
-        D.to_shape(torch.rand(1, 2, 4, 4), (3, 4, 4))
+        to_shape(torch.rand(1, 2, 4, 4), (3, 4, 4))
     with pytest.raises(ValueError):
-        D.to_shape(torch.rand(3, 4, 4), (3, 4, 4))
+        to_shape(torch.rand(3, 4, 4), (3, 4, 4))
 
 
 def test_shape_argument_converts_grey_to_rgb() -> None:
@@ -419,7 +422,7 @@ def test_layout_seed_redraws_images_of_the_same_items() -> None:
     with pytest.raises(ValueError, match="layout_seed"):
         D.load_domain("cluttered-mnist", "train", limit=10, layout_seed=-1)
     # a one-off layout is not kept: it would evict the splits that are used again
-    before = D._cluttered_raw.cache_info()
+    before = _cluttered_raw.cache_info()
     D.load_domain("cluttered-mnist", "train", seed=3, limit=200, layout_seed=78)
-    after = D._cluttered_raw.cache_info()
+    after = _cluttered_raw.cache_info()
     assert (after.hits, after.misses, after.currsize) == (before.hits, before.misses, before.currsize)

@@ -16,7 +16,7 @@ from vizcore.metrics import (
     list_metrics,
     metric_info,
 )
-from vizcore.metrics.distances import w2_squared_sorted
+from vizcore.metrics.classical import w2_squared_sorted
 
 ALL = ["mmd", "std_euclidean", "mahalanobis", "cosine", "coral", "grassmann", "sliced_wasserstein",
        "wasserstein_exact", "c2st", "js_neural", "critic_w1", "mutual_info"]  # by family

@@ -16,6 +16,8 @@ from PIL import Image
 
 from vizcore.core.errors import DomainMismatch
 from vizcore.data import domains as D
+from vizcore.data.sources.folders import FOLDER_PREFIX, _folder_all
+from vizcore.data.sources.torchvision_sets import FASHION_CLASSES
 
 GREY = (1, 8, 8)  # load folders at their stored size: a constant image keeps its value exactly
 
@@ -45,7 +47,7 @@ def _values(d: D.Domain) -> list[int]:
 
 
 def _name(path: Path) -> str:
-    return f"{D.FOLDER_PREFIX}{path}"
+    return f"{FOLDER_PREFIX}{path}"
 
 
 # --------------------------------------------------------------------------- folder splits
@@ -95,7 +97,7 @@ def test_stratified_fallback_is_deterministic_stratified_and_disjoint(tmp_path: 
     for d in (train, test):
         assert [d.classes[y] for y in d.labels.tolist()] == [vals[v] for v in _values(d)]
     assert "stratified 80/20" in test.provenance
-    D._folder_all.cache_clear()  # a fresh decode draws the very same split
+    _folder_all.cache_clear()  # a fresh decode draws the very same split
     again = D.load_domain(name, "test", shape=GREY)
     assert _values(again) == _values(test) and torch.equal(again.labels, test.labels)
 
@@ -140,7 +142,7 @@ def test_integers_that_are_not_0_to_k_keep_their_names_in_value_order(tmp_path: 
 
 def test_registered_domains_name_their_classes() -> None:
     assert D.domain_info("mnist-m").classes == D.DIGITS
-    assert D.domain_info("fashion-mnist").classes == D.FASHION_CLASSES
+    assert D.domain_info("fashion-mnist").classes == FASHION_CLASSES
     D.check_domain_pair("mnist", "mnist-m")
     D.check_domain_pair("mnist", None)
     with pytest.raises(DomainMismatch, match="Ankle boot"):

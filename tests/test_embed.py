@@ -10,7 +10,11 @@ from scipy.spatial import procrustes as scipy_procrustes
 from sklearn.datasets import make_blobs
 
 from vizcore.core.registry import UnknownNameError
+from vizcore.embed import alignment as A
+from vizcore.embed import keys as K
 from vizcore.embed import methods as E
+from vizcore.embed import registry as R
+from vizcore.embed import tsne as T
 from vizcore.metrics.domain import knn_class_accuracy_2d
 
 N = 160
@@ -41,12 +45,12 @@ def _rotation(angle: float) -> np.ndarray:
 def test_every_method_has_label_caption_and_sane_params(name: str) -> None:
     spec = E.EMBEDDINGS.get(name)
     assert spec.label
-    caption = E.describe(name, seed=7)
+    caption = R.describe(name, seed=7)
     assert "seed 7" in caption
     for p in spec.params:
         assert p.low <= p.default <= p.high
         assert p.step > 0
-        assert f"{E.resolve_params(name, {})[p.name]:g}" in caption  # caption shows values
+        assert f"{R.resolve_params(name, {})[p.name]:g}" in caption  # caption shows values
 
 
 def test_core_methods_registered() -> None:
@@ -76,7 +80,7 @@ def test_tsne_layout_does_not_depend_on_thread_count(blobs, monkeypatch) -> None
     # The thread count follows the machine's load, so it must not change the result.
     layouts = []
     for threads in (1, 2):
-        monkeypatch.setattr(E, "_n_jobs", lambda threads=threads: threads)
+        monkeypatch.setattr(T, "_n_jobs", lambda threads=threads: threads)
         layouts.append(E.embed(blobs[0][:100], "tsne", seed=0, n_iter=50))
     np.testing.assert_array_equal(*layouts)
 
@@ -112,13 +116,13 @@ def test_tsne_separates_gaussian_blobs(blobs) -> None:
 
 def test_large_tsne_fits_a_subsample_and_places_the_rest(blobs, monkeypatch) -> None:
     x, y = blobs
-    monkeypatch.setattr(E, "TSNE_FIT_MAX", 100)  # 160 points: fit 100, place 60
+    monkeypatch.setattr(T, "TSNE_FIT_MAX", 100)  # 160 points: fit 100, place 60
     fitted_sizes: list[int] = []
-    real_fit = E._tsne_fit
-    monkeypatch.setattr(E, "_tsne_fit", lambda x, *a: fitted_sizes.append(len(x)) or real_fit(x, *a))
+    real_fit = T._tsne_fit
+    monkeypatch.setattr(T, "_tsne_fit", lambda x, *a: fitted_sizes.append(len(x)) or real_fit(x, *a))
     xy = E.embed(x, "tsne", seed=0, perplexity=10, **TSNE_SHORT)
     assert fitted_sizes == [100]  # the optimisation saw the subsample only
-    ref = E.tsne_reference_rows(len(x), 0)
+    ref = T.tsne_reference_rows(len(x), 0)
     # the reference rows are exactly the layout of the subsample on its own
     np.testing.assert_allclose(xy[ref], E.embed(x[ref], "tsne", seed=0, perplexity=10, **TSNE_SHORT))
     placed = np.setdiff1d(np.arange(len(x)), ref)
@@ -140,12 +144,12 @@ def test_large_tsne_uses_cuml_on_a_gpu_when_installed(blobs, monkeypatch) -> Non
         def fit_transform(self, x: np.ndarray) -> np.ndarray:
             return x[:, :2]
 
-    monkeypatch.setattr(E, "TSNE_FIT_MAX", 100)
-    monkeypatch.setattr(E, "_cuml_tsne", lambda: FakeGpuTSNE)
+    monkeypatch.setattr(T, "TSNE_FIT_MAX", 100)
+    monkeypatch.setattr(T, "_cuml_tsne", lambda: FakeGpuTSNE)
     xy = E.embed(blobs[0], "tsne", seed=3, perplexity=10, **TSNE_SHORT)
     np.testing.assert_array_equal(xy, blobs[0][:, :2])  # every point, in one fit
     assert calls == [{"n_components": 2, "perplexity": 10.0, "n_iter": 225, "random_state": 3}]
-    monkeypatch.setattr(E, "TSNE_FIT_MAX", 1000)  # below the threshold the CPU path stays
+    monkeypatch.setattr(T, "TSNE_FIT_MAX", 1000)  # below the threshold the CPU path stays
     assert not np.array_equal(E.embed(blobs[0], "tsne", seed=3, perplexity=10, **TSNE_SHORT), xy)
 
 
@@ -178,7 +182,7 @@ def test_perplexity_too_large_states_the_rule(blobs) -> None:
 @pytest.mark.parametrize("method", ["tsne", "umap", "pca"])
 def test_too_few_points_says_how_many(method: str) -> None:
     needed = E.EMBEDDINGS.get(method).min_points
-    assert needed >= E.MIN_POINTS
+    assert needed >= R.MIN_POINTS
     with pytest.raises(ValueError, match=f"at least {needed} points"):
         E.embed(np.ones((needed - 1, 4)), method)
 
@@ -225,7 +229,7 @@ def test_procrustes_undoes_rotation_reflection_scale_translation(reflect: bool) 
     reference = rng.normal(size=(80, 2)) * [3.0, 1.0]
     transform = _rotation(1.1) @ (np.diag([1.0, -1.0]) if reflect else np.eye(2))
     moving = 0.37 * reference @ transform + np.array([5.0, -2.0])
-    aligned, info = E.procrustes_align(moving, reference)
+    aligned, info = A.procrustes_align(moving, reference)
     np.testing.assert_allclose(aligned, reference, atol=1e-10)
     assert info.reflection is reflect
     assert info.scale == pytest.approx(1 / 0.37)
@@ -240,7 +244,7 @@ def test_procrustes_disparity_matches_scipy() -> None:
     rng = np.random.default_rng(1)
     reference = rng.normal(size=(60, 2))
     moving = 2.0 * reference @ _rotation(0.4) + rng.normal(scale=0.3, size=(60, 2))
-    aligned, info = E.procrustes_align(moving, reference)
+    aligned, info = A.procrustes_align(moving, reference)
     _, _, disparity = scipy_procrustes(reference, moving)
     assert info.disparity == pytest.approx(disparity, rel=1e-9)
     # Optimal: no other rotation does better.
@@ -251,9 +255,9 @@ def test_procrustes_disparity_matches_scipy() -> None:
 
 def test_procrustes_guards() -> None:
     with pytest.raises(ValueError, match="differ in shape"):
-        E.procrustes_align(np.zeros((5, 2)), np.ones((6, 2)))
+        A.procrustes_align(np.zeros((5, 2)), np.ones((6, 2)))
     with pytest.raises(ValueError, match="coincide"):
-        E.procrustes_align(np.ones((5, 2)), np.arange(10.0).reshape(5, 2))
+        A.procrustes_align(np.ones((5, 2)), np.arange(10.0).reshape(5, 2))
 
 
 def test_embed_pair_init_aligns_and_describes(blobs, tsne_ref) -> None:
@@ -261,7 +265,7 @@ def test_embed_pair_init_aligns_and_describes(blobs, tsne_ref) -> None:
     rng = np.random.default_rng(0)
     after = x @ np.linalg.qr(rng.normal(size=(10, 10)))[0] + rng.normal(scale=0.2, size=x.shape)
     calls: list[float] = []
-    before_xy, after_xy, text = E.embed_pair(
+    before_xy, after_xy, text = A.embed_pair(
         x, after, "tsne", seed=0, align="init", progress=lambda f, m: calls.append(f), **TSNE_SHORT
     )
     assert before_xy.shape == after_xy.shape == (N, 2)
@@ -269,7 +273,7 @@ def test_embed_pair_init_aligns_and_describes(blobs, tsne_ref) -> None:
     assert "started from the 'before' layout" in text and "Procrustes" in text
     assert "perplexity 30" in text and f"{N} points" in text and "seed 0" in text
     # Already aligned: aligning again changes (almost) nothing.
-    _, info = E.procrustes_align(after_xy, before_xy)
+    _, info = A.procrustes_align(after_xy, before_xy)
     assert info.scale == pytest.approx(1.0, abs=1e-9)
     np.testing.assert_allclose(info.rotation, np.eye(2), atol=1e-9)
     # A rotated copy of the same data gives nearly the same picture.
@@ -280,14 +284,14 @@ def test_embed_pair_init_aligns_and_describes(blobs, tsne_ref) -> None:
 
 def test_embed_pair_pca_falls_back_to_procrustes(blobs) -> None:
     x, _ = blobs
-    before_xy, after_xy, text = E.embed_pair(x, -3.0 * x + 1.0, "pca", align="init")
+    before_xy, after_xy, text = A.embed_pair(x, -3.0 * x + 1.0, "pca", align="init")
     assert "PCA takes no initial layout" in text and "Procrustes" in text
     np.testing.assert_allclose(after_xy, before_xy, atol=1e-8)
 
 
 def test_embed_pair_none_says_not_aligned(blobs) -> None:
     x, _ = blobs
-    _, after_xy, text = E.embed_pair(x, 2 * x, "pca", align="none")
+    _, after_xy, text = A.embed_pair(x, 2 * x, "pca", align="none")
     assert "not aligned" in text
     np.testing.assert_allclose(after_xy, E.embed(2 * x, "pca"))
 
@@ -295,47 +299,47 @@ def test_embed_pair_none_says_not_aligned(blobs) -> None:
 def test_embed_pair_guards(blobs) -> None:
     x, _ = blobs
     with pytest.raises(ValueError, match="same points"):
-        E.embed_pair(x, x[:100], "pca")
+        A.embed_pair(x, x[:100], "pca")
     with pytest.raises(UnknownNameError, match="valid names: init, none, procrustes"):
-        E.embed_pair(x, x, "pca", align="rotate")
+        A.embed_pair(x, x, "pca", align="rotate")
     bad = x.copy()
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):  # the after side is checked up front
-        E.embed_pair(x, bad, "tsne")
+        A.embed_pair(x, bad, "tsne")
 
 
 # --------------------------------------------------------------------------- cache helpers
 
 
 def test_embedding_key_is_stable_and_sensitive() -> None:
-    digest = E.features_digest(np.arange(12.0).reshape(6, 2))
-    key = E.embedding_key("tsne", 0, {}, digest)
+    digest = K.features_digest(np.arange(12.0).reshape(6, 2))
+    key = K.embedding_key("tsne", 0, {}, digest)
     assert key.startswith("tsne-") and len(key) == len("tsne-") + 16
-    assert key == E.embedding_key("tsne", 0, {"perplexity": 30, "n_iter": 250.0}, digest)
+    assert key == K.embedding_key("tsne", 0, {"perplexity": 30, "n_iter": 250.0}, digest)
     others = {
-        E.embedding_key("tsne", 1, {}, digest),
-        E.embedding_key("tsne", 0, {"perplexity": 31}, digest),
-        E.embedding_key("tsne", 0, {}, digest + "x"),
-        E.embedding_key("tsne", 0, {}, digest, init_digest="abc"),
-        E.embedding_key("umap", 0, {}, digest),
+        K.embedding_key("tsne", 1, {}, digest),
+        K.embedding_key("tsne", 0, {"perplexity": 31}, digest),
+        K.embedding_key("tsne", 0, {}, digest + "x"),
+        K.embedding_key("tsne", 0, {}, digest, init_digest="abc"),
+        K.embedding_key("umap", 0, {}, digest),
     }
     assert key not in others and len(others) == 5
 
 
 def test_features_digest_sees_values_dtype_and_shape() -> None:
     x = np.arange(12.0).reshape(6, 2)
-    assert E.features_digest(x) == E.features_digest(x.copy())
-    assert E.features_digest(x) != E.features_digest(x.reshape(4, 3))
-    assert E.features_digest(x) != E.features_digest(x.astype(np.float32))
+    assert K.features_digest(x) == K.features_digest(x.copy())
+    assert K.features_digest(x) != K.features_digest(x.reshape(4, 3))
+    assert K.features_digest(x) != K.features_digest(x.astype(np.float32))
     y = x.copy()
     y[0, 0] = 0.5
-    assert E.features_digest(x) != E.features_digest(y)
+    assert K.features_digest(x) != K.features_digest(y)
 
 
 def test_subsample_per_group_is_seeded_and_capped() -> None:
     groups = np.array([0] * 50 + [1] * 8)
-    idx = E.subsample_per_group(groups, 10, seed=2)
-    assert np.array_equal(idx, E.subsample_per_group(groups, 10, seed=2))
+    idx = A.subsample_per_group(groups, 10, seed=2)
+    assert np.array_equal(idx, A.subsample_per_group(groups, 10, seed=2))
     assert np.bincount(groups[idx]).tolist() == [10, 8]
     assert np.all(np.diff(idx) > 0)
 

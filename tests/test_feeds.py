@@ -14,6 +14,7 @@ from PIL import Image
 from tests.conftest import TINY
 from vizcore.data import domains as D
 from vizcore.data import feeds as F
+from vizcore.data.sources.folders import FOLDER_PREFIX, folder_files, folder_size
 from vizcore.store.runs import RunStore
 from vizcore.train.loop import train
 
@@ -28,7 +29,7 @@ def _digit_folder(root: Path, per_class: int, *, offset: int = 0, invert: bool =
         for k in torch.nonzero(d.labels == c).flatten()[offset : offset + per_class].tolist():
             arr = (d.images[k, 0].numpy() * 255).round().astype(np.uint8)
             Image.fromarray(255 - arr if invert else arr).save(root / str(c) / f"{k}.png")
-    return f"{D.FOLDER_PREFIX}{root}"
+    return f"{FOLDER_PREFIX}{root}"
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def test_both_paths_train_the_same_weights(folders: tuple[str, str], tmp_path: P
         acc = [e.values["target_acc"] for e in ev_s if e.kind == "epoch"]
         assert acc == [e.values["target_acc"] for e in ev_m if e.kind == "epoch"]
     ready = [e.message for e in ev_s if e.kind == "ready"][0]
-    n = sum(D.folder_size(f, "train") for f in folders)  # source and target
+    n = sum(folder_size(f, "train") for f in folders)  # source and target
     assert f"streaming {n} training images from disk (1 loader worker)" in ready
     assert "images in memory" in [e.message for e in ev_m if e.kind == "ready"][0]
 
@@ -102,17 +103,17 @@ def test_folder_files_lists_what_load_domain_decodes(tmp_path: Path) -> None:
     (tmp_path / "f" / "3" / "junk.png").write_bytes(b"not an image")
     with pytest.warns(UserWarning, match="junk.png"):
         mem = D.load_domain(name, "train", shape=(3, 20, 20), limit=30, seed=2)
-    files = D.folder_files(name, "train", shape=(3, 20, 20), limit=30, seed=2)
+    files = folder_files(name, "train", shape=(3, 20, 20), limit=30, seed=2)
     assert torch.equal(files.labels, mem.labels) and files.provenance == mem.provenance
     assert "1 unreadable files skipped" in files.provenance
     feed = F.make_feed(files, F.FeedOptions(torch.device("cpu"), workers=0), train=False)
     streamed = torch.cat([x for x, _ in feed.in_order(batch_size=7)])
     torch.testing.assert_close(streamed, mem.images, rtol=0, atol=0)
-    assert D.folder_size(name, "train") == 49 and D.folder_size(name, "test") == 12  # 61 files, junk counted
+    assert folder_size(name, "train") == 49 and folder_size(name, "test") == 12  # 61 files, junk counted
 
 
 def test_photo_augmentation_is_per_image_and_training_only(folders: tuple[str, str]) -> None:
-    files = D.folder_files(folders[0], "train", shape=(3, 32, 32))
+    files = folder_files(folders[0], "train", shape=(3, 32, 32))
     torch.manual_seed(0)
     opts = F.FeedOptions(torch.device("cpu"), workers=0, transform=F.photo_augment((3, 32, 32)))
     plain = torch.cat([x for x, _ in F.make_feed(files, opts, train=False).in_order()])

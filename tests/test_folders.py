@@ -18,6 +18,8 @@ from PIL import Image
 from tests.conftest import TINY
 from vizcore.data import domains as D
 from vizcore.data import feeds as F
+from vizcore.data.images import SIXTEEN_BIT_GREY
+from vizcore.data.sources.folders import FOLDER_PREFIX, LINK_NOT_FOLLOWED, folder_files
 from vizcore.store.runs import RunStore
 from vizcore.train.loop import train
 
@@ -44,7 +46,7 @@ def _folder(root: Path, per_class: dict[str, int], base: int = 10) -> dict[Path,
 
 
 def _name(root: Path) -> str:
-    return f"{D.FOLDER_PREFIX}{root}"
+    return f"{FOLDER_PREFIX}{root}"
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -88,7 +90,7 @@ def _values(images: torch.Tensor) -> list[int]:
 
 
 def _both(name: str, split: str = "train", shape: tuple[int, int, int] = GREY) -> tuple[D.Domain, D.FileSplit]:
-    return D.load_domain(name, split, shape=shape), D.folder_files(name, split, shape=shape)
+    return D.load_domain(name, split, shape=shape), folder_files(name, split, shape=shape)
 
 
 def _config(source: str, **changes: object):  # type: ignore[no-untyped-def]
@@ -106,7 +108,7 @@ def test_sixteen_bit_png_is_scaled_by_257_on_both_paths(tmp_path: Path) -> None:
     wide = tmp_path / "train" / "deep" / "wide.png"
     wide.parent.mkdir(parents=True)
     Image.fromarray(grid).save(wide)
-    assert Image.open(wide).mode in D.SIXTEEN_BIT_GREY  # a true 16-bit PNG
+    assert Image.open(wide).mode in SIXTEEN_BIT_GREY  # a true 16-bit PNG
     _png(tmp_path / "train" / "flat" / "0.png", 40)
     for c in ("deep", "flat"):
         _png(tmp_path / "test" / c / "0.png", 90)
@@ -141,7 +143,7 @@ def test_symbolic_links_are_never_followed(tmp_path: Path) -> None:
         assert mem.classes == files.classes == ("a", "b")
         assert all(not Path(f).is_symlink() and Path(f).parent.parent == root for f in files.files)
         assert _values(mem.images) == _values(_streamed(files)) == [values[Path(f)] for f in files.files]
-        assert mem.skipped == files.skipped == tuple(f"{p}: {D.LINK_NOT_FOLLOWED}" for p in links)
+        assert mem.skipped == files.skipped == tuple(f"{p}: {LINK_NOT_FOLLOWED}" for p in links)
     train, test = _both(name, "train")[1], _both(name, "test")[1]
     assert sorted(train.files + test.files) == sorted(map(str, values))  # each real image once
     assert "(5 symbolic links not followed: a/again.png, a/more, b/out.png, outside, zloop)" in train.provenance
@@ -153,7 +155,7 @@ def test_a_link_is_not_a_split_folder(tmp_path: Path) -> None:
     os.symlink(tmp_path / "train", tmp_path / "test")
     mem = D.load_domain(_name(tmp_path), "test", shape=GREY)
     assert "stratified 80/20" in mem.provenance and len(mem) == 2  # train/ is the pool
-    assert mem.skipped == (f"{tmp_path / 'test'}: {D.LINK_NOT_FOLLOWED}",)
+    assert mem.skipped == (f"{tmp_path / 'test'}: {LINK_NOT_FOLLOWED}",)
 
 
 # --------------------------------------------------------------------------- empty classes

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import vizcore.metrics.kernels as kernels_mod
 import vizcore.metrics.mmd as mmd_mod
 from vizcore.metrics import class_distance_matrix, class_samples, cross_domain_matrix
 from vizcore.metrics.mmd import GaussianFamily, mmd2, mmd2_pairs, mmd2_torch, resolve_bandwidth
@@ -163,8 +164,8 @@ def test_chunked_pass_equals_single_block(monkeypatch):
     jobs = [(0, 1), (0, 2), (1, 2), (2, 0)]
     whole = {e: mmd2_pairs(bank, jobs, estimator=e, n_perm=30, seed=4) for e in ESTIMATORS}
     # a few rows per product and per elementwise op, ragged last chunks
-    monkeypatch.setattr(mmd_mod, "GEMM_ELEMS", 40)
-    monkeypatch.setattr(mmd_mod, "CHUNK_ELEMS", 5)
+    monkeypatch.setattr(kernels_mod, "GEMM_ELEMS", 40)
+    monkeypatch.setattr(kernels_mod, "CHUNK_ELEMS", 5)
     for e in ESTIMATORS:
         chunked = mmd2_pairs(bank, jobs, estimator=e, n_perm=30, seed=4)
         np.testing.assert_allclose(chunked.values, whole[e].values, rtol=1e-10, atol=1e-14)
@@ -278,11 +279,11 @@ def test_memory_is_bounded_for_large_samples(monkeypatch):
     monkeypatch.setattr(mmd_mod.torch, "addmm", recording)
     rng = np.random.default_rng(0)
     x, y = gaussians(rng, 3000, 8), gaussians(rng, 3000, 8, 0.1)
-    assert 3000 * 3000 > 4 * mmd_mod.GEMM_ELEMS
+    assert 3000 * 3000 > 4 * kernels_mod.GEMM_ELEMS
     for estimator in ("unbiased", "seed"):
         sizes.clear()
         assert np.isfinite(mmd2(x, y, estimator=estimator))
-        assert 0 < max(sizes) <= mmd_mod.GEMM_ELEMS
+        assert 0 < max(sizes) <= kernels_mod.GEMM_ELEMS
 
 
 # ------------------------------------------------------------------------------- differentiable

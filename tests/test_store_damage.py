@@ -21,7 +21,8 @@ from vizcore.app import cli
 from vizcore.core import atomic
 from vizcore.core.atomic import StoreWriteError
 from vizcore.models import create_model
-from vizcore.store.runs import Run, RunDamaged, RunStore, process_start
+from vizcore.store.liveness import process_start
+from vizcore.store.runs import Run, RunDamaged, RunStore
 from vizcore.train.loop import train
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")

@@ -9,7 +9,9 @@ from vizcore.core.errors import DataUnavailable
 from vizcore.core.registry import UnknownNameError
 from vizcore.models.architecture import common_shape
 from vizcore.store.runs import RunStore
-from vizcore.train.loop import SCHEDULES, random_shift, train
+from vizcore.train.augment import random_shift
+from vizcore.train.loop import train
+from vizcore.train.optim import SCHEDULES
 
 
 def test_training_reduces_loss_and_beats_chance(store: RunStore) -> None:
@@ -30,7 +32,8 @@ def test_training_reduces_loss_and_beats_chance(store: RunStore) -> None:
     assert run.config().input_shape == (1, 28, 28)  # resolved shape is saved for reloading
     # the saved weights reproduce the reported accuracy
     from vizcore.data.feeds import FeedOptions, make_feed
-    from vizcore.train.loop import evaluate, load_data
+    from vizcore.train.data import load_data
+    from vizcore.train.loop import evaluate
 
     test = make_feed(load_data(run.config()).source_test, FeedOptions(torch.device("cpu")), train=False)
     assert evaluate(run.load_model(), test) == end.values["source_acc"]
@@ -159,7 +162,7 @@ def test_fresh_layouts_redraw_a_generated_source_from_epoch_two() -> None:
 
 
 def test_epoch_layout_seeds_are_distinct_and_keep_epoch_one() -> None:
-    from vizcore.train.loop import epoch_layout_seed
+    from vizcore.train.data import epoch_layout_seed
 
     assert epoch_layout_seed(5, 1) is None
     seeds = {epoch_layout_seed(s, e) for s in range(4) for e in range(2, 30)}
@@ -181,7 +184,7 @@ def test_cli_cluttered_recipe_and_fresh_layouts_flag(tmp_path, flag: list[str], 
 
 
 def test_random_invert_flips_whole_images_at_the_given_rate() -> None:
-    from vizcore.train.loop import random_invert
+    from vizcore.train.augment import random_invert
 
     x = torch.rand(4000, 3, 4, 4)
     out = random_invert(x, 0.3, torch.Generator().manual_seed(0))
@@ -210,7 +213,8 @@ def test_mnist_m_recipe_inverts_half_the_source_and_the_cli_can_turn_it_off(tmp_
 def test_precise_bn_averages_the_training_batches_and_leaves_training_alone() -> None:
     """With equal batches covering the whole training set, the recomputed running mean of the first
     BatchNorm is the mean of its input over that set, exactly as a direct computation gives it."""
-    from vizcore.train.loop import _Trainer, load_data
+    from vizcore.train.data import load_data
+    from vizcore.train.loop import _Trainer
 
     cfg = TINY.replace(train_limit=256, test_limit=64, batch_size=64, epochs=1, device="cpu", log_every=1)
     plain = [e.values["loss"] for e in train(cfg) if e.kind == "step"]
@@ -288,7 +292,8 @@ def test_eval_every_evaluates_and_keeps_only_every_nth_epoch_and_the_last(monkey
 def test_adabn_takes_the_batchnorm_statistics_of_the_target_training_images() -> None:
     """Li et al. 2016: the recomputed running mean of the first BatchNorm is the mean of its input
     over the target training images, as a direct computation gives it, not over the source's."""
-    from vizcore.train.loop import _Trainer, load_data
+    from vizcore.train.data import load_data
+    from vizcore.train.loop import _Trainer
 
     cfg = TINY.replace(target="uci-digits", train_limit=256, test_limit=64, batch_size=64, epochs=1, adabn=True)
     trainer = _Trainer(cfg, None, None)

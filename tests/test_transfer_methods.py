@@ -20,7 +20,8 @@ from vizcore.methods.freeze import apply_freeze
 from vizcore.methods.instance_spread import instance_spread_loss, knn_accuracy
 from vizcore.models import create_model
 from vizcore.store.runs import RunStore, children, lineage
-from vizcore.train.loop import _Trainer, resolve_lineage, train
+from vizcore.train.lineage import resolve_lineage
+from vizcore.train.loop import _Trainer, train
 
 # a parent on MNIST -> MNIST-M-style: the DA recipe's network (adaptation layer, colour input)
 PARENT = TrainConfig(source="mnist", target="mnist-m", epochs=1, batch_size=32, train_limit=256, test_limit=64,

@@ -26,7 +26,7 @@ def _value(text: str) -> Any:
         return text
 
 
-# vizcore.data.domains.FOLDER_HELP in other words; not imported, so `list` and `--help` stay free of torch
+# vizcore.data.sources.folders.FOLDER_HELP in other words; not imported, so `list` and `--help` stay free of torch
 FOLDER_EPILOG = (
     "folder:PATH reads images from one sub-folder per class, PATH/<class>/<image>. If PATH has "
     "train/ and test/ (or val/) sub-folders, those are the splits (train/<class>/..., "

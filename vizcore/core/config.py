@@ -6,7 +6,7 @@ edit. :meth:`TrainConfig.check_values` checks types and ranges (pure and cheap: 
 files) and :meth:`TrainConfig.check_names` checks names against their registries, imported only
 then (they bring torch, which ``python -m vizcore list`` and the first page do without).
 
-The values are checked when a run is about to train (``vizcore.train.loop.check_config``), never when
+The values are checked when a run is about to train (``vizcore.train.checks.check_config``), never when
 a saved config is read back (:meth:`TrainConfig.from_dict`): a run trained under older, looser
 rules must still open.
 """
@@ -247,9 +247,9 @@ class TrainConfig:
         why="BatchNorm needs more than one image in a batch",
     )
     lr: float = _field(0.1, "float", "peak learning rate", low=0, low_open=True)
-    optimizer: str = _field("sgd", "name", "optimiser", names="vizcore.train.loop:OPTIMIZERS")
+    optimizer: str = _field("sgd", "name", "optimiser", names="vizcore.train.optim:OPTIMIZERS")
     schedule: str = _field(
-        "onecycle", "name", "learning-rate schedule", names="vizcore.train.loop:SCHEDULES"
+        "onecycle", "name", "learning-rate schedule", names="vizcore.train.optim:SCHEDULES"
     )
     momentum: float = _field(
         0.9,
@@ -368,7 +368,7 @@ class TrainConfig:
         low=0,
         optional=True,
     )
-    # runs from runs (vizcore.train.loop.resolve_lineage checks them before a run folder exists)
+    # runs from runs (vizcore.train.lineage.resolve_lineage checks them before a run folder exists)
     init_from: str | None = _field(
         None, "run", "parent run id: training starts from its weights", optional=True
     )

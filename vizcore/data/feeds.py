@@ -19,14 +19,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from vizcore.data.domains import (
-    FOLDER_PREFIX,
-    Domain,
-    FileSplit,
-    channels_first,
-    decode_image,
-    folder_size,
-)
+from vizcore.data.domains import Domain, FileSplit
+from vizcore.data.images import channels_first, decode_image
+from vizcore.data.sources.folders import FOLDER_PREFIX, folder_size
 
 # the choice of data path (TrainConfig.data_path), with what each means
 DATA_PATHS = {

@@ -18,7 +18,7 @@ def _jet(v: np.ndarray) -> np.ndarray:
     return np.stack([r, g, b], axis=-1)
 
 
-LUMA = np.array([0.299, 0.587, 0.114])  # BT.601, as vizcore.data.domains converts RGB to grey
+LUMA = np.array([0.299, 0.587, 0.114])  # BT.601, as vizcore.data.images converts RGB to grey
 
 
 def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.5, grey: bool = True) -> np.ndarray:

@@ -1,16 +1,13 @@
 """Distances between classes and domains in feature space (pure functions, no UI)."""
 
-from vizcore.metrics import information, learned, transport  # noqa: F401  (register their measures)
+from vizcore.metrics import classical, information, learned, transport  # noqa: F401  (register their measures)
 from vizcore.metrics.distances import (
     FAMILIES,
     METRICS,
     DistanceResult,
     MetricInfo,
-    SamplePlan,
     class_distance_matrix,
-    class_samples,
     cross_domain_matrix,
-    cross_domain_samples,
     list_metrics,
     metric_info,
 )
@@ -22,6 +19,7 @@ from vizcore.metrics.mmd import (
     mmd2_torch,
     resolve_bandwidth,
 )
+from vizcore.metrics.sampling import SamplePlan, class_samples, cross_domain_samples
 
 __all__ = [
     "FAMILIES",

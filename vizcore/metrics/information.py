@@ -20,8 +20,9 @@ import numpy as np
 import torch
 from scipy.special import digamma
 
-from vizcore.metrics.distances import Computed, SamplePlan, register_metric
+from vizcore.metrics.distances import Computed, register_metric
 from vizcore.metrics.mmd import permutation_p_value
+from vizcore.metrics.sampling import SamplePlan
 
 
 def _ross_mi(dist: torch.Tensor, labels: torch.Tensor, n_neighbors: int) -> np.ndarray:

@@ -30,8 +30,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vizcore.core.device import resolve_device
-from vizcore.metrics.distances import Computed, SamplePlan, register_metric
+from vizcore.metrics.distances import Computed, register_metric
 from vizcore.metrics.mmd import permutation_p_value
+from vizcore.metrics.sampling import SamplePlan
 
 Pair = tuple[np.ndarray, np.ndarray]
 CLASSIFIERS = ("logistic", "mlp")

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vizcore.metrics.distances import Computed, SamplePlan, each_pair, register_metric
+from vizcore.metrics.distances import Computed, each_pair, register_metric
+from vizcore.metrics.sampling import SamplePlan
 
 ORDERS = (1, 2)
 # the simplex needs more pivots than POT's default allows once classes reach a few hundred samples

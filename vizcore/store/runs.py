@@ -15,7 +15,6 @@ another run.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import json
@@ -40,8 +39,16 @@ from vizcore.core.atomic import (
     write_json_atomic,
 )
 from vizcore.core.config import TrainConfig
+from vizcore.store.files import STATUSES, _object_problem, _status_problem, _summary_problem
+from vizcore.store.liveness import _pid_alive, _writer_identity
+from vizcore.store.weights import (
+    CheckpointError,
+    _sha256,
+    _write_weights,
+    load_state_checked,
+    read_safetensors,
+)
 
-STATUSES = ("running", "complete", "stopped", "failed", "interrupted")
 if TYPE_CHECKING:  # torch is imported where weights are touched: listing runs stays light
     import torch
 
@@ -96,10 +103,6 @@ def _inside(root: Path, run_id: str) -> Path | None:
     return path
 
 
-class CheckpointError(ValueError):
-    """Weights that cannot be loaded into the run's architecture; the message says why."""
-
-
 class RunDamaged(CheckpointError):
     """A file of a run is unreadable or not of the shape the store writes; the message names it.
 
@@ -132,82 +135,6 @@ def lineage_text(info: RunInfo, known: Iterable[str] = ()) -> str:
 def children(runs: Iterable[RunInfo], run_id: str) -> list[tuple[str, str]]:
     """The runs that start from ``run_id``: (child id, role) pairs, role "parent" or "teacher"."""
     return [(r.run_id, role) for r in runs for role, rid in lineage(r).items() if rid == run_id]
-
-
-def process_start(pid: int) -> int | None:
-    """When process ``pid`` started, in clock ticks since boot (Linux ``/proc``); None where unknown.
-
-    A pid alone does not identify a process: the system reuses it. The pair (pid, start time) does.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        # the command name (field 2) may hold spaces and ')': the fields after the last ')' are 3, 4, ...
-        return int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _pid_alive(pid: int, started: int | None = None) -> bool:
-    """Whether process ``pid`` runs and, when ``started`` is known, is the one that started then."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    except OverflowError:
-        return False
-    now = process_start(pid) if started is not None else None
-    return now is None or now == started
-
-
-def _writer_identity() -> dict[str, Any]:
-    """What status.json records of the process writing a run: its pid and that pid's start time."""
-    pid = os.getpid()
-    return {"pid": pid, "pid_start": process_start(pid)}
-
-
-# -- validated reads: each file of a run is checked for JSON and for shape ------------------------
-def _is_number(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
-
-
-def _is_count(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
-
-def _status_problem(d: dict[str, Any]) -> str | None:
-    """What is wrong with a status.json object, or None."""
-    if d.get("status") not in STATUSES:
-        return f"'status' is {d.get('status')!r}, not one of {', '.join(STATUSES)}"
-    if not isinstance(d.get("message", ""), str):
-        return "'message' is not text"
-    if "pid" in d and not _is_count(d["pid"]):
-        return f"'pid' is {d['pid']!r}, not a process id"
-    if d.get("pid_start") is not None and not _is_count(d["pid_start"]):
-        return f"'pid_start' is {d['pid_start']!r}, not a start time"
-    for key in ("created", "updated"):
-        if key in d and not _is_number(d[key]):
-            return f"{key!r} is {d[key]!r}, not a time in seconds"
-    return None
-
-
-def _summary_problem(d: dict[str, Any]) -> str | None:
-    """What is wrong with a summary.json object, or None."""
-    for key, v in d.items():
-        if key.endswith("_acc") and v is not None and not (_is_number(v) and 0 <= v <= 1):
-            return f"{key!r} is {v!r}, not an accuracy between 0 and 1"
-        if key in ("epochs_done", "steps", "processes") and not _is_count(v):
-            return f"{key!r} is {v!r}, not a count"
-        if isinstance(v, float) and not np.isfinite(v):  # other keys are free-form (notes, provenance)
-            return f"{key!r} is {v!r}, not a finite number"
-    return None
-
-
-def _object_problem(d: object) -> str | None:
-    return None if isinstance(d, dict) else f"it holds a JSON {type(d).__name__}, not an object"
 
 
 def params_key(kind: str, params: dict[str, Any]) -> str:
@@ -469,51 +396,6 @@ def _write_all(f: io.RawIOBase, data: bytes) -> None:
         view = view[f.write(view) or 0 :]
 
 
-@functools.lru_cache(maxsize=256)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    """Content hash of a file; size and mtime in the key only say when to hash it again."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def read_safetensors(path: Path | str | bytes) -> dict[str, torch.Tensor]:
-    """Read a safetensors file (path or raw bytes); a corrupt file raises CheckpointError."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load, load_file
-
-    try:
-        return load(path) if isinstance(path, bytes) else load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"not a readable safetensors file ({e})") from e
-
-
-def state_dict_problems(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
-    """Every difference between a checkpoint and a model's expected tensors, in words."""
-    import torch
-
-    expected = model.state_dict()
-    problems = [f"missing tensor {k} {tuple(v.shape)}" for k, v in expected.items() if k not in state]
-    problems += [f"unexpected tensor {k} {tuple(state[k].shape)}" for k in state if k not in expected]
-    for k, v in expected.items():
-        if k in state and tuple(state[k].shape) != tuple(v.shape):
-            problems.append(f"{k}: checkpoint has shape {tuple(state[k].shape)}, model expects {tuple(v.shape)}")
-    for k, v in state.items():
-        if k in expected and v.is_floating_point() and not torch.isfinite(v).all():
-            problems.append(f"{k}: contains NaN or Inf values")
-    return problems
-
-
-def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
-    problems = state_dict_problems(model, state)
-    if problems:
-        shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
-        raise CheckpointError(f"{source} does not fit {type(model).__name__}: {shown}")
-    model.load_state_dict(state)
-
-
 def slugify(text: str, length: int = 60) -> str:
     """ASCII letters, digits, '-' and '_' of ``text`` (anything else becomes '-'), for run ids."""
     out = "".join(c if (c.isascii() and c.isalnum()) or c in "-_" else "-" for c in text)
@@ -523,12 +405,6 @@ def slugify(text: str, length: int = 60) -> str:
 def _slug(cfg: TrainConfig) -> str:
     dom = cfg.source if not cfg.target else f"{cfg.source}-to-{cfg.target}"
     return slugify(f"{cfg.method}-{dom}")
-
-
-def _write_weights(path: Path, state: dict[str, torch.Tensor]) -> None:
-    from safetensors.torch import save
-
-    write_bytes_atomic(path, save({k: v.detach().cpu().contiguous() for k, v in state.items()}))
 
 
 _SWEPT: set[str] = set()

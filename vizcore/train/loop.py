@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,38 +21,30 @@ import torch
 from torch import nn
 
 from vizcore.core.atomic import StoreWriteError
-from vizcore.core.config import ConfigError, TrainConfig, UnknownConfigName
+from vizcore.core.config import TrainConfig
 from vizcore.core.device import resolve_device
-from vizcore.core.params import validate
-from vizcore.core.registry import Registry, UnknownNameError
 from vizcore.data.domains import (
-    DataUnavailable,
-    Domain,
-    FileSplit,
-    align_target,
-    check_available,
-    check_domain_pair,
     describe_splits,
     domain_info,
-    folder_files,
-    list_domains,
-    load_domain,
 )
 from vizcore.data.feeds import (
     Feed,
     FeedOptions,
-    check_data_path,
-    choose_streaming,
     make_feed,
     photo_augment,
 )
-from vizcore.methods import METHODS, create_method
+from vizcore.methods import create_method
 from vizcore.methods.base import Lineage, Method, StepContext
-from vizcore.methods.freeze import apply_freeze, frozen_layers
-from vizcore.models.architecture import build_model, pretrained_models, resolve_input_shape
-from vizcore.models.base import GapNet
-from vizcore.store.runs import Run, RunDamaged, RunStore, load_state_checked, state_dict_problems
+from vizcore.methods.freeze import apply_freeze
+from vizcore.models.architecture import build_model, resolve_input_shape
+from vizcore.store.runs import Run, RunDamaged, RunStore
+from vizcore.store.weights import load_state_checked
 from vizcore.train import distributed
+from vizcore.train.augment import random_invert, random_shift
+from vizcore.train.checks import check_config
+from vizcore.train.data import epoch_layout_seed, load_data, load_split
+from vizcore.train.lineage import _Lineage, resolve_lineage
+from vizcore.train.optim import OPTIMIZERS, SCHEDULES
 
 
 class Diverged(FloatingPointError):
@@ -86,111 +77,6 @@ class Progress:
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
-
-
-# ---------------------------------------------------------------------------------------
-# Optimisers and schedules: registries, so the Train page lists them and tests cover each.
-OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
-OPTIMIZERS.add(
-    "sgd",
-    lambda params, c: torch.optim.SGD(
-        params, lr=c.lr, momentum=c.momentum, nesterov=c.momentum > 0, weight_decay=c.weight_decay
-    ),
-)
-OPTIMIZERS.add("adam", lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay))
-OPTIMIZERS.add("adamw", lambda params, c: torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay))
-
-# Each schedule maps progress p in [0, 1) to a multiplier of the base learning rate.
-SCHEDULES: Registry[Callable[[float], float]] = Registry("schedule")
-SCHEDULES.add("constant", lambda p: 1.0)
-SCHEDULES.add("cosine", lambda p: 0.5 * (1 + math.cos(math.pi * p)))
-# one-cycle: linear warm-up over the first 15%, then cosine decay to ~0 (Smith 2018)
-SCHEDULES.add("onecycle", lambda p: p / 0.15 if p < 0.15 else 0.5 * (1 + math.cos(math.pi * (p - 0.15) / 0.85)))
-# the DANN paper's annealing: mu_p = mu_0 / (1 + 10 p)^0.75
-SCHEDULES.add("dann", lambda p: (1 + 10 * p) ** -0.75)
-
-
-# ---------------------------------------------------------------------------------------
-Split = Domain | FileSplit  # pixels in memory, or files for the streaming path (vizcore.data.feeds)
-
-
-@dataclass
-class Data:
-    source_train: Split
-    source_test: Split
-    target_train: Split | None
-    target_test: Split | None
-
-
-def load_split(config: TrainConfig, name: str, split: str, layout_seed: int | None = None) -> Domain:
-    """One split of one of the run's domains, at the run's input shape and limits;
-    ``layout_seed`` redraws a generated domain's layout."""
-    return load_domain(
-        name,
-        split,
-        seed=config.seed,
-        root=config.data_root,
-        download=config.download,
-        shape=resolve_input_shape(config),
-        limit=config.train_limit if split == "train" else config.test_limit,
-        layout_seed=layout_seed,
-    )
-
-
-def epoch_layout_seed(seed: int, epoch: int) -> int | None:
-    """Layout seed of 1-based ``epoch`` under ``fresh_layouts``; epoch 1 keeps the run's own
-    layout, so a 1-epoch run sees the same images with or without fresh layouts."""
-    return None if epoch <= 1 else seed + 1_000_003 * (epoch - 1)
-
-
-def training_split(config: TrainConfig, name: str, split: str) -> Split:
-    """One split as the run reads it: files when the run's data path streams it, else pixels."""
-    shape = resolve_input_shape(config)
-    limit = config.train_limit if split == "train" else config.test_limit
-    if choose_streaming(config.data_path, name, split, shape, limit):
-        return folder_files(name, split, shape=shape, seed=config.seed, limit=limit)
-    return load_split(config, name, split)
-
-
-def labels_per_class(domain: Split, k: int, seed: int) -> Split:
-    """``k`` images of every class of ``domain``, drawn with ``seed`` (class order kept).
-
-    Raises:
-        ValueError: a class has fewer than ``k`` images.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    picked = []
-    for c, name in enumerate(domain.classes):
-        idx = torch.nonzero(domain.labels == c).flatten()
-        if len(idx) < k:
-            raise ValueError(f"target_labels_per_class={k}: class {name!r} of {domain.name} has only "
-                             f"{len(idx)} training images")  # fmt: skip
-        picked.append(idx[torch.randperm(len(idx), generator=gen)[:k]])
-    return domain.subset(torch.cat(picked).sort().values, f"{k} labelled images per class (seed {seed})")
-
-
-def load_data(config: TrainConfig) -> Data:
-    """The four splits; a target's labels are the source's class indices (its class map).
-
-    With ``target_labels_per_class`` the labelled training set is K images per class of the
-    target's training split, in place of the source's; both test splits are kept.
-    """
-
-    def target(split: str) -> Split | None:
-        if not config.target:
-            return None
-        return align_target(training_split(config, config.target, split), config.source, config.class_map)
-
-    target_train = target("train")
-    source_train = training_split(config, config.source, "train")
-    if config.target_labels_per_class and target_train is not None:
-        source_train = labels_per_class(target_train, config.target_labels_per_class, config.seed)
-    return Data(
-        source_train=source_train,
-        source_test=training_split(config, config.source, "test"),
-        target_train=target_train,
-        target_test=target("test"),
-    )
 
 
 @torch.no_grad()
@@ -231,33 +117,6 @@ class _TargetStream:
             self.batches = self.feed.load((self.shard(b) for b in reversed(queue)), own_pass=self.own_pass)
             batch = next(self.batches)
         return batch[0]
-
-
-def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
-    """Translate each image by a random integer offset in [-max_shift, max_shift], zero fill.
-
-    Shape:
-        x: (B, C, H, W) -> (B, C, H, W).
-    """
-    b, _, h, w = x.shape
-    pad = torch.nn.functional.pad(x, (max_shift,) * 4)
-    off = torch.randint(0, 2 * max_shift + 1, (b, 2), generator=gen).to(x.device)  # CPU generator: reproducible
-    ar = torch.arange(max(h, w), device=x.device)
-    rows = (off[:, 0, None] + ar[:h])[:, :, None]  # (B, H, 1)
-    cols = (off[:, 1, None] + ar[:w])[:, None, :]  # (B, 1, W)
-    bidx = torch.arange(b, device=x.device)[:, None, None]
-    # advanced indexing gathers every image's own window: (B, H, W, C) -> (B, C, H, W)
-    return pad.permute(0, 2, 3, 1)[bidx, rows, cols].permute(0, 3, 1, 2).contiguous()
-
-
-def random_invert(x: torch.Tensor, prob: float, gen: torch.Generator) -> torch.Tensor:
-    """Invert the intensities of each image (``1 - x``, for images in [0, 1]) with probability ``prob``.
-
-    Shape:
-        x: (B, C, H, W) -> (B, C, H, W).
-    """
-    flip = (torch.rand(len(x), generator=gen) < prob).to(x.device)  # CPU generator: reproducible
-    return torch.where(flip[:, None, None, None], 1.0 - x, x)
 
 
 def _floats(logs: dict[str, Any]) -> dict[str, float]:
@@ -482,198 +341,6 @@ class _Trainer:
         # only now are these the weights the run has: a write that failed (a full disk) changes nothing
         self.kept, self.kept_epoch, self.kept_step, self.kept_eval = kept, self.epoch, self.step, accs
         return accs
-
-
-@dataclass
-class _Lineage:
-    """What a run's parent and teacher give it: the parent's weights, the teacher's model."""
-
-    parent_state: dict[str, torch.Tensor] | None = None
-    teacher: GapNet | None = None
-
-
-def _lineage_run(store: RunStore, role: str, run_id: str) -> Run:
-    """The complete run ``run_id`` with weights, for ``role`` ("init_from", "teacher")."""
-    try:
-        run = store.get(run_id)  # check_run_id first: a hostile id never reaches a path
-    except LookupError as e:
-        raise ValueError(f"{role}: {e}") from None
-    status = run.status().get("status")
-    if status != "complete":
-        raise ValueError(f"{role}: run {run_id!r} is {status}, not complete; only a complete run can be a {role}")
-    if not run.has_weights():
-        raise ValueError(f"{role}: run {run_id!r} has no weights")
-    return run
-
-
-def resolve_lineage(config: TrainConfig, store: RunStore | None) -> tuple[TrainConfig, _Lineage]:
-    """Check the runs ``config`` starts from and load what it takes of them.
-
-    The parent (``init_from``) and the teacher must exist, be complete, have weights, and fit:
-    the parent's weights must load into the run's architecture, the teacher must see the same
-    input shape and predict the same classes. A run with no input shape of its own takes its
-    parent's (else its teacher's). Everything is checked before a run folder is created.
-
-    Returns:
-        the config with its input shape resolved, and the parent's weights and the teacher.
-    """
-    store = store if store is not None else RunStore()
-    parent = _lineage_run(store, "init_from", config.init_from) if config.init_from else None
-    teacher = _lineage_run(store, "teacher", config.teacher) if config.teacher else None
-    if config.input_shape is None:
-        for r in (parent, teacher):
-            if r is not None:
-                config = config.replace(input_shape=resolve_input_shape(r.config()))
-                break
-    config = config.replace(input_shape=resolve_input_shape(config))
-    out = _Lineage()
-    if parent is not None:
-        state = {k: v for k, v in parent.load_model().state_dict().items()}
-        if problems := state_dict_problems(build_model(config), state):
-            raise ValueError(f"init_from: run {parent.run_id!r} has another architecture than this run "
-                             f"({parent.config().model}, input {resolve_input_shape(parent.config())}): "
-                             + "; ".join(problems[:4]))  # fmt: skip
-        out.parent_state = state
-    if teacher is not None:
-        t_cfg = teacher.config()
-        if (shape := resolve_input_shape(t_cfg)) != config.input_shape:
-            raise ValueError(f"teacher: run {teacher.run_id!r} sees {shape} images, this run {config.input_shape}")
-        model = teacher.load_model()
-        if model.num_classes != build_model(config).num_classes:
-            raise ValueError(f"teacher: run {teacher.run_id!r} predicts {model.num_classes} classes, "
-                             f"this run {build_model(config).num_classes}")  # fmt: skip
-        for p in model.parameters():
-            p.requires_grad_(False)
-        out.teacher = model.eval()
-    return config, out
-
-
-# What check_config raises for a config that cannot train: a bad value (ConfigError, and
-# DomainMismatch: both ValueErrors), an unknown name (also a LookupError) or missing data. The
-# Train page shows these messages; the command line prints them and exits 2.
-REFUSALS: tuple[type[Exception], ...] = (ValueError, LookupError, DataUnavailable)
-
-# What each field a method may require gives it, for the message when it is missing.
-_NEEDS = {
-    "init_from": "a parent run to start from",
-    "teacher": "a teacher run",
-    "target_labels_per_class": "labelled target images per class",
-}
-# Lineage fields a method may be given only when it requires them. init_from is not one: the
-# trainer starts any method from a parent's weights (a warm start). Only a method that requires a
-# teacher reads one, so a teacher anywhere else would be recorded and never used.
-_ONLY_WHEN_REQUIRED = ("teacher",)
-
-
-def check_config(config: TrainConfig) -> None:
-    """Refuse what cannot train, before a run folder exists (the message says what is valid).
-
-    Cheapest first: each field's type and range (:meth:`TrainConfig.check_values`), names
-    against their registries, what the method needs and uses, the domains (directory listings,
-    no images), the model (built once, without pretrained weights) and the device. The runs a
-    config starts from are checked by :func:`resolve_lineage`.
-
-    Raises:
-        ConfigError: a bad value or combination, in one line naming the field, its flag, the
-            value and what is valid (an unknown name is also a LookupError).
-        DomainMismatch: the domains' classes do not correspond (the message lists both).
-        DataUnavailable: a domain's files are missing (the message says what to do).
-    """
-    config.check_values()
-    config.check_names()
-    _check_method(config, METHODS.get(config.method))
-    _check_data(config)
-    _check_model(config)
-    with _as_config_error():  # a device that is not here
-        resolve_device(config.device)
-
-
-@contextlib.contextmanager
-def _as_config_error() -> Iterator[None]:
-    """A helper's ValueError (one line naming the value and what is valid) as a ConfigError."""
-    try:
-        yield
-    except ConfigError:
-        raise
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-
-
-def _check_method(config: TrainConfig, method: type[Method]) -> None:
-    """The method's own parameters, and the fields it needs, ignores or cannot work with."""
-    name = method.label or config.method
-    with _as_config_error():
-        validate(method.params, config.method_params, owner=name)
-    for need in method.requires:
-        if not getattr(config, need):
-            raise ConfigError(f"{name} needs {need} ({config.flag(need)}): {_NEEDS.get(need, need)}")  # fmt: skip
-    for used in _ONLY_WHEN_REQUIRED:
-        if getattr(config, used) and used not in method.requires:
-            users = [m for m in METHODS if used in METHODS.get(m).requires]
-            raise ConfigError(f"{name} does not use {config.field_text(used)}; only {', '.join(users)} does")  # fmt: skip
-    if method.uses_target and not config.target:
-        raise ConfigError(f"{name} adapts the model to an unlabelled target domain: it needs a target (--target)")  # fmt: skip
-    if config.freeze and not (config.init_from or config.pretrained):
-        raise ConfigError(f"{config.field_text('freeze')} keeps weights fixed, so it needs trained ones: a "
-                          "parent run (--init-from) or ImageNet weights (--pretrained); frozen random "
-                          "weights never learn")  # fmt: skip
-    if config.target_labels_per_class is not None:
-        if not config.target:
-            raise ConfigError("target_labels_per_class (--target-labels-per-class) needs a target domain to "
-                              "draw the labelled images from (--target)")  # fmt: skip
-        if method.uses_target:
-            raise ConfigError(f"{name} adapts to an unlabelled target; target_labels_per_class trains on "
-                              "labelled target images instead (use finetune or source_only)")  # fmt: skip
-
-
-def _check_data(config: TrainConfig) -> None:
-    """Both domains are known, have corresponding classes, can be read by the data path, and
-    their files are there."""
-    roles = [role for role in ("source", "target") if getattr(config, role) is not None]
-    for role in roles:
-        with _naming_the_domain(config, role):
-            domain_info(getattr(config, role))  # a folder: domain is scanned for its class folders
-    # mismatched domains before missing files: class names need no files
-    check_domain_pair(config.source, config.target, class_map=config.class_map)
-    for role in roles:
-        name = getattr(config, role)
-        with _naming_the_domain(config, role):
-            check_available(name, root=config.data_root, download=config.download)
-        with _as_config_error():  # e.g. "stream" for a domain made in memory
-            check_data_path(config.data_path, name)
-    if config.adabn and not config.target:
-        raise ConfigError("adabn (--adabn) recomputes BatchNorm statistics on the target training images: "
-                          "it needs a target (--target)")  # fmt: skip
-
-
-@contextlib.contextmanager
-def _naming_the_domain(config: TrainConfig, role: str) -> Iterator[None]:
-    """An unknown or unreadable domain, with the field and flag that named it."""
-    try:
-        yield
-    except UnknownNameError:
-        raise UnknownConfigName(f"unknown data set {config.field_text(role)}; valid names: "
-                                f"{', '.join(list_domains())}, or folder:PATH for an image folder") from None  # fmt: skip
-    except DataUnavailable as e:
-        raise DataUnavailable(f"{role} ({config.flag(role)}): {e}") from None
-
-
-def _check_model(config: TrainConfig) -> None:
-    """The model can be built for the run's images (once, never with ImageNet weights: that would
-    download them), and ``freeze`` names its layers."""
-    shape = resolve_input_shape(config)
-    if config.pretrained and config.model not in pretrained_models():
-        raise ConfigError(f"{config.model} has no pretrained weights (--pretrained); pretrained "
-                          f"backbones: {', '.join(pretrained_models())}")  # fmt: skip
-    # a shift as wide as the image shows nothing of it, and random_shift pads by the shift
-    if config.augment_shift >= min(shape[1:]):
-        raise config.must_be("augment_shift", f"smaller than the images' side, {min(shape[1:])} pixels")  # fmt: skip
-    try:
-        model = build_model(config.replace(input_shape=shape), pretrained=False)
-    except ValueError as e:
-        raise ConfigError(f"model {config.model!r} (--model) cannot be built from this config: {e}") from None  # fmt: skip
-    with _as_config_error():
-        frozen_layers(model, config.freeze)
 
 
 def _end_run(run: Run, flush: Callable[[], None], summary: dict[str, Any], status: str,

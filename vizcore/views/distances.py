@@ -24,9 +24,9 @@ from vizcore.core.config import TrainConfig
 from vizcore.core.numbers import fmt
 from vizcore.core.params import Param, validate
 from vizcore.metrics import DistanceResult, class_distance_matrix, cross_domain_matrix, metric_info
-from vizcore.metrics.distances import PAIRINGS
 from vizcore.metrics.learned import CLASSIFIERS
 from vizcore.metrics.mmd import ESTIMATORS, KERNELS, SEED_MODE
+from vizcore.metrics.sampling import PAIRINGS
 from vizcore.metrics.transport import ORDERS
 from vizcore.store.runs import Run
 from vizcore.views.analysis import domain_name, eval_domain, feature_arrays
@@ -196,7 +196,7 @@ class DistanceSettings:
             matrix is computed on, see :func:`default_n_per_class`).
         n_perm: permutations for p-values (0: none).
         seed: seeds the subsample, the halves and the permutations.
-        pairing: "halves" or "full" (class matrices only; see vizcore.metrics.distances).
+        pairing: "halves" or "full" (class matrices only; see vizcore.metrics.sampling).
     """
 
     metric: str = "mmd"

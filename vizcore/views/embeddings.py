@@ -1,6 +1,6 @@
 """Before/after embeddings as the Embeddings page shows them: same points, cached pairs, the numbers.
 
-The glue between the run store, :mod:`vizcore.embed.methods` and :mod:`vizcore.metrics.domain`. No UI.
+The glue between the run store, :mod:`vizcore.embed` and :mod:`vizcore.metrics.domain`. No UI.
 
 Which points: the test images of the *after* run's data (its source domain, and its target
 domain when the runs have one), a seeded subsample of ``n_per_domain`` per domain chosen once
@@ -27,7 +27,9 @@ import torch
 
 from vizcore.core.config import TrainConfig
 from vizcore.data.domains import Domain
-from vizcore.embed.methods import EMBED_VERSION, embed_pair, resolve_params, subsample_per_group
+from vizcore.embed.alignment import embed_pair, subsample_per_group
+from vizcore.embed.methods import EMBED_VERSION
+from vizcore.embed.registry import resolve_params
 from vizcore.explain.cam import class_activation_maps, normalize_maps
 from vizcore.figures.cam import overlay
 from vizcore.metrics.domain import (

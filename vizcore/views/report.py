@@ -28,7 +28,8 @@ from vizcore.core.config import TrainConfig
 from vizcore.core.numbers import MISSING, VERDICT_MARKS, fmt, fmt_change, percent
 from vizcore.core.registry import Registry
 from vizcore.data.domains import DataUnavailable
-from vizcore.embed.methods import EMBED_VERSION, describe, embed
+from vizcore.embed.methods import EMBED_VERSION, embed
+from vizcore.embed.registry import describe
 from vizcore.figures import class_color, fit_text
 from vizcore.figures.cam import cam_grid, mean_cam_figure
 from vizcore.figures.matrix import MatrixPanel, difference_heatmap, matrix_figure

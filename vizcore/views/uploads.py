@@ -36,8 +36,9 @@ import torch
 
 from vizcore.core.config import TrainConfig
 from vizcore.core.registry import Registry
-from vizcore.data.domains import PIL_READ_ERRORS as _PIL_READ_ERRORS
-from vizcore.data.domains import domain_info, eight_bit, load_domain, to_shape
+from vizcore.data.domains import domain_info, load_domain
+from vizcore.data.images import PIL_READ_ERRORS as _PIL_READ_ERRORS
+from vizcore.data.images import eight_bit, to_shape
 from vizcore.explain.cam import class_activation_maps, normalize_maps
 from vizcore.models import list_models
 from vizcore.models.architecture import build_network
@@ -46,10 +47,9 @@ from vizcore.store.runs import (
     CheckpointError,
     Run,
     RunStore,
-    read_safetensors,
     slugify,
-    state_dict_problems,
 )
+from vizcore.store.weights import read_safetensors, state_dict_problems
 
 if TYPE_CHECKING:
     from PIL import Image
