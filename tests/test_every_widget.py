@@ -377,7 +377,7 @@ def small_data(monkeypatch) -> None:
 @pytest.fixture
 def stand_ins(monkeypatch) -> None:
     """STAND_INS: UMAP's layout is PCA's (and no UMAP warm-up thread); faithfulness from the maps' means."""
-    from vizcore.embed.methods import METHODS
+    from vizcore.embed.registry import EMBEDDINGS as METHODS
     from vizcore.explain.faithfulness import Faithfulness
 
     pca = METHODS.get("pca").run

@@ -53,7 +53,7 @@ def shared_modules() -> tuple[str, ...]:
 
     Listed from the files, not by importing the packages, so asking is cheap; ``__main__`` runs the
     command line when imported and is left out."""
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parents[1]  # the vizcore package
     files = [p.relative_to(root).with_suffix("").parts for p in sorted(root.rglob("*.py"))]
     names = [".".join(("vizcore", *parts)).removesuffix(".__init__") for parts in files]
     return (*(n for n in names if not n.endswith("__main__")), *LAZY_IMPORTS)
