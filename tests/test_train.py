@@ -310,3 +310,13 @@ def test_adabn_takes_the_batchnorm_statistics_of_the_target_training_images() ->
     assert stages[0] == "recomputing BatchNorm statistics on the target training images (AdaBN)"
     with pytest.raises(ValueError, match="needs a target"):
         list(train(cfg.replace(target=None)))
+
+
+def test_each_epoch_reports_the_loss_of_its_own_last_step(store: RunStore) -> None:
+    # one step an epoch, logged every 10 steps: the epoch line used to repeat a stale loss
+    events = list(train(TINY.replace(epochs=3, train_limit=64, batch_size=64, log_every=10), store))
+    assert events[-1].status == "complete", events[-1].message
+    epochs = [e.values["loss"] for e in events if e.kind == "epoch"]
+    steps = [e.values["loss"] for e in events if e.kind == "step"]
+    assert len(epochs) == 3 and len(set(epochs)) == 3
+    assert epochs[-1] == steps[-1]  # the last step is logged: the same number

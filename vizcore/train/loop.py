@@ -501,7 +501,9 @@ def train(
             if (epoch + 1) % config.eval_every and epoch + 1 < config.epochs:
                 continue  # no evaluation and no checkpoint this epoch (the last epoch always has both)
             accs = yield from _relay(trainer.end_epoch(), emit)
-            values = {**acc_logs, **accs, "images_per_s": train_rate}
+            # the last step of this epoch, not the last logged one: with fewer steps an epoch than
+            # log_every (a few labelled images) that one would be an earlier epoch's
+            values = {**acc_logs, **_floats(logs), **accs, "images_per_s": train_rate}
             yield emit(Progress("epoch", epoch + 1, trainer.step, trainer.total_steps, values))
         trainer.epoch = config.epochs
         yield from finish("complete", "")
