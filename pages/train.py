@@ -191,9 +191,23 @@ def other_jobs() -> None:
                 st.rerun()
 
 
-@st.fragment(run_every=1.0)
 def live_panel() -> None:
-    """Re-reads the run store every second: survives page switches and closed tabs."""
+    """The watched run: re-read every second while a training job is alive on this server (it
+    survives page switches and closed tabs), drawn once and left quiet when none is."""
+    if MANAGER.jobs():
+        _live_panel()
+    else:
+        _panel()
+
+
+@st.fragment(run_every=1.0)
+def _live_panel() -> None:
+    _panel()
+    if not MANAGER.jobs():  # the last job just ended: one full rerun draws the quiet page
+        st.rerun()
+
+
+def _panel() -> None:
     other_jobs()
     rid = _watched_run_id()
     if rid is None:
