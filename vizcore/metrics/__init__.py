@@ -6,10 +6,12 @@ from vizcore.metrics.distances import (
     METRICS,
     DistanceResult,
     MetricInfo,
+    TwoSampleResult,
     class_distance_matrix,
     cross_domain_matrix,
     list_metrics,
     metric_info,
+    two_sample,
 )
 from vizcore.metrics.mmd import (
     GaussianFamily,
@@ -29,6 +31,7 @@ __all__ = [
     "MetricInfo",
     "PairsMMD",
     "SamplePlan",
+    "TwoSampleResult",
     "class_distance_matrix",
     "class_samples",
     "cross_domain_matrix",
@@ -39,4 +42,5 @@ __all__ = [
     "mmd2_pairs",
     "mmd2_torch",
     "resolve_bandwidth",
+    "two_sample",
 ]

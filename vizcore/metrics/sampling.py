@@ -238,3 +238,20 @@ def cross_domain_samples(
         classes=tuple(c_s),
         col_classes=tuple(c_t),
     )
+
+
+def two_samples(x: ArrayLike, y: ArrayLike) -> SamplePlan:
+    """A plan of one entry comparing all of ``x`` with all of ``y``, no subsample, no halves.
+
+    Shape:
+        x: (n, d), y: (m, d); the plan's matrix is (1, 1).
+    """
+    fx, fy = _as_features(x, "x"), _as_features(y, "y")
+    if fx.shape[1] != fy.shape[1]:
+        raise ValueError(f"x and y must have the same feature size, got {fx.shape[1]} and {fy.shape[1]}")
+    if min(len(fx), len(fy)) < 2:
+        raise ValueError(f"x and y need at least 2 samples each, got {len(fx)} and {len(fy)}")
+    return SamplePlan(bank=(fx, fy), jobs=((0, 1),), cells=((0, 0),), shape=(1, 1), symmetric=False,
+                      groups=(fx, fy), n_per_class=min(len(fx), len(fy)), n_per_side=min(len(fx), len(fy)),
+                      sampling=f"all {len(fx)} samples of x against all {len(fy)} of y (no subsample)",
+                      classes=(0,), col_classes=(1,))  # fmt: skip
