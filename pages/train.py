@@ -18,6 +18,7 @@ from vizcore.data.domains import (
     check_domain_pair,
     domain_info,
     list_domains,
+    unavailable_reason,
 )
 from vizcore.data.sources.folders import FOLDER_HELP
 from vizcore.figures.training import curve_label, training_curves
@@ -77,20 +78,29 @@ def config_form(why: DeltaGenerator) -> TrainConfig | None:
     # fine-tuning draws its labelled images from a target domain, so it needs one too
     needs_target = uses_target or "target_labels_per_class" in cls.requires
     domains = list_domains()
-    source = st.selectbox("Data set (labelled source)", domains, format_func=lambda d: d, key="train_source",
+    missing = {d: reason for d in domains if (reason := unavailable_reason(d))}  # offered, marked, explained
+
+    def shown(d: str | None) -> str:
+        return "—" if d is None else f"{d} (not on this machine)" if d in missing else d
+
+    source = st.selectbox("Data set (labelled source)", domains, format_func=shown, key="train_source",
                           help="; ".join(f"{d}: {_domain_help(d)}" for d in domains))  # fmt: skip
     st.caption(_domain_help(source))
+    if source in missing:
+        st.warning(f"{source} is not on this machine, so it cannot train here: {missing[source]}")
     st.caption(f"Your own images train from the command line, `python -m vizcore train --data "
                f"folder:PATH` (or `--target folder:PATH`), and appear here as runs. {FOLDER_HELP}")  # fmt: skip
     target_choices = [d for d in domains if d != source]
     if needs_target:
         what = "unlabelled" if uses_target else "K labelled images per class"
-        target = st.selectbox(f"Target domain ({what})", target_choices,
+        target = st.selectbox(f"Target domain ({what})", target_choices, format_func=shown,
                               index=target_choices.index("mnist-m") if "mnist-m" in target_choices else 0,
                               help="target labels are used only to report accuracy, never to train")  # fmt: skip
     else:
         target = st.selectbox("Also evaluate on (optional)", [None, *target_choices],
-                              format_func=lambda d: "—" if d is None else d)  # fmt: skip
+                              format_func=shown)  # fmt: skip
+    if target in missing:
+        st.warning(f"{target} is not on this machine, so it cannot be used here: {missing[target]}")
     try:
         check_domain_pair(source, target)
     except DomainMismatch as e:  # e.g. digits against fashion-mnist: accuracy would mean nothing

@@ -299,3 +299,14 @@ def test_train_page_trains_each_new_method(method: str, pick: tuple[str, str] | 
         assert cfg.widths == (8, 16)
     if method == "finetune":
         assert (cfg.freeze, cfg.target_labels_per_class) == (2, 2)
+
+
+def test_sets_not_on_this_machine_are_marked_and_explained(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("VIZCORE_DATA", str(tmp_path / "no-data"))  # no torchvision set here
+    at = _app()
+    at.switch_page("pages/train.py").run()
+    source = next(s for s in at.selectbox if s.label.startswith("Data set"))
+    assert "usps (not on this machine)" in source.options and "mnist" in source.options
+    source.set_value("usps").run()
+    assert not at.exception
+    assert any("usps is not on this machine" in w.value for w in at.warning)

@@ -379,6 +379,15 @@ def load_domain(
     return Domain(name, split, images, labels, raw.classes, provenance, boxes, raw.skipped)
 
 
+def unavailable_reason(name: str, *, root: str | Path | None = None) -> str | None:
+    """Why the domain ``name`` cannot be read on this machine (without downloading), or None."""
+    try:
+        check_available(name, root=root)
+    except DataUnavailable as e:
+        return str(e)
+    return None
+
+
 def check_available(name: str, *, root: str | Path | None = None, download: bool = False) -> None:
     """Refuse a domain whose images cannot be read, without decoding any, so a run can be
     refused before its folder exists.
