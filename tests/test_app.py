@@ -49,7 +49,7 @@ def test_presentation_switch_is_drawn_by_the_app_for_every_page() -> None:
     # the browser tour switches it on from the Report page, which no longer draws one itself)
     at = _app()
     assert [t.label for t in at.sidebar.toggle] == ["Presentation mode"]
-    assert not any("presentation_toggle" in p.read_text() for p in (Path(APP).parent / "pages").glob("[!_]*.py"))
+    assert not any("presentation_toggle" in p.read_text(encoding="utf-8") for p in (Path(APP).parent / "pages").glob("[!_]*.py"))
 
 
 def _figures(at: AppTest) -> list[dict]:

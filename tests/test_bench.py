@@ -61,7 +61,7 @@ def test_bench_script_runs_from_a_checkout(script: str, tmp_path: Path) -> None:
 def _imports_of(path: Path) -> list[tuple[str, str | None]]:
     """(module, name) of every `from m import name` and `import m` in a file, at any depth."""
     out: list[tuple[str, str | None]] = []
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module and not node.level:
             out += [(node.module, a.name) for a in node.names]
         elif isinstance(node, ast.Import):
@@ -70,7 +70,7 @@ def _imports_of(path: Path) -> list[tuple[str, str | None]]:
 
 
 def _top_level_names(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
     return names | {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
 

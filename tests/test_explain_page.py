@@ -173,7 +173,7 @@ def test_no_button_has_a_key_the_app_remembers() -> None:
     from pages._shared import REMEMBERED
 
     pages = Path(__file__).resolve().parent.parent / "pages"
-    calls = [f.read_text()[m.end():m.end() + 300] for f in pages.glob("*.py") for m in re.finditer(r"\bbutton\(", f.read_text())]
+    calls = [f.read_text(encoding="utf-8")[m.end():m.end() + 300] for f in pages.glob("*.py") for m in re.finditer(r"\bbutton\(", f.read_text(encoding="utf-8"))]
     keys = [k.group(1) for c in calls if (k := re.search(r"key=f?\"([^\"]+)\"", c.split("\n\n")[0]))]
     assert keys, "the scan finds the buttons' keys"
     assert [k for k in keys if k.startswith(REMEMBERED)] == []

@@ -99,7 +99,7 @@ import vizcore.app.warmup as warmup
 warmup.import_shared()
 before = set(sys.modules)
 for source in [Path("app.py"), *sorted(Path("pages").glob("*.py"))]:
-    for node in ast.parse(source.read_text()).body:
+    for node in ast.parse(source.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 importlib.import_module(alias.name)

@@ -36,7 +36,7 @@ def _module_name(path: Path) -> str:
 
 def _imports(path: Path) -> set[str]:
     """Every vizcore module ``path`` imports, at the top or inside a function."""
-    tree = ast.parse(path.read_text())
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -103,7 +103,7 @@ def test_no_import_cycles() -> None:
 
 def test_the_package_never_imports_streamlit() -> None:
     for m, p in MODULES.items():
-        tree = ast.parse(p.read_text())
+        tree = ast.parse(p.read_text(encoding="utf-8"))
         names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         assert not any(x == "streamlit" or x.startswith("streamlit.") for x in names), m
