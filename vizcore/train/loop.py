@@ -358,7 +358,7 @@ def _end_run(run: Run, flush: Callable[[], None], summary: dict[str, Any], statu
     with contextlib.suppress(RunDamaged):
         created = {k: v for k, v in run.status().items() if k == "created"}  # kept if status.json is remade
     try:
-        run.write_summary({**summary, "status": status})
+        run.write_summary(summary)  # it names the status it was written with
     except StoreWriteError as e:
         status, message = "failed", _with_store_error(message, e)
         with contextlib.suppress(OSError):
