@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages._background import run_tasks
 from pages._shared import (
     ensure_analysis,
     figure,
@@ -130,20 +131,6 @@ def _titles(idx, meth: str) -> list[str]:  # type: ignore[no-untyped-def]
     return [tile_caption(preds[i], probs[i, preds[i]], labels[i], meth, mode, arrays["class_idx"][i]) for i in idx]
 
 
-@st.fragment(run_every=2.0)
-def _background(run_id: str) -> None:
-    """The run's background tasks: stage, progress, time left and a Stop button, redrawn every
-    2 s on their own; the whole page reruns once they are over, to show the new rows."""
-    active = tasks.QUEUE.tasks(run_id)
-    if not active:
-        st.rerun()
-    for i, t in enumerate(active):
-        left, right = st.columns([6, 1])
-        left.progress(t.fraction, text=f"In the background: {t.stage} — {t.time_left()}")
-        if right.button("Stop", key=f"stop_task_{i}", help="nothing of it is kept; the grid does not need it"):
-            tasks.QUEUE.stop(t.spec)
-
-
 tab_grid, tab_mean, tab_compare, tab_faith = st.tabs(["Image grid", "Mean CAM per class", "Compare two maps",
                                                       "Faithfulness"])  # fmt: skip
 idx = select_images(arrays, show, cls_filter, count, int(sample_seed))
@@ -234,7 +221,7 @@ with tab_faith:
         for problem in scoring_problems(tasks.QUEUE, run, which):
             st.warning(problem)
         if tasks.QUEUE.tasks(run.run_id):
-            _background(run.run_id)
+            run_tasks(run.run_id, "cam_tasks")
         if not scored:
             st.info("No method has been scored for this run yet.")
         else:

@@ -7,6 +7,7 @@ import time
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from pages._background import task_rows
 from pages._params import param_widgets
 from pages._shared import friendly_errors, guard, run_label, session_id, store
 from vizcore.app.jobs import MANAGER
@@ -25,6 +26,7 @@ from vizcore.figures.training import curve_label, training_curves
 from vizcore.methods import METHODS, Method, curves_of, list_methods
 from vizcore.methods.recipes import recipe_notes, recommended_config
 from vizcore.models import list_models
+from vizcore.store import tasks
 from vizcore.train.checks import REFUSALS, check_config
 from vizcore.train.optim import OPTIMIZERS, SCHEDULES
 
@@ -202,18 +204,24 @@ def other_jobs() -> None:
 
 
 def live_panel() -> None:
-    """The watched run: re-read every second while a training job is alive on this server (it
-    survives page switches and closed tabs), drawn once and left quiet when none is."""
-    if MANAGER.jobs():
+    """The watched run: re-read every second while a training job or the preparing of a new
+    run's views is alive on this server (both survive page switches and closed tabs), drawn once
+    and left quiet when neither is."""
+    if _busy():
         _live_panel()
     else:
         _panel()
 
 
+def _busy() -> bool:
+    rid = _watched_run_id()
+    return bool(MANAGER.jobs()) or (rid is not None and bool(tasks.QUEUE.tasks(rid)))
+
+
 @st.fragment(run_every=1.0)
 def _live_panel() -> None:
     _panel()
-    if not MANAGER.jobs():  # the last job just ended: one full rerun draws the quiet page
+    if not _busy():  # the last job just ended: one full rerun draws the quiet page
         st.rerun()
 
 
@@ -243,9 +251,10 @@ def _panel() -> None:
     else:
         msg = {"complete": st.success, "stopped": st.warning}.get(state, st.error)
         msg(f"Run {state}. {status.get('message', '')}")
-        job = MANAGER.find(rid)
-        if job is not None and job.stage:  # the views' analysis, computed once in the background
-            st.info(f"Preparing its views: {job.stage}… (the pages can be opened now; they wait for this)")
+        if tasks.QUEUE.tasks(rid):  # the views' analysis and default matrices, once, on the background queue
+            st.caption("Its views are being prepared in the background, most used first. The pages can be opened "
+                       "now: a view not ready yet says so and shows its progress.")  # fmt: skip
+            task_rows(rid, "train_tasks")
     epochs = [r for r in records if r["kind"] == "epoch"]
     if epochs:
         v = epochs[-1]["values"]

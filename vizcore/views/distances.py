@@ -29,7 +29,7 @@ from vizcore.metrics.mmd import ESTIMATORS, KERNELS, SEED_MODE
 from vizcore.metrics.sampling import PAIRINGS
 from vizcore.metrics.transport import ORDERS
 from vizcore.store.runs import Run
-from vizcore.views.analysis import domain_name, eval_domain, feature_arrays
+from vizcore.views.analysis import analysis_path, domain_name, eval_domain, feature_arrays
 
 LAYER_LABELS = {  # short: a select box in presentation mode shows about 25 characters
     "gap": "GAP (last conv, averaged)",
@@ -292,15 +292,27 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> MatrixView:
     )
 
 
+def _class_key(run: Run, which: str, split: str, layer: str, settings: DistanceSettings) -> tuple[DistanceSettings, dict[str, Any]]:
+    if settings.n_per_class is None:  # the default depends on the class sizes
+        settings = settings.for_labels(feature_arrays(run, which, split, layer)["y"])
+    return settings, {"matrix": "classes", "which": which, "split": split, "layer": layer, **settings.key()}
+
+
+def _cross_key(run: Run, split: str, layer: str, settings: DistanceSettings) -> tuple[DistanceSettings, dict[str, Any]]:
+    domain_name(run.config(), "target")  # a clear error for a run without a target domain
+    if settings.n_per_class is None:  # the default depends on both domains' class sizes
+        labels = (feature_arrays(run, side, split, layer)["y"] for side in ("source", "target"))
+        settings = settings.for_labels(*labels)
+    return settings, {"matrix": "cross-domain", "split": split, "layer": layer, **settings.key(), "pairing": None}
+
+
 def class_matrix(run: Run, which: str, split: str, layer: str, settings: DistanceSettings) -> MatrixView:
     """Distances between every pair of classes of one layer's features (cached in the run folder).
 
     Raises:
         ValueError: too few samples in a class, NaN features, a bad parameter (the message says which).
     """
-    if settings.n_per_class is None:  # the default depends on the class sizes
-        settings = settings.for_labels(feature_arrays(run, which, split, layer)["y"])
-    key = {"matrix": "classes", "which": which, "split": split, "layer": layer, **settings.key()}
+    settings, key = _class_key(run, which, split, layer, settings)
 
     def compute() -> dict[str, np.ndarray]:
         f = feature_arrays(run, which, split, layer)
@@ -319,11 +331,7 @@ def cross_matrix(run: Run, split: str, layer: str, settings: DistanceSettings) -
     Raises:
         ValueError: the run has no target domain, or the measure rejects the samples.
     """
-    domain_name(run.config(), "target")  # a clear error for a run without a target domain
-    if settings.n_per_class is None:  # the default depends on both domains' class sizes
-        labels = (feature_arrays(run, side, split, layer)["y"] for side in ("source", "target"))
-        settings = settings.for_labels(*labels)
-    key = {"matrix": "cross-domain", "split": split, "layer": layer, **settings.key(), "pairing": None}
+    settings, key = _cross_key(run, split, layer, settings)
 
     def compute() -> dict[str, np.ndarray]:
         fs, ft = feature_arrays(run, "source", split, layer), feature_arrays(run, "target", split, layer)
@@ -334,6 +342,26 @@ def cross_matrix(run: Run, split: str, layer: str, settings: DistanceSettings) -
         return to_arrays(r, _names(cfg, "source", split), _names(cfg, "target", split))
 
     return from_arrays(run.cached("distance", key, compute))
+
+
+MATRIX_KINDS = ("classes", "cross")  # one side's classes against each other; source against target classes
+
+
+def matrix(run: Run, kind: str, which: str, split: str, layer: str, settings: DistanceSettings) -> MatrixView:
+    """The class matrix of side ``which`` (kind "classes") or the source-vs-target matrix ("cross")."""
+    if kind == "cross":
+        return cross_matrix(run, split, layer, settings)
+    return class_matrix(run, which, split, layer, settings)
+
+
+def matrix_ready(run: Run, kind: str, which: str, split: str, layer: str, settings: DistanceSettings) -> bool:
+    """Whether :func:`matrix` is a read (its features analysed and the matrix cached), so a page
+    can draw it in the click rather than ask the background queue for it."""
+    sides = ("source", "target") if kind == "cross" else (which,)
+    if any(analysis_path(run, side, split) is None for side in sides):
+        return False
+    _, key = _cross_key(run, split, layer, settings) if kind == "cross" else _class_key(run, which, split, layer, settings)
+    return run.has_cached("distance", key)
 
 
 def layer_choices(run: Run) -> list[str]:

@@ -321,6 +321,26 @@ def cache_key(before: Run, after: Run, settings: EmbeddingSettings) -> dict[str,
             "data": [list(map(str, _data_key(points, s))) for s in sides], **settings.key()}  # fmt: skip
 
 
+def check_pair(before: Run, after: Run, settings: EmbeddingSettings) -> tuple[str, ...]:
+    """The sides both runs share, once the settings are known to fit them (before any work).
+
+    Raises:
+        ValueError: runs on different data, a layer one model lacks, too few points, a bad parameter.
+    """
+    sides = comparable_sides(before.config(), after.config())
+    if settings.layer not in (layers := common_layers(before, after)):
+        raise ValueError(f"not both models have the {settings.layer!r} layer; pick one of {', '.join(layers)}")
+    if settings.n_per_domain < MIN_PER_DOMAIN:
+        raise ValueError(f"{settings.n_per_domain} points per domain are too few; use at least {MIN_PER_DOMAIN}")
+    resolve_params(settings.method, settings.params)  # a bad parameter fails before any work
+    return sides
+
+
+def pair_ready(before: Run, after: Run, settings: EmbeddingSettings) -> bool:
+    """Whether :func:`embedding_pair` is a read of the after run's cache."""
+    return after.has_cached("embedding", cache_key(before, after, settings))
+
+
 def embedding_pair(
     before: Run, after: Run, settings: EmbeddingSettings, progress: ProgressFn | None = None
 ) -> EmbeddingPair:
@@ -333,12 +353,7 @@ def embedding_pair(
             that does not fit the data (perplexity, n_neighbors), NaN features. The message says which.
     """
     cfg = after.config()
-    sides = comparable_sides(before.config(), cfg)
-    if settings.layer not in (layers := common_layers(before, after)):
-        raise ValueError(f"not both models have the {settings.layer!r} layer; pick one of {', '.join(layers)}")
-    if settings.n_per_domain < MIN_PER_DOMAIN:
-        raise ValueError(f"{settings.n_per_domain} points per domain are too few; use at least {MIN_PER_DOMAIN}")
-    resolve_params(settings.method, settings.params)  # a bad parameter fails before any work
+    sides = check_pair(before, after, settings)
     report = progress or (lambda f, m: None)
     arrays = after.cached("embedding", cache_key(before, after, settings),
                           lambda: _compute(before, after, settings, sides, report))  # fmt: skip

@@ -335,11 +335,11 @@ def scoring_spec(run: Run, which: str, method: str) -> TaskSpec:
     return TaskSpec.of(run, SCORING, which=which, method=method)
 
 
-def _score(run: Run, params: dict[str, object], report: Report) -> None:
+def _score(store: RunStore, run: Run, params: dict[str, object], report: Report) -> None:
     method_scores(run, str(params["which"]), str(params["method"]), report=report)
 
 
-def _scored(run: Run, params: dict[str, object]) -> bool:
+def _scored(store: RunStore, run: Run, params: dict[str, object]) -> bool:
     return str(params["method"]) in scored_methods(run, str(params["which"]))
 
 
@@ -347,16 +347,9 @@ register(SCORING, Computation(_score, _scored))
 
 
 def request_scores(queue: TaskQueue, store: RunStore, run: Run, which: str, method: str, again: bool = False) -> Task | None:
-    """The background task scoring ``method`` on side ``which``, asked for if its scores are
-    missing; None once they are cached. A task that was stopped or failed is not asked for
-    again unless ``again`` (the page's button): a failure would otherwise repeat on every rerun."""
-    if method in scored_methods(run, which):
-        return None
-    spec = scoring_spec(run, which, method)
-    last = queue.find(spec)
-    if last is not None and not last.active and last.state in ("stopped", "failed") and not again:
-        return last
-    return queue.submit(store, spec)
+    """The background task scoring ``method`` on side ``which`` (see :meth:`TaskQueue.ask`);
+    None once its scores are cached."""
+    return queue.ask(store, scoring_spec(run, which, method), again)
 
 
 def scoring_problems(queue: TaskQueue, run: Run, which: str) -> list[str]:
