@@ -267,31 +267,6 @@ def figure(fig: Any, name: str, key: str | None = None, stretch: bool = True, **
     return event
 
 
-def ensure_analysis(run: Run, sides: list[str]) -> None:
-    """Make sure the run's per-run analysis exists for ``sides``; while it is computed (once per
-    weights), say what is being done and how far it is, never a frozen bar."""
-    from vizcore.views.analysis import analysis_state, run_analysis
-
-    missing = [s for s in sides if analysis_state(run, s)[0] != "ready"]
-    if not missing:
-        return
-    with friendly_errors("the analysis of this run"), st.status(
-        "Analysing this run once: every later view of it is read from the stored result", expanded=True
-    ) as box:
-        for side in missing:
-            state, words = analysis_state(run, side)
-            if state == "computing":
-                st.write(f"{side}: being computed for another view ({words}); waiting for it…")
-            bar = st.progress(0.0, text=f"{side} test split")
-
-            def show(stage: str, done: int, total: int, side: str = side, bar: Any = bar) -> None:
-                bar.progress(min(done / max(total, 1), 1.0), text=f"{side}: {stage} ({done:,} of {total:,})")
-
-            run_analysis(run, side, progress=show)
-            bar.progress(1.0, text=f"{side}: done")
-        box.update(label="Analysis ready", state="complete", expanded=False)
-
-
 def relative_time(ts: float) -> str:
     dt = time.time() - ts
     for unit, sec in (("d", 86400), ("h", 3600), ("min", 60)):

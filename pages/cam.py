@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._background import run_tasks
+from pages._background import ready, run_tasks
 from pages._shared import (
-    ensure_analysis,
     figure,
     friendly_errors,
     guard,
@@ -27,6 +26,7 @@ from vizcore.views.analysis import (
     mean_cams,
     select_images,
 )
+from vizcore.views.background import analysis_spec
 from vizcore.views.explanations import (
     agreement,
     class_phrase,
@@ -61,7 +61,9 @@ with friendly_errors("this run"):
     cfg = run.config()
     default_layer, layer_names = target_layers(run)
 sides = ["source"] + (["target"] if cfg.target else [])
-ensure_analysis(run, sides)  # once per weights; every widget below only reads stored arrays
+# once per weights, on the background queue; every widget below only reads stored arrays
+if not ready([analysis_spec(run, side, "test") for side in sides], "this run's analysis", "cam_analysis"):
+    st.stop()
 
 c0, c1, c2, c3, c4 = st.columns([1.3, 1, 1, 1, 1])
 method = c0.selectbox("Method", list_explainers(), key="cam_method",

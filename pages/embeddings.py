@@ -26,7 +26,7 @@ from vizcore.embed.methods import (
     umap_warmed_up,
 )
 from vizcore.figures.scatter import pair_figure
-from vizcore.store.runs import params_key
+from vizcore.store.cache import params_key
 from vizcore.views import embeddings as ev
 from vizcore.views.background import embedding_spec
 from vizcore.views.distances import LAYER_LABELS, default_layer

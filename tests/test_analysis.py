@@ -79,7 +79,8 @@ def test_the_analysis_is_computed_once_and_invalidated_when_the_weights_change(s
     assert an.analysis_path(run, "source") is None
     again = an.feature_arrays(run)["x"]
     assert not np.allclose(first, again)
-    assert len(list((run.path / "analysis").iterdir())) == 1  # the stale analysis is gone
+    # one folder of results, the new weights': the stale analysis and everything else of them is gone
+    assert [p.name for p in run.cache_dir.iterdir()] == [run.weights_digest()]
 
 
 def test_a_cloned_demo_run_hits_its_shipped_analysis(tmp_path: Path) -> None:
@@ -151,9 +152,9 @@ def test_a_finished_training_job_prepares_its_views(tmp_path: Path) -> None:
     before = an.FORWARD_PASSES[0]
     from vizcore.views.distances import class_matrix, layer_choices
 
-    key_files = set((run.path / "analyses").iterdir())
+    key_files = set(run.cache_dir.rglob("*"))
     class_matrix(run, "source", "test", layer_choices(run)[0], default_distance_settings())
-    assert set((run.path / "analyses").iterdir()) == key_files  # the default matrix was there already
+    assert set(run.cache_dir.rglob("*")) == key_files  # the default matrix was there already
     assert an.FORWARD_PASSES[0] == before
 
 

@@ -79,7 +79,7 @@ def test_a_queued_matrix_equals_a_direct_computation(copied_run) -> None:
 
 def test_a_stopped_matrix_task_keeps_nothing(copied_run) -> None:
     store, run = copied_run
-    shutil.rmtree(run.path / "analysis", ignore_errors=True)
+    shutil.rmtree(run.cache_dir, ignore_errors=True)
     queue = tasks.TaskQueue(autostart=False)
     spec = bg.matrix_spec(run, "classes", "source", "test", "gap", dv.DistanceSettings("coral", {}, 20, 0))
     task = queue.submit(store, spec)
@@ -93,11 +93,11 @@ def test_a_stopped_matrix_task_keeps_nothing(copied_run) -> None:
         original(t, stage, fraction)
 
     queue._report = stop_in_the_forward_pass  # type: ignore[method-assign]
-    cache = set(run.cache_dir.glob("*")) if run.cache_dir.exists() else set()
+    cache = set(run.cache_dir.rglob("*")) if run.cache_dir.exists() else set()
     queue.run_next()
     assert task.state == "stopped" and fractions[-1] < 0.6
     assert analysis_path(run, "source") is None  # not even the features of the part done
-    assert (set(run.cache_dir.glob("*")) if run.cache_dir.exists() else set()) == cache
+    assert (set(run.cache_dir.rglob("*")) if run.cache_dir.exists() else set()) == cache
 
 
 def test_an_embedding_task_leaves_the_pair_the_page_reads(copied_run, trained_store: RunStore) -> None:

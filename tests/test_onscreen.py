@@ -116,7 +116,7 @@ def test_a_stopped_task_leaves_no_cache_entry(own_run, where: str) -> None:
     queue._report = stop_midway  # type: ignore[method-assign]
 
     def entries(kind: str) -> set[str]:
-        return {p.name for p in run.cache_dir.glob(f"{kind}-*")} if run.cache_dir.exists() else set()
+        return {p.name for p in run.cache_dir.rglob(f"{kind}-*")} if run.cache_dir.exists() else set()
 
     scores, maps = entries("faithfulness"), entries("explanation")
     queue.run_next()
