@@ -78,8 +78,9 @@ def test_samples_are_decoded_as_training_decodes_them(tmp_path: Path) -> None:
     _planted(root)
     r = V.inspect_folder(root, samples_per_class=2)
     tiles, captions = V.sample_images(r, (3, 8, 8))
-    assert tiles.shape == (4, 8, 8, 3) and tiles.dtype == np.uint8  # owl has no readable training image
-    assert captions[0] == "cat · c0.png" and captions[2] == "dog · d0.png"
+    assert tiles.shape == (6, 8, 8, 3) and tiles.dtype == np.uint8  # a row per class, owl's left white
+    assert captions == ["cat · c0.png", "cat · c1.png", "dog · d0.png", "dog · d1.png", "owl · no readable training image", ""]
+    assert (tiles[4:] == 255).all()
     assert int(tiles[0, 0, 0, 0]) == 10 and int(tiles[2, 0, 0, 0]) == 100  # the planted grey values
 
 
@@ -236,3 +237,10 @@ def test_a_registered_folder_is_offered_and_shown_by_its_name(tmp_path: Path) ->
     assert names == {by_name["pets"].domain: "pets"}
     cfg = TrainConfig(source=by_name["pets"].domain, data_names=names)
     assert "source_only · lenet_gap · pets · seed 0" == cfg.label and cfg.shown("mnist") == "mnist"
+
+
+def test_tile_captions_name_the_classes() -> None:
+    from vizcore.views.explanations import tile_caption
+
+    assert tile_caption(1, 0.9, 0, "Grad-CAM", "0", 0, ("cat", "dog")) == "pred dog (90%) · true cat · Grad-CAM cat"
+    assert tile_caption(1, 0.9, 0, "CAM", "predicted", 1) == "pred 1 (90%) · true 0"  # no names: indices

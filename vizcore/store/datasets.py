@@ -99,14 +99,15 @@ def read_registry(store_root: Path) -> Registered:
 
 
 def register_folder(store_root: Path, name: str, folder: Path) -> Registered:
-    """Add (or move) ``name`` -> ``folder`` and write the registry atomically.
+    """Add ``name`` -> ``folder`` and write the registry atomically (a name is never moved to
+    another folder: a run recorded it as that folder's).
 
     The folder must exist; whether it holds usable images is the inspection's to say
     (:mod:`vizcore.views.datasets`). A damaged registry is replaced by a valid one holding this
     entry (its unreadable content was ignored on every read anyway).
 
     Raises:
-        DatasetNameError: a name that is not valid.
+        DatasetNameError: a name that is not valid, or taken by another folder.
         ValueError: the folder does not exist.
         StoreWriteError: the store cannot be written.
     """
@@ -114,7 +115,10 @@ def register_folder(store_root: Path, name: str, folder: Path) -> Registered:
     path = Path(folder).expanduser().resolve()
     if not path.is_dir():
         raise ValueError(f"{path} is not a folder on this server")
-    folders = {**read_registry(store_root).folders, key: path}
+    folders = read_registry(store_root).folders
+    if folders.get(key, path) != path:
+        raise DatasetNameError(f"{key!r} is the name of {folders[key]} already; choose another name")
+    folders = {**folders, key: path}
     _write(store_root, folders)
     return Registered(folders)
 

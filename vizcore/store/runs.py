@@ -163,6 +163,11 @@ class RunInfo:
     teacher: str | None = None  # the teacher run (distillation)
     freeze: int | list[str] = 0  # conv blocks (or layers) kept frozen
     labels_per_class: int | None = None  # labelled target images per class it trained on
+    data_names: dict[str, str] | None = None  # the names its registered folders are shown by
+
+    def shown(self, domain: str | None) -> str:
+        """The name a list shows for ``domain`` (TrainConfig.shown, for a run not yet opened)."""
+        return "—" if domain is None else (self.data_names or {}).get(domain, domain)
 
 
 def damaged_info(run: Run, message: str) -> RunInfo:
@@ -281,6 +286,7 @@ class Run:
             teacher=cfg.teacher,
             freeze=cfg.freeze,
             labels_per_class=cfg.target_labels_per_class,
+            data_names=dict(cfg.data_names),
         )
 
     # -- writing ---------------------------------------------------------------

@@ -33,6 +33,7 @@ from vizcore.data.sources.folders import (
     _folder_layout,
     _FolderItems,
 )
+from vizcore.views.data_choices import DataChoice
 
 SAMPLE_SHAPE = (3, 32, 32)  # what a folder trains at unless a run asks for another input shape
 HASH_CHUNK = 1 << 20
@@ -189,21 +190,27 @@ def _samples(items: _FolderItems | None, classes: Sequence[str], k: int) -> dict
 
 def sample_images(report: FolderReport, shape: tuple[int, int, int] = SAMPLE_SHAPE) -> tuple[np.ndarray, list[str]]:
     """The sample files decoded as training decodes them (:func:`decode_image` at ``shape``), as
-    (N, H, W, 3) uint8 tiles and a "class · file" caption each, class after class.
+    (N, H, W, 3) uint8 tiles and a "class · file" caption each: one row per class, as many tiles
+    as the fullest class has, a class with fewer padded with white tiles (the first of a class
+    without a readable training image says so).
 
     A file broken past its header (which training would stop on too) is shown as a grey tile
     captioned "unreadable".
     """
+    per_row = max((len(fs) for fs in report.samples.values()), default=0)
+    blank = np.full((*shape[1:], 3), 255, np.uint8)
     tiles, captions = [], []
     for c, files in report.samples.items():
         for f in files:
             try:
-                hwc = decode_image(f, shape)
-                caption = f"{c} · {Path(f).name}"
+                hwc, caption = decode_image(f, shape), f"{c} · {Path(f).name}"
             except OSError:
                 hwc, caption = np.full((*shape[1:], shape[0]), 128, np.uint8), f"{c} · unreadable: {Path(f).name}"
             tiles.append(np.repeat(hwc, 3, axis=2) if hwc.shape[2] == 1 else hwc)
             captions.append(caption)
+        pad = per_row - len(files)
+        tiles += [blank] * pad
+        captions += ([f"{c} · no readable training image"] if not files and pad else []) + [""] * (pad - (not files))
     return (np.stack(tiles) if tiles else np.zeros((0, *shape[1:], 3), np.uint8)), captions
 
 
@@ -249,6 +256,19 @@ def summary_lines(report: FolderReport) -> list[str]:
 
 
 # --------------------------------------------------------------------------- the pair check
+
+
+def sources_by_fit(choices: Sequence[DataChoice], classes: Sequence[str]) -> list[DataChoice]:
+    """``choices`` with those sharing the most class names with ``classes`` first (stable otherwise)."""
+    want = set(classes)
+
+    def shared(c: DataChoice) -> int:
+        try:
+            return len(want & set(domain_info(c.domain).class_names))
+        except DataUnavailable:
+            return 0
+
+    return sorted(choices, key=lambda c: -shared(c))
 
 
 def suggested_class_map(source: str, target: str) -> dict[str, str]:
