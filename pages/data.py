@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._shared import figure, friendly_errors, guard, page_link, presentation, store
+from pages._shared import figure, friendly_errors, guard, presentation, store
+from vizcore.core.numbers import count
 from vizcore.data.domains import domain_info
 from vizcore.data.sources.folders import FOLDER_HELP
 from vizcore.figures.cam import sample_grid
@@ -17,7 +18,10 @@ from vizcore.views.uploads import MAX_UPLOAD_MB
 
 guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
 st.title("Your data")
-st.caption(FOLDER_HELP)
+st.caption("Bring a folder with one sub-folder per class (or train/ and test/ folders holding them): see what a "
+           "run would read from it, check it against a source domain, and register it by name for the Train page.")
+with st.expander("How a folder is read"):
+    st.markdown(FOLDER_HELP)
 ROOT = store().root
 LIMITS = ZipLimits()
 CLASS_MAPS = "data_class_maps"  # read by the Train page: "source|target" -> {target class: source class}
@@ -86,10 +90,11 @@ per_row = max((len(fs) for fs in report.samples.values()), default=0)
 figure(sample_grid(tiles, captions, per_row, "Training images of each class, as a run reads them (RGB 32x32)",
                    presentation()), f"samples-{report.path.name}", key="data_samples", stretch=False)  # fmt: skip
 
-st.markdown(f"**Not read** ({len(report.skipped):,}): links are never followed; files PIL cannot read are skipped")
+st.markdown(f"**Not read: {count(len(report.skipped), 'file or link', 'files or links')}** (links are never followed; "
+            "files PIL cannot read are skipped)")  # fmt: skip
 if report.skipped:
     st.dataframe([{"file": f, "why": why} for f, why in report.skipped], hide_index=True, width="stretch")
-st.markdown(f"**Exact duplicates across train and test** ({report.leaked:,} test images; same file bytes, sha256)")
+st.markdown(f"**Exact duplicates across train and test: {count(report.leaked, 'test image')}** (same file bytes, sha256)")
 if report.duplicates:
     st.dataframe(dv.duplicate_rows(report), hide_index=True, width="stretch")
 
@@ -118,8 +123,14 @@ if source is not None and not report.problem:
         st.error(why)
     else:
         kept = dv.effective_class_map(source, report.domain, class_map)
-        st.success("They pair: a run can adapt from the source to this folder"
-                   + (" with this class map." if kept else " (same classes, no map needed)."))  # fmt: skip
+        renamed = [t for t, s in kept.items() if t != s]
+        if renamed:
+            st.info(f"They pair under this class map: a run can adapt from the source to this folder. "
+                    f"{count(len(renamed), 'class', 'classes')} map onto a source class of another name; make sure "
+                    "each row is right.")  # fmt: skip
+        else:
+            st.success("They pair: a run can adapt from the source to this folder"
+                       + (" with this class map." if kept else " (same classes, no map needed)."))  # fmt: skip
         st.session_state.setdefault(CLASS_MAPS, {})[f"{source}|{report.domain}"] = kept
 
 st.subheader("Register it")
@@ -132,4 +143,8 @@ if st.button("Register", type="primary", key="data_register", disabled=bool(repo
     with friendly_errors("the registration"):
         register_folder(ROOT, reg_name, report.path)
         st.success(f"Registered **{reg_name}**: pick it on the Train page.")
-page_link(st, "pages/train.py", label="Train on it", icon=":material/model_training:")
+        taken = {reg_name: report.path}
+if taken and st.button("Train on it", icon=":material/model_training:", key="data_train",
+                       help="opens the Train page with this folder as the labelled source"):  # fmt: skip
+    st.session_state["train_source"] = report.domain
+    st.switch_page("pages/train.py")

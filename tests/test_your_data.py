@@ -244,3 +244,16 @@ def test_tile_captions_name_the_classes() -> None:
 
     assert tile_caption(1, 0.9, 0, "Grad-CAM", "0", 0, ("cat", "dog")) == "pred dog (90%) · true cat · Grad-CAM cat"
     assert tile_caption(1, 0.9, 0, "CAM", "predicted", 1) == "pred 1 (90%) · true 0"  # no names: indices
+
+
+def test_no_download_is_offered_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vizcore.views import data_choices as dc
+
+    dc.network_reason.cache_clear()
+    monkeypatch.setattr(dc.socket, "create_connection", lambda *a, **k: (_ for _ in ()).throw(OSError("unreachable")))
+    monkeypatch.delenv(dc.OFFLINE_ENV, raising=False)
+    assert "no network connection" in dc.network_reason() and "unreachable" in dc.network_reason()
+    dc.network_reason.cache_clear()
+    monkeypatch.setenv(dc.OFFLINE_ENV, "1")
+    assert "offline" in dc.network_reason()
+    dc.network_reason.cache_clear()

@@ -52,8 +52,8 @@ def test_the_page_inspects_a_folder_and_says_what_is_wrong(app: AppTest, tmp_pat
     app.text_input(key="data_path").set_value(str(tmp_path / "shapes")).run()
     assert not app.exception, app.exception
     text = " ".join(m.value for m in [*app.markdown, *app.warning])
-    assert "2 classes; 12 training and 5 test images" in text
-    assert "1 test images are byte-identical" in text and "1 files or links are not read" in text
+    assert "2 classes; 12 training images and 5 test images" in text
+    assert "1 test image is byte-identical" in text and "1 file or link is not read" in text
     assert app.get("plotly_chart"), "the sample grid is drawn"
     assert not app.error, [e.value for e in app.error]
 
@@ -70,11 +70,11 @@ def test_register_train_and_open_on_the_cam_page(app: AppTest, tmp_path: Path, m
     assert any("Registered **toy-shapes**" in s.value for s in app.success), [e.value for e in app.error]
     domain = read_registry(tmp_path / "runs").domain("toy-shapes")
 
-    app.switch_page("pages/train.py").run()
-    source = next(w for w in app.selectbox if w.label.startswith("Data set"))
-    assert "toy-shapes" in [source.format_func(o) for o in source.options] or "toy-shapes" in source.options
-    source.set_value(domain).run()
+    app.button(key="data_train").click().run()  # "Train on it": the Train page, this folder as the source
     assert not app.exception, app.exception
+    app.switch_page("pages/train.py").run()  # AppTest keeps to the page it was told (st.switch_page did it in the browser)
+    source = next(w for w in app.selectbox if w.label.startswith("Data set"))
+    assert source.value == domain and "toy-shapes" in source.options  # shown by its name
     next(n for n in app.number_input if n.label == "Epochs").set_value(1)
     next(b for b in app.button if b.label == "Train").click()
     app.run()

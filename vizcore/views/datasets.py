@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from vizcore.core.errors import DataUnavailable, DomainMismatch
+from vizcore.core.numbers import count
 from vizcore.data.domains import SPLITS, check_domain_pair, domain_info, unavailable_reason
 from vizcore.data.images import decode_image
 from vizcore.data.sources.folders import (
@@ -243,15 +244,17 @@ def summary_lines(report: FolderReport) -> list[str]:
     how = "its own train/ and test/ folders" if report.own_splits else "a fixed stratified 80/20 split (seed 0)"
     totals = {s: sum(report.counts[s].values()) for s in SPLITS}
     lines = [f"Cannot train: {report.problem}"] if report.problem else []
-    lines.append(f"{len(report.classes)} classes; {totals['train']:,} training and {totals['test']:,} test images, "
-                 f"split by {how}.")  # fmt: skip
+    lines.append(f"{count(len(report.classes), 'class', 'classes')}; {count(totals['train'], 'training image')} and "
+                 f"{count(totals['test'], 'test image')}, split by {how}.")  # fmt: skip
     if report.skipped:
-        lines.append(f"{len(report.skipped):,} files or links are not read (listed below).")
+        n = len(report.skipped)
+        lines.append(f"{count(n, 'file or link', 'files or links')} {'is' if n == 1 else 'are'} not read (listed below).")
     for split in SPLITS:
         if report.empty[split]:
             lines.append(f"Empty in {split}: {', '.join(report.empty[split])}.")
     if report.duplicates:
-        lines.append(f"{report.leaked:,} test images are byte-identical to a training image (leakage; listed below).")
+        lines.append(f"{count(report.leaked, 'test image')} {'is' if report.leaked == 1 else 'are'} byte-identical to "
+                     "a training image (leakage; listed below).")  # fmt: skip
     return lines
 
 
