@@ -94,3 +94,21 @@ def test_register_train_and_open_on_the_cam_page(app: AppTest, tmp_path: Path, m
     captions = [a["text"] for a in grid["layout"]["annotations"]]
     assert captions and all(("true circle" in t or "true square" in t) for t in captions), captions[:3]
     assert "toy-shapes" in grid["layout"]["title"]["text"]
+
+
+def test_a_registered_folder_that_is_gone_is_marked_and_explained(app: AppTest, tmp_path: Path) -> None:
+    import shutil
+
+    from vizcore.store.datasets import register_folder
+
+    _shapes(tmp_path / "shapes", {"train": 2, "test": 1})
+    register_folder(tmp_path / "runs", "toy-shapes", tmp_path / "shapes")
+    shutil.rmtree(tmp_path / "shapes")
+    app.switch_page("pages/train.py").run()
+    source = next(w for w in app.selectbox if w.label.startswith("Data set"))
+    domain = f"folder:{(tmp_path / 'shapes').resolve()}"
+    assert source.format_func(domain) == "toy-shapes (not on this machine)"
+    source.set_value(domain).run()
+    assert not app.exception, app.exception
+    assert any(w.value.startswith("toy-shapes is not on this machine") and "does not exist" in w.value for w in app.warning)
+    assert not [b for b in app.button if b.label == "Train"]  # nothing to start
