@@ -87,7 +87,10 @@ right.dataframe(dv.kinds_rows(report), hide_index=True, width="stretch")
 
 tiles, captions = dv.sample_images(report)
 per_row = max((len(fs) for fs in report.samples.values()), default=0)
-figure(sample_grid(tiles, captions, per_row, "Training images of each class, as a run reads them (RGB 32x32)",
+shown = min(len(report.classes), dv.MAX_GRID_CLASSES)
+grid_title = "Training images of each class, as a run reads them (RGB 32x32)" + (
+    f": the first {shown} of {len(report.classes)} classes" if shown < len(report.classes) else "")
+figure(sample_grid(tiles, captions, per_row, grid_title,
                    presentation()), f"samples-{report.path.name}", key="data_samples", stretch=False)  # fmt: skip
 
 st.markdown(f"**Not read: {count(len(report.skipped), 'file or link', 'files or links')}** (links are never followed; "

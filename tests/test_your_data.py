@@ -257,3 +257,21 @@ def test_no_download_is_offered_offline(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv(dc.OFFLINE_ENV, "1")
     assert "offline" in dc.network_reason()
     dc.network_reason.cache_clear()
+
+
+def test_each_file_is_hashed_once_per_listing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "pets"
+    _planted(root)
+    read: list[str] = []
+    real = V._digest
+    monkeypatch.setattr(V, "_digest", lambda p: read.append(p) or real(p))
+    V._shared_contents.cache_clear()
+    first = V.inspect_folder(root)
+    assert len(read) == 19  # the 10 training and 9 test images training reads; skipped files are not read
+    V.inspect_folder(root)  # a page rerun
+    assert len(read) == 19
+    leak = root / "test" / "cat" / "leak.png"
+    leak.write_bytes(_png_bytes(99))  # edited: no longer a copy
+    os.utime(leak, ns=(leak.stat().st_mtime_ns + 10**9,) * 2)
+    again = V.inspect_folder(root)
+    assert len(read) == 38 and first.leaked == 2 and again.leaked == 1

@@ -38,6 +38,7 @@ from vizcore.views.data_choices import DataChoice
 
 SAMPLE_SHAPE = (3, 32, 32)  # what a folder trains at unless a run asks for another input shape
 HASH_CHUNK = 1 << 20
+MAX_GRID_CLASSES = 30  # rows of the sample grid; a page says when a folder has more classes
 
 
 @dataclass(frozen=True)
@@ -151,14 +152,29 @@ def _skipped(items: Mapping[str, _FolderItems | None], folder: Path) -> tuple[tu
     return tuple(sorted(out.items()))
 
 
-@functools.lru_cache(maxsize=4096)
-def _digest(entry: Entry) -> str:
-    """sha256 of one file's bytes; the entry's modification time keys the cache, so an edit is seen."""
+def _digest(path: str) -> str:
+    """sha256 of one file's bytes."""
     h = hashlib.sha256()
-    with open(entry[0], "rb") as f:
+    with open(path, "rb") as f:
         while chunk := f.read(HASH_CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+Shared = tuple[tuple[Entry, ...], tuple[Entry, ...]]  # (train entries, test entries) of one content
+
+
+@functools.lru_cache(maxsize=4)
+def _shared_contents(train: tuple[Entry, ...], test: tuple[Entry, ...]) -> tuple[Shared, ...]:
+    """The contents in both splits, by test file. Every file is read once per listing: the
+    entries' modification times key the cache, so a page rerun does not read the folder again
+    and an edited file is read anew."""
+    by_hash: dict[str, tuple[list[Entry], list[Entry]]] = {}
+    for side, entries in enumerate((train, test)):
+        for entry in entries:
+            by_hash.setdefault(_digest(entry[0]), ([], []))[side].append(entry)
+    both = [(tuple(a), tuple(b)) for a, b in by_hash.values() if a and b]
+    return tuple(sorted(both, key=lambda ab: ab[1][0][0]))
 
 
 def _duplicates(items: Mapping[str, _FolderItems | None], classes: Sequence[str], folder: Path) -> tuple[Duplicate, ...]:
@@ -166,15 +182,10 @@ def _duplicates(items: Mapping[str, _FolderItems | None], classes: Sequence[str]
     train, test = items.get("train"), items.get("test")
     if train is None or test is None:
         return ()
-    by_hash: dict[str, tuple[list[Entry], list[Entry]]] = {}
-    for side, it in enumerate((train, test)):
-        for entry in it.entries:
-            by_hash.setdefault(_digest(entry), ([], []))[side].append(entry)
     return tuple(
         Duplicate(tuple(_relative(e[0], folder) for e in a), tuple(_relative(e[0], folder) for e in b),
                   classes[a[0][1]], classes[b[0][1]])  # fmt: skip
-        for a, b in sorted(by_hash.values(), key=lambda ab: ab[1][0][0] if ab[1] else "")
-        if a and b
+        for a, b in _shared_contents(train.entries, test.entries)
     )
 
 
@@ -189,11 +200,20 @@ def _samples(items: _FolderItems | None, classes: Sequence[str], k: int) -> dict
     return {c: tuple(fs) for c, fs in out.items()}
 
 
-def sample_images(report: FolderReport, shape: tuple[int, int, int] = SAMPLE_SHAPE) -> tuple[np.ndarray, list[str]]:
+@functools.lru_cache(maxsize=1024)
+def _decoded(path: str, mtime_ns: int, shape: tuple[int, int, int]) -> np.ndarray:
+    """One sample as training decodes it; kept per (file, modification time), so a rerun of the
+    page does not decode the grid again."""
+    return decode_image(path, shape)
+
+
+def sample_images(
+    report: FolderReport, shape: tuple[int, int, int] = SAMPLE_SHAPE, max_classes: int = MAX_GRID_CLASSES
+) -> tuple[np.ndarray, list[str]]:
     """The sample files decoded as training decodes them (:func:`decode_image` at ``shape``), as
-    (N, H, W, 3) uint8 tiles and a "class · file" caption each: one row per class, as many tiles
-    as the fullest class has, a class with fewer padded with white tiles (the first of a class
-    without a readable training image says so).
+    (N, H, W, 3) uint8 tiles and a "class · file" caption each: one row per class (the first
+    ``max_classes``), as many tiles as the fullest class has, a class with fewer padded with white
+    tiles (the first of a class without a readable training image says so).
 
     A file broken past its header (which training would stop on too) is shown as a grey tile
     captioned "unreadable".
@@ -201,10 +221,10 @@ def sample_images(report: FolderReport, shape: tuple[int, int, int] = SAMPLE_SHA
     per_row = max((len(fs) for fs in report.samples.values()), default=0)
     blank = np.full((*shape[1:], 3), 255, np.uint8)
     tiles, captions = [], []
-    for c, files in report.samples.items():
+    for c, files in list(report.samples.items())[:max_classes]:
         for f in files:
             try:
-                hwc, caption = decode_image(f, shape), f"{c} · {Path(f).name}"
+                hwc, caption = _decoded(f, os.stat(f).st_mtime_ns, shape), f"{c} · {Path(f).name}"
             except OSError:
                 hwc, caption = np.full((*shape[1:], shape[0]), 128, np.uint8), f"{c} · unreadable: {Path(f).name}"
             tiles.append(np.repeat(hwc, 3, axis=2) if hwc.shape[2] == 1 else hwc)
