@@ -13,7 +13,7 @@ from vizcore.figures.cam import sample_grid
 from vizcore.store.datasets import read_registry, register_folder
 from vizcore.views import datasets as dv
 from vizcore.views.archives import ZipLimits, extract_zip
-from vizcore.views.data_choices import data_choices, download, network_reason
+from vizcore.views.data_choices import choice_rows, data_choices, download, network_reason
 from vizcore.views.uploads import MAX_UPLOAD_MB
 
 guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
@@ -58,18 +58,17 @@ if folder is None:
     st.info("Type a folder path or unpack a zip: its splits, classes, samples and problems are shown here.")
     with st.expander("Data sets offered on the Train page"):
         choices, _ = data_choices(ROOT)
-        for c in choices:
-            if not c.missing:
-                st.markdown(f"- **{c.shown}**")
-                continue
-            st.markdown(f"- **{c.shown}**: not on this machine. {c.missing}")
-            offline = network_reason() if c.downloadable else "it is not a set that can be downloaded"
-            if c.downloadable and offline is None and st.button(f"Download {c.shown}", key=f"data_dl_{c.domain}"):
+        st.dataframe(choice_rows(choices), hide_index=True, width="stretch", column_config={
+            "here": st.column_config.TextColumn(width="small"), "why not": st.column_config.TextColumn(width="large")})
+        fetchable = [c for c in choices if c.missing and c.downloadable]
+        offline = network_reason() if fetchable else None
+        if offline:
+            st.caption(f"No download buttons: {offline}.")
+        for c in fetchable if not offline else []:
+            if st.button(f"Download {c.shown}", key=f"data_dl_{c.domain}"):
                 with friendly_errors(c.shown), st.spinner(f"Downloading {c.shown}…"):
                     download(c)
                     st.rerun()
-            elif c.downloadable and offline:
-                st.caption(f"No download button: {offline}.")
     st.stop()
 
 with friendly_errors("the folder"), st.spinner("Reading every image header, as training does…"):

@@ -275,3 +275,14 @@ def test_each_file_is_hashed_once_per_listing(tmp_path: Path, monkeypatch: pytes
     os.utime(leak, ns=(leak.stat().st_mtime_ns + 10**9,) * 2)
     again = V.inspect_folder(root)
     assert len(read) == 38 and first.leaked == 2 and again.leaked == 1
+
+
+def test_the_table_of_data_sets_says_what_is_here(tmp_path: Path) -> None:
+    from vizcore.views.data_choices import choice_rows
+
+    (tmp_path / "gone").mkdir()
+    register_folder(tmp_path / "runs", "gone", tmp_path / "gone")
+    (tmp_path / "gone").rmdir()
+    rows = {r["data set"]: r for r in choice_rows(data_choices(tmp_path / "runs")[0])}
+    assert rows["mnist"] == {"data set": "mnist", "kind": "bundled", "here": "yes", "why not": ""}
+    assert rows["gone"]["kind"] == "your folder" and rows["gone"]["here"] == "no" and "does not exist" in rows["gone"]["why not"]

@@ -55,6 +55,15 @@ def data_choices(store_root: Path) -> tuple[list[DataChoice], str | None]:
     return bundled + folders, registered.problem
 
 
+def choice_rows(choices: list[DataChoice]) -> list[dict[str, str]]:
+    """One row per data set for a table: its name, what it is, whether it is here and why not."""
+    def kind(c: DataChoice) -> str:
+        return "your folder" if c.domain.startswith("folder:") else "torchvision" if c.downloadable else "bundled"
+
+    return [{"data set": c.shown, "kind": kind(c), "here": "no" if c.missing else "yes", "why not": c.missing or ""}
+            for c in choices]  # fmt: skip
+
+
 def shown_names(choices: list[DataChoice], *domains: str | None) -> dict[str, str]:
     """``TrainConfig.data_names`` for a run on ``domains``: the registered ones, by their names."""
     by_domain = {c.domain: c.shown for c in choices}
