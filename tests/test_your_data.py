@@ -286,3 +286,23 @@ def test_the_table_of_data_sets_says_what_is_here(tmp_path: Path) -> None:
     rows = {r["data set"]: r for r in choice_rows(data_choices(tmp_path / "runs")[0])}
     assert rows["mnist"] == {"data set": "mnist", "kind": "bundled", "here": "yes", "why not": ""}
     assert rows["gone"]["kind"] == "your folder" and rows["gone"]["here"] == "no" and "does not exist" in rows["gone"]["why not"]
+
+
+@pytest.mark.slow
+def test_the_command_line_trains_a_registered_folder_by_its_name(tmp_path: Path) -> None:
+    from vizcore.app import cli
+    from vizcore.store.runs import RunStore
+
+    for split, n in (("train", 4), ("test", 2)):
+        for i, c in enumerate(("cat", "dog")):
+            for k in range(n):
+                _png(tmp_path / "pets" / split / c / f"{k}.png", 40 * i + k)
+    store = tmp_path / "runs"
+    register_folder(store, "pets", tmp_path / "pets")
+    with pytest.raises(DatasetNameError, match="bundled"):
+        register_folder(store, "mnist", tmp_path / "pets")
+    args = ["--runs", str(store), "train", "--data", "pets", "--epochs", "1", "--batch-size", "8", "--quiet"]
+    assert cli.main(args) == 0
+    (info,) = RunStore(store, demo_root=None).list()
+    assert info.source == f"folder:{(tmp_path / 'pets').resolve()}" and info.shown(info.source) == "pets"
+    assert "pets" in info.label and "folder:" not in info.label

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vizcore.core.atomic import write_json_atomic
+from vizcore.core.config import TrainConfig
 
 DATASETS_DIR = ".datasets"  # hidden: no listing of runs reads it (run ids start with a letter or digit)
 REGISTRY_FILE = "registry.json"
@@ -112,6 +113,10 @@ def register_folder(store_root: Path, name: str, folder: Path) -> Registered:
         StoreWriteError: the store cannot be written.
     """
     key = check_name(name)
+    from vizcore.data.domains import list_domains  # torch comes with it: not for a plain read
+
+    if key in list_domains():
+        raise DatasetNameError(f"{key!r} is a bundled data set; choose another name")
     path = Path(folder).expanduser().resolve()
     if not path.is_dir():
         raise ValueError(f"{path} is not a folder on this server")
@@ -133,3 +138,17 @@ def forget_folder(store_root: Path, name: str) -> Registered:
 def _write(store_root: Path, folders: dict[str, Path]) -> None:
     body = {"version": REGISTRY_VERSION, "folders": {k: str(v) for k, v in sorted(folders.items())}}
     write_json_atomic(registry_path(store_root), body)
+
+
+def registered_domain(store_root: Path, name: str | None) -> str | None:
+    """``folder:PATH`` for a registered name (``--data pets`` on the command line), else ``name``."""
+    folders = read_registry(store_root).folders
+    return f"{FOLDER_PREFIX}{folders[name]}" if name in folders else name
+
+
+def with_registered_names(cfg: TrainConfig, store_root: Path) -> TrainConfig:
+    """``cfg`` with the names of its registered folders in ``data_names`` (unless it names them
+    already), so a run started anywhere shows them as the Train page's runs do."""
+    names = read_registry(store_root).names
+    shown = {d: names[d] for d in (cfg.source, cfg.target) if d in names}
+    return cfg.replace(data_names=shown) if shown and not cfg.data_names else cfg
