@@ -112,3 +112,22 @@ def test_a_registered_folder_that_is_gone_is_marked_and_explained(app: AppTest, 
     assert not app.exception, app.exception
     assert any(w.value.startswith("toy-shapes is not on this machine") and "does not exist" in w.value for w in app.warning)
     assert not [b for b in app.button if b.label == "Train"]  # nothing to start
+
+
+def test_the_class_map_chosen_here_is_the_train_pages_for_that_pair(app: AppTest, tmp_path: Path) -> None:
+    _shapes(tmp_path / "shapes", {"train": 2, "test": 1})
+    app.switch_page("pages/data.py").run()
+    app.text_input(key="data_path").set_value(str(tmp_path / "shapes")).run()
+    next(w for w in app.selectbox if w.label.startswith("Source domain")).set_value("mnist").run()
+    assert any("They pair under this class map" in i.value for i in app.info), [e.value for e in app.error]
+    next(t for t in app.text_input if t.label == "Name").set_value("toy-shapes").run()
+    app.button(key="data_register").click().run()
+    domain = read_registry(tmp_path / "runs").domain("toy-shapes")
+
+    app.switch_page("pages/train.py").run()
+    next(w for w in app.selectbox if w.label == "Method").set_value("dann").run()
+    next(w for w in app.selectbox if w.label.startswith("Data set")).set_value("mnist").run()
+    next(w for w in app.selectbox if w.label.startswith("Target domain")).set_value(domain).run()
+    assert not app.exception, app.exception
+    assert not app.error, [e.value for e in app.error]
+    assert any(c.value == "Class map (from the Your data page): circle→0, square→1" for c in app.caption)
