@@ -305,4 +305,4 @@ def test_the_command_line_trains_a_registered_folder_by_its_name(tmp_path: Path)
     assert cli.main(args) == 0
     (info,) = RunStore(store, demo_root=None).list()
     assert info.source == f"folder:{(tmp_path / 'pets').resolve()}" and info.shown(info.source) == "pets"
-    assert "pets" in info.label and "folder:" not in info.label
+    assert "pets" in info.label and "folder:" not in info.label and "-source_only-pets-" in info.run_id

@@ -409,7 +409,8 @@ def slugify(text: str, length: int = 60) -> str:
 
 
 def _slug(cfg: TrainConfig) -> str:
-    dom = cfg.source if not cfg.target else f"{cfg.source}-to-{cfg.target}"
+    # a registered folder by its name: "source_only-pets", not the folder's path
+    dom = cfg.shown(cfg.source) if not cfg.target else f"{cfg.shown(cfg.source)}-to-{cfg.shown(cfg.target)}"
     return slugify(f"{cfg.method}-{dom}")
 
 
