@@ -30,11 +30,18 @@ if registry.problem:
     st.warning(registry.problem)
 
 WAYS = ("A folder on this server", "A zip file", "A registered folder")
-way = st.radio("Where are the images?", WAYS if registry.folders else WAYS[:2], horizontal=True, key="data_way")
+# kept outside the widgets' own state, which Streamlit drops on a visit to another page
+KEPT = "_data_kept"
+kept = st.session_state.setdefault(KEPT, {})
+offered = WAYS if registry.folders else WAYS[:2]
+way = st.radio("Where are the images?", offered, horizontal=True, key="data_way",
+               index=offered.index(kept.get("way", WAYS[0])) if kept.get("way", WAYS[0]) in offered else 0)  # fmt: skip
+kept["way"] = way
 folder, suggested = None, ""
 if way == WAYS[0]:
-    folder = st.text_input("Folder path on this server", key="data_path", placeholder="/data/my_images",
+    folder = st.text_input("Folder path on this server", kept.get("path", ""), key="data_path", placeholder="/data/my_images",
                            help="the folder that holds train/ and test/, or one sub-folder per class") or None  # fmt: skip
+    kept["path"] = folder or ""
 elif way == WAYS[1]:
     st.caption(f"Up to {MAX_UPLOAD_MB} MB; at most {LIMITS.max_files:,} files and {LIMITS.max_total_bytes / 1024**3:g} GB "
                f"unpacked; no links, no paths that leave the zip, no image over {LIMITS.max_pixels:,} pixels. "

@@ -131,3 +131,13 @@ def test_the_class_map_chosen_here_is_the_train_pages_for_that_pair(app: AppTest
     assert not app.exception, app.exception
     assert not app.error, [e.value for e in app.error]
     assert any(c.value == "Class map (from the Your data page): circle→0, square→1" for c in app.caption)
+
+
+def test_the_folder_typed_is_still_there_after_a_visit_to_another_page(app: AppTest, tmp_path: Path) -> None:
+    _shapes(tmp_path / "shapes", {"train": 2, "test": 1})
+    app.switch_page("pages/data.py").run()
+    app.text_input(key="data_path").set_value(str(tmp_path / "shapes")).run()
+    app.switch_page("pages/home.py").run()
+    app.switch_page("pages/data.py").run()
+    assert not app.exception, app.exception
+    assert app.text_input(key="data_path").value == str(tmp_path / "shapes") and app.get("plotly_chart")
