@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._shared import figure, friendly_errors, guard, presentation, store
+from pages._shared import figure, friendly_errors, guard, keep_class_map, presentation, store
 from vizcore.core.numbers import count
 from vizcore.data.domains import domain_info
 from vizcore.data.sources.folders import FOLDER_HELP
@@ -24,7 +24,6 @@ with st.expander("How a folder is read"):
     st.markdown(FOLDER_HELP)
 ROOT = store().root
 LIMITS = ZipLimits()
-CLASS_MAPS = "data_class_maps"  # read by the Train page: "source|target" -> {target class: source class}
 registry = read_registry(ROOT)
 if registry.problem:
     st.warning(registry.problem)
@@ -140,7 +139,7 @@ if source is not None and not report.problem:
         else:
             st.success("They pair: a run can adapt from the source to this folder"
                        + (" with this class map." if kept else " (same classes, no map needed)."))  # fmt: skip
-        st.session_state.setdefault(CLASS_MAPS, {})[f"{source}|{report.domain}"] = kept
+        keep_class_map(source, report.domain, kept)
 
 st.subheader("Register it")
 taken = {n: p for n, p in registry.folders.items() if p == report.path}

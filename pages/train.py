@@ -8,7 +8,15 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from pages._params import param_widgets
-from pages._shared import friendly_errors, guard, page_link, run_label, session_id, store
+from pages._shared import (
+    class_map_of,
+    friendly_errors,
+    guard,
+    page_link,
+    run_label,
+    session_id,
+    store,
+)
 from vizcore.app.jobs import MANAGER
 from vizcore.core.config import TrainConfig
 from vizcore.core.device import available_devices
@@ -32,10 +40,6 @@ def _domain_help(name: str) -> str:
         return domain_info(name).description
     except DataUnavailable as e:  # a registered folder that is gone
         return str(e)
-
-
-# the class maps chosen on the Your data page, "source|target" -> {target class: source class}
-CLASS_MAPS = "data_class_maps"
 
 
 def lineage_widgets(cls: type, source: str) -> dict[str, object]:
@@ -111,7 +115,7 @@ def config_form(why: DeltaGenerator) -> TrainConfig | None:
         st.warning(f"{names[target]} is not on this machine, so it cannot be used here: {missing[target]}")
         if target.startswith("folder:"):
             return None
-    class_map = st.session_state.get(CLASS_MAPS, {}).get(f"{source}|{target}", {}) if target else {}
+    class_map = class_map_of(source, target)  # chosen on the Your data page
     try:
         check_domain_pair(source, target, class_map=class_map or None)
     except DomainMismatch as e:  # e.g. digits against fashion-mnist: accuracy would mean nothing
