@@ -10,7 +10,7 @@ from vizcore.core.numbers import count
 from vizcore.data.domains import domain_info
 from vizcore.data.sources.folders import FOLDER_HELP
 from vizcore.figures.cam import sample_grid
-from vizcore.store.datasets import read_registry, register_folder
+from vizcore.store.datasets import forget_folder, read_registry, register_folder
 from vizcore.views import datasets as dv
 from vizcore.views.archives import ZipLimits, extract_zip
 from vizcore.views.data_choices import choice_rows, data_choices, download, network_reason
@@ -59,6 +59,9 @@ elif way == WAYS[1]:
 else:
     pick = st.selectbox("Registered folder", sorted(registry.folders), key="data_registered")
     folder, suggested = str(registry.folders[pick]), pick
+    if st.button(f"Forget {pick}", key="data_forget", help="the name is no longer offered; the images and the runs stay"):
+        forget_folder(ROOT, pick)
+        st.rerun()
 
 if folder is None:
     st.info("Type a folder path or unpack a zip: its splits, classes, samples and problems are shown here.")

@@ -141,3 +141,20 @@ def test_the_folder_typed_is_still_there_after_a_visit_to_another_page(app: AppT
     app.switch_page("pages/data.py").run()
     assert not app.exception, app.exception
     assert app.text_input(key="data_path").value == str(tmp_path / "shapes") and app.get("plotly_chart")
+
+
+def test_a_missing_folder_is_one_line_and_a_registered_one_can_be_forgotten(app: AppTest, tmp_path: Path) -> None:
+    from vizcore.store.datasets import register_folder
+
+    app.switch_page("pages/data.py").run()
+    app.text_input(key="data_path").set_value(str(tmp_path / "nowhere")).run()
+    assert not app.exception, app.exception
+    assert [e.value for e in app.error] == [f"Could not show the folder: image folder {tmp_path / 'nowhere'} does not exist; "
+                                            "make one sub-folder per class holding its images (the torchvision ImageFolder layout)"]
+    _shapes(tmp_path / "shapes", {"train": 2, "test": 1})
+    register_folder(tmp_path / "runs", "toy-shapes", tmp_path / "shapes")
+    app.run()
+    app.radio(key="data_way").set_value("A registered folder").run()
+    app.button(key="data_forget").click().run()
+    assert not app.exception, app.exception
+    assert read_registry(tmp_path / "runs").folders == {} and (tmp_path / "shapes" / "train").is_dir()
