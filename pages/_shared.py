@@ -117,12 +117,13 @@ def session_id() -> str:
 
 
 @contextmanager
-def friendly_errors(what: str = "this view") -> Iterator[None]:
-    """Show known failures as a clear message (and stop the page), not a traceback."""
+def friendly_errors(what: str = "this view", doing: str = "show") -> Iterator[None]:
+    """Show known failures as a clear message (and stop the page), not a traceback:
+    "Could not <doing> <what>: <why>"."""
     try:
         yield
     except USER_ERRORS as e:
-        st.error(f"Could not show {what}: {e}")
+        st.error(f"Could not {doing} {what}: {e}")
         st.stop()
 
 

@@ -49,7 +49,7 @@ elif way == WAYS[1]:
     name = st.text_input("Name for it", key="data_zip_name", placeholder="my-images",
                          help="letters, digits, '-' or '_'; the folder it is unpacked to and its name on every page")  # fmt: skip
     if upload is not None and st.button("Unpack", type="primary", disabled=not name):
-        with friendly_errors("the zip"):
+        with friendly_errors("the zip (nothing was written)", doing="unpack"):
             got = extract_zip(upload.getvalue(), ROOT, name, LIMITS)
             st.session_state["data_unpacked"] = (str(got.folder), name)
             st.success(f"Unpacked {got.images:,} images into {got.folder}."
@@ -75,7 +75,7 @@ if folder is None:
             st.caption(f"No download buttons: {offline}.")
         for c in fetchable if not offline else []:
             if st.button(f"Download {c.shown}", key=f"data_dl_{c.domain}"):
-                with friendly_errors(c.shown), st.spinner(f"Downloading {c.shown}…"):
+                with friendly_errors(c.shown, doing="download"), st.spinner(f"Downloading {c.shown}…"):
                     download(c)
                     st.rerun()
     st.stop()
@@ -151,7 +151,7 @@ if taken:
 reg_name = st.text_input("Name", value=suggested or report.path.name, key=f"data_name_{report.path}")
 if st.button("Register", type="primary", key="data_register", disabled=bool(report.problem),
              help="offered by this name on the Train page; its runs show it on every page"):  # fmt: skip
-    with friendly_errors("the registration"):
+    with friendly_errors("the folder", doing="register"):
         register_folder(ROOT, reg_name, report.path)
         st.success(f"Registered **{reg_name}**: pick it on the Train page.")
         taken = {reg_name: report.path}

@@ -69,12 +69,12 @@ def _kind(info: zipfile.ZipInfo) -> str | None:
 def _safe_parts(name: str) -> tuple[str, ...]:
     """The path of an entry as folder names, refused when it could land outside the folder."""
     if "\0" in name:
-        raise ArchiveRefused(f"refused: entry {name!r} has a NUL character in its name")
+        raise ArchiveRefused(f"entry {name!r} has a NUL character in its name")
     if name.startswith(("/", "\\")) or _DRIVE.match(name):
-        raise ArchiveRefused(f"refused: entry {name!r} is an absolute path; a zip's entries must stay inside it")
+        raise ArchiveRefused(f"entry {name!r} is an absolute path; a zip's entries must stay inside it")
     parts = tuple(p for p in re.split(r"[/\\]", name) if p not in ("", "."))
     if ".." in parts:
-        raise ArchiveRefused(f"refused: entry {name!r} climbs out of the folder with '..'")
+        raise ArchiveRefused(f"entry {name!r} climbs out of the folder with '..'")
     return parts
 
 
@@ -87,35 +87,35 @@ def _plan(z: zipfile.ZipFile, limits: ZipLimits) -> tuple[list[tuple[zipfile.Zip
     """(image entries with their safe paths, names left out), every rule but the pixels checked."""
     infos = z.infolist()
     if len(infos) > limits.max_files:
-        raise ArchiveRefused(f"refused: the zip has {len(infos):,} entries, more than the {limits.max_files:,} allowed")
+        raise ArchiveRefused(f"the zip has {len(infos):,} entries, more than the {limits.max_files:,} allowed")
     total = sum(i.file_size for i in infos)
     if total > limits.max_total_bytes:
-        raise ArchiveRefused(f"refused: the zip inflates to {total / 1024**2:,.0f} MB, more than the "
+        raise ArchiveRefused(f"the zip inflates to {total / 1024**2:,.0f} MB, more than the "
                              f"{limits.max_total_bytes / 1024**2:,.0f} MB allowed")  # fmt: skip
     images, left_out, seen = [], [], set()
     for info in infos:
         parts = _safe_parts(info.filename)
         if (kind := _kind(info)) is not None:
-            raise ArchiveRefused(f"refused: entry {info.filename!r} is a {'symbolic link' if kind == 'link' else 'special file'}; "
+            raise ArchiveRefused(f"entry {info.filename!r} is a {'symbolic link' if kind == 'link' else 'special file'}; "
                                  "a zip of images holds only files and folders")  # fmt: skip
         if info.flag_bits & 0x1:
-            raise ArchiveRefused(f"refused: entry {info.filename!r} is encrypted")
+            raise ArchiveRefused(f"entry {info.filename!r} is encrypted")
         ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size >= limits.ratio_floor and ratio > limits.max_ratio:
-            raise ArchiveRefused(f"refused: entry {info.filename!r} inflates {ratio:,.0f} times "
+            raise ArchiveRefused(f"entry {info.filename!r} inflates {ratio:,.0f} times "
                                  f"(more than {limits.max_ratio:,.0f}), as a zip bomb does")  # fmt: skip
         if info.is_dir():
             continue
         key = "/".join(parts).lower()  # one file per name, on case-insensitive disks too
         if key in seen:
-            raise ArchiveRefused(f"refused: entry {info.filename!r} appears twice")
+            raise ArchiveRefused(f"entry {info.filename!r} appears twice")
         seen.add(key)
         if _is_image(parts):
             images.append((info, parts))
         else:
             left_out.append(info.filename)
     if not images:
-        raise ArchiveRefused(f"refused: the zip holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        raise ArchiveRefused(f"the zip holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     return images, left_out
 
 
@@ -124,7 +124,7 @@ def _read(z: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     with z.open(info) as f:
         data = f.read(info.file_size + 1)
     if len(data) > info.file_size:
-        raise ArchiveRefused(f"refused: entry {info.filename!r} inflates past the size its header declares")
+        raise ArchiveRefused(f"entry {info.filename!r} inflates past the size its header declares")
     return data
 
 
@@ -138,7 +138,7 @@ def _check_pixels(name: str, data: bytes, limits: ZipLimits) -> None:
     except ValueError:
         return
     if h * w > limits.max_pixels:
-        raise ArchiveRefused(f"refused: image {name!r} declares {w:,}x{h:,} pixels, more than the "
+        raise ArchiveRefused(f"image {name!r} declares {w:,}x{h:,} pixels, more than the "
                              f"{limits.max_pixels:,} vizcore decodes (a decompression bomb)")  # fmt: skip
 
 
@@ -174,9 +174,9 @@ def extract_zip(
                 _check_pixels(info.filename, _read(z, info), limits)
             _write(z, images, final)
     except zipfile.BadZipFile as e:
-        raise ArchiveRefused(f"refused: not a readable zip file ({e})") from None
+        raise ArchiveRefused(f"not a readable zip file ({e})") from None
     except (zipfile.LargeZipFile, NotImplementedError, EOFError) as e:  # zip64 off, an unknown compression...
-        raise ArchiveRefused(f"refused: the zip cannot be read ({e})") from None
+        raise ArchiveRefused(f"the zip cannot be read ({e})") from None
     return Extracted(_top_folder(final), len(images), tuple(left_out))
 
 
