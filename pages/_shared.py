@@ -42,6 +42,16 @@ def store() -> RunStore:
     return RunStore()
 
 
+def class_map_of(source: str, target: str | None) -> dict[str, str]:
+    """The class map chosen for this pair on the Your data page this session ({} if none)."""
+    return st.session_state.get("_class_maps", {}).get(f"{source}|{target}", {}) if target else {}
+
+
+def keep_class_map(source: str, target: str, class_map: dict[str, str]) -> None:
+    """Remember the class map of a pair that passed the check, for the Train page."""
+    st.session_state.setdefault("_class_maps", {})[f"{source}|{target}"] = class_map
+
+
 def page_access() -> Access:
     """What this server offers (vizcore.app.access): from the environment, the address it listens on
     and the script's own arguments (``streamlit run app.py -- --viewer``)."""
@@ -107,12 +117,13 @@ def session_id() -> str:
 
 
 @contextmanager
-def friendly_errors(what: str = "this view") -> Iterator[None]:
-    """Show known failures as a clear message (and stop the page), not a traceback."""
+def friendly_errors(what: str = "this view", doing: str = "show") -> Iterator[None]:
+    """Show known failures as a clear message (and stop the page), not a traceback:
+    "Could not <doing> <what>: <why>"."""
     try:
         yield
     except USER_ERRORS as e:
-        st.error(f"Could not show {what}: {e}")
+        st.error(f"Could not {doing} {what}: {e}")
         st.stop()
 
 

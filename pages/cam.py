@@ -68,16 +68,18 @@ if not ready([analysis_spec(run, side, "test") for side in sides], "this run's a
 c0, c1, c2, c3, c4 = st.columns([1.3, 1, 1, 1, 1])
 method = c0.selectbox("Method", list_explainers(), key="cam_method",
                       help="CAM is exact for GAP networks; the others are computed for the images shown")  # fmt: skip
-which = c1.radio("Images from", sides, horizontal=True, format_func=lambda s: f"{s} ({getattr(cfg, s)})",
+which = c1.radio("Images from", sides, horizontal=True, format_func=lambda s: f"{s} ({cfg.shown(getattr(cfg, s))})",
                  key="cam_which")  # fmt: skip
 with friendly_errors("CAMs for this run"):
     base = cam_analysis(run, which, "predicted")
 n_classes = base["probs"].shape[1]
+names = [str(c) for c in base.get("classes", range(n_classes))]  # class names where the analysis has them
 mode = c2.selectbox("Explain class", ["predicted", "true", *map(str, range(n_classes))],
-                    format_func=lambda m: m if m in ("predicted", "true") else f"class {m}", key="cam_mode")  # fmt: skip
+                    format_func=lambda m: m if m in ("predicted", "true") else f"class {names[int(m)]}", key="cam_mode")  # fmt: skip
 show = c3.selectbox("Show", ["all", "misclassified", "correct"], key="cam_show")
 # "all" rather than None: a None kept in the session state reads as "nothing chosen"
-true_class = c4.selectbox("True class", ["all", *range(n_classes)], key="cam_true")
+true_class = c4.selectbox("True class", ["all", *range(n_classes)], key="cam_true",
+                          format_func=lambda k: k if k == "all" else names[k])  # fmt: skip
 cls_filter = None if true_class == "all" else int(true_class)
 with st.expander(f"Target layer: `{default_layer}` (the last conv block, found automatically)"):
     layer = st.selectbox("Explain at layer (expert)", layer_names, index=layer_names.index(default_layer),
@@ -130,7 +132,7 @@ def _maps(r, meth: str, idx, lay: str | None):  # type: ignore[no-untyped-def]
 
 
 def _titles(idx, meth: str) -> list[str]:  # type: ignore[no-untyped-def]
-    return [tile_caption(preds[i], probs[i, preds[i]], labels[i], meth, mode, arrays["class_idx"][i]) for i in idx]
+    return [tile_caption(preds[i], probs[i, preds[i]], labels[i], meth, mode, arrays["class_idx"][i], names) for i in idx]
 
 
 tab_grid, tab_mean, tab_compare, tab_faith = st.tabs(["Image grid", "Mean CAM per class", "Compare two maps",

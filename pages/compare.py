@@ -29,8 +29,8 @@ rows = [
     {
         "run": r.run_id,
         "method": r.method,
-        "source": r.source,
-        "target": r.target,
+        "source": r.shown(r.source),
+        "target": r.target and r.shown(r.target),
         "seed": r.seed,
         "status": r.status,
         "source acc": r.summary.get("source_acc"),

@@ -129,8 +129,8 @@ if view == VIEWS[0]:
     _show(after, f"{cfg.label} — {side}", f"distances-{run.run_id}-{which}-{layer}", "dist_main")
 
 elif view == VIEWS[1]:
-    st.caption(f"**After** is the run above; pick the run **before** it (e.g. source-only on {cfg.source}"
-               f"{'→' + cfg.target if cfg.target else ''}). Both use the settings above; the difference is "
+    st.caption(f"**After** is the run above; pick the run **before** it (e.g. source-only on {cfg.shown(cfg.source)}"
+               f"{'→' + cfg.shown(cfg.target) if cfg.target else ''}). Both use the settings above; the difference is "
                "after − before (blue: classes moved closer, red: moved apart).")  # fmt: skip
 
     def comparable(r: Any) -> bool:
@@ -202,7 +202,7 @@ else:
         st.info("This run has no target domain. Pick a domain-adaptation run (source → target) to see whether its "
                 "source class i and target class j line up: adaptation should make the diagonal small.")  # fmt: skip
     else:
-        st.caption(f"Row i: source class i ({cfg.source}); column j: target class j ({cfg.target}, true labels, "
+        st.caption(f"Row i: source class i ({cfg.shown(cfg.source)}); column j: target class j ({cfg.shown(cfg.target)}, true labels, "
                    "used for analysis only). Adaptation should make the framed cells (same class) small compared to the rest.")  # fmt: skip
         with friendly_errors("the cross-domain matrix"):
             # left at the default, the count fits both domains: min(100, smallest class of either)
@@ -215,4 +215,4 @@ else:
         _summary(cross, "same class across domains")
         _show(cross, f"{cfg.label} — source vs target, {split} split, {dv.LAYER_LABELS.get(layer, layer)}",
               f"distances-cross-{run.run_id}-{layer}", "dist_cross",
-              (f"source class ({cfg.source})", f"target class ({cfg.target})"), outline=True)  # fmt: skip
+              (f"source class ({cfg.shown(cfg.source)})", f"target class ({cfg.shown(cfg.target)})"), outline=True)  # fmt: skip

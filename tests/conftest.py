@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # AppTest runs app.py in this process: no minute-long UMAP compilation in the background
 os.environ["VIZCORE_UMAP_WARMUP"] = "0"
 os.environ["VIZCORE_RUNS_WARMUP"] = "0"  # nor the loading of the runs' analyses at start
+os.environ["VIZCORE_OFFLINE"] = "1"  # the Your data page never probes for a network in a test
 
 # Small enough to train in a few seconds on 2 cores, large enough to learn something.
 TINY = TrainConfig(

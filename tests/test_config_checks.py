@@ -259,7 +259,7 @@ def test_every_rule_names_a_flag_the_command_line_has() -> None:
     flags = {s for action in cli._train_parser(sub)._actions for s in action.option_strings}
     named = {name: TrainConfig.flag(name) for name in TrainConfig.rules()}
     assert {n: f for n, f in named.items() if f is not None and f not in flags} == {}
-    assert [n for n, f in named.items() if f is None] == ["log_every"]
+    assert [n for n, f in named.items() if f is None] == ["log_every", "data_names"]
 
 
 def test_the_checks_of_values_import_nothing(tmp_path: Path) -> None:

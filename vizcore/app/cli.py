@@ -14,6 +14,7 @@ from vizcore.core.config import ConfigError, TrainConfig
 from vizcore.core.errors import DataUnavailable
 from vizcore.core.numbers import MISSING, fmt, percent
 from vizcore.data.feeds import DATA_PATHS, STREAM_ABOVE_ENV, STREAM_ABOVE_MB
+from vizcore.store.datasets import registered_domain, with_registered_names
 from vizcore.store.runs import RunInfo, RunStore, lineage
 from vizcore.train.distributed import WorldError
 
@@ -169,7 +170,9 @@ def cmd_train(a: argparse.Namespace, store: RunStore) -> int:
     from vizcore.train.distributed import finish as finish_world
     from vizcore.train.loop import completed, train
 
-    cfg = _config_from_args(a)
+    # a folder registered on the Your data page is named like a data set, and its runs show that name
+    a.source, a.target = (registered_domain(store.root, d) for d in (a.source, a.target))
+    cfg = with_registered_names(_config_from_args(a), store.root)
     world = current_world()
     if world is not None and not world.is_main:  # under torchrun, rank 0 alone reports (and writes)
         end = completed(train(cfg, store))

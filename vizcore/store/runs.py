@@ -156,6 +156,11 @@ class RunInfo:
     teacher: str | None = None  # the teacher run (distillation)
     freeze: int | list[str] = 0  # conv blocks (or layers) kept frozen
     labels_per_class: int | None = None  # labelled target images per class it trained on
+    data_names: dict[str, str] | None = None  # the names its registered folders are shown by
+
+    def shown(self, domain: str | None) -> str:
+        """The name a list shows for ``domain`` (TrainConfig.shown, for a run not yet opened)."""
+        return "—" if domain is None else (self.data_names or {}).get(domain, domain)
 
 
 def damaged_info(run: Run, message: str) -> RunInfo:
@@ -274,6 +279,7 @@ class Run:
             teacher=cfg.teacher,
             freeze=cfg.freeze,
             labels_per_class=cfg.target_labels_per_class,
+            data_names=dict(cfg.data_names),
         )
 
     # -- writing ---------------------------------------------------------------
@@ -393,7 +399,8 @@ def slugify(text: str, length: int = 60) -> str:
 
 
 def _slug(cfg: TrainConfig) -> str:
-    dom = cfg.source if not cfg.target else f"{cfg.source}-to-{cfg.target}"
+    # a registered folder by its name: "source_only-pets", not the folder's path
+    dom = cfg.shown(cfg.source) if not cfg.target else f"{cfg.shown(cfg.source)}-to-{cfg.shown(cfg.target)}"
     return slugify(f"{cfg.method}-{dom}")
 
 

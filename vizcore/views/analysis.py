@@ -212,6 +212,8 @@ def cam_analysis(
     cls = class_target(class_mode, a)
     rows = np.arange(len(cls))
     out = {"probs": a["probs"], "labels": a["labels"], "class_idx": cls}
+    if "classes" in a:  # the class names, for captions (an analysis stored before they were kept has none)
+        out["classes"] = a["classes"]
     if "boxes" in a:
         out |= {"boxes": a["boxes"], "pointing": a["pointing"][rows, cls], "energy": a["energy"][rows, cls],
                 "true_pointing": a["pointing"][rows, a["labels"]], "true_energy": a["energy"][rows, a["labels"]]}  # fmt: skip

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -59,13 +59,20 @@ def grid_title(run_label: str, method: str, class_mode: str) -> str:
     return f"{run_label} — {method} of {class_phrase(class_mode)}"
 
 
-def tile_caption(pred: int, prob: float, label: int, method: str, class_mode: str, class_idx: int) -> str:
+def tile_caption(
+    pred: int, prob: float, label: int, method: str, class_mode: str, class_idx: int, classes: Sequence[str] = ()
+) -> str:
     """The caption over one image of the grid: its prediction and true class and, when the maps
-    explain another class than the predicted one, which (not for a class-agnostic method)."""
-    text = f"pred {pred} ({prob:.0%}) · true {label}"
+    explain another class than the predicted one, which (not for a class-agnostic method).
+    Classes are written by their names when ``classes`` gives them ("pred cat"), else by index."""
+
+    def name(k: int) -> str:
+        return str(classes[k]) if len(classes) > k else str(k)
+
+    text = f"pred {name(pred)} ({prob:.0%}) · true {name(label)}"
     if class_mode == "predicted" or (method and not EXPLAINERS.get(method).class_specific):
         return text
-    return f"{text} · {method} {class_idx}"
+    return f"{text} · {method} {name(class_idx)}"
 
 
 def explained_count(run: Run, which: str = "source") -> int:
