@@ -59,8 +59,7 @@ def test_the_page_inspects_a_folder_and_says_what_is_wrong(app: AppTest, tmp_pat
 
 
 @pytest.mark.slow
-def test_register_train_and_open_on_the_cam_page(app: AppTest, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("vizcore.app.jobs.precompute", lambda run, progress: None)  # the CAM page computes it
+def test_register_train_and_open_on_the_cam_page(app: AppTest, tmp_path: Path, _background_queue) -> None:
     _shapes(tmp_path / "shapes", {"train": 24, "test": 6})
     app.switch_page("pages/data.py").run()
     app.text_input(key="data_path").set_value(str(tmp_path / "shapes")).run()
@@ -86,6 +85,8 @@ def test_register_train_and_open_on_the_cam_page(app: AppTest, tmp_path: Path, m
     cfg = RunStore().get(rid).config()
     assert cfg.source == domain and cfg.data_names == {domain: "toy-shapes"} and "toy-shapes" in cfg.label
 
+    while _background_queue.run_next() is not None:  # the new run's views, prepared as after a training
+        pass
     app.switch_page("pages/cam.py").run()
     assert not app.exception, app.exception
     run_picker = next(w for w in app.selectbox if w.label == "Run")
