@@ -79,6 +79,18 @@ def test_spearman_equals_scipy_with_ties_and_is_zero_for_a_constant_map() -> Non
     assert spearman(np.zeros((1, 9)), rng.random((1, 9)))[0] == 0.0
 
 
+def test_a_nan_in_a_map_counts_as_zero() -> None:
+    from vizcore.explain.sanity import map_similarities
+
+    a = torch.rand(2, 12, 12)
+    b = a.clone()
+    b[:, 0, 0] = float("nan")
+    c = a.clone()
+    c[:, 0, 0] = 0.0
+    got, want = map_similarities(a, b), map_similarities(a, c)
+    assert all(np.isfinite(got[k]).all() and np.allclose(got[k], want[k]) for k in want)
+
+
 def test_spearman_equals_quantus_correlation_spearman() -> None:
     sim = pytest.importorskip("quantus.functions.similarity_func")
     rng = np.random.default_rng(6)

@@ -143,15 +143,17 @@ def ssim(
 def map_similarities(reference: torch.Tensor, other: torch.Tensor) -> dict[str, np.ndarray]:
     """Per-image similarity of two sets of maps of the same images: ``rank_abs`` (Spearman of
     |maps|), ``rank_signed`` (Spearman of the maps) and ``ssim`` (of the min-max normalised maps).
+    A NaN in a map (a randomised network may overflow) counts as 0, so one bad pixel is not a NaN score.
 
     Shape:
         reference, other: (N, H, W). Returns three (N,) arrays.
     """
-    a, b = reference.double().numpy(), other.double().numpy()
+    reference, other = torch.nan_to_num(reference.double()), torch.nan_to_num(other.double())
+    a, b = reference.numpy(), other.numpy()
     return {
         "rank_abs": spearman(np.abs(a), np.abs(b)),
         "rank_signed": spearman(a, b),
-        "ssim": ssim(normalize_maps(reference.double()), normalize_maps(other.double())).numpy(),
+        "ssim": ssim(normalize_maps(reference), normalize_maps(other)).numpy(),
     }
 
 
