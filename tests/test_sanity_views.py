@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.test_onscreen import own_run  # noqa: F401  (a fixture)
+from vizcore.core.numbers import fmt
 from vizcore.explain.methods import EXPLAINERS
 from vizcore.explain.sanity import randomisable_layers
 from vizcore.figures.cam import randomisation_figure
@@ -51,7 +52,8 @@ def test_the_scoring_task_caches_the_sanity_checks_and_the_table_shows_them(smal
     assert row["sanity"] == "passes" and set(sv.SANITY_COLUMNS) <= set(ev.table_columns())
     maps, titles, cols = sv.figure_tiles(sv.checked(run, "source", layer, n, ["Grad-CAM", "CAM"]))
     assert cols == stages + 1 and len(maps) == len(titles) == cols  # only Grad-CAM has been checked
-    assert titles[0] == "Grad-CAM · trained" and titles[-1] == f"Grad-CAM · down to {randomisable_layers(run.load_model())[0]}"
+    assert titles[0] == "Grad-CAM · trained" and titles[-1] == (
+        f"|ρ| {fmt(arrays['rank_abs'][-1].mean(), 2)} · down to {randomisable_layers(run.load_model())[0]}")
     fig = randomisation_figure(np.zeros((1, 28, 28), np.float32), maps, titles, cols)
     assert len(fig.layout.annotations) == len(titles)
 
@@ -74,8 +76,9 @@ def test_a_method_that_ignores_the_weights_is_named_in_the_verdict(small_run, mo
 def test_the_figure_keeps_at_most_figure_stages_columns_ending_with_the_whole_network() -> None:
     stages = np.array([f"l{i}" for i in range(30)])
     maps = np.random.default_rng(0).random((31, 2, 5, 5)).astype(np.float16)
-    tiles, titles, cols = sv.figure_tiles({"A": {"stages": stages, "maps": maps}}, image=1)
-    assert cols == sv.FIGURE_STAGES + 1 and titles[0] == "A · trained" and titles[-1] == "A · down to l29"
+    rank = np.linspace(1, 0.1, 30)[:, None].repeat(4, axis=1)  # (stages, images)
+    tiles, titles, cols = sv.figure_tiles({"A": {"stages": stages, "maps": maps, "rank_abs": rank}}, image=1)
+    assert cols == sv.FIGURE_STAGES + 1 and titles[0] == "A · trained" and titles[-1] == "|ρ| 0.10 · down to l29"
     assert np.array_equal(tiles[0], maps[0, 1].astype(np.float32)) and np.array_equal(tiles[-1], maps[30, 1].astype(np.float32))
     with pytest.raises(ValueError, match="no method"):
         sv.figure_tiles({})

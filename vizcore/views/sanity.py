@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vizcore.core.numbers import fmt
 from vizcore.explain.methods import EXPLAINERS
 from vizcore.explain.sanity import FLAG_THRESHOLD, SEED, sanity_check
 from vizcore.store.runs import Run
@@ -87,7 +88,8 @@ def sanity_caption(n: int) -> str:
 FIGURE_CAPTION = (
     "Each row: one method's map of the same test image (its predicted class), first for the trained model, then "
     "with every layer from the logits down to the one named re-initialised (PyTorch's default initialisation, "
-    "seed 42). Look for maps that dissolve as more layers are randomised: a method that depends on the model "
+    "seed 43), with |ρ| the mean rank correlation of |map| with the trained model's over the checked images. "
+    "Look for maps that dissolve as more layers are randomised: a method that depends on the model "
     "changes within the first columns and is unrecognisable in the last. A row that keeps the image's outline to "
     "the end is drawing the image (edges, intensity), not what the network learned. Batch norm layers reset to "
     "the identity, so a column after one may look like the one before.")
@@ -96,8 +98,9 @@ FIGURE_CAPTION = (
 def figure_tiles(per_method: dict[str, dict[str, np.ndarray]], image: int = 0) -> tuple[np.ndarray, list[str], int]:
     """The randomisation figure's maps: one row per method, one column per stage (the trained
     model first, then at most FIGURE_STAGES stages, evenly spaced, ending with the whole network
-    randomised), of kept image ``image``; with each tile's caption ("method · stage") and the
-    number of columns.
+    randomised), of kept image ``image``; with each tile's caption (the method over its trained
+    map, then "|ρ| 0.12 · down to layer": the mean over the checked images of the rank correlation
+    of |map| with the trained model's; kept short, as a tile is 120 px wide) and the number of columns.
 
     Shape:
         Returns maps (methods * columns, H, W) float32 in [0, 1], row by row.
@@ -107,6 +110,7 @@ def figure_tiles(per_method: dict[str, dict[str, np.ndarray]], image: int = 0) -
     stages = [str(s) for s in next(iter(per_method.values()))["stages"]]
     picked = np.unique(np.linspace(0, len(stages) - 1, min(FIGURE_STAGES, len(stages))).round().astype(int))
     columns = [0, *(picked + 1)]  # row 0 of the kept maps is the trained model's
-    labels = ["trained", *(f"down to {stages[i]}" for i in picked)]
     maps = np.concatenate([arrays["maps"][columns, image].astype(np.float32) for arrays in per_method.values()])
-    return maps, [f"{m} · {label}" for m in per_method for label in labels], len(labels)
+    titles = [t for m, arrays in per_method.items() for t in
+              [f"{m} · trained", *(f"|ρ| {fmt(arrays['rank_abs'][i].mean(), 2)} · down to {stages[i]}" for i in picked)]]  # fmt: skip
+    return maps, titles, len(columns)
