@@ -16,7 +16,7 @@ from pages._shared import (
     writable,
 )
 from vizcore.explain.methods import EXPLAINERS, list_explainers
-from vizcore.figures.cam import cam_grid, mean_cam_figure
+from vizcore.figures.cam import cam_grid, mean_cam_figure, randomisation_figure
 from vizcore.store import tasks
 from vizcore.views.analysis import (
     CAM_SCALES,
@@ -36,14 +36,17 @@ from vizcore.views.explanations import (
     grid_title,
     method_maps,
     request_scores,
+    sanity_target,
     scored_methods,
     scoring_problems,
     scoring_spec,
     table_columns,
     target_layers,
     tile_caption,
+    unscored_methods,
     verdict,
 )
+from vizcore.views.sanity import FIGURE_CAPTION, checked, figure_tiles, sanity_caption
 
 guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
 st.title("CAM heatmaps")
@@ -215,7 +218,7 @@ with tab_faith:
         scored = scored_methods(run, which)
         may_score = writable()  # scoring writes to the run store (and takes minutes of CPU): not in the viewer
         asked = {t.spec for t in tasks.QUEUE.tasks(run.run_id)}
-        missing = [x for x in list_explainers() if x not in scored and scoring_spec(run, which, x) not in asked]
+        missing = [x for x in unscored_methods(run, which) if scoring_spec(run, which, x) not in asked]
         if missing and not may_score:
             st.caption(f"Not scored yet: {', '.join(missing)} (the read-only viewer does not score).")
         if missing and may_score and st.button(f"Score {', '.join(missing)} in the background", key="score_explanations",  # not under cam_: buttons cannot be remembered
@@ -238,3 +241,10 @@ with tab_faith:
                        for k in shown[0] if k != "method"}  # fmt: skip
             st.dataframe(shown, hide_index=True, column_config=formats)
             st.success(verdict(rows))
+            sane_layer, n_sane = sanity_target(run, which)
+            st.caption(sanity_caption(n_sane))
+            if sane := checked(run, which, sane_layer, n_sane, scored):
+                fig = randomisation_figure(eval_images(run, which, [0])[0], *figure_tiles(sane), presentation(),
+                                           title=f"{cfg.label} — maps of test image 0 as the layers are randomised")  # fmt: skip
+                figure(fig, f"cam-sanity-{run.run_id}", key="cam_sanity", stretch=False, theme=None)
+                st.caption(FIGURE_CAPTION)

@@ -162,6 +162,11 @@ def test_the_demo_runs_faithfulness_table_is_shipped_and_shown() -> None:
     assert list(table["method"]) == ["CAM", "Grad-CAM", "Grad-CAM++", "Score-CAM", "Layer-CAM", "XGrad-CAM",
                                      "Eigen-CAM"]  # fmt: skip
     assert any(s.value.startswith("Most faithful:") for s in at.success)
+    # the shipped sanity checks: their columns, the methods that fail them, and the figure's caption
+    assert {"rank corr. after full randomisation ↓", "SSIM after full randomisation ↓",
+            "random-logit SSIM ↓"} <= set(table.columns)  # fmt: skip
+    assert any("Fails the randomisation sanity check" in s.value and "Eigen-CAM" in s.value for s in at.success)
+    assert any(c.value.startswith("Each row: one method's map") for c in at.caption)
 
 
 def test_no_button_has_a_key_the_app_remembers() -> None:

@@ -84,6 +84,20 @@ def cam_grid(
     return mosaic_figure(tiles, titles, cols, boxes, title, presentation, scale_label, tile_px or TILE_PX)
 
 
+def randomisation_figure(
+    image: np.ndarray, maps: np.ndarray, titles: Sequence[str], cols: int, presentation: bool = False, title: str = ""
+) -> go.Figure:
+    """One image's maps as a model's layers are re-initialised from the top (a sanity check): one
+    row per method, one column per stage, each map over the same image (:func:`cam_grid`).
+
+    Shape:
+        image: (C, H, W) in [0, 1]; maps: (rows * cols, H, W) in [0, 1], row by row.
+    """
+    images = np.repeat(image[None], len(maps), axis=0)
+    return cam_grid(images, maps, titles, cols=cols, title=title, presentation=presentation,
+                    scale_label="min–max per map")  # fmt: skip
+
+
 def mean_cam_figure(
     mean_maps: np.ndarray, class_names: Sequence[str], presentation: bool = False, title: str = ""
 ) -> go.Figure:

@@ -39,6 +39,7 @@ from vizcore.models.architecture import resolve_input_shape
 from vizcore.store.runs import Run, RunStore
 from vizcore.store.tasks import Computation, Task, TaskQueue, TaskSpec, register
 from vizcore.views.analysis import class_target, eval_domain, run_analysis, stored_cams
+from vizcore.views.sanity import SANITY_COLUMNS, has_sanity, sanity_arrays, sanity_count, sanity_row
 
 N_EXPLAIN = 500
 CHUNK = 32  # images per step of a whole-split computation: a stop request waits at most one chunk
@@ -194,12 +195,24 @@ def method_scores(
 
 def table_columns() -> dict[str, tuple[str, str]]:
     """Column key -> (heading, which way is better) of the faithfulness table."""
-    return FAITHFULNESS_COLUMNS | LOCALISATION_COLUMNS
+    return FAITHFULNESS_COLUMNS | LOCALISATION_COLUMNS | SANITY_COLUMNS
+
+
+def sanity_target(run: Run, which: str) -> tuple[str, int]:
+    """The layer (the default one) and how many of the explained images the sanity checks use."""
+    return target_layers(run)[0], sanity_count(explained_count(run, which))
+
+
+def _sane(run: Run, which: str, method: str) -> bool:
+    return has_sanity(run, which, method, *sanity_target(run, which))
 
 
 def faithfulness_table(run: Run, which: str = "source", methods: list[str] | None = None) -> list[dict[str, float | str]]:
-    """One row per method (all registered ones by default): its scores (see table_columns)."""
-    return [{"method": m, **method_scores(run, which, m)} for m in (methods or list_explainers())]
+    """One row per method (all registered ones by default): its scores (see table_columns), with
+    its sanity columns once they are cached."""
+    return [{"method": m, **method_scores(run, which, m),
+             **(sanity_row(sanity_arrays(run, which, m, *sanity_target(run, which))) if _sane(run, which, m) else {})}
+            for m in (methods or list_explainers())]  # fmt: skip
 
 
 def best_methods(rows: list[dict[str, float | str]]) -> dict[str, str]:
@@ -226,6 +239,9 @@ def verdict(rows: list[dict[str, float | str]]) -> str:
     text = f"Most faithful: {top} (best in {wins[top]} of {len(FAITHFULNESS_COLUMNS)} faithfulness scores)"
     if "pointing_game" in best:
         text += f"; best localised: {best['pointing_game']} (pointing game), {best['energy_in_box']} (energy in box)"
+    failed = [str(r["method"]) for r in rows if r.get("sanity") == "fails"]
+    if failed:
+        text += f". Fails the randomisation sanity check (maps barely change): {', '.join(failed)}"
     return text + "."
 
 
@@ -343,11 +359,23 @@ def scoring_spec(run: Run, which: str, method: str) -> TaskSpec:
 
 
 def _score(store: RunStore, run: Run, params: dict[str, object], report: Report) -> None:
-    method_scores(run, str(params["which"]), str(params["method"]), report=report)
+    """Faithfulness, then the sanity checks (the last fifth of the progress, all of it once the
+    faithfulness scores are cached)."""
+    which, method = str(params["which"]), str(params["method"])
+    split = 0.0 if method in scored_methods(run, which) else 0.8
+    method_scores(run, which, method, report=lambda st, f: report(st, split * f))
+    sanity_arrays(run, which, method, *sanity_target(run, which),
+                  report=lambda st, f: report(f"sanity checks: {st}", split + (1 - split) * f))  # fmt: skip
 
 
-def _scored(store: RunStore, run: Run, params: dict[str, object]) -> bool:
-    return str(params["method"]) in scored_methods(run, str(params["which"]))
+def _scored(store: RunStore | None, run: Run, params: dict[str, object]) -> bool:
+    which, method = str(params["which"]), str(params["method"])
+    return method in scored_methods(run, which) and _sane(run, which, method)
+
+
+def unscored_methods(run: Run, which: str) -> list[str]:
+    """The methods whose faithfulness scores or sanity checks are not cached yet."""
+    return [m for m in list_explainers() if not _scored(None, run, {"which": which, "method": m})]
 
 
 register(SCORING, Computation(_score, _scored))
@@ -355,7 +383,7 @@ register(SCORING, Computation(_score, _scored))
 
 def request_scores(queue: TaskQueue, store: RunStore, run: Run, which: str, method: str, again: bool = False) -> Task | None:
     """The background task scoring ``method`` on side ``which`` (see :meth:`TaskQueue.ask`);
-    None once its scores are cached."""
+    None once its scores and sanity checks are cached."""
     return queue.ask(store, scoring_spec(run, which, method), again)
 
 
@@ -364,6 +392,6 @@ def scoring_problems(queue: TaskQueue, run: Run, which: str) -> list[str]:
     problems = []
     for method in list_explainers():
         last = queue.find(scoring_spec(run, which, method))
-        if last is not None and last.state == "failed" and method not in scored_methods(run, which):
+        if last is not None and last.state == "failed" and not _scored(None, run, {"which": which, "method": method}):
             problems.append(f"scoring {method} failed: {last.error}")
     return problems
