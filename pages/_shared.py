@@ -178,7 +178,7 @@ def load_model(run: Run) -> Any:
 # Widgets whose choice is kept when one leaves a page and comes back. Streamlit drops the state of
 # a widget that a run does not draw; writing a key back at the start of every run keeps it.
 REMEMBERED = ("cam_", "dist_", "emb_", "report_", "train_")
-NOT_INPUTS = ("_html", "_png", "_svg", "_csv", "_pcsv", "_download")  # download buttons cannot be set
+NOT_INPUTS = ("_html", "_png", "_svg", "_csv", "_pcsv", "_download", "_pin")  # buttons cannot be set
 CHARTS = ("cam_grid", "cam_mean", "emb_pair-")  # plotly charts (their selection is not a choice to keep)
 
 
@@ -232,14 +232,17 @@ def _enlarged(fig: Any) -> Any:
     return out
 
 
-def figure(fig: Any, name: str, key: str | None = None, stretch: bool = True, **kwargs: Any) -> Any:
-    """Show a plotly figure with its downloads: interactive HTML, PNG and SVG.
+def figure(fig: Any, name: str, key: str | None = None, stretch: bool = True, pin: Any = None, **kwargs: Any) -> Any:
+    """Show a plotly figure with its downloads (interactive HTML, PNG and SVG) and a "Pin" button
+    that adds it to the user's deck (``pin``: a pages._pin.Pin with its caption, run, settings, spec).
 
     Files are made only when a button is clicked (deferred), so showing a page stays fast.
     In presentation mode a figure built without it gets presentation-size fonts here, so every
     page follows the sidebar switch.
     """
+    from pages._pin import pin_button
     from vizcore.figures import fit_text
+    from vizcore.views.slides import figure_title
     from vizcore.views.export import (
         INSTALL_HINT,
         figure_html,
@@ -255,7 +258,8 @@ def figure(fig: Any, name: str, key: str | None = None, stretch: bool = True, **
     event = st.plotly_chart(fig, width="stretch" if stretch else "content", key=key, **kwargs)
     key = key or name
     static_ok = static_export_available()
-    cols = st.columns([1, 1, 1, 5])
+    cols = st.columns([1, 1, 1, 1, 4])
+    pin_button(cols[3], "figure", figure_title(fig) or name, key, fig, pin)
     cols[0].download_button("⬇ HTML", lambda: figure_html(fig), f"{name}.html", "text/html",
                             key=f"{key}_html", on_click="ignore", help="interactive, works offline")  # fmt: skip
     for col, fmt in zip(cols[1:3], ("png", "svg"), strict=True):
@@ -265,6 +269,15 @@ def figure(fig: Any, name: str, key: str | None = None, stretch: bool = True, **
             help=None if static_ok else INSTALL_HINT,
         )  # fmt: skip
     return event
+
+
+def table(data: Any, name: str, key: str, pin: Any = None, styled: bool = False, **kwargs: Any) -> None:
+    """Show a table (``st.dataframe``, or ``st.table`` when ``styled``) with a "Pin" button; the
+    pinned cells are the ones shown. ``name`` is the table's title on a slide."""
+    from pages._pin import pin_button, table_cells
+
+    (st.table if styled else st.dataframe)(data, **kwargs)
+    pin_button(st, "table", name, key, table_cells(data), pin)
 
 
 def ensure_analysis(run: Run, sides: list[str]) -> None:
