@@ -12,6 +12,7 @@ from pages._params import param_widgets
 from pages._pin import Pin
 from pages._shared import before_is_parent, figure, friendly_errors, guard, pick_run, usable_runs
 from pages._shared import presentation as presentation_on
+from pages._shared import table as show_table
 from vizcore.views import builders
 from vizcore.data.domains import SPLITS
 from vizcore.figures.agreement import rank_agreement_figure
@@ -194,7 +195,8 @@ elif view == VIEWS[2]:
     if note := agreement.saturation_note():
         st.info(note)
     figure(fig, f"distances-two-metrics-{run.run_id}-{metric}-{second}", key="dist_ranks", theme=None, pin=Pin.of(run))
-    st.dataframe(agreement.closest(10), width="stretch")
+    show_table(agreement.closest(10), f"Closest class pairs — {cfg.label}", "dist_closest", width="stretch",
+               pin=Pin.of(run, settings={"metrics": f"{metric_info(metric).label}, {metric_info(second).label}"}))
 
 else:
     if not cfg.target:

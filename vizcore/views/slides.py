@@ -31,6 +31,7 @@ from vizcore.views.deck import Deck, DeckItem
 
 SLIDE_PX = (1920, 1080)  # 16:9; the PDF pages and the PowerPoint slides share this layout
 PNG_SCALE = 2.0  # kaleido's scale: a 900-px figure becomes an 1800-px image
+SLIDE_FIGURE_PX = (1400, 620)  # a stretched figure's size on a slide (the room below the title)
 REMAKE_ERRORS = (UnknownNameError, RunNotFound, CheckpointError, DataUnavailable, ValueError, KeyError, TypeError)
 MAX_NOTE_ROWS = 12  # numbers per figure written into the notes (a 10×10 matrix fits)
 
@@ -119,10 +120,14 @@ def slide_png(slide: Slide) -> bytes:
     """The figure as a PNG for a slide, its own title dropped (the slide's title says it)."""
     from vizcore.views.export import figure_static
 
+    from vizcore.figures import fit_text
+
     fig = go.Figure(slide.figure)
     top = fig.layout.margin.t
     fig.update_layout(title_text="", margin_t=40 if top is None or top > 40 else top)
-    return figure_static(fig, "png", PNG_SCALE)
+    if fig.layout.width is None:  # a page's figure stretches to the page: on a slide, to 16:9
+        fig.update_layout(width=SLIDE_FIGURE_PX[0], height=SLIDE_FIGURE_PX[1])
+    return figure_static(fit_text(fig), "png", PNG_SCALE)
 
 
 # ---------------------------------------------------------------------------------- PowerPoint
@@ -171,7 +176,7 @@ def _pptx_table(s: Any, table: tuple[tuple[str, ...], tuple[tuple[str, ...], ...
     columns, rows = table
     rows = rows[:20]  # more rows do not fit a slide; the HTML report has them all
     shape = s.shapes.add_table(len(rows) + 1, len(columns), box[0], box[1], box[2], min(box[3], 370000 * (len(rows) + 1)))
-    size = Pt(14 if len(columns) <= 6 else 11)
+    size = Pt(max(10, min(20, 300 // (len(rows) + 1))) if len(columns) <= 6 else 11)
     for j, c in enumerate(columns):
         shape.table.cell(0, j).text = c
     for i, r in enumerate(rows, start=1):
@@ -242,7 +247,7 @@ def slide_image(slide: Slide, png: bytes | None) -> Any:
 def _draw_table(draw: Any, table: tuple[tuple[str, ...], tuple[tuple[str, ...], ...]], box: tuple[int, ...]) -> None:
     columns, rows = table
     rows = rows[:20]
-    font = _font(26 if len(columns) <= 6 else 20)
+    font = _font(max(18, min(40, (box[3] - box[1]) // int(1.6 * (len(rows) + 1)), 26 if len(columns) > 6 else 40)))
     widths = [max(draw.textlength(v, font=font) for v in [c, *(r[j] if j < len(r) else "" for r in rows)]) + 24
               for j, c in enumerate(columns)]  # fmt: skip
     k = min(1.0, (box[2] - box[0]) / max(sum(widths), 1))
