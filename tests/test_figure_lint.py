@@ -16,7 +16,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from vizcore.figures import CONTAINER_PX
+from vizcore.figures import CONTAINER_PX, title_room
 from vizcore.store.runs import RunStore
 from vizcore.views.report import ReportOptions, make_report
 
@@ -47,6 +47,10 @@ def problems(fig: dict) -> list[str]:
         for line in _lines(text or ""):
             if len(line) * size * CHAR > width:
                 out.append(f"{what} line wider than the figure ({len(line)} chars at {size:g}px): {line[:60]}…")
+    if title_text:  # a title clipped at the top, or on the panel titles, in presentation mode above all
+        top = float((layout.get("margin") or {}).get("t", 100))
+        if title.get("yanchor") != "top" or top < title_room(layout):
+            out.append(f"title may be cut: top margin {top:g}px, the title and panel titles need {title_room(layout)}px")
     has_text = bool(title_text) or any(a.get("text") for a in layout.get("annotations", []))
     if not has_text:
         out.append("no title and no caption")
@@ -108,3 +112,18 @@ def test_the_lint_catches_what_it_is_for() -> None:
     found = problems(bad)
     assert any("wider" in p for p in found) and any("xaxis" in p for p in found)
     assert any("reads 0" in p for p in found)
+
+
+def test_a_three_line_title_in_presentation_size_gets_room_above_the_panels() -> None:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from vizcore.figures import fit_text, style
+
+    fig = style(make_subplots(1, 2, subplot_titles=["before<br>run a", "after<br>run b"]), presentation=True)
+    fig.update_layout(title_text="DANN mnist → mnist-m<br>source mnist, test split<br>GAP features", margin_t=70)
+    fig.add_trace(go.Heatmap(z=[[1]]), 1, 1)
+    assert any("title may be cut" in p for p in problems(json.loads(fig.to_json())))  # as the issue saw it
+    fit_text(fig)
+    assert not [p for p in problems(json.loads(fig.to_json())) if "cut" in p]
+    assert fig.layout.margin.t >= 3 * 22 * 1.3 + 2 * 18 * 1.3  # three title lines above two panel-title lines
