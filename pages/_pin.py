@@ -108,3 +108,24 @@ def table_cells(data: Any) -> tuple[list[Any], list[list[Any]]]:
     if not isinstance(df.index, pd.RangeIndex):
         df = df.reset_index(names=df.index.name or "")
     return [str(c) for c in df.columns], df.astype(object).where(df.notna(), None).values.tolist()
+
+
+def table_text(data: Any, column_config: Any = None) -> Any:
+    """The table as text for an HTML table (presentation mode): each numeric column in its
+    column_config format ("%.3f") where the page gave one, else by vizcore.core.numbers; no index
+    column unless the frame has a named one."""
+    import pandas as pd
+
+    from vizcore.core.numbers import fmt
+
+    columns, rows = table_cells(data)
+    formats = {k: (getattr(v, "get", lambda *_: None)("type_config") or {}).get("format")
+               for k, v in (column_config or {}).items()}  # fmt: skip
+
+    def cell(col: str, v: Any) -> str:
+        if isinstance(v, float):
+            return formats[col] % v if formats.get(col) else fmt(v)
+        return "—" if v is None else str(v)
+
+    frame = pd.DataFrame([[cell(c, v) for c, v in zip(columns, r, strict=False)] for r in rows], columns=columns)
+    return frame.style.hide(axis="index")

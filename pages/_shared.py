@@ -211,10 +211,31 @@ def presentation_toggle() -> bool:
     """
     st.sidebar.toggle(
         "Presentation mode", value=presentation(), key="_presentation_toggle", on_change=_keep_presentation,
-        help="Larger fonts in every figure and export, for a projector. Classes keep their colour-blind-safe "
-        "colours everywhere.",
+        help="Larger fonts in every figure, title, number, table and caption, and in exports, for a projector. "
+        "Classes keep their colour-blind-safe colours everywhere.",
     )  # fmt: skip
+    if presentation():
+        st.html(f"<style>{PRESENTATION_CSS}</style>")
     return presentation()
+
+
+# presentation mode beyond the figures: titles, metrics, captions, text and tables of the main column
+# grow with the figures' fonts (18 px for 13). A st.dataframe draws on a canvas that CSS cannot
+# enlarge, so table() shows an HTML table instead in this mode.
+PRESENTATION_CSS = """
+[data-testid="stMain"] h1 { font-size: 3.4rem; }
+[data-testid="stMain"] h2, [data-testid="stMain"] h3 { font-size: 2.2rem; }
+[data-testid="stMain"] [data-testid="stMarkdownContainer"] p,
+[data-testid="stMain"] [data-testid="stMarkdownContainer"] li { font-size: 1.3rem; }
+[data-testid="stMain"] [data-testid="stCaptionContainer"],
+[data-testid="stMain"] [data-testid="stCaptionContainer"] p { font-size: 1.15rem; }
+[data-testid="stMetricValue"], [data-testid="stMetricValue"] * { font-size: 3.2rem !important; }
+[data-testid="stMetricLabel"], [data-testid="stMetricLabel"] * { font-size: 1.25rem !important; }
+[data-testid="stMain"] [data-testid="stTable"] table { font-size: 1.3rem; }
+[data-testid="stMain"] [data-testid="stTable"] th, [data-testid="stMain"] [data-testid="stTable"] td {
+  overflow-wrap: anywhere; }
+[data-testid="stMain"] [data-testid="stWidgetLabel"] p { font-size: 1.1rem; }
+"""
 
 
 def _enlarged(fig: Any) -> Any:
@@ -274,9 +295,12 @@ def figure(fig: Any, name: str, key: str | None = None, stretch: bool = True, pi
 def table(data: Any, name: str, key: str, pin: Any = None, styled: bool = False, **kwargs: Any) -> None:
     """Show a table (``st.dataframe``, or ``st.table`` when ``styled``) with a "Pin" button; the
     pinned cells are the ones shown. ``name`` is the table's title on a slide."""
-    from pages._pin import pin_button, table_cells
+    from pages._pin import pin_button, table_cells, table_text
 
-    (st.table if styled else st.dataframe)(data, **kwargs)
+    if presentation() and not styled:  # an HTML table: it fits its column and grows with the page's fonts
+        st.table(table_text(data, kwargs.get("column_config")))
+    else:
+        (st.table if styled else st.dataframe)(data, **kwargs)
     pin_button(st, "table", name, key, table_cells(data), pin)
 
 

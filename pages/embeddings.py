@@ -20,7 +20,7 @@ from pages._shared import (
 )
 from pages._shared import table as show_table
 from vizcore.app.warmup import start_umap_warmup
-from vizcore.core.numbers import VERDICT_MARKS, fmt, fmt_change
+from vizcore.core.numbers import VERDICT_MARKS, column_format
 from vizcore.embed.alignment import ALIGNMENTS
 from vizcore.embed.methods import (
     EMBEDDINGS,
@@ -118,8 +118,9 @@ left, right = st.columns([3, 2])
 with left:
     st.markdown(f"**Numbers** on all {len(pair.labels):,} points")
     table = ev.report_table(pair)
-    shown = pd.DataFrame({"before": table["before"].map(fmt), "after": table["after"].map(fmt),
-                          "change": table["change"].map(fmt_change), "": table["verdict"].map(VERDICT_MARKS)},
+    # one format per column (vizcore.core.numbers.column_format): the decimals of its largest value
+    shown = pd.DataFrame({c: table[c].map(column_format(table[c].tolist(), signed=c == "change"))
+                          for c in ("before", "after", "change")} | {"": table["verdict"].map(VERDICT_MARKS)},
                          index=table.index)  # fmt: skip
     show_table(shown.style.map(lambda v: f"color: {VERDICT_COLORS.get(v, 'inherit')}", subset=[""]),
                f"Numbers: {before.config().label} → {after.config().label}", "emb_numbers", styled=True,

@@ -25,7 +25,7 @@ from plotly.offline import get_plotlyjs
 
 from vizcore import __version__
 from vizcore.core.config import TrainConfig
-from vizcore.core.numbers import MISSING, VERDICT_MARKS, fmt, fmt_change, percent
+from vizcore.core.numbers import MISSING, VERDICT_MARKS, column_format, fmt, percent
 from vizcore.core.registry import Registry
 from vizcore.data.domains import DataUnavailable
 from vizcore.embed.methods import EMBED_VERSION, embed
@@ -384,8 +384,9 @@ def _pair_embedding(ctx: Context, sec: Section) -> None:
                            caption=pair.description, presentation=o.presentation,
                            height=720 if o.presentation else 560))  # fmt: skip  # ten large legend entries
     table = report_table(pair)
-    rows = [{"measure": m, "before": r["before"], "after": r["after"], "change": fmt_change(r["change"]),
-             "verdict": VERDICT_MARKS[r["verdict"]]} for m, r in table.to_dict("index").items()]  # fmt: skip
+    cols = {c: column_format(table[c].tolist(), signed=c == "change") for c in ("before", "after", "change")}
+    rows = [{"measure": m, **{c: w(r[c]) for c, w in cols.items()}, "verdict": VERDICT_MARKS[r["verdict"]]}
+            for m, r in table.to_dict("index").items()]  # one format per column  # fmt: skip
     sec.raw(_table(rows, "numbers"))
 
 
