@@ -263,13 +263,13 @@ def figure(fig: Any, name: str, key: str | None = None, stretch: bool = True, pi
     """
     from pages._pin import pin_button
     from vizcore.figures import fit_text
-    from vizcore.views.slides import figure_title
     from vizcore.views.export import (
         INSTALL_HINT,
         figure_html,
         figure_static,
         static_export_available,
     )
+    from vizcore.views.slides import figure_title
 
     if presentation():
         fig = _enlarged(fig)
@@ -279,16 +279,17 @@ def figure(fig: Any, name: str, key: str | None = None, stretch: bool = True, pi
     event = st.plotly_chart(fig, width="stretch" if stretch else "content", key=key, **kwargs)
     key = key or name
     static_ok = static_export_available()
-    cols = st.columns([1, 1, 1, 1, 4])
-    pin_button(cols[3], "figure", figure_title(fig) or name, key, fig, pin)
-    cols[0].download_button("⬇ HTML", lambda: figure_html(fig), f"{name}.html", "text/html",
-                            key=f"{key}_html", on_click="ignore", help="interactive, works offline")  # fmt: skip
-    for col, fmt in zip(cols[1:3], ("png", "svg"), strict=True):
-        col.download_button(
+    # a row of buttons as wide as their labels (in equal columns a half-page figure's read "⬇..")
+    row = st.container(horizontal=True, gap="small")
+    row.download_button("⬇ HTML", lambda: figure_html(fig), f"{name}.html", "text/html",
+                        key=f"{key}_html", on_click="ignore", help="interactive, works offline")  # fmt: skip
+    for fmt in ("png", "svg"):
+        row.download_button(
             f"⬇ {fmt.upper()}", lambda fmt=fmt: figure_static(fig, fmt), f"{name}.{fmt}", f"image/{fmt}",
             key=f"{key}_{fmt}", on_click="ignore", disabled=not static_ok,
             help=None if static_ok else INSTALL_HINT,
         )  # fmt: skip
+    pin_button(row, "figure", figure_title(fig) or name, key, fig, pin)
     return event
 
 

@@ -98,10 +98,10 @@ def _summary(view: dv.MatrixView, diagonal: str) -> None:
 
 
 def _csv(view: dv.MatrixView, name: str, key: str) -> None:
-    cols = st.columns([1, 1, 3])
-    cols[0].download_button("⬇ CSV (values)", dv.to_csv(view), f"{name}.csv", "text/csv", key=f"{key}_csv")
+    row = st.container(horizontal=True, gap="small")  # buttons as wide as their labels
+    row.download_button("⬇ CSV (values)", dv.to_csv(view), f"{name}.csv", "text/csv", key=f"{key}_csv")
     if view.p_values is not None:
-        cols[1].download_button("⬇ CSV (p-values)", dv.to_csv(view, "p_values"), f"{name}-p.csv", "text/csv",
+        row.download_button("⬇ CSV (p-values)", dv.to_csv(view, "p_values"), f"{name}-p.csv", "text/csv",
                                 key=f"{key}_pcsv")  # fmt: skip
 
 
