@@ -24,7 +24,7 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 CHAR = 0.55  # below fit_text's CHAR_WIDTH: the lint only fails lines that fit_text would have wrapped
 TAGS = re.compile(r"<[^>]+>")
 CELL = re.compile(r"^(−|-|\+)?\d+(\.\d+)?$|^—$")
-PAGES = ["pages/cam.py", "pages/distances.py", "pages/embeddings.py", "pages/compare.py"]
+PAGES = ["pages/cam.py", "pages/distances.py", "pages/embeddings.py", "pages/compare.py"]  # the pages with figures
 
 
 def _lines(text: str) -> list[str]:
@@ -72,13 +72,32 @@ def problems(fig: dict) -> list[str]:
     return out
 
 
-def _page_figures(page: str, presentation: bool) -> list[dict]:
+DECIMAL = re.compile(r"^[+−-]?\d+\.(\d+)%?$")
+
+
+def table_problems(frame) -> list[str]:  # noqa: ANN001 — a pandas DataFrame as a page shows it
+    """What a reader of a table would trip over: a negative zero, or one column written in several
+    formats (numbers as text with different decimals, "+0.120" beside "+0.0300"). A column of
+    numbers (not text) is drawn in its column_config format by Streamlit."""
+    out = []
+    for col in frame.columns:
+        cells = [v for v in frame[col].tolist() if isinstance(v, str)]  # numbers are formatted by column_config
+        if any(re.fullmatch(r"[−-]0(\.0+)?%?", c) for c in cells):
+            out.append(f"column {col!r} has a negative zero")
+        decimals = {len(m.group(1)) for c in cells if (m := DECIMAL.match(c))}
+        if len(decimals) > 1:
+            out.append(f"column {col!r} mixes {sorted(decimals)} decimals: {cells[:4]}")
+    return out
+
+
+def _page(page: str, presentation: bool) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=300)
     at.session_state["presentation"] = presentation
     at.run()
     at.switch_page(page).run()
     assert not at.exception, at.exception
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+    return at
+
 
 
 @pytest.fixture(autouse=True)
@@ -90,11 +109,22 @@ def _isolated(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("presentation", [False, True], ids=["screen", "presentation"])
 @pytest.mark.parametrize("page", PAGES)
-def test_every_page_figure_reads_well(page: str, presentation: bool) -> None:
-    figs = _page_figures(page, presentation)
+def test_every_page_figure_and_table_reads_well(page: str, presentation: bool) -> None:
+    at = _page(page, presentation)
+    figs = [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
     assert figs, f"{page} draws no figure for the demo runs"
     found = {f"{page} figure {i}": p for i, fig in enumerate(figs) if (p := problems(fig))}
+    tables = [t.value for t in at.table] + [t.value for t in at.dataframe]
+    found |= {f"{page} table {i}": p for i, t in enumerate(tables) if (p := table_problems(t))}
     assert found == {}
+
+
+def test_the_table_lint_catches_what_it_is_for() -> None:
+    import pandas as pd
+
+    found = table_problems(pd.DataFrame({"change": ["+0.120", "+0.0300"], "mmd": ["-0.00", "1.20"]}))
+    assert any("mixes" in p for p in found) and any("negative zero" in p for p in found)
+    assert table_problems(pd.DataFrame({"change": ["+0.120", "+0.030", "—"], "acc": ["94.2%", "53.3%", "—"]})) == []
 
 
 @pytest.mark.parametrize("presentation", [False, True], ids=["screen", "presentation"])
@@ -127,3 +157,11 @@ def test_a_three_line_title_in_presentation_size_gets_room_above_the_panels() ->
     fit_text(fig)
     assert not [p for p in problems(json.loads(fig.to_json())) if "cut" in p]
     assert fig.layout.margin.t >= 3 * 22 * 1.3 + 2 * 18 * 1.3  # three title lines above two panel-title lines
+
+
+@pytest.mark.parametrize("presentation", [False, True], ids=["screen", "presentation"])
+def test_the_overview_tables_read_well(presentation: bool) -> None:
+    at = _page("pages/home.py", presentation)
+    tables = [t.value for t in at.table] + [t.value for t in at.dataframe]
+    assert tables and {i: p for i, t in enumerate(tables) if (p := table_problems(t))} == {}
+    assert "name" in tables[0].columns  # the run's given name, not only its id
