@@ -75,6 +75,9 @@ def _item(raw: Any, where: str) -> DeckItem:
     """A DeckItem from JSON, every field checked; DeckError naming ``where`` otherwise."""
     if not isinstance(raw, dict):
         raise DeckError(f"{where}: an item is not an object")
+    pairs = raw.get("settings")
+    if isinstance(pairs, list) and all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in pairs):
+        raw = raw | {"settings": dict(pairs)}
     try:
         item = DeckItem(**{k: raw[k] for k in DeckItem.__dataclass_fields__ if k in raw})
     except TypeError as e:
@@ -150,7 +153,9 @@ class Deck:
     def _write(self, items: tuple[DeckItem, ...] | list[DeckItem]) -> None:
         if self.path.exists() and self.read().problem is not None:  # keep the damaged file
             self.path.rename(self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"))
-        write_json_atomic(self.path, {"version": DECK_VERSION, "items": [asdict(i) for i in items]})
+        # settings as [name, value] pairs: the file's keys are sorted, and the settings read in the page's order
+        rows = [asdict(i) | {"settings": [[k, v] for k, v in i.settings.items()]} for i in items]
+        write_json_atomic(self.path, {"version": DECK_VERSION, "items": rows})
 
     def pin(self, item: DeckItem, snapshot: dict[str, Any]) -> DeckItem:
         """Add ``item`` (a fresh id and time are given) at the end, with its snapshot. The snapshot is
