@@ -92,15 +92,14 @@ def pin_button(where: Any, kind: str, title: str, key: str, what: Any, pin: Pin 
     from pages._shared import writable
 
     ok = writable()
-    where.button("📌 Pin", key=f"{key}_pin", on_click=_pin, args=(kind, title, pin or Pin(), what), disabled=not ok,
-                 help="add it to your deck for the meeting (Share → Deck): PowerPoint, PDF or HTML"
+    where.button("Pin", icon=":material/push_pin:", key=f"{key}_pin", on_click=_pin,
+                 args=(kind, title, pin or Pin(), what), disabled=not ok, help="add it to your deck for the meeting (Share → Deck): PowerPoint, PDF or HTML"
                  if ok else "the deck is off here: the dashboard is shared read-only")  # fmt: skip
 
 
 def table_cells(data: Any) -> tuple[list[Any], list[list[Any]]]:
     """(columns, rows) of a DataFrame, a Styler or a list of dicts; a named index becomes the first column."""
     import pandas as pd
-
     from pandas.io.formats.style import Styler
 
     df = data.data if isinstance(data, Styler) else data  # a Styler holds its frame in .data

@@ -16,10 +16,10 @@ from vizcore.views.slides import deck_html, deck_pdf, deck_pptx, deck_slides, sl
 guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
 st.title("Deck")
 st.caption(
-    "Everything you pinned with **📌 Pin** under a figure or a table, on any page, in the order of the slides. "
-    "The deck is kept in the run store for this browser, so a reload loses nothing. Each export makes one 16:9 "
-    "slide per item: the title, the figure as a sharp image (or the table), the caption below; the run, the "
-    "settings, the figure's numbers and your notes go into the slide notes."
+    "Everything you pinned with **:material/push_pin: Pin** under a figure or a table, on any page, in the "
+    "order of the slides. The deck is kept in the run store for this browser, so a reload loses nothing. "
+    "Each export makes one 16:9 slide per item: the title, the figure as a sharp image (or the table), the "
+    "caption below; the run, the settings, the figure's numbers and your notes go into the slide notes."
 )
 
 deck = user_deck()
@@ -28,7 +28,7 @@ if read.problem:
     st.warning(read.problem)
 items = read.items
 if not items:
-    st.info("Nothing pinned yet: press **📌 Pin** under any figure or table (CAM heatmaps, Class distances, "
+    st.info("Nothing pinned yet: press **:material/push_pin: Pin** under any figure or table (CAM heatmaps, Class distances, "
             "Embeddings, Compare runs...), then come back here to order, annotate and export.")  # fmt: skip
     st.stop()
 

@@ -13,11 +13,11 @@ from pages._pin import Pin
 from pages._shared import before_is_parent, figure, friendly_errors, guard, pick_run, usable_runs
 from pages._shared import presentation as presentation_on
 from pages._shared import table as show_table
-from vizcore.views import builders
 from vizcore.data.domains import SPLITS
 from vizcore.figures.agreement import rank_agreement_figure
 from vizcore.figures.matrix import MatrixPanel, difference_heatmap, matrix_figure, not_significant
 from vizcore.metrics import FAMILIES, list_metrics, metric_info
+from vizcore.views import builders
 from vizcore.views import distances as dv
 
 guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own

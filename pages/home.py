@@ -4,7 +4,16 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from pages._shared import USER_ERRORS, guard, page_link, relative_time, run_table, store, table, writable
+from pages._shared import (
+    USER_ERRORS,
+    guard,
+    page_link,
+    relative_time,
+    run_table,
+    store,
+    table,
+    writable,
+)
 from vizcore.store.runs import lineage_text
 
 CONFIRM_KEY = "manage_confirm"

@@ -15,7 +15,15 @@ from vizcore.store.runs import RunStore
 from vizcore.views import builders
 from vizcore.views import distances as dv
 from vizcore.views.deck import Deck, DeckError, pin_figure, pin_table
-from vizcore.views.slides import deck_html, deck_pdf, deck_pptx, deck_slides, figure_numbers, make_slide, plain
+from vizcore.views.slides import (
+    deck_html,
+    deck_pdf,
+    deck_pptx,
+    deck_slides,
+    figure_numbers,
+    make_slide,
+    plain,
+)
 
 
 def _png(w: int = 300, h: int = 200) -> bytes:

@@ -118,9 +118,8 @@ def deck_slides(deck: Deck, store: RunStore, use_spec: bool = True,
 
 def slide_png(slide: Slide) -> bytes:
     """The figure as a PNG for a slide, its own title dropped (the slide's title says it)."""
-    from vizcore.views.export import figure_static
-
     from vizcore.figures import fit_text
+    from vizcore.views.export import figure_static
 
     fig = go.Figure(slide.figure)
     top = fig.layout.margin.t
