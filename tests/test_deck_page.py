@@ -78,3 +78,17 @@ def test_a_damaged_deck_is_one_warning_on_the_page(runs: Path) -> None:
     path.write_text("{oops")
     at = _app("pages/deck.py")
     assert not at.exception and "damaged" in at.warning[0].value and at.info  # and the empty-deck hint
+
+
+@pytest.mark.parametrize(("page", "builder"), [("pages/embeddings.py", "embedding_pair"), ("pages/distances.py",
+                                                                                           "distance_matrix")])
+def test_the_main_figure_of_a_page_is_re_made_equal_from_its_pin(runs: Path, page: str, builder: str) -> None:
+    at = _app(page)
+    shown = json.loads(at.get("plotly_chart")[0].proto.spec)
+    next(b for b in at.button if b.key and b.key.endswith("_pin")).click().run()
+    assert not at.exception, at.exception
+    (item,) = Deck(runs, USER).items()
+    assert item.spec["builder"] == builder and item.caption and item.settings
+    again = json.loads(builders.remake(item.spec, RunStore(runs)).to_json())
+    keys = ("type", "x", "y", "z", "text", "customdata")
+    assert [{k: t.get(k) for k in keys} for t in again["data"]] == [{k: t.get(k) for k in keys} for t in shown["data"]]

@@ -67,7 +67,7 @@ def figure_numbers(fig: go.Figure) -> list[str]:
             lines += [f"{name}:"] + ["  " + " ".join(fmt(v) for v in r[:MAX_NOTE_ROWS]) for r in rows]
         elif t.type == "scatter" and t.y is not None and len(t.y) and (t.mode or "").startswith("lines"):
             lines.append(f"{name}: last {fmt(t.y[-1])} (of {len(t.y)} points)")
-        elif t.type in ("scatter", "scattergl") and t.x is not None:
+        elif t.type in ("scatter", "scattergl") and t.x is not None and len(t.x) > 1:  # not a lone marker
             lines.append(f"{name}: {len(t.x):,} points")
     return lines
 
@@ -118,12 +118,12 @@ def deck_slides(deck: Deck, store: RunStore, use_spec: bool = True,
 
 def slide_png(slide: Slide) -> bytes:
     """The figure as a PNG for a slide, its own title dropped (the slide's title says it)."""
-    from vizcore.figures import fit_text
+    from vizcore.figures import TITLE_PAD, fit_text, title_room
     from vizcore.views.export import figure_static
 
     fig = go.Figure(slide.figure)
-    top = fig.layout.margin.t
-    fig.update_layout(title_text="", margin_t=40 if top is None or top > 40 else top)
+    fig.update_layout(title_text="")
+    fig.update_layout(margin_t=max(20, title_room(fig.layout.to_plotly_json()) - TITLE_PAD))  # room for panel titles
     if fig.layout.width is None:  # a page's figure stretches to the page: on a slide, to 16:9
         fig.update_layout(width=SLIDE_FIGURE_PX[0], height=SLIDE_FIGURE_PX[1])
     return figure_static(fit_text(fig), "png", PNG_SCALE)
