@@ -8,7 +8,8 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from pages._params import param_widgets
-from pages._shared import friendly_errors, guard, run_label, session_id, store
+from pages._pin import Pin
+from pages._shared import figure, friendly_errors, guard, run_label, session_id, store
 from vizcore.app.jobs import MANAGER
 from vizcore.core.config import TrainConfig
 from vizcore.core.device import available_devices
@@ -21,12 +22,13 @@ from vizcore.data.domains import (
     unavailable_reason,
 )
 from vizcore.data.sources.folders import FOLDER_HELP
-from vizcore.figures.training import curve_label, training_curves
+from vizcore.figures.training import curve_label
 from vizcore.methods import METHODS, Method, curves_of, list_methods
 from vizcore.methods.recipes import recipe_notes, recommended_config
 from vizcore.models import list_models
 from vizcore.train.checks import REFUSALS, check_config
 from vizcore.train.optim import OPTIMIZERS, SCHEDULES
+from vizcore.views import builders
 
 guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
 st.title("Train")
@@ -270,9 +272,9 @@ def _panel() -> None:
                 "a whole, which says nothing about each class); near 100%: not aligned",
             )
     if any(r["kind"] == "step" for r in records):
-        steps_declared, epochs_declared = curves_of(cfg.method)
-        st.plotly_chart(training_curves(records, curves=steps_declared, epoch_curves=epochs_declared),
-                        width="stretch", key="live_curves")  # fmt: skip
+        curves = builders.spec("run_curves", run_id=rid)  # the Train page's plot, re-made from the run when pinned
+        figure(builders.remake(curves, store()), f"training-{rid}", key="live_curves", pin=Pin(run_id=rid,
+               run_name=cfg.label, spec=curves))  # fmt: skip
     if state in ("complete", "stopped"):
         st.page_link("pages/cam.py", label="See its CAM heatmaps", icon=":material/local_fire_department:")
         st.session_state["cam_run"] = rid

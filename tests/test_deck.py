@@ -131,12 +131,16 @@ def test_a_pinned_matrix_re_renders_equal_to_the_original(trained_run, tmp_path)
 
 
 def test_training_curves_re_made_and_a_missing_run_falls_back_to_the_snapshot(trained_run, tmp_path) -> None:
-    from vizcore.figures.training import compare_curves
+    from vizcore.figures.training import compare_curves, training_curves
+    from vizcore.methods import curves_of
 
     store = RunStore(trained_run.path.parent, demo_root=None)
     original = compare_curves([(trained_run.config().label, trained_run.metrics())], "source_acc")
     spec = builders.spec("training_curves", run_ids=[trained_run.run_id], key="source_acc")
     assert _trace_data(builders.remake(spec, store)) == _trace_data(original)
+    live = training_curves(trained_run.metrics(), curves=curves_of(trained_run.config().method)[0],
+                           epoch_curves=curves_of(trained_run.config().method)[1])  # the Train page's plot  # fmt: skip
+    assert _trace_data(builders.remake(builders.spec("run_curves", run_id=trained_run.run_id), store)) == _trace_data(live)
     deck = Deck(tmp_path, "alice")
     gone = dict(spec, inputs={"run_ids": ["20990101-000000-gone-0000"], "key": "source_acc"})
     item = pin_figure(deck, original, title="curves", spec=gone)

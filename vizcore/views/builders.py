@@ -105,6 +105,18 @@ def training_curves(inputs: Inputs, store: RunStore) -> go.Figure:
                           bool(inputs.get("presentation")))  # fmt: skip
 
 
+@FIGURE_BUILDERS.register("run_curves")
+def run_curves(inputs: Inputs, store: RunStore) -> go.Figure:
+    """inputs: run_id, presentation. One run's loss and accuracy per logged step (the Train page's
+    live plot), with the curves its method declares."""
+    from vizcore.figures.training import training_curves
+    from vizcore.methods import curves_of
+
+    run = store.get(inputs["run_id"])
+    steps, epochs = curves_of(run.config().method)
+    return training_curves(run.metrics(), curves=steps, epoch_curves=epochs, presentation=bool(inputs.get("presentation")))
+
+
 # ---------------------------------------------------------------------------- embeddings
 
 
