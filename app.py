@@ -20,6 +20,7 @@ SECTIONS = {  # section -> (page, title, icon)
     "Start": [(HOME, "Overview", ":material/home:")],
     "Train": [
         ("pages/train.py", "Train", ":material/model_training:"),
+        ("pages/data.py", "Your data", ":material/folder_open:"),
         ("pages/compare.py", "Compare runs", ":material/compare_arrows:"),
     ],
     "See what it learned": [

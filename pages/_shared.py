@@ -42,6 +42,16 @@ def store() -> RunStore:
     return RunStore()
 
 
+def class_map_of(source: str, target: str | None) -> dict[str, str]:
+    """The class map chosen for this pair on the Your data page this session ({} if none)."""
+    return st.session_state.get("_class_maps", {}).get(f"{source}|{target}", {}) if target else {}
+
+
+def keep_class_map(source: str, target: str, class_map: dict[str, str]) -> None:
+    """Remember the class map of a pair that passed the check, for the Train page."""
+    st.session_state.setdefault("_class_maps", {})[f"{source}|{target}"] = class_map
+
+
 def page_access() -> Access:
     """What this server offers (vizcore.app.access): from the environment, the address it listens on
     and the script's own arguments (``streamlit run app.py -- --viewer``)."""
@@ -107,12 +117,13 @@ def session_id() -> str:
 
 
 @contextmanager
-def friendly_errors(what: str = "this view") -> Iterator[None]:
-    """Show known failures as a clear message (and stop the page), not a traceback."""
+def friendly_errors(what: str = "this view", doing: str = "show") -> Iterator[None]:
+    """Show known failures as a clear message (and stop the page), not a traceback:
+    "Could not <doing> <what>: <why>"."""
     try:
         yield
     except USER_ERRORS as e:
-        st.error(f"Could not show {what}: {e}")
+        st.error(f"Could not {doing} {what}: {e}")
         st.stop()
 
 
@@ -303,31 +314,6 @@ def table(data: Any, name: str, key: str, pin: Any = None, styled: bool = False,
     else:
         (st.table if styled else st.dataframe)(data, **kwargs)
     pin_button(st, "table", name, key, table_cells(data), pin)
-
-
-def ensure_analysis(run: Run, sides: list[str]) -> None:
-    """Make sure the run's per-run analysis exists for ``sides``; while it is computed (once per
-    weights), say what is being done and how far it is, never a frozen bar."""
-    from vizcore.views.analysis import analysis_state, run_analysis
-
-    missing = [s for s in sides if analysis_state(run, s)[0] != "ready"]
-    if not missing:
-        return
-    with friendly_errors("the analysis of this run"), st.status(
-        "Analysing this run once: every later view of it is read from the stored result", expanded=True
-    ) as box:
-        for side in missing:
-            state, words = analysis_state(run, side)
-            if state == "computing":
-                st.write(f"{side}: being computed for another view ({words}); waiting for it…")
-            bar = st.progress(0.0, text=f"{side} test split")
-
-            def show(stage: str, done: int, total: int, side: str = side, bar: Any = bar) -> None:
-                bar.progress(min(done / max(total, 1), 1.0), text=f"{side}: {stage} ({done:,} of {total:,})")
-
-            run_analysis(run, side, progress=show)
-            bar.progress(1.0, text=f"{side}: done")
-        box.update(label="Analysis ready", state="complete", expanded=False)
 
 
 def relative_time(ts: float) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages._background import ready, run_tasks
 from pages._pin import Pin
 from pages._shared import (
-    ensure_analysis,
     figure,
     friendly_errors,
     guard,
@@ -29,6 +29,7 @@ from vizcore.views.analysis import (
     mean_cams,
     select_images,
 )
+from vizcore.views.background import analysis_spec
 from vizcore.views.explanations import (
     agreement,
     class_phrase,
@@ -62,21 +63,25 @@ with friendly_errors("this run"):
     cfg = run.config()
     default_layer, layer_names = target_layers(run)
 sides = ["source"] + (["target"] if cfg.target else [])
-ensure_analysis(run, sides)  # once per weights; every widget below only reads stored arrays
+# once per weights, on the background queue; every widget below only reads stored arrays
+if not ready([analysis_spec(run, side, "test") for side in sides], "this run's analysis", "cam_analysis"):
+    st.stop()
 
 c0, c1, c2, c3, c4 = st.columns([1.3, 1, 1, 1, 1])
 method = c0.selectbox("Method", list_explainers(), key="cam_method",
                       help="CAM is exact for GAP networks; the others are computed for the images shown")  # fmt: skip
-which = c1.radio("Images from", sides, horizontal=True, format_func=lambda s: f"{s} ({getattr(cfg, s)})",
+which = c1.radio("Images from", sides, horizontal=True, format_func=lambda s: f"{s} ({cfg.shown(getattr(cfg, s))})",
                  key="cam_which")  # fmt: skip
 with friendly_errors("CAMs for this run"):
     base = cam_analysis(run, which, "predicted")
 n_classes = base["probs"].shape[1]
+names = [str(c) for c in base.get("classes", range(n_classes))]  # class names where the analysis has them
 mode = c2.selectbox("Explain class", ["predicted", "true", *map(str, range(n_classes))],
-                    format_func=lambda m: m if m in ("predicted", "true") else f"class {m}", key="cam_mode")  # fmt: skip
+                    format_func=lambda m: m if m in ("predicted", "true") else f"class {names[int(m)]}", key="cam_mode")  # fmt: skip
 show = c3.selectbox("Show", ["all", "misclassified", "correct"], key="cam_show")
 # "all" rather than None: a None kept in the session state reads as "nothing chosen"
-true_class = c4.selectbox("True class", ["all", *range(n_classes)], key="cam_true")
+true_class = c4.selectbox("True class", ["all", *range(n_classes)], key="cam_true",
+                          format_func=lambda k: k if k == "all" else names[k])  # fmt: skip
 cls_filter = None if true_class == "all" else int(true_class)
 with st.expander(f"Target layer: `{default_layer}` (the last conv block, found automatically)"):
     layer = st.selectbox("Explain at layer (expert)", layer_names, index=layer_names.index(default_layer),
@@ -129,21 +134,7 @@ def _maps(r, meth: str, idx, lay: str | None):  # type: ignore[no-untyped-def]
 
 
 def _titles(idx, meth: str) -> list[str]:  # type: ignore[no-untyped-def]
-    return [tile_caption(preds[i], probs[i, preds[i]], labels[i], meth, mode, arrays["class_idx"][i]) for i in idx]
-
-
-@st.fragment(run_every=2.0)
-def _background(run_id: str) -> None:
-    """The run's background tasks: stage, progress, time left and a Stop button, redrawn every
-    2 s on their own; the whole page reruns once they are over, to show the new rows."""
-    active = tasks.QUEUE.tasks(run_id)
-    if not active:
-        st.rerun()
-    for i, t in enumerate(active):
-        left, right = st.columns([6, 1])
-        left.progress(t.fraction, text=f"In the background: {t.stage} — {t.time_left()}")
-        if right.button("Stop", key=f"stop_task_{i}", help="nothing of it is kept; the grid does not need it"):
-            tasks.QUEUE.stop(t.spec)
+    return [tile_caption(preds[i], probs[i, preds[i]], labels[i], meth, mode, arrays["class_idx"][i], names) for i in idx]
 
 
 tab_grid, tab_mean, tab_compare, tab_faith = st.tabs(["Image grid", "Mean CAM per class", "Compare two maps",
@@ -238,7 +229,7 @@ with tab_faith:
         for problem in scoring_problems(tasks.QUEUE, run, which):
             st.warning(problem)
         if tasks.QUEUE.tasks(run.run_id):
-            _background(run.run_id)
+            run_tasks(run.run_id, "cam_tasks")
         if not scored:
             st.info("No method has been scored for this run yet.")
         else:

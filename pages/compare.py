@@ -32,8 +32,8 @@ rows = [
     {
         "name": r.label,
         "method": r.method,
-        "source": r.source,
-        "target": r.target,
+        "source": r.shown(r.source),
+        "target": r.target and r.shown(r.target),
         "seed": r.seed,
         "status": r.status,
         "source acc": r.summary.get("source_acc"),

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from pages._background import ready
 from pages._params import param_widgets
 from pages._pin import Pin
 from pages._shared import before_is_parent, figure, friendly_errors, guard, pick_run, usable_runs
@@ -19,6 +20,7 @@ from vizcore.figures.matrix import MatrixPanel, difference_heatmap, matrix_figur
 from vizcore.metrics import FAMILIES, list_metrics, metric_info
 from vizcore.views import builders
 from vizcore.views import distances as dv
+from vizcore.views.background import analysis_spec, matrix_spec
 
 guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
 st.title("Class distances")
@@ -43,7 +45,9 @@ layer = c[2].selectbox("Layer", layers, index=layers.index(dv.default_layer(laye
                        format_func=lambda name: dv.LAYER_LABELS.get(name, name), key="dist_layer")
 metric = c[3].selectbox("Metric", list_metrics(), format_func=dv.grouped_label, key="dist_metric",
                         help="grouped by family: " + ", ".join(FAMILIES))  # fmt: skip
-with friendly_errors("the features of this split"), st.spinner("Computing the layer's features (cached)…"):
+if not ready([analysis_spec(run, which, split)], f"the features of the {which} {split} split", "dist_features"):
+    st.stop()
+with friendly_errors("the features of this split"):
     n_total, smallest = dv.smallest_class(run, which, split, layer)
 c = st.columns(4)
 n_default = max(4, dv.default_n_per_class(smallest))
@@ -75,7 +79,6 @@ with st.expander(f"Parameters of {metric_info(metric).label}", expanded=metric =
 cluster = st.toggle("Order classes by clustering", key="dist_cluster", help=dv.CLUSTER_NOTE)
 presentation = presentation_on()  # the app-wide switch in the sidebar (app.py)
 settings = dv.DistanceSettings(metric, params, int(n_per_class), int(n_perm), int(seed), pairing)
-SPINNER = dv.waiting_text(metric, int(n_perm))
 
 
 def _order(view: dv.MatrixView) -> np.ndarray:
@@ -129,14 +132,16 @@ side = f"{which} {getattr(cfg, which)}, {split} split, {dv.LAYER_LABELS.get(laye
 VIEWS = ["Class matrix", "Compare two runs", "Two metrics", "Source vs target classes"]
 view = st.segmented_control("View", VIEWS, default=VIEWS[0], key="dist_view") or VIEWS[0]
 if view == VIEWS[0]:
-    with friendly_errors("the distance matrix"), st.spinner(SPINNER):
+    with friendly_errors("the distance matrix"):
+        if not ready([matrix_spec(run, "classes", which, split, layer, settings)], "the class matrix", "dist_main"):
+            st.stop()
         after = dv.class_matrix(run, which, split, layer, settings)
     _summary(after, "noise floor")
     _show(after, f"{cfg.label} — {side}", f"distances-{run.run_id}-{which}-{layer}", "dist_main")
 
 elif view == VIEWS[1]:
-    st.caption(f"**After** is the run above; pick the run **before** it (e.g. source-only on {cfg.source}"
-               f"{'→' + cfg.target if cfg.target else ''}). Both use the settings above; the difference is "
+    st.caption(f"**After** is the run above; pick the run **before** it (e.g. source-only on {cfg.shown(cfg.source)}"
+               f"{'→' + cfg.shown(cfg.target) if cfg.target else ''}). Both use the settings above; the difference is "
                "after − before (blue: classes moved closer, red: moved apart).")  # fmt: skip
 
     def comparable(r: Any) -> bool:
@@ -151,7 +156,10 @@ elif view == VIEWS[1]:
         st.warning(f"The before run has no {dv.LAYER_LABELS.get(layer, layer)} layer; pick one both have: "
                    f"{', '.join(before_layers)}.")  # fmt: skip
     else:
-        with friendly_errors("the comparison"), st.spinner(SPINNER):
+        with friendly_errors("the comparison"):
+            if not ready([matrix_spec(r, "classes", which, split, layer, settings) for r in (run, before_run)],
+                         "the two runs' class matrices", "dist_pair"):  # fmt: skip
+                st.stop()
             # the run above, through the same cached call as the first view (read back, not recomputed)
             after = dv.class_matrix(run, which, split, layer, settings)
             before = dv.class_matrix(before_run, which, split, layer, settings)
@@ -179,7 +187,10 @@ elif view == VIEWS[2]:
                           format_func=dv.grouped_label, key="dist_second")  # fmt: skip
     second_settings = dv.DistanceSettings(second, {}, int(n_per_class), dv.default_permutations(second), int(seed),
                                           pairing)  # fmt: skip
-    with friendly_errors("the two matrices"), st.spinner(dv.waiting_text(second, second_settings.n_perm)):
+    with friendly_errors("the two matrices"):
+        if not ready([matrix_spec(run, "classes", which, split, layer, x) for x in (settings, second_settings)],
+                     "the two metrics' matrices", "dist_ranks"):  # fmt: skip
+            st.stop()
         first_view = dv.class_matrix(run, which, split, layer, settings)
         second_view = dv.class_matrix(run, which, split, layer, second_settings)
         agreement = dv.rank_agreement(first_view, second_view)
@@ -203,15 +214,18 @@ else:
         st.info("This run has no target domain. Pick a domain-adaptation run (source → target) to see whether its "
                 "source class i and target class j line up: adaptation should make the diagonal small.")  # fmt: skip
     else:
-        st.caption(f"Row i: source class i ({cfg.source}); column j: target class j ({cfg.target}, true labels, "
+        st.caption(f"Row i: source class i ({cfg.shown(cfg.source)}); column j: target class j ({cfg.shown(cfg.target)}, true labels, "
                    "used for analysis only). Adaptation should make the framed cells (same class) small compared to the rest.")  # fmt: skip
-        with friendly_errors("the cross-domain matrix"), st.spinner(SPINNER):
+        with friendly_errors("the cross-domain matrix"):
             # left at the default, the count fits both domains: min(100, smallest class of either)
             at_default = n_per_class == n_default
             cross_settings = replace(settings, n_per_class=None) if at_default else settings
+            if not ready([matrix_spec(run, "cross", which, split, layer, cross_settings)],
+                         "the source-vs-target matrix", "dist_cross"):  # fmt: skip
+                st.stop()
             cross = dv.cross_matrix(run, split, layer, cross_settings)
         _summary(cross, "same class across domains")
         _show(cross, f"{cfg.label} — source vs target, {split} split, {dv.LAYER_LABELS.get(layer, layer)}",
               f"distances-cross-{run.run_id}-{layer}", "dist_cross",
-              (f"source class ({cfg.source})", f"target class ({cfg.target})"), outline=True, used=cross_settings,
-              cross=True)  # fmt: skip
+              (f"source class ({cfg.shown(cfg.source)})", f"target class ({cfg.shown(cfg.target)})"), outline=True,
+              used=cross_settings, cross=True)  # fmt: skip

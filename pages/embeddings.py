@@ -7,6 +7,7 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
+from pages._background import ready
 from pages._params import param_widgets
 from pages._pin import Pin
 from pages._shared import (
@@ -26,9 +27,10 @@ from vizcore.embed.methods import (
     EMBEDDINGS,
     umap_warmed_up,
 )
-from vizcore.store.runs import params_key
+from vizcore.store.cache import params_key
 from vizcore.views import builders
 from vizcore.views import embeddings as ev
+from vizcore.views.background import embedding_spec
 from vizcore.views.distances import LAYER_LABELS, default_layer
 
 VERDICT_COLORS = {VERDICT_MARKS["better"]: "#1a7f37", VERDICT_MARKS["worse"]: "#b42318"}
@@ -87,10 +89,11 @@ if method == "umap" and not umap_warmed_up():
     st.caption("UMAP's first run in this server compiles code (about half a minute); later runs are fast.")
 settings = ev.EmbeddingSettings(layer, method, params, int(n_per_domain), int(seed), align)
 
-slot = st.empty()
 with friendly_errors("the embedding"):
-    pair = ev.embedding_pair(before, after, settings, progress=lambda f, msg: slot.progress(min(f, 1.0), text=msg))
-slot.empty()
+    ev.check_pair(before, after, settings)  # a bad choice is said at once, not after a wait
+    if not ready([embedding_spec(before, after, settings)], f"the {EMBEDDINGS.get(method).label} layouts", "emb"):
+        st.stop()
+    pair = ev.embedding_pair(before, after, settings)
 
 c = st.columns([1, 3])
 shown_sides = c[0].pills("Domains", sides, selection_mode="multi", default=list(sides), key="emb_sides",

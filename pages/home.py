@@ -80,7 +80,7 @@ else:
             "name": r.label,
             "status": r.status,
             "method": r.method,
-            "data": r.source if not r.target else f"{r.source} → {r.target}",
+            "data": r.shown(r.source) if not r.target else f"{r.shown(r.source)} → {r.shown(r.target)}",
             "seed": r.seed,
             "source acc": r.summary.get("source_acc"),
             "target acc": r.summary.get("target_acc"),

@@ -7,35 +7,44 @@ import time
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from pages._background import task_rows
 from pages._params import param_widgets
 from pages._pin import Pin
-from pages._shared import figure, friendly_errors, guard, run_label, session_id, store
+from pages._shared import (
+    class_map_of,
+    figure,
+    friendly_errors,
+    guard,
+    page_link,
+    run_label,
+    session_id,
+    store,
+)
 from vizcore.app.jobs import MANAGER
 from vizcore.core.config import TrainConfig
 from vizcore.core.device import available_devices
+from vizcore.core.errors import DataUnavailable
 from vizcore.core.numbers import percent
-from vizcore.data.domains import (
-    DomainMismatch,
-    check_domain_pair,
-    domain_info,
-    list_domains,
-    unavailable_reason,
-)
-from vizcore.data.sources.folders import FOLDER_HELP
+from vizcore.data.domains import DomainMismatch, check_domain_pair, domain_info
 from vizcore.figures.training import curve_label
 from vizcore.methods import METHODS, Method, curves_of, list_methods
 from vizcore.methods.recipes import recipe_notes, recommended_config
 from vizcore.models import list_models
+from vizcore.store import tasks
 from vizcore.train.checks import REFUSALS, check_config
 from vizcore.train.optim import OPTIMIZERS, SCHEDULES
 from vizcore.views import builders
+from vizcore.views.data_choices import data_choices, shown_names
 
 guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
 st.title("Train")
 
 
 def _domain_help(name: str) -> str:
-    return domain_info(name).description
+    try:
+        return domain_info(name).description
+    except DataUnavailable as e:  # a registered folder that is gone
+        return str(e)
 
 
 def lineage_widgets(cls: type, source: str) -> dict[str, object]:
@@ -79,19 +88,25 @@ def config_form(why: DeltaGenerator) -> TrainConfig | None:
     uses_target = cls.uses_target
     # fine-tuning draws its labelled images from a target domain, so it needs one too
     needs_target = uses_target or "target_labels_per_class" in cls.requires
-    domains = list_domains()
-    missing = {d: reason for d in domains if (reason := unavailable_reason(d))}  # offered, marked, explained
+    choices, registry_problem = data_choices(store().root)  # the bundled sets, then the registered folders
+    if registry_problem:
+        st.warning(registry_problem)
+    domains = [c.domain for c in choices]
+    missing = {c.domain: c.missing for c in choices if c.missing}  # offered, marked, explained
+    labels = {c.domain: c.label for c in choices}
+    names = {c.domain: c.shown for c in choices}
 
     def shown(d: str | None) -> str:
-        return "—" if d is None else f"{d} (not on this machine)" if d in missing else d
+        return "—" if d is None else labels.get(d, d)
 
     source = st.selectbox("Data set (labelled source)", domains, format_func=shown, key="train_source",
-                          help="; ".join(f"{d}: {_domain_help(d)}" for d in domains))  # fmt: skip
+                          help="; ".join(f"{shown(d)}: {_domain_help(d)}" for d in domains))  # fmt: skip
     st.caption(_domain_help(source))
     if source in missing:
-        st.warning(f"{source} is not on this machine, so it cannot train here: {missing[source]}")
-    st.caption(f"Your own images train from the command line, `python -m vizcore train --data "
-               f"folder:PATH` (or `--target folder:PATH`), and appear here as runs. {FOLDER_HELP}")  # fmt: skip
+        st.warning(f"{names[source]} is not on this machine, so it cannot train here: {missing[source]}")
+        if source.startswith("folder:"):
+            return None
+    page_link(st, "pages/data.py", label="Add your own images (a folder or a zip)", icon=":material/folder_open:")
     target_choices = [d for d in domains if d != source]
     if needs_target:
         what = "unlabelled" if uses_target else "K labelled images per class"
@@ -102,12 +117,18 @@ def config_form(why: DeltaGenerator) -> TrainConfig | None:
         target = st.selectbox("Also evaluate on (optional)", [None, *target_choices],
                               format_func=shown)  # fmt: skip
     if target in missing:
-        st.warning(f"{target} is not on this machine, so it cannot be used here: {missing[target]}")
+        st.warning(f"{names[target]} is not on this machine, so it cannot be used here: {missing[target]}")
+        if target.startswith("folder:"):
+            return None
+    class_map = class_map_of(source, target)  # chosen on the Your data page
     try:
-        check_domain_pair(source, target)
+        check_domain_pair(source, target, class_map=class_map or None)
     except DomainMismatch as e:  # e.g. digits against fashion-mnist: accuracy would mean nothing
         st.error(str(e))
+        st.caption("A class map for this pair can be chosen on the **Your data** page.")
         return None
+    if class_map:
+        st.caption("Class map (from the Your data page): " + ", ".join(f"{t}→{s}" for t, s in class_map.items()))
     lineage = lineage_widgets(cls, source)
     if lineage.pop("missing", False):
         return None
@@ -161,7 +182,8 @@ def config_form(why: DeltaGenerator) -> TrainConfig | None:
         trade_off=float(trade_off), method_params=params, optimizer=optimizer, schedule=schedule,
         momentum=float(momentum), weight_decay=float(wd), train_limit=int(limit) or None, model=model,
         augment_shift=int(shift), fresh_layouts=bool(fresh) and generated, augment_invert=float(invert),
-        precise_bn=bool(precise), widths=widths, **lineage,
+        precise_bn=bool(precise), widths=widths, class_map=class_map,
+        data_names=shown_names(choices, source, target), **lineage,
     )  # fmt: skip
 
 
@@ -204,18 +226,24 @@ def other_jobs() -> None:
 
 
 def live_panel() -> None:
-    """The watched run: re-read every second while a training job is alive on this server (it
-    survives page switches and closed tabs), drawn once and left quiet when none is."""
-    if MANAGER.jobs():
+    """The watched run: re-read every second while a training job or the preparing of a new
+    run's views is alive on this server (both survive page switches and closed tabs), drawn once
+    and left quiet when neither is."""
+    if _busy():
         _live_panel()
     else:
         _panel()
 
 
+def _busy() -> bool:
+    rid = _watched_run_id()
+    return bool(MANAGER.jobs()) or (rid is not None and bool(tasks.QUEUE.tasks(rid)))
+
+
 @st.fragment(run_every=1.0)
 def _live_panel() -> None:
     _panel()
-    if not MANAGER.jobs():  # the last job just ended: one full rerun draws the quiet page
+    if not _busy():  # the last job just ended: one full rerun draws the quiet page
         st.rerun()
 
 
@@ -245,9 +273,10 @@ def _panel() -> None:
     else:
         msg = {"complete": st.success, "stopped": st.warning}.get(state, st.error)
         msg(f"Run {state}. {status.get('message', '')}")
-        job = MANAGER.find(rid)
-        if job is not None and job.stage:  # the views' analysis, computed once in the background
-            st.info(f"Preparing its views: {job.stage}… (the pages can be opened now; they wait for this)")
+        if tasks.QUEUE.tasks(rid):  # the views' analysis and default matrices, once, on the background queue
+            st.caption("Its views are being prepared in the background, most used first. The pages can be opened "
+                       "now: a view not ready yet says so and shows its progress.")  # fmt: skip
+            task_rows(rid, "train_tasks")
     epochs = [r for r in records if r["kind"] == "epoch"]
     if epochs:
         v = epochs[-1]["values"]

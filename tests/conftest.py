@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # AppTest runs app.py in this process: no minute-long UMAP compilation in the background
 os.environ["VIZCORE_UMAP_WARMUP"] = "0"
 os.environ["VIZCORE_RUNS_WARMUP"] = "0"  # nor the loading of the runs' analyses at start
+os.environ["VIZCORE_OFFLINE"] = "1"  # the Your data page never probes for a network in a test
 
 # Small enough to train in a few seconds on 2 cores, large enough to learn something.
 TINY = TrainConfig(
@@ -54,6 +55,17 @@ def trained_run(trained_store: RunStore):
     return trained_store.get(trained_store.run_ids()[0])
 
 
+@pytest.fixture
+def copied_run(trained_run, store: RunStore):
+    """(store, run): a copy of the session's tiny trained run in a store of this test's own, so a
+    test may write its caches, retrain or delete it."""
+    import shutil
+
+    store.root.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(trained_run.path, store.root / trained_run.run_id)
+    return store, store.get(trained_run.run_id)
+
+
 @pytest.fixture(autouse=True)
 def _background_queue(monkeypatch: pytest.MonkeyPatch):
     """A background queue whose worker never starts: a test sees what a page asked for (and may
@@ -81,3 +93,26 @@ def unscored_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         return run_id
 
     return make
+
+
+@pytest.fixture
+def forward_count(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[int]:
+    """Counts every model forward pass in this process, whoever makes it."""
+    monkeypatch.setenv("VIZCORE_RUNS", str(tmp_path / "runs"))
+    import streamlit as st
+
+    from vizcore.models import MODELS
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    count = [0]
+    for name in MODELS:
+        cls = MODELS.get(name)
+        original = cls.forward_features
+
+        def counted(self, x, _original=original):  # type: ignore[no-untyped-def]
+            count[0] += 1
+            return _original(self, x)
+
+        monkeypatch.setattr(cls, "forward_features", counted)
+    return count

@@ -8,13 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import TINY
 from vizcore.explain.cam import class_activation_maps, energy_in_box, normalize_maps, pointing_game
-from vizcore.models import MODELS
 from vizcore.models.architecture import build_model, resolve_input_shape
 from vizcore.store.runs import DEMO_ROOT, RunStore
 from vizcore.views import analysis as an
@@ -81,7 +79,8 @@ def test_the_analysis_is_computed_once_and_invalidated_when_the_weights_change(s
     assert an.analysis_path(run, "source") is None
     again = an.feature_arrays(run)["x"]
     assert not np.allclose(first, again)
-    assert len(list((run.path / "analysis").iterdir())) == 1  # the stale analysis is gone
+    # one folder of results, the new weights': the stale analysis and everything else of them is gone
+    assert [p.name for p in run.cache_dir.iterdir()] == [run.weights_digest()]
 
 
 def test_a_cloned_demo_run_hits_its_shipped_analysis(tmp_path: Path) -> None:
@@ -99,25 +98,6 @@ def test_a_cloned_demo_run_hits_its_shipped_analysis(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- pages
-
-
-@pytest.fixture
-def forward_count(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[int]:
-    """Counts every model forward pass in this process, whoever makes it."""
-    monkeypatch.setenv("VIZCORE_RUNS", str(tmp_path / "runs"))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    count = [0]
-    for name in MODELS:
-        cls = MODELS.get(name)
-        original = cls.forward_features
-
-        def counted(self, x, _original=original):  # type: ignore[no-untyped-def]
-            count[0] += 1
-            return _original(self, x)
-
-        monkeypatch.setattr(cls, "forward_features", counted)
-    return count
 
 
 def _cam_page() -> AppTest:
@@ -150,23 +130,31 @@ def test_distance_metric_change_runs_no_forward_pass(forward_count: list[int]) -
 
 
 def test_a_finished_training_job_prepares_its_views(tmp_path: Path) -> None:
-    """The job's thread computes the analysis and the default matrices after training."""
+    """After training, the job asks the background queue for the analysis and the default
+    matrices; the job itself ends with training (its Stop is gone as soon as the run is usable)."""
     from vizcore.app.jobs import JobManager
+    from vizcore.store.tasks import TaskQueue
+    from vizcore.views.background import PREPARE
     from vizcore.views.precompute import default_distance_settings
 
     store = RunStore(tmp_path / "runs", demo_root=None)
-    jobs = JobManager()
+    queue = TaskQueue(autostart=False)
+    jobs = JobManager(queue)
     job = jobs.start(TINY.replace(train_limit=256, test_limit=128), store)
     jobs.wait(job.run_id, timeout=300)
-    assert job.error is None and job.stage == ""
+    assert job.error is None
     run = store.get(job.run_id)
+    assert an.analysis_path(run, "source") is None  # nothing computed in the job's thread
+    [task] = queue.tasks(job.run_id)
+    assert task.spec.name == PREPARE and task.state == "queued"
+    assert queue.run_next() is task and task.state == "done", task.error
     assert an.analysis_path(run, "source") is not None
     before = an.FORWARD_PASSES[0]
     from vizcore.views.distances import class_matrix, layer_choices
 
-    key_files = set((run.path / "analyses").iterdir())
+    key_files = set(run.cache_dir.rglob("*"))
     class_matrix(run, "source", "test", layer_choices(run)[0], default_distance_settings())
-    assert set((run.path / "analyses").iterdir()) == key_files  # the default matrix was there already
+    assert set(run.cache_dir.rglob("*")) == key_files  # the default matrix was there already
     assert an.FORWARD_PASSES[0] == before
 
 

@@ -16,6 +16,7 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = [
     "pages/home.py",
     "pages/train.py",
+    "pages/data.py",
     "pages/compare.py",
     "pages/cam.py",
     "pages/distances.py",

@@ -259,7 +259,7 @@ def test_every_rule_names_a_flag_the_command_line_has() -> None:
     flags = {s for action in cli._train_parser(sub)._actions for s in action.option_strings}
     named = {name: TrainConfig.flag(name) for name in TrainConfig.rules()}
     assert {n: f for n, f in named.items() if f is not None and f not in flags} == {}
-    assert [n for n, f in named.items() if f is None] == ["log_every"]
+    assert [n for n, f in named.items() if f is None] == ["log_every", "data_names"]
 
 
 def test_the_checks_of_values_import_nothing(tmp_path: Path) -> None:
@@ -300,3 +300,31 @@ def test_the_train_page_refuses_in_the_same_words(
         BASE.replace(train_limit=1).check_values()
     assert [e.value for e in at.error] == [f"Training could not start: {library.value}"]
     assert "watch" not in at.session_state and not runs.exists()
+
+
+# a value other than the default for each kind of field, as typed and as the config holds it
+_TYPED = {"int": ("7", 7), "float": ("0.25", 0.25), "text": ("x", "x"), "name": ("adam", "adam"),
+          "domain": ("usps", "usps"), "run": ("some-run", "some-run"), "shape": ("3,48,48", (3, 48, 48)),
+          "widths": ("8,16", (8, 16)), "freeze": ("2", 2), "class_map": ("a=0,b=1", {"a": "0", "b": "1"})}  # fmt: skip
+
+
+def test_every_field_with_a_flag_is_set_by_it() -> None:
+    """The flags are generated from the config's fields: each one sets its field, so a field added
+    to TrainConfig is on the command line with no second edit."""
+    import argparse
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    parser = cli._train_parser(sub)
+    default = TrainConfig()
+    for name, rule in TrainConfig.rules().items():
+        flag = TrainConfig.flag(name)
+        if flag is None or rule.kind == "params":
+            continue
+        if rule.kind == "bool":
+            argv, want = [flag], not getattr(default, name)
+        else:
+            typed, want = _TYPED[rule.kind]
+            argv = [flag, typed]
+        got = cli._config_from_args(parser.parse_args(argv))
+        assert getattr(got, name) == want, (name, argv)
+        assert all(getattr(got, other) == getattr(default, other) for other in TrainConfig.rules() if other != name)

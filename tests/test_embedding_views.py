@@ -114,7 +114,7 @@ def test_the_cached_pair_comes_back_identical_without_recomputing(
     assert first.description == second.description
     ev.embedding_pair(*da_runs, ev.EmbeddingSettings(layer="gap", method="pca", n_per_domain=25, seed=8))
     assert len(calls) == 2, "another seed is another cache entry"
-    assert any(Path(after.path, "analyses").glob("embedding-*.npz")), "cached under the after run"
+    assert any(Path(after.path, "analyses").rglob("embedding-*.npz")), "cached under the after run"
 
 
 def test_table_matches_direct_metric_calls(da_runs: tuple[Run, Run], da_pair: ev.EmbeddingPair) -> None:

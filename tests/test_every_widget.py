@@ -396,6 +396,15 @@ def stand_ins(monkeypatch) -> None:
 
 
 @pytest.fixture
+def in_the_click(monkeypatch) -> None:
+    """The background queue runs each task as it is asked for, so every view a choice reveals is
+    drawn in the same page run and its drawing code is tried too (a queued view is not drawn)."""
+    from vizcore.store import tasks
+
+    monkeypatch.setattr(tasks, "QUEUE", tasks.TaskQueue(autostart=False, inline=True))
+
+
+@pytest.fixture
 def compiled_once(monkeypatch) -> None:
     """One script cache for all runs, as a server keeps: AppTest makes a new one per run, so it
     compiled app.py and the page again on every click (a tenth of a second, hundreds of times)."""
@@ -412,7 +421,7 @@ def compiled_once(monkeypatch) -> None:
 
 @pytest.mark.slow
 def test_every_option_of_every_widget_on_every_page(
-    fresh_store, small_data, stand_ins, compiled_once
+    fresh_store, small_data, stand_ins, in_the_click, compiled_once
 ):
     infos = [r for r in fresh_store.list() if r.status in ("complete", "stopped")]
     assert sum(r.read_only for r in infos) == len([d for d in DEMO_ROOT.iterdir() if d.is_dir()])

@@ -28,9 +28,9 @@ def test_cam_is_read_off_the_analysis_and_other_methods_are_cached(trained_run) 
     want = an.stored_cams(a, np.arange(n), a["pred"][:n]).numpy()
     assert np.array_equal(cam["low"], want) and an.FORWARD_PASSES[0] == before
     first = ev.explanation(trained_run, "source", "XGrad-CAM", "true")
-    files = set(trained_run.cache_dir.iterdir())
+    files = set(trained_run.cache_dir.rglob("*"))
     again = ev.explanation(trained_run, "source", "XGrad-CAM", "true")
-    assert set(trained_run.cache_dir.iterdir()) == files  # read, not recomputed
+    assert set(trained_run.cache_dir.rglob("*")) == files  # read, not recomputed
     assert np.array_equal(first["low"], again["low"]) and np.array_equal(first["class_idx"], a["labels"][:n])
 
 

@@ -74,13 +74,11 @@ def test_every_class_in_one_call_equals_one_class_at_a_time(cluttered, method: s
 
 
 @pytest.fixture
-def own_run(trained_run, store: RunStore, monkeypatch: pytest.MonkeyPatch):
+def own_run(copied_run, monkeypatch: pytest.MonkeyPatch):
     """A copy of the tiny trained run in a store of its own (so it can be deleted), 40 images explained."""
     monkeypatch.setattr(ev, "N_EXPLAIN", 40)
     monkeypatch.setattr(ev, "CHUNK", 8)
-    store.root.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(trained_run.path, store.root / trained_run.run_id)
-    return store, store.get(trained_run.run_id)
+    return copied_run
 
 
 def test_a_tasks_result_equals_a_direct_computation_and_is_asked_for_once(own_run) -> None:
@@ -118,7 +116,7 @@ def test_a_stopped_task_leaves_no_cache_entry(own_run, where: str) -> None:
     queue._report = stop_midway  # type: ignore[method-assign]
 
     def entries(kind: str) -> set[str]:
-        return {p.name for p in run.cache_dir.glob(f"{kind}-*")} if run.cache_dir.exists() else set()
+        return {p.name for p in run.cache_dir.rglob(f"{kind}-*")} if run.cache_dir.exists() else set()
 
     scores, maps = entries("faithfulness"), entries("explanation")
     queue.run_next()

@@ -378,3 +378,20 @@ def test_before_defaults_to_the_parent_of_the_after_run() -> None:
     assert lineage_text(runs[0], [r.run_id for r in runs]) == "parent parent-run"
     assert lineage_text(runs[0], ["adda-run"]) == "parent parent-run (gone)"
     assert default_pair(runs[:2]) == ("other-so", "adda-run")  # a parent no longer listed: the usual choice
+
+
+def test_the_lineage_checks_build_this_runs_model_once_and_without_imagenet_weights(parent_store, monkeypatch) -> None:
+    """A parent and a teacher are both checked against one build of this run's architecture."""
+    import vizcore.train.lineage as lineage_module
+
+    store, rid = parent_store
+    builds: list[object] = []
+    original = lineage_module.build_model
+
+    def counted(config, **kwargs):  # type: ignore[no-untyped-def]
+        builds.append(kwargs.get("pretrained"))
+        return original(config, **kwargs)
+
+    monkeypatch.setattr(lineage_module, "build_model", counted)
+    resolve_lineage(PARENT.replace(method="distill", init_from=rid, teacher=rid, target=None), store)
+    assert builds == [False]

@@ -14,6 +14,7 @@ from vizcore.core.config import ConfigError, TrainConfig
 from vizcore.core.errors import DataUnavailable
 from vizcore.core.numbers import MISSING, fmt, percent
 from vizcore.data.feeds import DATA_PATHS, STREAM_ABOVE_ENV, STREAM_ABOVE_MB
+from vizcore.store.datasets import registered_domain, with_registered_names
 from vizcore.store.runs import RunInfo, RunStore, lineage
 from vizcore.train.distributed import WorldError
 
@@ -84,91 +85,50 @@ def _freeze(text: str) -> int | list[str]:
     return names
 
 
+# How argparse reads each kind of TrainConfig field: (type, metavar). The flags themselves are
+# generated from the config's fields (their Rule: flag, help), so a new field is one edit there.
+_READERS: dict[str, tuple[Any, str | None]] = {
+    "int": (int, None), "float": (float, None), "text": (str, None), "name": (str, None),
+    "domain": (str, "DATA"), "run": (str, "RUN"), "shape": (_shape, "C,H,W"), "widths": (_widths, "C1,C2,..."),
+    "freeze": (_freeze, "K|NAMES"), "class_map": (_class_map, "T=S,..."),
+}  # fmt: skip
+# What the command line says beyond a field's own help: folder:PATH for the domains, the budget of
+# the streaming path (its environment variable is the CLI's business, not the config's)
+_MORE_HELP = {
+    "source": " (e.g. mnist, mnist-m, uci-digits; the folder layouts are below)",
+    "target": "; a name or folder:PATH like --data, with the source's classes",
+    "data_path": f" (budget: ${STREAM_ABOVE_ENV}, default {STREAM_ABOVE_MB} MB; "
+    + "; ".join(f"{k}: {v}" for k, v in DATA_PATHS.items()) + ")",
+}
+_ALIASES = {"source": ("--source",)}  # older spellings still accepted
+
+
+def _config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field that the command line sets (the method's own parameters
+    come through ``--param KEY=VALUE``)."""
+    defaults = TrainConfig()
+    for name, rule in TrainConfig.rules().items():
+        flag = TrainConfig.flag(name)
+        if flag is None or rule.kind == "params":
+            continue
+        flags, text = (flag, *_ALIASES.get(name, ())), rule.help + _MORE_HELP.get(name, "")
+        if rule.kind != "bool":
+            kind, metavar = _READERS[rule.kind]
+            p.add_argument(*flags, dest=name, type=kind, metavar=metavar, default=getattr(defaults, name), help=text)
+        elif flag.startswith("--no-"):  # a field on by default, switched off by its flag
+            p.add_argument(*flags, dest=name, action="store_false", help=f"no {text}")
+        else:
+            p.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction,
+                           default=getattr(defaults, name), help=text)  # fmt: skip
+
+
 def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    d = TrainConfig()
     p = sub.add_parser("train", help="train a model and write a run", epilog=FOLDER_EPILOG)
     p.add_argument("--recipe", action="store_true",
                    help="start from the tuned recipe of the method and domains; other flags override it")  # fmt: skip
-    p.add_argument("--data", "--source", dest="source", default=d.source,
-                   help="labelled source: a data set name (mnist, mnist-m, uci-digits, ...) or "
-                   "folder:PATH, an image folder (layouts below)")  # fmt: skip
-    p.add_argument("--target", default=None,
-                   help="unlabelled target domain (domain adaptation), a name or folder:PATH like "
-                   "--data, with the source's classes")  # fmt: skip
-    p.add_argument("--class-map", type=_class_map, default={}, metavar="T=S,...",
-                   help="map target class names onto source class names, e.g. cat=0,dog=1; "
-                   "every target class must be named")  # fmt: skip
-    p.add_argument("--method", default=d.method)
-    p.add_argument("--model", default=d.model)
-    p.add_argument("--widths", type=_widths, default=d.widths, metavar="C1,C2,...",
-                   help="channels of each conv block, e.g. 8,16 for a small student (default: the model's)")  # fmt: skip
-    p.add_argument("--input-shape", type=_shape, default=d.input_shape, metavar="C,H,W",
-                   help="the size both domains are brought to, e.g. 3,224,224 for photo folders (default: "
-                   "the source's own, 3,32,32 for a folder)")  # fmt: skip
-    p.add_argument("--init-from", default=d.init_from, metavar="RUN",
-                   help="start from this complete run's weights (fine-tuning, ADDA)")  # fmt: skip
-    p.add_argument("--freeze", type=_freeze, default=d.freeze, metavar="K|NAMES",
-                   help="freeze the first K conv blocks, or layers by name (features.0,bottleneck,...)")  # fmt: skip
-    p.add_argument("--teacher", default=d.teacher, metavar="RUN", help="teacher run for --method distill")
-    p.add_argument("--target-labels-per-class", type=int, default=d.target_labels_per_class, metavar="K",
-                   help="train on K labelled target training images per class (drawn with the seed)")  # fmt: skip
-    p.add_argument("--entropy", action="store_true", help="CDAN+E: entropy weighting (--method cdan)")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--optimizer", default=d.optimizer)
-    p.add_argument("--schedule", default=d.schedule)
-    p.add_argument("--momentum", type=float, default=d.momentum)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default=d.device, help="auto (CUDA, else MPS, else CPU), cuda, mps or cpu")
-    p.add_argument("--no-amp", dest="amp", action="store_false", help="full precision on CUDA")
-    p.add_argument("--trade-off", type=float, default=d.trade_off, help="lambda, weight of the transfer loss")
+    _config_flags(p)
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a method parameter")
-    p.add_argument("--bottleneck-dim", type=int, default=d.bottleneck_dim)
-    p.add_argument("--standardize", action="store_true", help="per-image input standardisation")
-    p.add_argument("--no-batch-norm", dest="batch_norm", action="store_false",
-                   help="no BatchNorm after the convolutions (LeNet-GAP)")  # fmt: skip
-    p.add_argument("--pretrained", action="store_true",
-                   help="start a torchvision backbone (resnet18, mobilenet_v3_small) from its ImageNet weights")  # fmt: skip
-    p.add_argument("--augment-shift", type=int, default=d.augment_shift, help="random shifts of up to N pixels")
-    p.add_argument(
-        "--augment-invert",
-        type=float,
-        default=d.augment_invert,
-        metavar="P",
-        help="show each source image with inverted intensities (1 - x) with probability P",
-    )
-    p.add_argument(
-        "--precise-bn",
-        action=argparse.BooleanOptionalAction,
-        default=d.precise_bn,
-        help="recompute BatchNorm statistics over the training batches before each evaluation",
-    )
-    p.add_argument("--adabn", action="store_true",
-                   help="recompute BatchNorm statistics on the target training images before each evaluation "
-                   "(AdaBN): the saved model is the target's")  # fmt: skip
-    p.add_argument(
-        "--fresh-layouts",
-        action=argparse.BooleanOptionalAction,
-        default=d.fresh_layouts,
-        help="redraw a generated source (cluttered-mnist, mnist-m) every epoch",
-    )
-    p.add_argument("--eval-every", type=int, default=d.eval_every, metavar="N",
-                   help="evaluate (and keep a checkpoint) every N epochs and at the last")  # fmt: skip
-    p.add_argument("--train-limit", type=int, default=None)
-    p.add_argument("--test-limit", type=int, default=None)
-    p.add_argument("--data-root", default=None, help="folder with torchvision data sets")
-    p.add_argument("--download", action="store_true", help="let torchvision download missing data sets")
-    p.add_argument("--data-path", choices=tuple(DATA_PATHS), default=d.data_path,
-                   help="how training images are read: " + "; ".join(f"{k}: {v}" for k, v in DATA_PATHS.items())
-                   + f" (budget: ${STREAM_ABOVE_ENV}, default {STREAM_ABOVE_MB} MB)")  # fmt: skip
-    p.add_argument("--workers", type=int, default=d.workers, metavar="N",
-                   help="DataLoader worker processes of the streaming path (default: all cores but one on "
-                   "CUDA, one per four cores on the CPU)")  # fmt: skip
-    p.add_argument("--augment-crop", action="store_true",
-                   help="per-image random resized crop and horizontal flip (photo folders)")  # fmt: skip
-    p.add_argument("--name", default="", help="a label for run lists")
+    p.add_argument("--entropy", action="store_true", help="CDAN+E: entropy weighting (--method cdan)")
     p.add_argument("--quiet", action="store_true", help="no progress bar (epoch lines only)")
     return p
 
@@ -210,7 +170,9 @@ def cmd_train(a: argparse.Namespace, store: RunStore) -> int:
     from vizcore.train.distributed import finish as finish_world
     from vizcore.train.loop import completed, train
 
-    cfg = _config_from_args(a)
+    # a folder registered on the Your data page is named like a data set, and its runs show that name
+    a.source, a.target = (registered_domain(store.root, d) for d in (a.source, a.target))
+    cfg = with_registered_names(_config_from_args(a), store.root)
     world = current_world()
     if world is not None and not world.is_main:  # under torchrun, rank 0 alone reports (and writes)
         end = completed(train(cfg, store))

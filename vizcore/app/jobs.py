@@ -12,10 +12,11 @@ import time
 from dataclasses import dataclass, field
 
 from vizcore.core.config import TrainConfig
+from vizcore.store import tasks
 from vizcore.store.runs import RunStore
-from vizcore.store.tasks import lower_priority
+from vizcore.store.tasks import TaskQueue, lower_priority
 from vizcore.train.loop import Progress, train
-from vizcore.views.precompute import precompute
+from vizcore.views.background import prepare_spec
 
 
 @dataclass
@@ -26,8 +27,6 @@ class Job:
     run_id: str | None = None
     last: Progress | None = None
     error: str | None = None
-    # after training: which view is being prepared ("" when none), so the page can say so
-    stage: str = ""
     started: float = field(default_factory=time.time)
     thread: threading.Thread | None = None
     _has_id: threading.Event = field(default_factory=threading.Event)
@@ -40,14 +39,15 @@ class Job:
 class JobManager:
     """Starts, lists and stops training jobs; safe to call from many sessions at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, queue: TaskQueue | None = None) -> None:
         self._lock = threading.Lock()
         self._jobs: list[Job] = []
+        self.queue = queue  # where a finished run's views are prepared (None: the server's one queue)
 
     def start(self, config: TrainConfig, store: RunStore, owner: str = "", wait_s: float = 30.0) -> Job:
         """Start training in a daemon thread; returns once the run folder exists."""
         job = Job(config=config, owner=owner)
-        job.thread = threading.Thread(target=self._work, args=(job, store), daemon=True, name="vizcore-train")
+        job.thread = threading.Thread(target=self._work, args=(job, store, self.queue or tasks.QUEUE), daemon=True, name="vizcore-train")
         with self._lock:
             self._jobs.append(job)
         job.thread.start()
@@ -55,7 +55,7 @@ class JobManager:
         return job
 
     @staticmethod
-    def _work(job: Job, store: RunStore) -> None:
+    def _work(job: Job, store: RunStore, queue: TaskQueue) -> None:
         lower_priority()
         try:
             for ev in train(job.config, store, job.stop):
@@ -65,13 +65,12 @@ class JobManager:
                     job._has_id.set()
             run = store.get(job.run_id) if job.run_id else None
             if run is not None and job.last is not None and job.last.status in ("complete", "stopped") and run.has_weights():
-                # the views' analysis now, in this background thread, so that opening the run
-                # in any view is a read, not a wait
-                precompute(run, lambda s: setattr(job, "stage", s))
+                # the views' analysis and default matrices on the one background queue, below the
+                # pages' priority: the job (and its Stop) ends with training, the run is usable at once
+                queue.submit(store, prepare_spec(run))
         except Exception as e:  # noqa: BLE001 — e.g. the runs folder is not writable
             job.error = f"{type(e).__name__}: {e}"
         finally:
-            job.stage = ""
             job._has_id.set()
 
     def jobs(self, owner: str | None = None, alive_only: bool = True) -> list[Job]:

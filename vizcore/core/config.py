@@ -184,6 +184,11 @@ KINDS: dict[str, Kind] = {
         ),
         lambda r: "a mapping of target class names to source class names",
     ),
+    "names": Kind(
+        lambda r, v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(s, str) and s.strip()
+                                                 for k, s in v.items()),
+        lambda r: "a mapping of domain names to the names shown for them",
+    ),
     "params": Kind(
         lambda r, v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
         lambda r: "a mapping of parameter names to values",
@@ -399,6 +404,11 @@ class TrainConfig:
         low=1,
     )
     name: str = _field("", "text", "free label shown in run lists")
+    # a folder registered on the "Your data" page trains as folder:PATH and is shown by its name;
+    # kept in the run, so the run shows it wherever it is opened (vizcore.store.datasets)
+    data_names: dict[str, str] = _field(
+        {}, "names", "shown name of a folder:PATH domain of this run, e.g. {'folder:/data/cats': 'cats'}", flag=None
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -475,10 +485,15 @@ class TrainConfig:
                     + f"; choose one of {', '.join(valid)}"
                 )
 
+    def shown(self, domain: str | None) -> str:
+        """The name a page shows for ``domain`` (the source or target): a registered folder's own
+        name, else ``domain`` itself ("—" for none)."""
+        return "—" if domain is None else self.data_names.get(domain, domain)
+
     @property
     def label(self) -> str:
         """Short human description for lists and legends."""
-        dom = self.source if not self.target else f"{self.source}→{self.target}"
+        dom = self.shown(self.source) if not self.target else f"{self.shown(self.source)}→{self.shown(self.target)}"
         # what tells apart the runs of a fine-tuning grid: the labelled budget and what was frozen
         extra = f" · K = {self.target_labels_per_class}" if self.target_labels_per_class else ""
         if self.freeze:

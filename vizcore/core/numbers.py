@@ -115,3 +115,8 @@ def mean_std(xs: Sequence[float], scale: float = 100.0, decimals: int = 1) -> st
     sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
     return f"{scale * statistics.mean(xs):.{decimals}f} ± {scale * sd:.{decimals}f}"
 
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``"1 file"``, ``"2,345 files"``: a count with its noun, singular for one."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"

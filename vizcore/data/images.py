@@ -14,7 +14,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 import torch
@@ -106,7 +106,11 @@ def eight_bit(img: Image.Image) -> tuple[Image.Image, str | None]:
     return Image.fromarray(y), f"scaled 16-bit grey to 8 bits (value / 257, {img.mode})"
 
 
-def image_header(path: str | Path) -> tuple[str, tuple[int, int]]:
+class DecompressionBomb(ValueError):
+    """An image that declares more pixels than PIL decodes (``Image.MAX_IMAGE_PIXELS``)."""
+
+
+def image_header(path: str | Path | BinaryIO) -> tuple[str, tuple[int, int]]:
     """The PIL mode and (H, W) of an image file, read without decoding a pixel.
 
     A PNG's chunks are also walked to its end with their checksums checked (PIL's ``verify``:
@@ -115,8 +119,8 @@ def image_header(path: str | Path) -> tuple[str, tuple[int, int]]:
 
     Raises:
         ValueError: why the file cannot be read: not an image PIL opens; truncated or damaged;
-            or more pixels than PIL's ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb, refused
-            before anything is decompressed).
+            or (:class:`DecompressionBomb`) more pixels than PIL's ``Image.MAX_IMAGE_PIXELS``,
+            refused before anything is decompressed.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -128,7 +132,7 @@ def image_header(path: str | Path) -> tuple[str, tuple[int, int]]:
                 mode, (w, h) = im.mode, im.size
                 im.verify()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ValueError(f"refused unread as a decompression bomb ({e})") from None
+        raise DecompressionBomb(f"refused unread as a decompression bomb ({e})") from None
     except UnidentifiedImageError:
         raise ValueError("not an image PIL can read") from None
     except PIL_READ_ERRORS as e:

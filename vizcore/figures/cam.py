@@ -104,10 +104,11 @@ def mosaic_figure(
     boxes: np.ndarray | None,
     title: str,
     presentation: bool,
-    scale_label: str,
+    scale_label: str | None,
     tile_px: int = TILE_PX,
 ) -> go.Figure:
-    """Tiles in a grid, drawn as one PNG image on one axis, with a jet colour bar.
+    """Tiles in a grid, drawn as one PNG image on one axis, with a jet colour bar (none when
+    ``scale_label`` is None: tiles that are images, not maps).
 
     One image, not one subplot per tile: building and drawing 24 subplots took a quarter of a
     second per rerun, and a JSON array of pixels is far larger than a PNG. Captions sit in a band
@@ -142,14 +143,26 @@ def mosaic_figure(
             for (y0, x0), b in zip(corners, boxes, strict=True)],
     )  # fmt: skip
     # the colour bar: an invisible marker carrying the jet scale (an Image trace has none)
-    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False,
-                             marker=dict(colorscale="Jet", cmin=0, cmax=1, color=[0], showscale=True,
-                                         colorbar=dict(title=dict(text=scale_label, side="right"), thickness=12,
-                                                       len=min(1.0, 320 / (mosaic.shape[0] * scale)),
-                                                       y=1, yanchor="top"))))  # fmt: skip
+    if scale_label is not None:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False,
+                                 marker=dict(colorscale="Jet", cmin=0, cmax=1, color=[0], showscale=True,
+                                             colorbar=dict(title=dict(text=scale_label, side="right"), thickness=12,
+                                                           len=min(1.0, 320 / (mosaic.shape[0] * scale)),
+                                                           y=1, yanchor="top"))))  # fmt: skip
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    margin = dict(l=10, r=110, t=70 if title else 20, b=10)
+    margin = dict(l=10, r=10 if scale_label is None else 110, t=70 if title else 20, b=10)
     fig.update_layout(width=int(mosaic.shape[1] * scale) + margin["l"] + margin["r"],
                       height=int(mosaic.shape[0] * scale) + margin["t"] + margin["b"], margin=margin, title=title)  # fmt: skip
     return fig
+
+
+def sample_grid(tiles: np.ndarray, captions: Sequence[str], per_row: int, title: str = "",
+                presentation: bool = False) -> go.Figure:
+    """Images of a data set, one class per row, each captioned "class · file", at the size they are
+    trained at (no colour bar: they are images, not maps).
+
+    Shape:
+        tiles: (N, h, w, 3) uint8, class after class, ``per_row`` (or fewer) of each.
+    """
+    return mosaic_figure(tiles if len(tiles) else None, captions, max(1, per_row), None, title, presentation, None)

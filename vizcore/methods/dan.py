@@ -21,6 +21,7 @@ from vizcore.core.params import Param
 from vizcore.methods import register_method
 from vizcore.methods.base import Method
 from vizcore.metrics.mmd import mmd2_torch, resolve_bandwidth
+from vizcore.metrics.params import BATCH_ESTIMATOR_HELP, BATCH_ESTIMATORS, described
 from vizcore.models.base import Features
 
 LAYER_LABELS = {"gap": "GAP vector", "bottleneck": "adaptation layer", "logits": "logits"}
@@ -144,18 +145,13 @@ class DAN(Method):
               choice_labels=tuple(" + ".join(LAYER_LABELS[n] for n in s.split(",")) for s in LAYER_SETS),
               help="Which features the multi-kernel MMD² aligns; each layer adds its own term. DAN "
               "adapts several layers at once."),
-        Param("kernel_num", "Number of kernels", "int", 5, low=1, high=10, step=1,
-              help="Gaussian kernels in the family, their bandwidths spread around the mean distance."),
-        Param("kernel_mul", "Kernel multiplier", "float", 2.0, low=1.0, high=10.0, step=0.5, unit="×",
-              help="Ratio between neighbouring kernel bandwidths."),
+        described("kernel_num", 5),  # described once, with the distances' (vizcore.metrics.params)
+        described("kernel_mul", 2.0),
         Param("kernel_weights", "Kernel weights", "choice", "uniform", choices=("uniform", "optimal"),
               choice_labels=("uniform (DAN's released code, tllib)", "optimal per batch (test power)"),
               help="How the kernels are weighed: equally, or per batch by the weights that maximise the "
               "test power of the linear-time estimator (Long et al. 2015)."),
-        Param("estimator", "MMD² estimator", "choice", "unbiased", choices=("unbiased", "biased", "linear"),
-              choice_labels=("unbiased (≈ 0 for equal distributions)", "biased (always ≥ 0)",
-                             "linear-time (DAN's O(n) estimator)"),
-              help="How MMD² is estimated from a batch."),
+        described("estimator", "unbiased", choices=BATCH_ESTIMATORS, help=BATCH_ESTIMATOR_HELP),
     )  # fmt: skip
     extra_metrics = ("transfer_loss",)
 

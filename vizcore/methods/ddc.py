@@ -6,10 +6,10 @@ from typing import Any
 
 import torch
 
-from vizcore.core.params import Param
 from vizcore.methods import register_method
 from vizcore.methods.base import Method
 from vizcore.metrics.mmd import mmd2_torch
+from vizcore.metrics.params import BATCH_ESTIMATOR_HELP, BATCH_ESTIMATORS, described
 from vizcore.models.base import Features
 
 
@@ -29,20 +29,13 @@ class DDC(Method):
         "Pulls source and target together on the adaptation layer by minimising the MMD² between "
         "their feature distributions (one Gaussian kernel by default)."
     )
+    # the kernels are described once, with the distances' (vizcore.metrics.params); DDC's defaults
     params = (
-        Param("kernel_num", "Number of kernels", "int", 1, low=1, high=10, step=1,
-              help="Gaussian kernels in the family; 1 is a single kernel, as in DDC."),
-        Param("kernel_mul", "Kernel multiplier", "float", 2.0, low=1.0, high=10.0, step=0.5, unit="×",
-              help="Ratio between neighbouring kernel bandwidths; used only with more than one kernel."),
-        Param("bandwidth", "Kernel bandwidth", "bandwidth", "mean", choices=("mean", "median"),
-              choice_labels=("mean pairwise distance", "median pairwise distance"), low=1e-6, high=1e6,
-              help="Base bandwidth of exp(-|a-b|²/bandwidth): the mean or median pairwise squared "
-              "distance of each batch, or a fixed number."),
-        Param("estimator", "MMD² estimator", "choice", "biased", choices=("biased", "unbiased", "linear"),
-              choice_labels=("biased (always ≥ 0)", "unbiased (≈ 0 for equal distributions)",
-                             "linear-time (O(n), noisier)"),
-              help="How MMD² is estimated from a batch."),
-    )  # fmt: skip
+        described("kernel_num", 1),
+        described("kernel_mul", 2.0),
+        described("bandwidth", "mean"),
+        described("estimator", "biased", choices=BATCH_ESTIMATORS, help=BATCH_ESTIMATOR_HELP),
+    )
     extra_metrics = ("transfer_loss",)
 
     def transfer_loss(

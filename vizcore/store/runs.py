@@ -5,7 +5,7 @@
                   metrics.jsonl     one JSON object per progress event
                   model.safetensors weights (last good checkpoint)
                   summary.json      final accuracies
-                  analyses/         cached analyses keyed by their parameters
+                  analyses/         computed results, per weights digest (vizcore.store.cache)
 
 A run is created under a hidden temporary name and renamed into place, files are replaced
 atomically, and the status says "complete" only after the weights it describes are on
@@ -15,7 +15,6 @@ another run.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -35,10 +34,10 @@ from vizcore.core.atomic import (
     fault_point,
     store_write_error,
     temp_writer_pid,
-    write_bytes_atomic,
     write_json_atomic,
 )
 from vizcore.core.config import TrainConfig
+from vizcore.store import cache
 from vizcore.store.files import STATUSES, _object_problem, _status_problem, _summary_problem
 from vizcore.store.liveness import _pid_alive, _writer_identity
 from vizcore.store.weights import (
@@ -137,12 +136,6 @@ def children(runs: Iterable[RunInfo], run_id: str) -> list[tuple[str, str]]:
     return [(r.run_id, role) for r in runs for role, rid in lineage(r).items() if rid == run_id]
 
 
-def params_key(kind: str, params: dict[str, Any]) -> str:
-    """Stable short hash of an analysis kind and its parameters (the cache key)."""
-    blob = json.dumps({"kind": kind, **params}, sort_keys=True, default=str)
-    return f"{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
-
-
 @dataclass(frozen=True)
 class RunInfo:
     """What a run list shows, read cheaply from the folder."""
@@ -163,6 +156,11 @@ class RunInfo:
     teacher: str | None = None  # the teacher run (distillation)
     freeze: int | list[str] = 0  # conv blocks (or layers) kept frozen
     labels_per_class: int | None = None  # labelled target images per class it trained on
+    data_names: dict[str, str] | None = None  # the names its registered folders are shown by
+
+    def shown(self, domain: str | None) -> str:
+        """The name a list shows for ``domain`` (TrainConfig.shown, for a run not yet opened)."""
+        return "—" if domain is None else (self.data_names or {}).get(domain, domain)
 
 
 def damaged_info(run: Run, message: str) -> RunInfo:
@@ -182,7 +180,7 @@ class Run:
         self.path = path
         self.run_id = path.name
         self.read_only = read_only
-        self.cache_dir = cache_dir or path / "analyses"
+        self.cache_dir = cache_dir or path / cache.CACHE_DIR
 
     # -- reading ---------------------------------------------------------------
     def _file(self, name: str) -> Path:
@@ -281,6 +279,7 @@ class Run:
             teacher=cfg.teacher,
             freeze=cfg.freeze,
             labels_per_class=cfg.target_labels_per_class,
+            data_names=dict(cfg.data_names),
         )
 
     # -- writing ---------------------------------------------------------------
@@ -344,36 +343,33 @@ class Run:
         load_state_checked(model, read_safetensors(path), source=f"run {self.run_id!r}")
         return model.to(device).eval()
 
-    # -- analysis cache ----------------------------------------------------------
+    # -- computed results (vizcore.store.cache) ------------------------------------
     def cached(
-        self, kind: str, params: dict[str, Any], compute: Callable[[], dict[str, np.ndarray]]
+        self,
+        kind: str,
+        params: dict[str, Any],
+        compute: Callable[[], dict[str, np.ndarray]],
+        compressed: bool = False,
+        in_memory: bool = False,
     ) -> dict[str, np.ndarray]:
-        """Arrays computed once per (kind, params) and kept with the run."""
-        path, shipped = self._cache_path(kind, params)
-        name = path.name
-        if path.exists():
-            try:
-                with np.load(path, allow_pickle=False) as z:
-                    return {k: z[k] for k in z.files}
-            except (OSError, ValueError):
-                if path != shipped:
-                    path.unlink(missing_ok=True)  # a damaged cache entry is recomputed
-                path = self.cache_dir / name
-        arrays = compute()
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        write_bytes_atomic(path, buf.getvalue())
-        return arrays
+        """Arrays computed once per (kind, params) and these weights, and kept with the run."""
+        own, shipped = self._cache_paths(kind, params)
+        return cache.cached(own, shipped if self.read_only else None, compute, compressed, in_memory)
 
-    def _cache_path(self, kind: str, params: dict[str, Any]) -> tuple[Path, Path]:
-        """Where the arrays of (kind, params) are read from, and where a demo run would ship them."""
-        name = f"{params_key(kind, {**params, 'weights': self.weights_digest()})}.npz"
-        shipped = self.path / "analyses" / name  # a read-only (demo) run may ship its caches
-        return (shipped if self.read_only and shipped.exists() else self.cache_dir / name), shipped
+    def _cache_paths(self, kind: str, params: dict[str, Any]) -> tuple[Path, Path]:
+        """Where (kind, params) is written, and where a demo run would ship it."""
+        digest = self.weights_digest()
+        name = cache.entry_name(kind, params, digest)
+        return self.cache_dir / digest / name, self.path / cache.CACHE_DIR / digest / name
+
+    def cache_entry(self, kind: str, params: dict[str, Any]) -> Path | None:
+        """The stored entry :meth:`cached` would read for (kind, params), if there is one."""
+        own, shipped = self._cache_paths(kind, params)
+        return next((p for p in ((shipped, own) if self.read_only else (own,)) if p.exists()), None)
 
     def has_cached(self, kind: str, params: dict[str, Any]) -> bool:
         """Whether :meth:`cached` would read (kind, params) rather than compute it."""
-        return self._cache_path(kind, params)[0].exists()
+        return self.cache_entry(kind, params) is not None
 
     def weights_digest(self) -> str:
         """Changes whenever the weights change, so caches of a retrained run are not reused;
@@ -403,7 +399,8 @@ def slugify(text: str, length: int = 60) -> str:
 
 
 def _slug(cfg: TrainConfig) -> str:
-    dom = cfg.source if not cfg.target else f"{cfg.source}-to-{cfg.target}"
+    # a registered folder by its name: "source_only-pets", not the folder's path
+    dom = cfg.shown(cfg.source) if not cfg.target else f"{cfg.shown(cfg.source)}-to-{cfg.shown(cfg.target)}"
     return slugify(f"{cfg.method}-{dom}")
 
 

@@ -39,10 +39,11 @@ def lower_priority(niceness: int = 10) -> None:
 @dataclass(frozen=True)
 class Computation:
     """A whole-split computation the queue can run: ``run`` does the work (and caches it),
-    ``done`` says whether its result is already cached."""
+    ``done`` says whether its result is already cached. Both are given the store too, for a
+    computation that reads a second run (e.g. an embedding pair's "before")."""
 
-    run: Callable[[Run, dict[str, Any], Report], None]
-    done: Callable[[Run, dict[str, Any]], bool]
+    run: Callable[[RunStore, Run, dict[str, Any], Report], None]
+    done: Callable[[RunStore, Run, dict[str, Any]], bool]
 
 
 COMPUTATIONS: dict[str, Computation] = {}
@@ -112,7 +113,10 @@ class Task:
 class TaskQueue:
     """The queue and its one worker thread; safe to call from many sessions at once."""
 
-    def __init__(self, autostart: bool = True) -> None:
+    def __init__(self, autostart: bool = True, inline: bool = False) -> None:
+        """``inline``: run each task in the thread that submits it, before ``submit`` returns
+        (a test that tours the pages' views computes them as a click once did)."""
+        self._inline = inline
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._tasks: list[Task] = []
@@ -137,7 +141,22 @@ class TaskQueue:
             if self._autostart and (self._worker is None or not self._worker.is_alive()):
                 self._worker = threading.Thread(target=self._loop, daemon=True, name="vizcore-tasks")
                 self._worker.start()
+        if self._inline:
+            self.run_next()
         return task
+
+    def ask(self, store: RunStore, spec: TaskSpec, again: bool = False) -> Task | None:
+        """None when the result of ``spec`` is already cached; otherwise its task, asked for.
+
+        A task that was stopped or failed is returned as it ended, not asked for again, unless
+        ``again`` (a page's "try again" button): a failure would otherwise repeat on every rerun.
+        """
+        if COMPUTATIONS[spec.name].done(store, store.get(spec.run_id), spec.kwargs()):
+            return None
+        last = self.find(spec)
+        if last is not None and last.state in ("stopped", "failed") and not again:
+            return last
+        return self.submit(store, spec)
 
     def find(self, spec: TaskSpec) -> Task | None:
         """The latest task of ``spec`` (active or finished), or None."""
@@ -171,8 +190,8 @@ class TaskQueue:
         try:
             run = self._current_run(task)
             comp = COMPUTATIONS[task.spec.name]
-            if not comp.done(run, task.spec.kwargs()):
-                comp.run(run, task.spec.kwargs(), lambda stage, f: self._report(task, stage, f))
+            if not comp.done(task.store, run, task.spec.kwargs()):
+                comp.run(task.store, run, task.spec.kwargs(), lambda stage, f: self._report(task, stage, f))
             task.state, task.fraction, task.stage = "done", 1.0, "done"
         except Stopped:
             task.state, task.stage = "stopped", "stopped"

@@ -57,9 +57,12 @@ def resolve_lineage(config: TrainConfig, store: RunStore | None) -> tuple[TrainC
                 break
     config = config.replace(input_shape=resolve_input_shape(config))
     out = _Lineage()
+    # this run's architecture, built once for both checks (without pretrained weights: only its
+    # shapes and its number of classes are read)
+    own = build_model(config, pretrained=False)
     if parent is not None:
         state = {k: v for k, v in parent.load_model().state_dict().items()}
-        if problems := state_dict_problems(build_model(config), state):
+        if problems := state_dict_problems(own, state):
             raise ValueError(f"init_from: run {parent.run_id!r} has another architecture than this run "
                              f"({parent.config().model}, input {resolve_input_shape(parent.config())}): "
                              + "; ".join(problems[:4]))  # fmt: skip
@@ -69,9 +72,9 @@ def resolve_lineage(config: TrainConfig, store: RunStore | None) -> tuple[TrainC
         if (shape := resolve_input_shape(t_cfg)) != config.input_shape:
             raise ValueError(f"teacher: run {teacher.run_id!r} sees {shape} images, this run {config.input_shape}")
         model = teacher.load_model()
-        if model.num_classes != build_model(config).num_classes:
+        if model.num_classes != own.num_classes:
             raise ValueError(f"teacher: run {teacher.run_id!r} predicts {model.num_classes} classes, "
-                             f"this run {build_model(config).num_classes}")  # fmt: skip
+                             f"this run {own.num_classes}")  # fmt: skip
         for p in model.parameters():
             p.requires_grad_(False)
         out.teacher = model.eval()

@@ -1,7 +1,7 @@
 """Per-run analysis, computed once and kept with the run; every view reads it.
 
 For each side of a run (source, and target for an adaptation run) the test split is passed
-through the model once, in batches, and what every view needs is stored in the run folder:
+through the model once, in batches, and what every view needs is stored with the run:
 
     labels    (N,)                 true classes;  probs (N, K) softmax;  pred (N,)
     size      (2,)                 the input's (H, W), to which maps are upsampled
@@ -12,18 +12,15 @@ through the model once, in batches, and what every view needs is stored in the r
     pointing  (N, K) bool, energy (N, K) float32: localisation of each class's full-size CAM
 
 so that a class switch, a filter or a metric is an index into stored arrays plus upsampling
-of the maps on screen: no forward pass. The folder is keyed by the SHA-256 of the weights
-file (content, not modification time), so a clone of a run, or a demo run shipped with its
-analysis, opens at once, and retrained weights are never shown stale analyses.
+of the maps on screen: no forward pass. It is an entry of the run's one cache of computed
+results (vizcore.store.cache), keyed by the SHA-256 of the weights file (content, not
+modification time), so a clone of a run, or a demo run shipped with its analysis, opens at once,
+and retrained weights are never shown stale analyses.
 """
 
 from __future__ import annotations
 
 import functools
-import io
-import json
-import shutil
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,10 +28,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vizcore.core.atomic import write_bytes_atomic
 from vizcore.core.config import TrainConfig
 from vizcore.data.domains import Domain, align_target, load_domain
 from vizcore.explain.cam import energy_in_box, mean_cam_per_class, normalize_maps, pointing_game
+from vizcore.store.cache import read
 from vizcore.store.runs import Run
 
 CLASS_MODES = ("predicted", "true")  # or a class index as a string
@@ -158,101 +155,33 @@ def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 # --------------------------------------------------------------------------- storing
 
 
-def weights_key(run: Run) -> str:
-    """The folder name of a run's analysis: version and the weights' content hash."""
-    return f"v{ANALYSIS_VERSION}-{run.weights_sha256()[:16]}"
-
-
-def _candidates(run: Run, which: str, split: str) -> list[Path]:
-    """Where a side's analysis may lie: in the run folder (shipped with a demo run, or written
-    there), then in the store's cache for a read-only run."""
-    name = f"{which}-{split}.npz"
-    key = weights_key(run)
-    places = [run.path / "analysis" / key / name]
-    if run.read_only:  # its folder is not ours to write: computed analyses go to the store's cache
-        places.append(run.cache_dir / "analysis" / key / name)
-    return places
+def _key(which: str, split: str) -> dict[str, object]:
+    return {"which": which, "split": split, "version": ANALYSIS_VERSION}
 
 
 def analysis_path(run: Run, which: str, split: str = "test") -> Path | None:
-    """The stored analysis of one side, if there is one."""
-    return next((p for p in _candidates(run, which, split) if p.exists()), None)
-
-
-@functools.lru_cache(maxsize=8)
-def _read(path: str, mtime_ns: int) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
-_LOCKS: dict[str, threading.Lock] = {}
-_LOCKS_GUARD = threading.Lock()
-# what each analysis being computed in this process is doing: key -> (stage, done, total)
-IN_PROGRESS: dict[str, tuple[str, int, int]] = {}
-
-
-def _lock(key: str) -> threading.Lock:
-    with _LOCKS_GUARD:
-        return _LOCKS.setdefault(key, threading.Lock())
+    """The stored analysis of one side, if there is one (shipped with a demo run, or computed)."""
+    return run.cache_entry("analysis", _key(which, split))
 
 
 def run_analysis(
     run: Run, which: str = "source", split: str = "test", progress: ProgressFn | None = None
 ) -> dict[str, np.ndarray]:
-    """The stored analysis of one side of a run, computed (once, under a lock) if missing.
+    """The stored analysis of one side of a run, computed once per weights if missing.
 
-    Two sessions asking at once compute it once: the second waits for the first. Reading a
-    stored analysis is an in-memory hit after the first time.
+    It is an entry of the run's one cache (:mod:`vizcore.store.cache`): two sessions asking at
+    once compute it once, a stopped computation leaves nothing, and reading it is an in-memory
+    hit after the first time.
     """
     domain_name(run.config(), which)  # a side the run does not have is refused at once
-    found = analysis_path(run, which, split)
-    if found is None:
-        target = _candidates(run, which, split)[-1]  # the run folder, or the cache for a read-only run
-        key = str(target)
-        with _lock(key):
-            if not target.exists():  # someone else may have finished it while we waited
+    report = progress or (lambda stage, done, total: None)
 
-                def report(stage: str, done: int, total: int) -> None:
-                    IN_PROGRESS[key] = (stage, done, total)
-                    if progress:
-                        progress(stage, done, total)
+    def compute() -> dict[str, np.ndarray]:
+        report("loading the model and the test images", 0, 1)
+        dom = eval_domain(run.config(), which, split)
+        return compute_analysis(run.load_model(), dom, report)
 
-                try:
-                    report("loading the model and the test images", 0, 1)
-                    dom = eval_domain(run.config(), which, split)
-                    arrays = compute_analysis(run.load_model(), dom, report)
-                    buf = io.BytesIO()
-                    np.savez_compressed(buf, **arrays)
-                    write_bytes_atomic(target, buf.getvalue())
-                    write_bytes_atomic(target.with_suffix(".json"), json.dumps(_meta(run, dom)).encode())
-                    _drop_stale(target.parent)
-                finally:
-                    IN_PROGRESS.pop(key, None)
-        found = target
-    return _read(str(found), found.stat().st_mtime_ns)
-
-
-def _drop_stale(current: Path) -> None:
-    """Remove the analyses of earlier weights beside ``current`` (a retrained run's)."""
-    for old in current.parent.iterdir():
-        if old.is_dir() and old.name != current.name and old.name.startswith("v"):
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def _meta(run: Run, dom: Domain) -> dict[str, object]:
-    return {"run": run.run_id, "weights_sha256": run.weights_sha256(), "domain": dom.name,
-            "split": dom.split, "n": len(dom), "provenance": dom.provenance}  # fmt: skip
-
-
-def analysis_state(run: Run, which: str = "source", split: str = "test") -> tuple[str, str]:
-    """("ready" | "computing" | "missing", words for the page) of one side's analysis."""
-    if analysis_path(run, which, split) is not None:
-        return "ready", "analysis ready"
-    for place in _candidates(run, which, split):
-        if (now := IN_PROGRESS.get(str(place))) is not None:
-            stage, done, total = now
-            return "computing", f"{stage} ({done:,} of {total:,})"
-    return "missing", "not computed yet"
+    return run.cached("analysis", _key(which, split), compute, compressed=True, in_memory=True)
 
 
 # --------------------------------------------------------------------------- views of it
@@ -283,6 +212,8 @@ def cam_analysis(
     cls = class_target(class_mode, a)
     rows = np.arange(len(cls))
     out = {"probs": a["probs"], "labels": a["labels"], "class_idx": cls}
+    if "classes" in a:  # the class names, for captions (an analysis stored before they were kept has none)
+        out["classes"] = a["classes"]
     if "boxes" in a:
         out |= {"boxes": a["boxes"], "pointing": a["pointing"][rows, cls], "energy": a["energy"][rows, cls],
                 "true_pointing": a["pointing"][rows, a["labels"]], "true_energy": a["energy"][rows, a["labels"]]}  # fmt: skip
@@ -339,7 +270,7 @@ def mean_cams(run: Run, which: str, class_mode: str, split: str = "test") -> np.
 
 @functools.lru_cache(maxsize=16)
 def _mean_cams(path: str, mtime_ns: int, class_mode: str) -> np.ndarray:
-    a = _read(path, mtime_ns)
+    a = read(Path(path), in_memory=True)
     rows = np.arange(len(a["labels"]))
     maps = upsample(stored_cams(a, rows, class_target(class_mode, a)), tuple(a["size"]))  # (N, H, W)
     return mean_cam_per_class(maps, torch.from_numpy(a["labels"]), a["probs"].shape[1]).numpy()

@@ -24,12 +24,11 @@ from vizcore.core.config import TrainConfig
 from vizcore.core.numbers import fmt
 from vizcore.core.params import Param, validate
 from vizcore.metrics import DistanceResult, class_distance_matrix, cross_domain_matrix, metric_info
-from vizcore.metrics.learned import CLASSIFIERS
-from vizcore.metrics.mmd import ESTIMATORS, KERNELS, SEED_MODE
+from vizcore.metrics.mmd import ESTIMATORS, SEED_MODE
+from vizcore.metrics.params import described
 from vizcore.metrics.sampling import PAIRINGS
-from vizcore.metrics.transport import ORDERS
 from vizcore.store.runs import Run
-from vizcore.views.analysis import domain_name, eval_domain, feature_arrays
+from vizcore.views.analysis import analysis_path, domain_name, eval_domain, feature_arrays
 
 LAYER_LABELS = {  # short: a select box in presentation mode shows about 25 characters
     "gap": "GAP (last conv, averaged)",
@@ -60,69 +59,15 @@ DEFAULT_N_PER_CLASS = 100
 # ---------------------------------------------------------------------------------- settings
 
 
-BANDWIDTH_RULES = ("mean", "median")
-# What a page needs beyond the measure's signature, by parameter name (the default comes from the
-# signature). One missing here would be labelled by its raw name: the tests refuse that.
-_PARAM_UI: dict[str, dict[str, Any]] = {
-    "estimator": dict(label="Estimator", kind="choice", choices=tuple(ESTIMATORS.names()),
-                      help="unbiased: ≈ 0 for equal distributions, can be slightly negative; biased: always ≥ 0 "
-                           "but > 0 even for equal ones; linear: O(n), noisier; seed: the group's first "
-                           "experiment (biased, 5 kernels, bandwidth per pair)."),
-    "bandwidth": dict(label="Kernel bandwidth", kind="bandwidth", choices=BANDWIDTH_RULES, low=1e-6, high=1e6,
-                      help="base bandwidth of exp(-|a-b|²/(bandwidth·s)): mean or median of the pairwise squared "
-                           "distances, or a fixed number"),
-    "kernel": dict(label="Kernel", kind="choice", choices=tuple(KERNELS.names()), help="the kernel family"),
-    "kernel_num": dict(label="Number of kernels", kind="int", low=1, high=20,
-                       help="Gaussians in the family (1: a single kernel)"),
-    "kernel_mul": dict(label="Kernel multiplier", kind="float", low=1.0, high=10.0, step=0.5, unit="×",
-                       help="ratio between neighbouring bandwidths"),
-    "bandwidth_scope": dict(label="Bandwidth from", kind="choice", choices=(None, "matrix", "pair"),
-                            help="matrix: one kernel for every entry (comparable entries); pair: the rule on each "
-                                 "pair's pooled samples (the seed's convention); automatic: pair for seed only"),
-    "k": dict(label="Subspace dimension k", kind="optional_int", low=1, high=10_000, help="empty: min(5, d/2)"),
-    "n_projections": dict(label="Random projections", kind="int", low=1, high=10_000,
-                          help="random directions the samples are projected on; more: less noise, slower"),
-    "classifier": dict(label="Classifier", kind="choice", choices=CLASSIFIERS,
-                       choice_labels=("logistic regression", "MLP (64 hidden units)"),
-                       help="the model that tries to tell the two samples apart"),
-    "folds": dict(label="Folds (held-out scoring)", kind="int", low=2, high=10,
-                  help="cross-fitting: each model trains on all folds but one and scores that one, so every "
-                       "sample is scored once by a model that never saw it"),
-    "steps": dict(label="Training steps", kind="int", low=10, high=5_000, step=50,
-                  help="full-batch Adam steps of every model; all the matrix's models train together"),
-    "hidden": dict(label="Hidden units", kind="int", low=1, high=1_024,
-                   help="width of the model's one hidden layer (ReLU)"),
-    "weight_decay": dict(label="Weight decay", kind="float", low=0.0, high=10.0, step=0.005,
-                         help="× the squared weights in the loss: keeps the model from growing over-confident on "
-                              "few samples, which would push held-out estimates below the truth"),
-    "penalty": dict(label="Gradient penalty λ", kind="float", low=0.0, high=1_000.0, step=1.0,
-                    help="weight of (‖∇f‖ − 1)², which keeps the critic about 1-Lipschitz (10 in the WGAN-GP paper)"),
-    "n_neighbors": dict(label="Neighbours k", kind="int", low=1, high=100,
-                        help="the k of the k-nearest-neighbour estimator: small k, less bias; large k, less variance"),
-    "order": dict(label="Order p (W_p)", kind="choice", choices=ORDERS, choice_labels=("W1 (earth mover's)", "W2"),
-                  help="W1: Euclidean ground cost; W2: squared Euclidean ground cost, square root of the total"),
-}  # fmt: skip
 # Choosing the value on the left fixes other parameters (the seed estimator reproduces one exact setup).
 FIXED_BY: dict[tuple[str, Any], dict[str, Any]] = {
     ("estimator", "seed"): {**SEED_MODE, "bandwidth_scope": "pair"},
 }
 
 
-_KIND_OF_DEFAULT = {bool: "bool", int: "int", float: "float", str: "choice", type(None): "optional_int"}
-
-
-def _described(name: str, default: Any) -> Param:
-    """A measure's parameter with its page description; an undescribed one still gets a widget
-    (kind from its default; a string is its only choice, so it is not offered), labelled by its
-    name until it is added to ``_PARAM_UI``."""
-    kind = _KIND_OF_DEFAULT[type(default)]
-    ui = _PARAM_UI.get(name) or {"label": name.replace("_", " "), "kind": kind, "choices": (default,) * (kind == "choice")}
-    return Param(name=name, default=default, **ui)
-
-
 def all_metric_params(metric: str) -> list[Param]:
     """Every parameter of a measure, described (the default from the measure's signature)."""
-    return [_described(name, default) for name, default in metric_info(metric).params.items()]
+    return [described(name, default) for name, default in metric_info(metric).params.items()]
 
 
 def metric_params(metric: str) -> list[Param]:
@@ -292,15 +237,27 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> MatrixView:
     )
 
 
+def _class_key(run: Run, which: str, split: str, layer: str, settings: DistanceSettings) -> tuple[DistanceSettings, dict[str, Any]]:
+    if settings.n_per_class is None:  # the default depends on the class sizes
+        settings = settings.for_labels(feature_arrays(run, which, split, layer)["y"])
+    return settings, {"matrix": "classes", "which": which, "split": split, "layer": layer, **settings.key()}
+
+
+def _cross_key(run: Run, split: str, layer: str, settings: DistanceSettings) -> tuple[DistanceSettings, dict[str, Any]]:
+    domain_name(run.config(), "target")  # a clear error for a run without a target domain
+    if settings.n_per_class is None:  # the default depends on both domains' class sizes
+        labels = (feature_arrays(run, side, split, layer)["y"] for side in ("source", "target"))
+        settings = settings.for_labels(*labels)
+    return settings, {"matrix": "cross-domain", "split": split, "layer": layer, **settings.key(), "pairing": None}
+
+
 def class_matrix(run: Run, which: str, split: str, layer: str, settings: DistanceSettings) -> MatrixView:
     """Distances between every pair of classes of one layer's features (cached in the run folder).
 
     Raises:
         ValueError: too few samples in a class, NaN features, a bad parameter (the message says which).
     """
-    if settings.n_per_class is None:  # the default depends on the class sizes
-        settings = settings.for_labels(feature_arrays(run, which, split, layer)["y"])
-    key = {"matrix": "classes", "which": which, "split": split, "layer": layer, **settings.key()}
+    settings, key = _class_key(run, which, split, layer, settings)
 
     def compute() -> dict[str, np.ndarray]:
         f = feature_arrays(run, which, split, layer)
@@ -319,11 +276,7 @@ def cross_matrix(run: Run, split: str, layer: str, settings: DistanceSettings) -
     Raises:
         ValueError: the run has no target domain, or the measure rejects the samples.
     """
-    domain_name(run.config(), "target")  # a clear error for a run without a target domain
-    if settings.n_per_class is None:  # the default depends on both domains' class sizes
-        labels = (feature_arrays(run, side, split, layer)["y"] for side in ("source", "target"))
-        settings = settings.for_labels(*labels)
-    key = {"matrix": "cross-domain", "split": split, "layer": layer, **settings.key(), "pairing": None}
+    settings, key = _cross_key(run, split, layer, settings)
 
     def compute() -> dict[str, np.ndarray]:
         fs, ft = feature_arrays(run, "source", split, layer), feature_arrays(run, "target", split, layer)
@@ -334,6 +287,26 @@ def cross_matrix(run: Run, split: str, layer: str, settings: DistanceSettings) -
         return to_arrays(r, _names(cfg, "source", split), _names(cfg, "target", split))
 
     return from_arrays(run.cached("distance", key, compute))
+
+
+MATRIX_KINDS = ("classes", "cross")  # one side's classes against each other; source against target classes
+
+
+def matrix(run: Run, kind: str, which: str, split: str, layer: str, settings: DistanceSettings) -> MatrixView:
+    """The class matrix of side ``which`` (kind "classes") or the source-vs-target matrix ("cross")."""
+    if kind == "cross":
+        return cross_matrix(run, split, layer, settings)
+    return class_matrix(run, which, split, layer, settings)
+
+
+def matrix_ready(run: Run, kind: str, which: str, split: str, layer: str, settings: DistanceSettings) -> bool:
+    """Whether :func:`matrix` is a read (its features analysed and the matrix cached), so a page
+    can draw it in the click rather than ask the background queue for it."""
+    sides = ("source", "target") if kind == "cross" else (which,)
+    if any(analysis_path(run, side, split) is None for side in sides):
+        return False
+    _, key = _cross_key(run, split, layer, settings) if kind == "cross" else _class_key(run, which, split, layer, settings)
+    return run.has_cached("distance", key)
 
 
 def layer_choices(run: Run) -> list[str]:

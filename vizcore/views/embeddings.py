@@ -301,7 +301,7 @@ def _compute(before: Run, after: Run, settings: EmbeddingSettings, sides: tuple[
         "before": _feature_numbers(xb, y, n_source, settings.seed),
         "after": _feature_numbers(xa, y, n_source, settings.seed)})  # fmt: skip
     report = np.stack([_report(numbers[p], x, y, xy) for p, x, xy in (("before", xb, before_xy), ("after", xa, after_xy))])
-    names = ", ".join(domain_name(points, s) for s in sides)
+    names = ", ".join(points.shown(domain_name(points, s)) for s in sides)
     description += (f" Points: a random sample (seed {settings.seed}) of up to {settings.n_per_domain} {split} "
                     f"images per domain ({names}; {len(y):,} in all), the same images fed through both models.")  # fmt: skip
     classes = eval_domain(points, "source", split).classes
@@ -321,6 +321,26 @@ def cache_key(before: Run, after: Run, settings: EmbeddingSettings) -> dict[str,
             "data": [list(map(str, _data_key(points, s))) for s in sides], **settings.key()}  # fmt: skip
 
 
+def check_pair(before: Run, after: Run, settings: EmbeddingSettings) -> tuple[str, ...]:
+    """The sides both runs share, once the settings are known to fit them (before any work).
+
+    Raises:
+        ValueError: runs on different data, a layer one model lacks, too few points, a bad parameter.
+    """
+    sides = comparable_sides(before.config(), after.config())
+    if settings.layer not in (layers := common_layers(before, after)):
+        raise ValueError(f"not both models have the {settings.layer!r} layer; pick one of {', '.join(layers)}")
+    if settings.n_per_domain < MIN_PER_DOMAIN:
+        raise ValueError(f"{settings.n_per_domain} points per domain are too few; use at least {MIN_PER_DOMAIN}")
+    resolve_params(settings.method, settings.params)  # a bad parameter fails before any work
+    return sides
+
+
+def pair_ready(before: Run, after: Run, settings: EmbeddingSettings) -> bool:
+    """Whether :func:`embedding_pair` is a read of the after run's cache."""
+    return after.has_cached("embedding", cache_key(before, after, settings))
+
+
 def embedding_pair(
     before: Run, after: Run, settings: EmbeddingSettings, progress: ProgressFn | None = None
 ) -> EmbeddingPair:
@@ -333,12 +353,7 @@ def embedding_pair(
             that does not fit the data (perplexity, n_neighbors), NaN features. The message says which.
     """
     cfg = after.config()
-    sides = comparable_sides(before.config(), cfg)
-    if settings.layer not in (layers := common_layers(before, after)):
-        raise ValueError(f"not both models have the {settings.layer!r} layer; pick one of {', '.join(layers)}")
-    if settings.n_per_domain < MIN_PER_DOMAIN:
-        raise ValueError(f"{settings.n_per_domain} points per domain are too few; use at least {MIN_PER_DOMAIN}")
-    resolve_params(settings.method, settings.params)  # a bad parameter fails before any work
+    sides = check_pair(before, after, settings)
     report = progress or (lambda f, m: None)
     arrays = after.cached("embedding", cache_key(before, after, settings),
                           lambda: _compute(before, after, settings, sides, report))  # fmt: skip
@@ -346,7 +361,7 @@ def embedding_pair(
         before_xy=arrays["before_xy"], after_xy=arrays["after_xy"], domain=arrays["domain"], index=arrays["index"],
         labels=arrays["labels"], pred_before=arrays["pred_before"], pred_after=arrays["pred_after"],
         report=arrays["report"], description=str(arrays["description"]), sides=sides,
-        domain_names=tuple(domain_name(cfg, s) for s in sides),
+        domain_names=tuple(cfg.shown(domain_name(cfg, s)) for s in sides),
         class_names=tuple(str(s) for s in arrays["class_names"]),
     )  # fmt: skip
 
@@ -465,6 +480,6 @@ def point_view(pair: EmbeddingPair, row: int, before: Run, after: Run, split: st
         k = int(np.argmax(probs))
         predictions[panel] = (pair.class_names[k], float(probs[k]))
     image = _enlarge(_as_rgb(eval_domain(points.replace(input_shape=None), side, split).images[index].numpy()))
-    return PointView(side, domain_name(points, side), index, pair.class_names[int(pair.labels[row])], image,
+    return PointView(side, points.shown(domain_name(points, side)), index, pair.class_names[int(pair.labels[row])], image,
                      overlays, predictions)  # fmt: skip
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -59,13 +59,20 @@ def grid_title(run_label: str, method: str, class_mode: str) -> str:
     return f"{run_label} — {method} of {class_phrase(class_mode)}"
 
 
-def tile_caption(pred: int, prob: float, label: int, method: str, class_mode: str, class_idx: int) -> str:
+def tile_caption(
+    pred: int, prob: float, label: int, method: str, class_mode: str, class_idx: int, classes: Sequence[str] = ()
+) -> str:
     """The caption over one image of the grid: its prediction and true class and, when the maps
-    explain another class than the predicted one, which (not for a class-agnostic method)."""
-    text = f"pred {pred} ({prob:.0%}) · true {label}"
+    explain another class than the predicted one, which (not for a class-agnostic method).
+    Classes are written by their names when ``classes`` gives them ("pred cat"), else by index."""
+
+    def name(k: int) -> str:
+        return str(classes[k]) if len(classes) > k else str(k)
+
+    text = f"pred {name(pred)} ({prob:.0%}) · true {name(label)}"
     if class_mode == "predicted" or (method and not EXPLAINERS.get(method).class_specific):
         return text
-    return f"{text} · {method} {class_idx}"
+    return f"{text} · {method} {name(class_idx)}"
 
 
 def explained_count(run: Run, which: str = "source") -> int:
@@ -335,11 +342,11 @@ def scoring_spec(run: Run, which: str, method: str) -> TaskSpec:
     return TaskSpec.of(run, SCORING, which=which, method=method)
 
 
-def _score(run: Run, params: dict[str, object], report: Report) -> None:
+def _score(store: RunStore, run: Run, params: dict[str, object], report: Report) -> None:
     method_scores(run, str(params["which"]), str(params["method"]), report=report)
 
 
-def _scored(run: Run, params: dict[str, object]) -> bool:
+def _scored(store: RunStore, run: Run, params: dict[str, object]) -> bool:
     return str(params["method"]) in scored_methods(run, str(params["which"]))
 
 
@@ -347,16 +354,9 @@ register(SCORING, Computation(_score, _scored))
 
 
 def request_scores(queue: TaskQueue, store: RunStore, run: Run, which: str, method: str, again: bool = False) -> Task | None:
-    """The background task scoring ``method`` on side ``which``, asked for if its scores are
-    missing; None once they are cached. A task that was stopped or failed is not asked for
-    again unless ``again`` (the page's button): a failure would otherwise repeat on every rerun."""
-    if method in scored_methods(run, which):
-        return None
-    spec = scoring_spec(run, which, method)
-    last = queue.find(spec)
-    if last is not None and not last.active and last.state in ("stopped", "failed") and not again:
-        return last
-    return queue.submit(store, spec)
+    """The background task scoring ``method`` on side ``which`` (see :meth:`TaskQueue.ask`);
+    None once its scores are cached."""
+    return queue.ask(store, scoring_spec(run, which, method), again)
 
 
 def scoring_problems(queue: TaskQueue, run: Run, which: str) -> list[str]:

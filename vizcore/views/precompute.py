@@ -41,24 +41,30 @@ def precomputed_metrics(learned: bool = False) -> list[str]:
     return [m for m in names if learned or metric_info(m).family != "learned"]
 
 
-def precompute(run: Run, stage: StageFn | None = None, learned: bool = False) -> None:
-    """The run's analysis, then its default matrices (:func:`precomputed_metrics`), each
-    announced through ``stage`` as it begins. Switching to one of these on the Distances page
-    is then a read, once per weights."""
+def precompute_steps(run: Run, learned: bool = False) -> list[tuple[str, Callable[[], object]]]:
+    """The run's analysis of each side, then its default matrices (:func:`precomputed_metrics`),
+    most used first, each as (what it is, in words; the call that computes and caches it)."""
     cfg = run.config()
     sides = ["source"] + (["target"] if cfg.target else [])
-    for side in sides:
-        if stage:
-            stage(f"analysing the {side} test split")
-        run_analysis(run, side)
+    steps: list[tuple[str, Callable[[], object]]] = [
+        (f"analysing the {side} test split", lambda side=side: run_analysis(run, side)) for side in sides
+    ]
     layer = default_layer(layer_choices(run))
     for metric in precomputed_metrics(learned):
         settings = default_distance_settings(metric)
-        for side in sides:
-            if stage:
-                stage(f"computing the default {side} class-distance matrix ({metric})")
-            class_matrix(run, side, "test", layer, settings)
+        steps += [(f"computing the default {side} class-distance matrix ({metric})",
+                   lambda side=side, settings=settings: class_matrix(run, side, "test", layer, settings))
+                  for side in sides]  # fmt: skip
         if cfg.target:
-            if stage:
-                stage(f"computing the default source-vs-target matrix ({metric})")
-            cross_matrix(run, "test", layer, settings)
+            steps.append((f"computing the default source-vs-target matrix ({metric})",
+                          lambda settings=settings: cross_matrix(run, "test", layer, settings)))  # fmt: skip
+    return steps
+
+
+def precompute(run: Run, stage: StageFn | None = None, learned: bool = False) -> None:
+    """Every step of :func:`precompute_steps`, each announced through ``stage`` as it begins.
+    Switching to one of these on the Distances page is then a read, once per weights."""
+    for what, step in precompute_steps(run, learned):
+        if stage:
+            stage(what)
+        step()

@@ -319,7 +319,7 @@ def _faithfulness(ctx: Context, sec: Section) -> None:
         shown = [{"method": r["method"], **{f"{h} {'↓' if b == 'lower' else '↑'}":
                   _Html(f"<b>{fmt(float(r[c]))}</b>") if best.get(c) == r["method"] else float(r[c])
                   for c, (h, b) in cols.items() if c in r}} for r in rows]  # fmt: skip
-        sec.raw(f"<h3>{html.escape(name)} — source ({html.escape(cfg.source)}), first {int(rows[0]['n'])} test "
+        sec.raw(f"<h3>{html.escape(name)} — source ({html.escape(cfg.shown(cfg.source))}), first {int(rows[0]['n'])} test "
                 "images</h3>" + _table(shown, "faithfulness"))  # fmt: skip
         sec.text(verdict(rows))
     sec.text("Each method's map of the predicted class. Deletion / insertion AUC (RISE, Petsiuk et al. 2018), ROAD "
@@ -383,7 +383,7 @@ def _single_embedding(ctx: Context, sec: Section) -> None:
     # cached with the run, like the pages' layouts: a report made again is a read
     key = {"embed": EMBED_VERSION, "method": o.embed_method, "layer": layer, "n": o.embed_points, "seed": o.seed}
     xy = run.cached("report-embedding", key, lambda: {"xy": embed(p["x"], o.embed_method, o.seed)})["xy"]
-    names = [cfg.source] + ([cfg.target] if cfg.target else [])
+    names = [cfg.shown(cfg.source)] + ([cfg.shown(cfg.target)] if cfg.target else [])
     how = f"{describe(o.embed_method, o.seed)}, on {len(xy):,} test points of {', '.join(names)}; {layer} features."
     sec.figure(embedding_scatter(xy, p["y"], p["domain"], f"{ctx.names()[0]}: {layer} features", predictions=p["pred"],
                                  domain_names=names, caption=how, presentation=o.presentation))  # fmt: skip
