@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from pages._pin import keep_deck_cookie
 from pages._shared import (
     ask_for_token,
     page_access,
@@ -29,6 +30,7 @@ SECTIONS = {  # section -> (page, title, icon)
     ],
     "Share": [
         ("pages/report.py", "Report", ":material/description:"),
+        ("pages/deck.py", "Deck", ":material/slideshow:"),
         ("pages/upload.py", "Your checkpoints & images", ":material/upload_file:"),
     ],
 }
@@ -55,6 +57,8 @@ remember_widgets()  # a page's choices survive a visit to another page
 page = st.navigation(PAGES, position="sidebar" if GRANTED else "hidden")
 if GRANTED:
     presentation_toggle()  # in the sidebar of every page; the choice is kept for the session
+    if ACCESS.writable:
+        keep_deck_cookie()  # the pinned items' deck follows this browser across reloads
 if ACCESS.notice:
     st.sidebar.warning(ACCESS.notice)
 with imports_in_turn():  # until torch, scikit-learn... are in, no page imports beside the warm-up

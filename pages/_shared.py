@@ -189,7 +189,7 @@ def load_model(run: Run) -> Any:
 # Widgets whose choice is kept when one leaves a page and comes back. Streamlit drops the state of
 # a widget that a run does not draw; writing a key back at the start of every run keeps it.
 REMEMBERED = ("cam_", "dist_", "emb_", "report_", "train_")
-NOT_INPUTS = ("_html", "_png", "_svg", "_csv", "_pcsv", "_download")  # download buttons cannot be set
+NOT_INPUTS = ("_html", "_png", "_svg", "_csv", "_pcsv", "_download", "_pin")  # buttons cannot be set
 CHARTS = ("cam_grid", "cam_mean", "emb_pair-")  # plotly charts (their selection is not a choice to keep)
 
 
@@ -222,10 +222,31 @@ def presentation_toggle() -> bool:
     """
     st.sidebar.toggle(
         "Presentation mode", value=presentation(), key="_presentation_toggle", on_change=_keep_presentation,
-        help="Larger fonts in every figure and export, for a projector. Classes keep their colour-blind-safe "
-        "colours everywhere.",
+        help="Larger fonts in every figure, title, number, table and caption, and in exports, for a projector. "
+        "Classes keep their colour-blind-safe colours everywhere.",
     )  # fmt: skip
+    if presentation():
+        st.html(f"<style>{PRESENTATION_CSS}</style>")
     return presentation()
+
+
+# presentation mode beyond the figures: titles, metrics, captions, text and tables of the main column
+# grow with the figures' fonts (18 px for 13). A st.dataframe draws on a canvas that CSS cannot
+# enlarge, so table() shows an HTML table instead in this mode.
+PRESENTATION_CSS = """
+[data-testid="stMain"] h1 { font-size: 3.4rem; }
+[data-testid="stMain"] h2, [data-testid="stMain"] h3 { font-size: 2.2rem; }
+[data-testid="stMain"] [data-testid="stMarkdownContainer"] p,
+[data-testid="stMain"] [data-testid="stMarkdownContainer"] li { font-size: 1.3rem; }
+[data-testid="stMain"] [data-testid="stCaptionContainer"],
+[data-testid="stMain"] [data-testid="stCaptionContainer"] p { font-size: 1.15rem; }
+[data-testid="stMetricValue"], [data-testid="stMetricValue"] * { font-size: 3.2rem !important; }
+[data-testid="stMetricLabel"], [data-testid="stMetricLabel"] * { font-size: 1.25rem !important; }
+[data-testid="stMain"] [data-testid="stTable"] table { font-size: 1.3rem; }
+[data-testid="stMain"] [data-testid="stTable"] th, [data-testid="stMain"] [data-testid="stTable"] td {
+  overflow-wrap: anywhere; }
+[data-testid="stMain"] [data-testid="stWidgetLabel"] p { font-size: 1.1rem; }
+"""
 
 
 def _enlarged(fig: Any) -> Any:
@@ -243,13 +264,15 @@ def _enlarged(fig: Any) -> Any:
     return out
 
 
-def figure(fig: Any, name: str, key: str | None = None, stretch: bool = True, **kwargs: Any) -> Any:
-    """Show a plotly figure with its downloads: interactive HTML, PNG and SVG.
+def figure(fig: Any, name: str, key: str | None = None, stretch: bool = True, pin: Any = None, **kwargs: Any) -> Any:
+    """Show a plotly figure with its downloads (interactive HTML, PNG and SVG) and a "Pin" button
+    that adds it to the user's deck (``pin``: a pages._pin.Pin with its caption, run, settings, spec).
 
     Files are made only when a button is clicked (deferred), so showing a page stays fast.
     In presentation mode a figure built without it gets presentation-size fonts here, so every
     page follows the sidebar switch.
     """
+    from pages._pin import pin_button
     from vizcore.figures import fit_text
     from vizcore.views.export import (
         INSTALL_HINT,
@@ -257,6 +280,7 @@ def figure(fig: Any, name: str, key: str | None = None, stretch: bool = True, **
         figure_static,
         static_export_available,
     )
+    from vizcore.views.slides import figure_title
 
     if presentation():
         fig = _enlarged(fig)
@@ -266,16 +290,30 @@ def figure(fig: Any, name: str, key: str | None = None, stretch: bool = True, **
     event = st.plotly_chart(fig, width="stretch" if stretch else "content", key=key, **kwargs)
     key = key or name
     static_ok = static_export_available()
-    cols = st.columns([1, 1, 1, 5])
-    cols[0].download_button("⬇ HTML", lambda: figure_html(fig), f"{name}.html", "text/html",
-                            key=f"{key}_html", on_click="ignore", help="interactive, works offline")  # fmt: skip
-    for col, fmt in zip(cols[1:3], ("png", "svg"), strict=True):
-        col.download_button(
+    # a row of buttons as wide as their labels (in equal columns a half-page figure's read "⬇..")
+    row = st.container(horizontal=True, gap="small")
+    row.download_button("⬇ HTML", lambda: figure_html(fig), f"{name}.html", "text/html",
+                        key=f"{key}_html", on_click="ignore", help="interactive, works offline")  # fmt: skip
+    for fmt in ("png", "svg"):
+        row.download_button(
             f"⬇ {fmt.upper()}", lambda fmt=fmt: figure_static(fig, fmt), f"{name}.{fmt}", f"image/{fmt}",
             key=f"{key}_{fmt}", on_click="ignore", disabled=not static_ok,
             help=None if static_ok else INSTALL_HINT,
         )  # fmt: skip
+    pin_button(row, "figure", figure_title(fig) or name, key, fig, pin)
     return event
+
+
+def table(data: Any, name: str, key: str, pin: Any = None, styled: bool = False, **kwargs: Any) -> None:
+    """Show a table (``st.dataframe``, or ``st.table`` when ``styled``) with a "Pin" button; the
+    pinned cells are the ones shown. ``name`` is the table's title on a slide."""
+    from pages._pin import pin_button, table_cells, table_text
+
+    if presentation() and not styled:  # an HTML table: it fits its column and grows with the page's fonts
+        st.table(table_text(data, kwargs.get("column_config")))
+    else:
+        (st.table if styled else st.dataframe)(data, **kwargs)
+    pin_button(st, "table", name, key, table_cells(data), pin)
 
 
 def relative_time(ts: float) -> str:

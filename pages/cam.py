@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages._background import ready, run_tasks
+from pages._pin import Pin
 from pages._shared import (
     figure,
     friendly_errors,
@@ -13,11 +14,13 @@ from pages._shared import (
     pick_run,
     presentation,
     store,
+    table,
     writable,
 )
 from vizcore.explain.methods import EXPLAINERS, list_explainers
 from vizcore.figures.cam import cam_grid, mean_cam_figure, randomisation_figure
 from vizcore.store import tasks
+from vizcore.views import builders
 from vizcore.views.analysis import (
     CAM_SCALES,
     cam_analysis,
@@ -33,7 +36,6 @@ from vizcore.views.explanations import (
     comparable,
     explained_count,
     faithfulness_table,
-    grid_title,
     method_maps,
     request_scores,
     sanity_target,
@@ -146,12 +148,14 @@ with tab_grid:
     if len(idx) == 0:
         st.info("No test image matches these filters.")
     else:
-        with friendly_errors(f"{method} maps"):
-            maps = _maps(run, method, idx, layer)  # only the images on screen
-        fig = cam_grid(eval_images(run, which, idx), maps, _titles(idx, method), cols=6, boxes=boxes,
-                       presentation=presentation(), scale_label=f"{method}, {CAM_SCALES[scale]}",
-                       title=grid_title(cfg.label, method, mode))  # fmt: skip
-        figure(fig, f"cam-grid-{run.run_id}", key="cam_grid", stretch=False, theme=None)
+        grid = builders.spec("cam_grid", run_id=run.run_id, which=which, method=method, mode=mode, index=idx,
+                             layer=layer, scale=scale, presentation=presentation())  # fmt: skip
+        with friendly_errors(f"{method} maps"), st.spinner(f"computing {method} maps of the {len(idx)} images shown..."):
+            fig = builders.remake(grid, store())  # only the images on screen; a pin re-makes it the same way
+        settings = {"images from": which, "method": method, "explain class": mode, "show": show, "true class": true_class,
+                    "images": count, "sample": int(sample_seed), "layer": layer, "colour scale": CAM_SCALES[scale]}  # fmt: skip
+        figure(fig, f"cam-grid-{run.run_id}", key="cam_grid", stretch=False, theme=None,
+               pin=Pin.of(run, settings=settings, spec=grid))  # fmt: skip
         if boxes is not None:
             st.caption("White rectangles: the digit's true bounding box (kept when the cluttered image was made).")
 with tab_mean:
@@ -161,7 +165,7 @@ with tab_mean:
         mean = mean_cams(run, which, mode)
         fig = mean_cam_figure(mean, [str(k) for k in range(n_classes)], presentation(),
                               title=f"Mean CAM of {explained}, by true class")  # fmt: skip
-        figure(fig, f"mean-cam-{run.run_id}", key="cam_mean", stretch=False, theme=None)
+        figure(fig, f"mean-cam-{run.run_id}", key="cam_mean", stretch=False, theme=None, pin=Pin.of(run))
         st.caption(f"Average of the per-image normalised CAMs of {explained}, over all test images of each "
                    "true class.")  # fmt: skip
 with tab_compare:
@@ -202,7 +206,7 @@ with tab_compare:
                     fig = cam_grid(images, mp, _titles(both, ""), cols=3, boxes=arrays["boxes"][both]
                                    if boxes is not None else None, presentation=presentation(),
                                    scale_label="min–max per image", title=title)  # fmt: skip
-                    figure(fig, f"{key}-{run.run_id}", key=key, stretch=False, theme=None)
+                    figure(fig, f"{key}-{run.run_id}", key=key, stretch=False, theme=None, pin=Pin.of(run))
 with tab_faith:
     st.caption("Deletion / insertion AUC (RISE, Petsiuk et al. 2018: class probability as the most salient pixels "
                "are removed, or inserted into a blurred copy), ROAD (Rong et al. 2022: removed pixels imputed from "
@@ -239,7 +243,8 @@ with tab_faith:
             # one number format per column: AUCs to 3 decimals, percentages to 1
             formats = {k: st.column_config.NumberColumn(k, format="%.1f" if "%" in k else "%.3f")
                        for k in shown[0] if k != "method"}  # fmt: skip
-            st.dataframe(shown, hide_index=True, column_config=formats)
+            table(shown, f"Faithfulness of the maps — {cfg.label} ({which})", "cam_faith_table", hide_index=True,
+                  column_config=formats, width="stretch", pin=Pin.of(run, settings={"images from": which}))  # fmt: skip
             st.success(verdict(rows))
             sane_layer, n_sane = sanity_target(run, which)
             st.caption(sanity_caption(n_sane))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages._pin import Pin
 from pages._shared import (
     figure,
     friendly_errors,
@@ -12,9 +13,11 @@ from pages._shared import (
     run_table,
     store,
 )
-from vizcore.figures.training import compare_curves, curve_label, transferability_figure
+from pages._shared import table as show_table
+from vizcore.figures.training import curve_label, transferability_figure
 from vizcore.methods import curves_of
 from vizcore.store.runs import lineage_text
+from vizcore.views import builders
 from vizcore.views.transfer import transfer_tables
 
 guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
@@ -27,7 +30,7 @@ if not runs:
 by_known = {r.run_id for r in store().list()}
 rows = [
     {
-        "run": r.run_id,
+        "name": r.label,
         "method": r.method,
         "source": r.shown(r.source),
         "target": r.target and r.shown(r.target),
@@ -37,10 +40,11 @@ rows = [
         "target acc": r.summary.get("target_acc"),
         "epochs": r.summary.get("epochs_done"),
         "starts from": lineage_text(r, by_known),
+        "run id": r.run_id,
     }
     for r in runs
 ]
-st.dataframe(run_table(rows), hide_index=True, width="stretch")
+show_table(run_table(rows), "Runs compared", "compare_runs_table", hide_index=True, width="stretch")
 st.caption("Accuracies are on each domain's held-out test split after the last epoch; target labels are never used in training.")
 
 by_id = {r.run_id: r for r in runs}
@@ -51,16 +55,19 @@ declared = [k for i in chosen for part in reversed(curves_of(by_id[i].method)) f
 metrics = list(dict.fromkeys(["target_acc", "source_acc", *declared, "cls_loss"]))
 key = st.radio("Curve", metrics, horizontal=True, format_func=curve_label)
 if chosen:
+    curves = builders.spec("training_curves", run_ids=chosen, key=key)
     with friendly_errors("the curves"):
-        series = [(by_id[i].label, store().get(i).metrics()) for i in chosen]
-    figure(compare_curves(series, key), f"compare-{key}", key="compare_fig")
+        fig = builders.remake(curves, store())
+    figure(fig, f"compare-{key}", key="compare_fig",
+           pin=Pin(settings={"runs": ", ".join(by_id[i].label for i in chosen), "curve": curve_label(key)}, spec=curves))
 
 # fine-tuning on a few target labels, from whatever grid of such runs the store holds
 if tables := transfer_tables(runs):
     st.subheader("Transferability: fine-tuning on a few target labels")
     pair = st.selectbox("Domains", [t.pair for t in tables]) if len(tables) > 1 else tables[0].pair
     table = next(t for t in tables if t.pair == pair)
-    st.dataframe(table.records(), hide_index=True, width="stretch")
+    show_table(table.records(), f"Fine-tuning {pair}: target test accuracy %", "transfer_table", hide_index=True,
+               width="stretch")
     st.caption("Target test accuracy % (mean ± sample std over the runs of a cell, their number in brackets). "
                "Rows: what was frozen of the parent run; \"from scratch\" trains the same network on the same "
                "K labelled target images per class without a parent. `python bench/transferability.py --store "

@@ -10,12 +10,15 @@ import streamlit as st
 
 from pages._background import ready
 from pages._params import param_widgets
+from pages._pin import Pin
 from pages._shared import before_is_parent, figure, friendly_errors, guard, pick_run, usable_runs
 from pages._shared import presentation as presentation_on
+from pages._shared import table as show_table
 from vizcore.data.domains import SPLITS
 from vizcore.figures.agreement import rank_agreement_figure
 from vizcore.figures.matrix import MatrixPanel, difference_heatmap, matrix_figure, not_significant
 from vizcore.metrics import FAMILIES, list_metrics, metric_info
+from vizcore.views import builders
 from vizcore.views import distances as dv
 from vizcore.views.background import analysis_spec, matrix_spec
 
@@ -98,21 +101,29 @@ def _summary(view: dv.MatrixView, diagonal: str) -> None:
 
 
 def _csv(view: dv.MatrixView, name: str, key: str) -> None:
-    cols = st.columns([1, 1, 3])
-    cols[0].download_button("⬇ CSV (values)", dv.to_csv(view), f"{name}.csv", "text/csv", key=f"{key}_csv")
+    row = st.container(horizontal=True, gap="small")  # buttons as wide as their labels
+    row.download_button("⬇ CSV (values)", dv.to_csv(view), f"{name}.csv", "text/csv", key=f"{key}_csv")
     if view.p_values is not None:
-        cols[1].download_button("⬇ CSV (p-values)", dv.to_csv(view, "p_values"), f"{name}-p.csv", "text/csv",
+        row.download_button("⬇ CSV (p-values)", dv.to_csv(view, "p_values"), f"{name}-p.csv", "text/csv",
                                 key=f"{key}_pcsv")  # fmt: skip
 
 
+def _pin(view: dv.MatrixView, title: str, used: dv.DistanceSettings, cross: bool, axes: tuple[str, str],
+         outline: bool) -> Pin:  # fmt: skip
+    """The figure's caption, run, settings and recorded spec, for the deck."""
+    spec = builders.spec("distance_matrix", run_id=run.run_id, which=which, split=split, layer=layer, settings=used,
+                         cross=cross, title=title, alpha=alpha, cluster=cluster, axes=axes, outline=outline)  # fmt: skip
+    shown = {"metric": metric_info(used.metric).label, "domain": "source vs target" if cross else which,
+             "split": split, "layer": dv.LAYER_LABELS.get(layer, layer), "samples per class": used.n_per_class or "default",
+             "permutations": used.n_perm, "seed": used.seed, "α": alpha}  # fmt: skip
+    return Pin.of(run, caption=_caption(view), settings=shown, spec=spec)
+
+
 def _show(view: dv.MatrixView, title: str, name: str, key: str, axes: tuple[str, str] = ("class", "class"),
-          outline: bool = False) -> None:  # fmt: skip
-    view = dv.reorder(view, _order(view))
-    fig = matrix_figure([MatrixPanel(view.values, view.p_values, view.row_labels, view.col_labels, title,
-                                     dv.hover_info(view))], title, alpha, presentation, value_label=view.value_label,
-                        axis_titles=axes, caption=_caption(view), outline_matching=outline)  # fmt: skip
-    figure(fig, name, key=key, theme=None)
-    _csv(view, name, key)
+          outline: bool = False, used: dv.DistanceSettings | None = None, cross: bool = False) -> None:  # fmt: skip
+    fig = builders.matrix_from_view(view, title, alpha, presentation, cluster, axes, outline)  # as a pin re-makes it
+    figure(fig, name, key=key, theme=None, pin=_pin(view, title, used or settings, cross, axes, outline))
+    _csv(dv.reorder(view, _order(view)), name, key)
 
 
 side = f"{which} {getattr(cfg, which)}, {split} split, {dv.LAYER_LABELS.get(layer, layer)}"
@@ -160,11 +171,11 @@ elif view == VIEWS[1]:
         note = " Each run's bandwidth comes from its own features." if isinstance(params.get("bandwidth"), str) else ""
         fig = matrix_figure(panels, f"Before and after — {side}", alpha, presentation, value_label=a.value_label,
                             caption=f"Shared colour scale.{note} Before: {b.description} After: {a.description}")  # fmt: skip
-        figure(fig, f"distances-before-after-{run.run_id}", key="dist_pair", theme=None)
+        figure(fig, f"distances-before-after-{run.run_id}", key="dist_pair", theme=None, pin=Pin.of(run))
         fig_d = difference_heatmap(d.values, d.row_labels, d.col_labels, f"Difference after − before — {side}",
                                    presentation=presentation, value_label=d.value_label,
                                    caption=_caption(d))  # fmt: skip
-        figure(fig_d, f"distances-difference-{run.run_id}", key="dist_diff", theme=None)
+        figure(fig_d, f"distances-difference-{run.run_id}", key="dist_diff", theme=None, pin=Pin.of(run))
         _csv(d, f"distances-difference-{run.run_id}", "dist_diff")
 
 elif view == VIEWS[2]:
@@ -194,8 +205,9 @@ elif view == VIEWS[2]:
                                 caption=f"First: {first_view.description} Second: {second_view.description}")  # fmt: skip
     if note := agreement.saturation_note():
         st.info(note)
-    figure(fig, f"distances-two-metrics-{run.run_id}-{metric}-{second}", key="dist_ranks", theme=None)
-    st.dataframe(agreement.closest(10), width="stretch")
+    figure(fig, f"distances-two-metrics-{run.run_id}-{metric}-{second}", key="dist_ranks", theme=None, pin=Pin.of(run))
+    show_table(agreement.closest(10), f"Closest class pairs — {cfg.label}", "dist_closest", width="stretch",
+               pin=Pin.of(run, settings={"metrics": f"{metric_info(metric).label}, {metric_info(second).label}"}))
 
 else:
     if not cfg.target:
@@ -215,4 +227,5 @@ else:
         _summary(cross, "same class across domains")
         _show(cross, f"{cfg.label} — source vs target, {split} split, {dv.LAYER_LABELS.get(layer, layer)}",
               f"distances-cross-{run.run_id}-{layer}", "dist_cross",
-              (f"source class ({cfg.shown(cfg.source)})", f"target class ({cfg.shown(cfg.target)})"), outline=True)  # fmt: skip
+              (f"source class ({cfg.shown(cfg.source)})", f"target class ({cfg.shown(cfg.target)})"), outline=True,
+              used=cross_settings, cross=True)  # fmt: skip

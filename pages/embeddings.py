@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from textwrap import shorten
+from dataclasses import replace
 
 import pandas as pd
 import streamlit as st
 
 from pages._background import ready
 from pages._params import param_widgets
+from pages._pin import Pin
 from pages._shared import (
     before_is_parent,
     figure,
@@ -18,15 +19,16 @@ from pages._shared import (
     presentation,
     usable_runs,
 )
+from pages._shared import table as show_table
 from vizcore.app.warmup import start_umap_warmup
-from vizcore.core.numbers import VERDICT_MARKS, fmt, fmt_change
+from vizcore.core.numbers import VERDICT_MARKS, column_format
 from vizcore.embed.alignment import ALIGNMENTS
 from vizcore.embed.methods import (
     EMBEDDINGS,
     umap_warmed_up,
 )
-from vizcore.figures.scatter import pair_figure
 from vizcore.store.cache import params_key
+from vizcore.views import builders
 from vizcore.views import embeddings as ev
 from vizcore.views.background import embedding_spec
 from vizcore.views.distances import LAYER_LABELS, default_layer
@@ -103,29 +105,29 @@ mask = ev.visible_mask(pair, shown_sides or [], shown_classes or [])
 chart_key = params_key("emb_pair", ev.cache_key(before, after, settings))  # new settings: a fresh selection
 picked = ev.selected_point(st.session_state.get(chart_key, {}).get("selection"), len(pair.labels))
 
-bcfg, acfg = before.config(), after.config()
-fig = pair_figure(
-    [pair.before_xy, pair.after_xy], pair.labels, pair.domain,
-    [f"<b>before</b><br><span style='font-size:0.8em'>{shorten(bcfg.label, 48)}</span>",
-     f"<b>after</b><br><span style='font-size:0.8em'>{shorten(acfg.label, 48)}</span>"],
-    predictions=[pair.pred_before, pair.pred_after], class_names=pair.class_names,
-    domain_names=[f"{s} ({n})" for s, n in zip(pair.sides, pair.domain_names, strict=True)], mask=mask,
-    highlight=None if picked is None else picked[0], caption=pair.description, presentation=presentation(),
-    title=f"{EMBEDDINGS.get(method).label} of the {LAYER_LABELS.get(layer, layer)}",
-)  # fmt: skip
+fig = builders.embedding_from_pair(pair, settings, before, after, mask, presentation(),
+                                  highlight=None if picked is None else picked[0])  # as a pin re-makes it
+pin = Pin.of(after, caption=pair.description, settings={
+    "before": before.config().label, "method": EMBEDDINGS.get(method).label, "layer": LAYER_LABELS.get(layer, layer),
+    "points per domain": int(n_per_domain), "seed": int(seed), "alignment": ev.ALIGN_LABELS.get(align, align)},
+    spec=builders.spec("embedding_pair", before=before.run_id, after=after.run_id, settings=settings.key(),
+                       sides=list(shown_sides or []), classes=list(shown_classes or [])))  # fmt: skip
 # the panels take the page's whole width (beside a table they were too small to read), the numbers below
 figure(fig, f"embedding-{before.run_id}-vs-{after.run_id}-{method}", key=chart_key, on_select="rerun",
-       selection_mode="points")  # fmt: skip
+       selection_mode="points", pin=pin)  # fmt: skip
 if not mask.any():
     st.info("No point matches the chosen domains and classes.")
 left, right = st.columns([3, 2])
 with left:
     st.markdown(f"**Numbers** on all {len(pair.labels):,} points")
     table = ev.report_table(pair)
-    shown = pd.DataFrame({"before": table["before"].map(fmt), "after": table["after"].map(fmt),
-                          "change": table["change"].map(fmt_change), "": table["verdict"].map(VERDICT_MARKS)},
+    # one format per column (vizcore.core.numbers.column_format): the decimals of its largest value
+    shown = pd.DataFrame({c: table[c].map(column_format(table[c].tolist(), signed=c == "change"))
+                          for c in ("before", "after", "change")} | {"": table["verdict"].map(VERDICT_MARKS)},
                          index=table.index)  # fmt: skip
-    st.table(shown.style.map(lambda v: f"color: {VERDICT_COLORS.get(v, 'inherit')}", subset=[""]))
+    show_table(shown.style.map(lambda v: f"color: {VERDICT_COLORS.get(v, 'inherit')}", subset=[""]),
+               f"Numbers: {before.config().label} → {after.config().label}", "emb_numbers", styled=True,
+               pin=replace(pin, spec=None, caption="↓/↑: lower/higher is better."))  # fmt: skip
 with right:
     domain_note = ("proxy A-distance (0–2) and domain accuracy of a linear classifier telling source from target "
                    "(low = domains mixed); kNN target accuracy: target images labelled by their 5 nearest source "

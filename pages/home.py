@@ -4,7 +4,16 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from pages._shared import USER_ERRORS, guard, page_link, relative_time, run_table, store, writable
+from pages._shared import (
+    USER_ERRORS,
+    guard,
+    page_link,
+    relative_time,
+    run_table,
+    store,
+    table,
+    writable,
+)
 from vizcore.store.runs import lineage_text
 
 CONFIRM_KEY = "manage_confirm"
@@ -68,7 +77,7 @@ else:
     known = {r.run_id for r in runs}
     rows = [
         {
-            "run": r.run_id,
+            "name": r.label,
             "status": r.status,
             "method": r.method,
             "data": r.shown(r.source) if not r.target else f"{r.shown(r.source)} → {r.shown(r.target)}",
@@ -78,10 +87,11 @@ else:
             "created": "shipped demo" if r.read_only else relative_time(r.created),
             "starts from": lineage_text(r, known),
             "note": r.message,
+            "run id": r.run_id,
         }
         for r in runs
     ]
-    st.dataframe(run_table(rows), hide_index=True, width="stretch")
+    table(run_table(rows), "Runs", "home_runs_table", hide_index=True, width="stretch")
     st.caption(f"Runs are folders under `{store().root}/`; demo runs ship read-only in `assets/demo_runs/`.")
 
 if writable():  # the read-only viewer deletes nothing

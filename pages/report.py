@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import streamlit as st
+import streamlit.components.v1 as components
 
 from pages._shared import friendly_errors, guard, pick_run, presentation, store
 from vizcore.embed.methods import EMBEDDINGS
@@ -13,9 +14,10 @@ from vizcore.views.report import SECTIONS, ReportOptions, build_report
 guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
 st.title("Report")
 st.caption(
-    "One HTML file with the run's configuration and data provenance, training curves, accuracies, CAMs with the "
-    "localisation score, class distance matrices and the embeddings with their numbers. plotly.js is inside the "
-    "file, so it opens on a laptop with no network; every figure stays interactive."
+    "One HTML file that opens with a one-screen summary (runs, accuracies, what changed), then training curves, "
+    "accuracies, CAMs with the localisation score, class distance matrices and the embeddings with their numbers; "
+    "the full configuration is the appendix. plotly.js is inside the file, so it opens on a laptop with no "
+    "network; every figure stays interactive."
 )
 
 
@@ -80,3 +82,6 @@ st.download_button("⬇ Download report (HTML)", page, f"vizcore-report-{name}.h
 st.caption(f"{len(page) / 1e6:.1f} MB, self-contained: open it in any browser, no network needed.")
 if "Could not make this section" in page:
     st.warning("Some sections could not be made; the file says why in each of them.")
+st.subheader("Preview")
+st.caption("The file as it opens: the summary first, the configuration in the appendix at the end.")
+components.html(page, height=900 if options.presentation else 700, scrolling=True)

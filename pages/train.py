@@ -9,8 +9,10 @@ from streamlit.delta_generator import DeltaGenerator
 
 from pages._background import task_rows
 from pages._params import param_widgets
+from pages._pin import Pin
 from pages._shared import (
     class_map_of,
+    figure,
     friendly_errors,
     guard,
     page_link,
@@ -24,13 +26,14 @@ from vizcore.core.device import available_devices
 from vizcore.core.errors import DataUnavailable
 from vizcore.core.numbers import percent
 from vizcore.data.domains import DomainMismatch, check_domain_pair, domain_info
-from vizcore.figures.training import curve_label, training_curves
+from vizcore.figures.training import curve_label
 from vizcore.methods import METHODS, Method, curves_of, list_methods
 from vizcore.methods.recipes import recipe_notes, recommended_config
 from vizcore.models import list_models
 from vizcore.store import tasks
 from vizcore.train.checks import REFUSALS, check_config
 from vizcore.train.optim import OPTIMIZERS, SCHEDULES
+from vizcore.views import builders
 from vizcore.views.data_choices import data_choices, shown_names
 
 guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
@@ -298,9 +301,9 @@ def _panel() -> None:
                 "a whole, which says nothing about each class); near 100%: not aligned",
             )
     if any(r["kind"] == "step" for r in records):
-        steps_declared, epochs_declared = curves_of(cfg.method)
-        st.plotly_chart(training_curves(records, curves=steps_declared, epoch_curves=epochs_declared),
-                        width="stretch", key="live_curves")  # fmt: skip
+        curves = builders.spec("run_curves", run_id=rid)  # the Train page's plot, re-made from the run when pinned
+        figure(builders.remake(curves, store()), f"training-{rid}", key="live_curves", pin=Pin(run_id=rid,
+               run_name=cfg.label, spec=curves))  # fmt: skip
     if state in ("complete", "stopped"):
         st.page_link("pages/cam.py", label="See its CAM heatmaps", icon=":material/local_fire_department:")
         st.session_state["cam_run"] = rid

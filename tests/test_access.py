@@ -26,7 +26,7 @@ from vizcore.app.access import (
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 PAGES = sorted(f"pages/{p.name}" for p in (ROOT / "pages").glob("[!_]*.py"))
-WRITING = ["pages/data.py", "pages/train.py", "pages/upload.py"]
+WRITING = ["pages/data.py", "pages/deck.py", "pages/train.py", "pages/upload.py"]
 
 
 def test_the_server_listens_on_this_machine_only() -> None:

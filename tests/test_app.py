@@ -224,7 +224,7 @@ def test_the_first_page_does_not_import_torch() -> None:
 
 def test_overview_lists_the_demo_runs_with_accuracies_in_percent() -> None:
     at = _app()
-    table = at.dataframe[0].value.set_index("run")
+    table = at.dataframe[0].value.set_index("run id")
     assert table.loc["demo-lenet-gap-mnist", "source acc"] == "97.8%"  # summary.json: 0.978
     assert table.loc["demo-dann-mnist-to-mnist-m", "target acc"] == "63.8%"  # 0.6385
     assert table.loc["demo-lenet-gap-mnist", "target acc"] == "—"  # no target: the one mark for missing

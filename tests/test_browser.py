@@ -26,6 +26,7 @@ PAGES = {
     "embeddings": "embeddings",
     "report": "report",
     "upload": "upload",
+    "deck": "deck",
 }
 
 pytestmark = [pytest.mark.browser, requires_chromium]

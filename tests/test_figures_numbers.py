@@ -47,3 +47,16 @@ def test_a_run_keeps_its_colour_on_compare_whatever_else_is_plotted() -> None:
     assert alone.data[1].line.color == with_gap.data[1].line.color
     assert alone.data[1].y == (60.0,)  # accuracies in percent, as the tables show them
     assert "%" in alone.layout.yaxis.title.text and alone.layout.xaxis.tickvals == (1,)
+
+
+def test_no_negative_zero_and_one_format_per_column() -> None:
+    from vizcore.core.numbers import column_format, shared_scale
+
+    _, write = shared_scale(np.array([[-0.0004, 1.5], [0.7, -0.004]]))
+    assert [write(v) for v in (-0.0004, -0.004, 1.5)] == ["0.00", "0.00", "1.50"]  # never "-0.00"
+    change = column_format([0.12, 0.03, -0.0158, 0.0], signed=True)
+    assert [change(v) for v in (0.12, 0.03, -0.0158, 0.0, -0.0001)] == ["+0.120", "+0.030", "−0.016", "0.000", "0.000"]
+    level = column_format([1.91, 0.12, None])
+    assert [level(v) for v in (1.91, 0.12, None)] == ["1.91", "0.12", "—"]
+    tiny = column_format([5.5e-6, 1e-7])
+    assert tiny(5.5e-6) == "5.50e-06"  # a column of tiny values stays scientific, never 0.00000

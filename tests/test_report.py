@@ -67,9 +67,13 @@ def test_report_has_every_section_and_figure(trained_run, run_report) -> None:
     assert "Could not make" not in page
     figures = {s.key: len(s.figures) for s in report.sections}
     # curves; CAM grid and mean CAM; the class matrix; the embedding
-    assert figures == {"setup": 0, "training": 1, "accuracy": 0, "cam": 2, "faithfulness": 0, "distances": 1,
+    assert figures == {"summary": 0, "setup": 0, "training": 1, "accuracy": 0, "cam": 2, "faithfulness": 0, "distances": 1,
                        "embeddings": 1}
     assert page.count("Plotly.newPlot(") == len(report.figures) == 5
+    keys = [s.key for s in report.sections]
+    assert keys[0] == "summary" and keys[-1] == "setup"  # one screen first; the raw configuration last
+    summary = page[page.index('<section id="summary">'):page.index('<section id="training">')]
+    assert f"{trained_run.summary()['source_acc']:.1%}" in summary and trained_run.run_id in summary
     for n, fig in enumerate(report.figures, start=1):
         assert re.search(rf'id="fig-\w+-{n}"', page)
         assert fig.layout.font.size == 13

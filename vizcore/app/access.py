@@ -4,7 +4,7 @@ The server listens on 127.0.0.1 (``.streamlit/config.toml``): only this machine 
 everything is on. A presenter who serves it to the group on a network address chooses one of:
 
 * ``VIZCORE_VIEWER=1`` (or ``streamlit run app.py -- --viewer``): a read-only viewer, without the
-  Train, Your data and Upload pages and without any button that writes to the run store;
+  Train, Your data, Upload and Deck pages and without any button that writes to the run store;
 * ``VIZCORE_TOKEN=<secret>``: every visitor types the token before any page is shown.
 
 Both may be set (a viewer behind a token). A network address with neither gets the read-only
@@ -27,8 +27,9 @@ VIEWER_FLAG = "--viewer"  # after the script's own "--": streamlit run app.py --
 TOKEN_ENV = "VIZCORE_TOKEN"
 _YES = frozenset({"1", "true", "yes", "on"})
 # pages that write to the run store: the Train page starts runs, the Upload page saves checkpoints,
-# the Your data page extracts zips and registers folders (and reads any folder of the server)
-WRITING_PAGES = frozenset({"train", "upload", "data"})
+# the Your data page extracts zips and registers folders (and reads any folder of the server), the Deck
+# page reorders, annotates and removes pinned items (kept in the store)
+WRITING_PAGES = frozenset({"train", "upload", "data", "deck"})
 NO_TOKEN_NOTICE = (
     f"Served on a network address without a token, so only the read-only pages are on: Train, "
     f"Your data, Upload and every button that writes are off. To turn them on for the group, restart with "
@@ -42,7 +43,7 @@ class Access:
     """What this server offers.
 
     Attributes:
-        writable: the Train, Your data and Upload pages and the buttons that write to the run store are on.
+        writable: the Train, Your data, Upload and Deck pages and the buttons that write to the run store are on.
         token: what a visitor must type before any page is shown; None: nothing is asked.
         notice: why writable pages are off and how to turn them on; None: nothing to say.
     """

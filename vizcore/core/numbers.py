@@ -24,6 +24,34 @@ def _missing(x: object) -> bool:
     return x is None or not isinstance(x, int | float | np.integer | np.floating) or not math.isfinite(float(x))
 
 
+def unsigned_zero(text: str) -> str:
+    """"0.00" for "-0.00": a value that rounds to zero has no sign on screen (a tiny negative
+    unbiased MMD² on the diagonal is zero within its noise)."""
+    return text[1:] if text[:1] in "-−" and not any(c in "123456789" for c in text.split("e")[0]) else text
+
+
+def column_format(values: Sequence[float | None], sig: int = SIG, signed: bool = False) -> Callable[[float | None], str]:
+    """One format for a whole column: the decimals that give its largest value ``sig`` significant
+    figures, for every cell (so "+0.120" and "+0.0300" read "+0.120" and "+0.030"); scientific for
+    a column whose largest value is tiny or huge. ``signed``: changes, with "+" or "−"."""
+    finite = [abs(float(v)) for v in values if not _missing(v)]
+    top = max(finite, default=0.0)
+    if top and (top < SMALL or top >= LARGE):
+        one = fmt_change if signed else fmt
+        return lambda v: one(v, sig)
+    decimals = 2 if top == 0 else max(0, sig - 1 - math.floor(math.log10(top)))
+
+    def write(v: float | None) -> str:
+        if _missing(v):
+            return MISSING
+        text = unsigned_zero(f"{float(v):.{decimals}f}")  # type: ignore[arg-type]
+        if not signed or text.strip("0.") == "":
+            return text
+        return ("+" if float(v) > 0 else "−") + text.lstrip("-")  # type: ignore[arg-type]
+
+    return write
+
+
 def fmt(x: float | None, sig: int = SIG) -> str:
     """One number with ``sig`` significant figures, scientific when very small or large."""
     if _missing(x):
@@ -66,7 +94,7 @@ def shared_scale(values: np.ndarray, sig: int = SIG) -> tuple[int, Callable[[flo
     decimals = 2 if top == 0 else int(min(6, max(0, sig - 1 - math.floor(math.log10(top)))))
 
     def write(v: float) -> str:
-        return MISSING if not math.isfinite(v) else f"{v / 10.0**exp:.{decimals}f}"
+        return MISSING if not math.isfinite(v) else unsigned_zero(f"{v / 10.0**exp:.{decimals}f}")
 
     return exp, write
 

@@ -64,16 +64,38 @@ def fit_text(fig: go.Figure) -> go.Figure:
 
     title = fig.layout.title.text
     if title:
-        size = fig.layout.title.font.size or base + 4
-        wrapped = wrap(title, size)
-        if wrapped != title:
-            extra = wrapped.count("<br>") - title.count("<br>")
-            top = (fig.layout.margin.t if fig.layout.margin.t is not None else 80) + int(extra * size * 1.3)
-            fig.update_layout(title_text=wrapped, margin_t=top)
+        fig.update_layout(title_text=wrap(title, fig.layout.title.font.size or base + 4))
     for a in fig.layout.annotations:
         if a.text and "<" not in a.text.replace("<br>", ""):  # leave styled (HTML) annotations alone
             a.text = wrap(a.text, a.font.size or base)
+    if title:  # the title hangs from the top edge; the margin holds it and the panel titles below it
+        top = fig.layout.margin.t if fig.layout.margin.t is not None else 80
+        fig.update_layout(title_yref="container", title_y=1, title_yanchor="top", title_pad_t=TITLE_PAD,
+                          margin_t=max(top, title_room(fig.layout.to_plotly_json())))  # fmt: skip
     return fig
+
+
+TITLE_PAD = 10  # px between the top edge and a figure's title
+LINE = 1.3  # a text line's height, in font sizes
+
+
+def title_room(layout: dict) -> int:
+    """The top margin a layout (plotly JSON) needs so that neither its title nor the panel titles
+    above its plots are cut: the title's lines from the top edge, then the tallest block of text
+    standing on the plots' top edge (annotations at y >= 1 in paper units)."""
+    import re
+
+    base = float((layout.get("font") or {}).get("size") or 13)
+    title = layout.get("title") or {}
+    text = title.get("text") or ""
+    size = float((title.get("font") or {}).get("size") or base + 4)
+    lines = len(re.split(r"<br\s*/?>", text)) if text else 0
+    above = [
+        len(re.split(r"<br\s*/?>", a.get("text") or "")) * float((a.get("font") or {}).get("size") or base) * LINE
+        for a in layout.get("annotations", [])
+        if a.get("yref", "paper") == "paper" and float(a.get("y", 0) or 0) >= 1 and a.get("yanchor") == "bottom"
+    ]  # fmt: skip
+    return int(TITLE_PAD + lines * size * LINE + max(above, default=0) + 10)
 
 
 def caption_annotation(fig: go.Figure, text: str) -> go.Figure:

@@ -25,7 +25,7 @@ from plotly.offline import get_plotlyjs
 
 from vizcore import __version__
 from vizcore.core.config import TrainConfig
-from vizcore.core.numbers import MISSING, VERDICT_MARKS, fmt, fmt_change, percent
+from vizcore.core.numbers import MISSING, VERDICT_MARKS, column_format, fmt, percent
 from vizcore.core.registry import Registry
 from vizcore.data.domains import DataUnavailable
 from vizcore.embed.methods import EMBED_VERSION, embed
@@ -197,7 +197,27 @@ def _pct(v: float | None) -> str:
 # ------------------------------------------------------------------------------------ sections
 
 
-@section("setup", "Configuration and data provenance")
+@section("summary", "At a glance")
+def _summary(ctx: Context, sec: Section) -> None:
+    """One screen first: the runs, their accuracies and what changed; the configuration is the appendix."""
+    rows, accs = [], []
+    for name, run, cfg in zip(ctx.names(), ctx.runs, ctx.configs, strict=True):
+        summ = run.summary()
+        accs.append((summ.get("source_acc"), summ.get("target_acc")))
+        rows.append({"run": name, "method": cfg.method, "data": cfg.source + (f" → {cfg.target}" if cfg.target else ""),
+                     "epochs": summ.get("epochs_done", MISSING), "source accuracy": _pct(accs[-1][0]),
+                     "target accuracy": _pct(accs[-1][1]), "run id": _Html(f"<span class='mono'>{html.escape(run.run_id)}</span>")})  # fmt: skip
+    sec.raw(_table(rows, "summary"))
+    if ctx.comparison:
+        lines = [f"{side} accuracy {_pct(b)} → {_pct(a)} ({100 * (a - b):+.1f} points)"
+                 for side, b, a in zip(("Source", "Target"), accs[0], accs[1], strict=True)
+                 if isinstance(a, float | int) and isinstance(b, float | int)]  # fmt: skip
+        if lines:
+            sec.raw("<p class='headline'>" + "<br>".join(html.escape(x) for x in lines) + "</p>")
+    sec.text("Accuracies on each domain's held-out test split after the last epoch (target labels are never used "
+             "in training). The full configuration of every run is in the appendix at the end.")  # fmt: skip
+
+
 def _setup(ctx: Context, sec: Section) -> None:
     for name, run, cfg in zip(ctx.names(), ctx.runs, ctx.configs, strict=True):
         sec.raw(f"<h3>{html.escape(name)}</h3><p class='mono'>run {html.escape(run.run_id)}</p>")
@@ -384,8 +404,9 @@ def _pair_embedding(ctx: Context, sec: Section) -> None:
                            caption=pair.description, presentation=o.presentation,
                            height=720 if o.presentation else 560))  # fmt: skip  # ten large legend entries
     table = report_table(pair)
-    rows = [{"measure": m, "before": r["before"], "after": r["after"], "change": fmt_change(r["change"]),
-             "verdict": VERDICT_MARKS[r["verdict"]]} for m, r in table.to_dict("index").items()]  # fmt: skip
+    cols = {c: column_format(table[c].tolist(), signed=c == "change") for c in ("before", "after", "change")}
+    rows = [{"measure": m, **{c: w(r[c]) for c, w in cols.items()}, "verdict": VERDICT_MARKS[r["verdict"]]}
+            for m, r in table.to_dict("index").items()]  # one format per column  # fmt: skip
     sec.raw(_table(rows, "numbers"))
 
 
@@ -397,6 +418,9 @@ def _embeddings(ctx: Context, sec: Section) -> None:
              "on the layout, i.e. how far the picture can be trusted.")  # fmt: skip
 
 
+SECTIONS.add("setup", ("Appendix: configuration and data provenance", _setup))  # last: the raw settings
+
+
 # ------------------------------------------------------------------------------------ assembly
 
 CSS = """
@@ -406,7 +430,7 @@ h1{font-size:1.8em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-to
 table{border-collapse:collapse;margin:.8em 0}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}
 th{background:#f4f4f4}.mono{font-family:monospace;color:#555}.note{color:#a00}
 .swatch{display:inline-block;width:.9em;height:.9em;margin-right:.4em;vertical-align:middle;border-radius:2px}
-nav a{margin-right:1em}.plot{margin:1em 0}
+nav a{margin-right:1em}.plot{margin:1em 0}.headline{font-size:1.3em;font-weight:600}
 """
 
 
