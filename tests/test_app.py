@@ -133,7 +133,7 @@ def test_train_page_offers_method_parameters_as_typed_widgets() -> None:
     assert any(c.label == "Also match the means" and c.value for c in at.checkbox)
 
 
-def test_distances_page_draws_a_class_matrix(tmp_path, monkeypatch) -> None:
+def test_distances_page_draws_a_class_matrix(tmp_path, monkeypatch, _background_queue) -> None:
     import base64
 
     import numpy as np
@@ -149,6 +149,8 @@ def test_distances_page_draws_a_class_matrix(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(_shared, "store", lambda: RunStore(root))
     at = _app()
     at.switch_page("pages/distances.py").run()
+    while _background_queue.run_next() is not None:  # a new run: its analysis, then its matrix, off the click
+        at.run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     heat = next(t for t in _figures(at)[0]["data"] if t["type"] == "heatmap")
@@ -185,7 +187,7 @@ def test_distances_page_ranks_class_pairs_under_two_metrics() -> None:
     assert len(at.dataframe) == 1
 
 
-def test_embeddings_page_draws_before_and_after_panels(tmp_path, monkeypatch) -> None:
+def test_embeddings_page_draws_before_and_after_panels(tmp_path, monkeypatch, _background_queue) -> None:
     import torch
 
     from tests.conftest import TINY
@@ -204,6 +206,8 @@ def test_embeddings_page_draws_before_and_after_panels(tmp_path, monkeypatch) ->
     at.session_state["emb_method"] = "pca"  # fast
     at.run()
     at.switch_page("pages/embeddings.py").run()
+    while _background_queue.run_next() is not None:  # the pair of layouts is computed off the click
+        at.run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     fig = _figures(at)[0]
@@ -268,8 +272,7 @@ NEW_METHODS = [
 @pytest.mark.slow
 @pytest.mark.parametrize(("method", "pick"), NEW_METHODS)
 def test_train_page_trains_each_new_method(method: str, pick: tuple[str, str] | None, monkeypatch) -> None:
-    # the views' analysis after training is another test's subject; here only the training counts
-    monkeypatch.setattr("vizcore.app.jobs.precompute", lambda run, progress: None)
+    # the views' analysis after training is another test's subject (it waits on the test's queue)
     at = _app()
     at.switch_page("pages/train.py").run()
     next(w for w in at.selectbox if w.label == "Method").set_value(method).run()
