@@ -30,6 +30,7 @@ from vizcore.views.analysis import (
     select_images,
 )
 from vizcore.views.background import analysis_spec
+from vizcore.views.estimates import estimate_rows, request_estimate
 from vizcore.views.explanations import (
     agreement,
     class_phrase,
@@ -217,7 +218,8 @@ with tab_faith:
     with friendly_errors("the faithfulness table"):
         # the chosen method's row is asked for at once and computed on the background queue,
         # never in this click; the grid above stays usable meanwhile
-        if writable():
+        if writable():  # a first estimate on 100 images (seconds), then the whole row
+            request_estimate(tasks.QUEUE, store(), run, which, method)
             request_scores(tasks.QUEUE, store(), run, which, method)
         scored = scored_methods(run, which)
         may_score = writable()  # scoring writes to the run store (and takes minutes of CPU): not in the viewer
@@ -233,8 +235,12 @@ with tab_faith:
             st.warning(problem)
         if tasks.QUEUE.tasks(run.run_id):
             run_tasks(run.run_id, "cam_tasks")
+        if estimates := estimate_rows(run, which):
+            st.caption("First estimates, while the whole rows are computed: mean ± half-width of the 95 % confidence "
+                       "interval over the images (1.96·s/√n).")  # fmt: skip
+            st.dataframe(estimates, hide_index=True, width="stretch")
         if not scored:
-            st.info("No method has been scored for this run yet.")
+            st.info("No method has been scored on every image for this run yet.")
         else:
             rows = faithfulness_table(run, which, scored)
             cols = table_columns()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -266,7 +267,7 @@ class Faithfulness:
     n: int
 
 
-def faithfulness(
+def per_image(
     model: nn.Module,
     images: torch.Tensor,
     maps: torch.Tensor,
@@ -275,9 +276,10 @@ def faithfulness(
     percents: tuple[int, ...] = ROAD_PERCENTS,
     chunk: int = 1024,
     progress: Progress | None = None,
-) -> Faithfulness:
-    """Every faithfulness score of ``maps`` for ``images``, all perturbations batched;
-    ``progress`` hears the fraction done between chunks of the perturbed images.
+) -> dict[str, torch.Tensor]:
+    """Every faithfulness score of each image (keys of FAITHFULNESS_COLUMNS, each (N,); the
+    percentages in percent), all perturbations batched; ``progress`` hears the fraction done
+    between chunks of the perturbed images.
 
     Shape:
         images: (N, C, H, W) in [0, 1]; maps: (N, H, W) at the input resolution; class_idx: (N,).
@@ -292,12 +294,16 @@ def faithfulness(
         cc = confidence_change(model, images, maps, class_idx)
     finally:
         model.train(was_training)
-    return Faithfulness(
-        deletion=di["deletion"].mean().item(),
-        insertion=di["insertion"].mean().item(),
-        road_morf=rd["morf"].mean().item(),
-        road_lerf=rd["lerf"].mean().item(),
-        avg_drop=100 * cc["drop"].mean().item(),
-        avg_increase=100 * cc["increase"].float().mean().item(),
-        n=len(images),
-    )
+    # ROAD: each image's mean over the removal percentages (every image has all of them)
+    return {"deletion": di["deletion"], "insertion": di["insertion"], "road_morf": rd["morf"].mean(dim=1),
+            "road_lerf": rd["lerf"].mean(dim=1), "avg_drop": 100 * cc["drop"],
+            "avg_increase": 100 * cc["increase"].float()}  # fmt: skip
+
+
+def faithfulness(
+    model: nn.Module, images: torch.Tensor, maps: torch.Tensor, class_idx: torch.Tensor, **options: Any
+) -> Faithfulness:
+    """The mean over the images of every score of :func:`per_image` (``options``: its steps,
+    percents, chunk and progress)."""
+    scores = per_image(model, images, maps, class_idx, **options)
+    return Faithfulness(**{k: v.mean().item() for k, v in scores.items()}, n=len(images))

@@ -128,8 +128,10 @@ def explanation(
     class_mode: str = "predicted",
     layer: str | None = None,
     report: Report = _ignore,
+    n: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Raw low-resolution maps of the explained images: low (n, h, w), class_idx (n,), layer.
+    """Raw low-resolution maps of the first ``n`` explained images (default: all of them):
+    low (n, h, w), class_idx (n,), layer.
 
     CAM at the default layer is read off the per-run analysis (no forward pass); every other
     method and layer is computed once, ``CHUNK`` images at a time (``report`` is told after
@@ -137,7 +139,7 @@ def explanation(
     """
     name = _method_key(run, method, layer)
     a = run_analysis(run, which)
-    n = explained_count(run, which)
+    n = explained_count(run, which) if n is None else min(n, explained_count(run, which))
     cls = class_target(class_mode, a)[:n]
     if method == "CAM":
         return {"low": stored_cams(a, np.arange(n), cls).numpy(), "class_idx": cls, "layer": np.array(name)}
