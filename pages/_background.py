@@ -29,8 +29,8 @@ def ready(specs: list[TaskSpec], what: str, key: str) -> bool:
             tasks.QUEUE.ask(store(), t.spec, again=True)
         st.rerun()
     if len(ended) < len(asked):
-        st.caption(f"{what[:1].upper()}{what[1:]} is computed in the background, once, and kept with the run; "
-                   "the page draws it when it is ready, and the other controls stay usable meanwhile.")  # fmt: skip
+        st.caption(f"Computing {what} in the background, once: it is kept with the run, the page draws it when "
+                   "it is ready, and the other controls stay usable meanwhile.")  # fmt: skip
         _progress([t.spec for t in asked], key)
     return False
 

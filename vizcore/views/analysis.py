@@ -91,7 +91,7 @@ def compute_analysis(
     parts: dict[str, list[torch.Tensor]] = {}
     for i in range(0, n, BATCH):
         if progress:
-            progress("passing the test images through the model", i, n)
+            progress(f"passing the {n:,} {dom.split} images through the model", i, n)
         f = model.forward_features(dom.images[i : i + BATCH].to(dev))
         FORWARD_PASSES[0] += 1
         # (B, K, h, w): every class's map, contracted from the last conv maps
@@ -177,7 +177,7 @@ def run_analysis(
     report = progress or (lambda stage, done, total: None)
 
     def compute() -> dict[str, np.ndarray]:
-        report("loading the model and the test images", 0, 1)
+        report(f"loading the model and the {split} images", 0, 1)
         dom = eval_domain(run.config(), which, split)
         return compute_analysis(run.load_model(), dom, report)
 

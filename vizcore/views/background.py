@@ -31,7 +31,7 @@ def _analysed(run: Run, which: str, split: str, report: Report, share: float = 1
     """The side's analysis, its forward pass reported as ``start`` .. ``start + share`` of the task."""
     if analysis_path(run, which, split) is None:
         run_analysis(run, which, split,
-                     progress=lambda stage, done, total: report(f"{stage} ({which}, {split} split)",
+                     progress=lambda stage, done, total: report(f"{stage} ({which} side)",
                                                                 start + share * done / max(total, 1)))  # fmt: skip
 
 
