@@ -148,3 +148,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    # the queue's worker may still be inside torch: leave without tearing its thread down
+    sys.stdout.flush()
+    os._exit(0)
