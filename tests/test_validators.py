@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from vizcore.metrics.validators import VALIDATORS, ValidationData, density_ratio, dev_risk, score_all
+from vizcore.metrics.validators import (
+    VALIDATORS,
+    ValidationData,
+    density_ratio,
+    dev_risk,
+    score_all,
+)
 
 
 def data(target_probs, source_probs=None, source_labels=None, target_feat=None, source_feat=None,

@@ -174,12 +174,16 @@ def _next_trial(study: Any, spec: SweepSpec) -> Any | None:
     trial = _claim(study)
     if trial is not None or spec.is_grid:
         return trial
-    trial = study.ask()  # a search: TPE proposes a point (or a reclaimed one is popped)
-    # trial numbers are unique in the database: the budget is counted over the trials before this one
+    counted = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.FAIL]
+    if len(counted) >= spec.trials:
+        return None
+    trial = study.ask()  # a search: TPE proposes a point
+    # two workers may ask at once: trial numbers are unique in the database, so the budget is
+    # counted over the trials numbered before this one, and only the later one steps back
     before = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and t.state != TrialState.FAIL]
     if len(before) >= spec.trials:
-        study.tell(trial, state=TrialState.FAIL)
         trial.set_user_attr("note", "over the sweep's number of trials: not run")
+        study.tell(trial, state=TrialState.FAIL)
         return None
     return trial
 

@@ -17,9 +17,9 @@ import torch
 
 from vizcore.core.config import TrainConfig
 from vizcore.data.domains import Domain
+from vizcore.methods.ddc import adapted_features
 from vizcore.metrics.mmd import mmd2
 from vizcore.metrics.validators import ValidationData, default_params, score_all
-from vizcore.methods.ddc import adapted_features
 from vizcore.store.runs import Run
 from vizcore.views.analysis import BATCH, FORWARD_PASSES, eval_domain
 
