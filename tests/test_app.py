@@ -17,6 +17,7 @@ PAGES = [
     "pages/home.py",
     "pages/train.py",
     "pages/compare.py",
+    "pages/sweeps.py",
     "pages/cam.py",
     "pages/distances.py",
     "pages/embeddings.py",

@@ -125,3 +125,23 @@ def test_every_validator_prefers_confident_diverse_predictions():
 def test_bad_parameter_is_refused():
     with pytest.raises(ValueError, match="temperature"):
         score("snd", data(TWO), temperature=-1)
+
+
+def test_weighted_spearman_against_scipy_and_by_hand():
+    from scipy.stats import spearmanr
+
+    from vizcore.metrics.validators import weighted_spearman
+
+    rng = np.random.default_rng(3)
+    s, a = rng.normal(size=9), rng.normal(size=9)
+    assert weighted_spearman(s, a, power=0) == pytest.approx(spearmanr(s, a).statistic)
+    # 3 runs: accuracy ranks 0, 1/2, 1 (weights 0, 1/4, 1 with power 2 -> 0, 0.2, 0.8);
+    # score ranks 1/2, 0, 1
+    rs, ra, w = [0.5, 0.0, 1.0], [0.0, 0.5, 1.0], [0.0, 0.2, 0.8]
+    ms, ma = sum(x * y for x, y in zip(w, rs, strict=True)), sum(x * y for x, y in zip(w, ra, strict=True))
+    cov = sum(wi * (x - ms) * (y - ma) for wi, x, y in zip(w, rs, ra, strict=True))
+    vs = sum(wi * (x - ms) ** 2 for wi, x in zip(w, rs, strict=True))
+    va = sum(wi * (y - ma) ** 2 for wi, y in zip(w, ra, strict=True))
+    want = cov / math.sqrt(vs * va)
+    assert weighted_spearman([0.3, 0.1, 0.9], [0.2, 0.5, 0.8]) == pytest.approx(want)
+    assert weighted_spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)

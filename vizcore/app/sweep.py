@@ -35,8 +35,8 @@ from vizcore.app.sweep_spec import SweepError, SweepSpec, check_spec
 from vizcore.core.atomic import fault_point, write_json_atomic
 from vizcore.store.liveness import _pid_alive, process_start
 from vizcore.store.runs import Run, RunStore
+from vizcore.views.sweeps import SWEEP_FILE
 
-SWEEP_FILE = "sweep.json"  # in each run folder of a sweep
 SWEEP_DIR = ".sweeps"  # in the store: the default SQLite study file
 # --------------------------------------------------------------------------- storage and study
 

@@ -224,3 +224,33 @@ def score_all(data: ValidationData, params: dict[str, dict[str, Any]] | None = N
 def default_params() -> dict[str, dict[str, Any]]:
     """Each validator's default parameters, by name (what a cache key records)."""
     return {name: defaults(VALIDATORS.get(name).params) for name in VALIDATORS}
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks from 0 (smallest) to N - 1, ties sharing their mean rank."""
+    from scipy.stats import rankdata
+
+    return rankdata(np.asarray(x, float)) - 1.0
+
+
+def weighted_spearman(score: np.ndarray, accuracy: np.ndarray, power: float = 2.0) -> float:
+    """Spearman's correlation of validator scores with accuracies, the best runs weighing most.
+
+    After Musgrave et al. (2022, §4): both are turned into ranks scaled to [0, 1], each run weighs
+    ``(its accuracy rank) ** power`` (the most accurate run 1, the least 0), and the result is the
+    weighted Pearson correlation of the two ranks. ``power = 0`` weighs all runs alike: the plain
+    Spearman correlation. A validator that ranks the top runs right scores near 1 even if it
+    confuses the bad ones, which is what picking one run needs.
+    """
+    n = len(score)
+    if n < 2:
+        raise ValueError("a correlation needs at least 2 runs")
+    rs, ra = _ranks(score) / (n - 1), _ranks(accuracy) / (n - 1)
+    w = ra**power
+    if w.sum() <= 0:
+        return float("nan")
+    w = w / w.sum()
+    ms, ma = (w * rs).sum(), (w * ra).sum()
+    cov = (w * (rs - ms) * (ra - ma)).sum()
+    var = (w * (rs - ms) ** 2).sum() * (w * (ra - ma) ** 2).sum()
+    return float(cov / np.sqrt(var)) if var > 0 else float("nan")
