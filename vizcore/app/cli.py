@@ -339,6 +339,7 @@ def _sweep_parser(sub: argparse._SubParsersAction) -> None:
     sw.add_argument("--validators", action="store_true", help="compute every validator after each trial")
     sw.add_argument("--prune", action="store_true", help="stop trials below the median source accuracy at an epoch")
     sw.add_argument("--storage", default=None, help="database URL (default: SQLite in the store's .sweeps/)")
+    sw.add_argument("--recipe", action="store_true", help="each trial starts from its method's recommended config")
     sw.add_argument("--max-trials", type=int, default=None, help="stop this worker after this many trials")
 
 
@@ -347,7 +348,7 @@ def cmd_sweep(a: argparse.Namespace, store: RunStore) -> int:
     from vizcore.app.sweep_spec import parse_spec
 
     spec = parse_spec(a.name, a.set, a.grid, a.search, trials=a.trials, objective=a.objective, prune=a.prune,
-                      validators=a.validators)  # fmt: skip
+                      validators=a.validators, recipe=a.recipe)  # fmt: skip
 
     def line(r) -> None:  # noqa: ANN001
         value = MISSING if r.value is None else fmt(r.value)

@@ -51,6 +51,7 @@ class SweepSpec:
     prune: bool = False
     validators: bool = False
     seed: int = 0
+    recipe: bool = False
 
     @property
     def is_grid(self) -> bool:
@@ -62,7 +63,15 @@ class SweepSpec:
         return [dict(zip(keys, values, strict=True)) for values in itertools.product(*self.grid.values())]
 
     def config(self, point: dict[str, Any]) -> TrainConfig:
-        return TrainConfig.from_dict({**self.base, **point})
+        """The trial's config; with ``recipe``, the method's recommended config for the shift
+        (:func:`vizcore.methods.recipes.recommended_config`) under the set and swept fields."""
+        fields = {**self.base, **point}
+        if not self.recipe:
+            return TrainConfig.from_dict(fields)
+        from vizcore.methods.recipes import recommended_config
+
+        method, source = fields.pop("method", "source_only"), fields.pop("source", "mnist")
+        return recommended_config(method, source, fields.pop("target", None), **fields)
 
     def to_json(self) -> str:
         """The specification as the study records it (two workers must agree on it)."""
@@ -92,7 +101,7 @@ def _check_config(config: TrainConfig, where: str) -> None:
 def _trial_config(spec: SweepSpec, point: dict[str, Any]) -> TrainConfig:
     try:
         return spec.config(point)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, LookupError) as e:
         raise SweepError(f"{point}: {e}") from None
 
 
