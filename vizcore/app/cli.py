@@ -340,6 +340,8 @@ def _sweep_parser(sub: argparse._SubParsersAction) -> None:
     sw.add_argument("--prune", action="store_true", help="stop trials below the median source accuracy at an epoch")
     sw.add_argument("--storage", default=None, help="database URL (default: SQLite in the store's .sweeps/)")
     sw.add_argument("--recipe", action="store_true", help="each trial starts from its method's recommended config")
+    sw.add_argument("--stale-after", type=float, default=1800.0, metavar="SECONDS",
+                    help="a trial of another machine silent this long is taken to be dead and run again")  # fmt: skip
     sw.add_argument("--max-trials", type=int, default=None, help="stop this worker after this many trials")
 
 
@@ -354,7 +356,7 @@ def cmd_sweep(a: argparse.Namespace, store: RunStore) -> int:
         value = MISSING if r.value is None else fmt(r.value)
         print(f"trial {r.number} {r.status}  {r.point}  {spec.objective} {value}  run {r.run_id}", flush=True)
 
-    done = run_sweep(spec, store, a.storage, max_trials=a.max_trials, report=line)
+    done = run_sweep(spec, store, a.storage, max_trials=a.max_trials, stale_after=a.stale_after, report=line)
     print(f"{len(done)} trial{'s' if len(done) != 1 else ''} run by this worker; sweep {spec.name!r}")
     return 0 if all(r.status != "failed" for r in done) else 1
 

@@ -38,6 +38,7 @@ from vizcore.store.runs import Run, RunStore
 from vizcore.views.sweeps import SWEEP_FILE
 
 SWEEP_DIR = ".sweeps"  # in the store: the default SQLite study file
+HEARTBEAT_S = 60.0  # a running trial says it is alive at least this often (and at every epoch)
 # --------------------------------------------------------------------------- storage and study
 
 
@@ -211,7 +212,8 @@ def run_trial(study: Any, trial: Any, spec: SweepSpec, store: RunStore) -> Trial
 
     point = _suggest(trial, spec)
     trial.set_user_attr("worker", _worker())
-    trial.set_user_attr("heartbeat", time.time())
+    beat = time.time()
+    trial.set_user_attr("heartbeat", beat)
     events = train(spec.config(point), store)
     run_id, end, pruned = None, None, False
     for ev in events:
@@ -220,8 +222,12 @@ def run_trial(study: Any, trial: Any, spec: SweepSpec, store: RunStore) -> Trial
             trial.set_user_attr("run_id", run_id)
             tag_run(store.get(run_id), spec, trial.number, point)
             fault_point(f"sweep:trial-started:{trial.number}")
+        elif ev.kind in ("step", "stage") and time.time() - beat > HEARTBEAT_S:
+            beat = time.time()
+            trial.set_user_attr("heartbeat", beat)
         elif ev.kind == "epoch":
-            trial.set_user_attr("heartbeat", time.time())
+            beat = time.time()
+            trial.set_user_attr("heartbeat", beat)
             if spec.prune and "source_acc" in ev.values:  # source labels only
                 trial.report(ev.values["source_acc"], ev.epoch)
                 if trial.should_prune():
