@@ -67,6 +67,12 @@ def _tag(run: Run) -> dict[str, Any] | None:
     return tag if ok else None
 
 
+def sweep_of(run: Run) -> str | None:
+    """The name of the sweep ``run`` is a trial of, or None."""
+    tag = _tag(run)
+    return tag["sweep"] if tag else None
+
+
 def sweep_names(store: RunStore) -> list[str]:
     """The names of the sweeps whose runs are in ``store``, sorted."""
     return sorted({t["sweep"] for rid in store.run_ids() if (t := _tag(Run(store.root / rid)))})
