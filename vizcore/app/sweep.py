@@ -274,9 +274,9 @@ def run_sweep(spec: SweepSpec, store: RunStore, storage_url: str | None = None, 
     check_spec(spec)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(spec, open_storage(storage_url or default_storage(store)))
-    reclaim(study, stale_after)
     done: list[TrialResult] = []
     while max_trials is None or len(done) < max_trials:
+        reclaim(study, stale_after)  # a worker that died meanwhile leaves its point to the others
         trial = _next_trial(study, spec)
         if trial is None:
             break
