@@ -124,3 +124,21 @@ def test_two_workers_on_one_sqlite_study_never_run_the_same_point(tmp_path):
     assert sorted(t.state.name for t in trials) == ["COMPLETE"] * 6
     workers_seen = {t.user_attrs["worker"]["pid"] for t in trials}
     assert len(workers_seen) == 2  # both did work
+
+
+def test_a_study_whose_creator_died_before_queueing_the_grid_is_finished_by_the_next_worker(tmp_path):
+    import optuna
+
+    from vizcore.app.sweep import open_study
+
+    spec = parse_spec("half", SETS, ["seed=0,1,2"], [])
+    storage = open_storage(f"sqlite:///{tmp_path / 'o.db'}")
+    study = optuna.create_study(study_name="half", storage=storage, direction="maximize")
+    study.set_user_attr("spec", spec.to_json())
+    study.enqueue_trial({"seed": 0})  # the creator died here
+    again = open_study(spec, storage, wait_s=0)
+    queued = [t.system_attrs["fixed_params"] for t in again.get_trials(deepcopy=False)]
+    assert sorted(q["seed"] for q in queued) == [0, 1, 2]
+    other = parse_spec("half", SETS, ["seed=0,1"], [])
+    with pytest.raises(SweepError, match="another specification"):
+        open_study(other, storage, wait_s=0)

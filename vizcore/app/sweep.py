@@ -103,7 +103,7 @@ def open_study(spec: SweepSpec, storage: Any, wait_s: float = 60.0) -> Any:
 def _enqueue(study: Any, spec: SweepSpec) -> None:
     """Every grid point not yet in the study, as a waiting trial."""
     if spec.is_grid:
-        have = [t.params for t in study.get_trials(deepcopy=False)]
+        have = [t.params or t.system_attrs.get("fixed_params", {}) for t in study.get_trials(deepcopy=False)]
         for point in spec.points():
             if point not in have:
                 study.enqueue_trial(point)
