@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         for v in sorted(judged, key=lambda v: -v.weighted_spearman):
             print(f"| {v.label} | {fmt(v.spearman)} | {fmt(v.weighted_spearman)} | {100 * v.pick_acc:.1f} | "
                   f"{100 * v.cost:.1f} |")  # fmt: skip
+        accs = [r.target_acc for r in runs if r.scores]
+        print(f"| (a run drawn at random, on average) | | | {100 * sum(accs) / len(accs):.1f} | "
+              f"{100 * (oracle.target_acc - sum(accs) / len(accs)):.1f} |")
+        print(f"| (the worst run) | | | {100 * min(accs):.1f} | {100 * (oracle.target_acc - min(accs)):.1f} |")  # fmt: skip
         print("\n| method | λ | runs | target acc % | MMD² (adapted layer) |")
         print("|---|---|---|---|---|")
         for p in by_trade_off(runs):

@@ -37,13 +37,14 @@ with friendly_errors("this sweep"):
         st.info("This sweep has no complete adaptation runs yet.")
         st.stop()
     judged, oracle = verdicts(runs)
+    point = {r.run_id: " · ".join(f"{k} {v}" for k, v in r.params.items()) for r in runs}  # what a pick varied
     st.subheader("Which run would each validator pick?")
     st.dataframe(
         [{"validator": v.label, "paper": VALIDATORS.get(v.name).paper, "Spearman ρ": fmt(v.spearman),
-          "weighted ρ": fmt(v.weighted_spearman), "its pick": v.pick, "pick's target acc": percent(v.pick_acc),
+          "weighted ρ": fmt(v.weighted_spearman), "its pick": point[v.pick], "pick's target acc": percent(v.pick_acc),
           "cost vs oracle (points)": fmt(100 * v.cost)} for v in judged]
         + [{"validator": "oracle (target labels)", "paper": MISSING, "Spearman ρ": MISSING, "weighted ρ": MISSING,
-            "its pick": oracle.run_id, "pick's target acc": percent(oracle.target_acc), "cost vs oracle (points)": "0"}],
+            "its pick": point[oracle.run_id], "pick's target acc": percent(oracle.target_acc), "cost vs oracle (points)": "0"}],
         hide_index=True, width="stretch",
     )  # fmt: skip
     st.caption(f"{sum(bool(r.scores) for r in runs)} scored runs. Every score is oriented so that higher is a "
