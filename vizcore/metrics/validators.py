@@ -16,9 +16,8 @@ the project keeps no separate source validation split), and features of a sample
 training split (DEV's domain classifier).
 
 Where pytorch-adapt (the library Musgrave et al. used) defines a score differently from its paper,
-the paper is followed and the difference is stated beside the score. pytorch-adapt's definitions
-were read from its source (validators/snd_validator.py, deep_embedded_validator.py, im_validator.py,
-bnm_validator.py, entropy_validator.py).
+the paper is followed and the difference is stated beside the score (SND compared with
+pytorch-adapt's ``SNDValidator`` source; the BNM and DEV notes from memory of its code).
 """
 
 from __future__ import annotations
