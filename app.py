@@ -22,6 +22,7 @@ SECTIONS = {  # section -> (page, title, icon)
         ("pages/train.py", "Train", ":material/model_training:"),
         ("pages/data.py", "Your data", ":material/folder_open:"),
         ("pages/compare.py", "Compare runs", ":material/compare_arrows:"),
+        ("pages/sweeps.py", "Sweeps", ":material/tune:"),
     ],
     "See what it learned": [
         ("pages/cam.py", "CAM heatmaps", ":material/local_fire_department:"),

@@ -18,6 +18,7 @@ PAGES = [
     "pages/train.py",
     "pages/data.py",
     "pages/compare.py",
+    "pages/sweeps.py",
     "pages/cam.py",
     "pages/distances.py",
     "pages/embeddings.py",

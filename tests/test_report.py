@@ -68,7 +68,7 @@ def test_report_has_every_section_and_figure(trained_run, run_report) -> None:
     figures = {s.key: len(s.figures) for s in report.sections}
     # curves; CAM grid and mean CAM; the class matrix; the embedding
     assert figures == {"summary": 0, "setup": 0, "training": 1, "accuracy": 0, "cam": 2, "faithfulness": 0, "distances": 1,
-                       "embeddings": 1}
+                       "embeddings": 1, "validators": 0}
     assert page.count("Plotly.newPlot(") == len(report.figures) == 5
     keys = [s.key for s in report.sections]
     assert keys[0] == "summary" and keys[-1] == "setup"  # one screen first; the raw configuration last

@@ -1,4 +1,4 @@
-"""Command line: ``python -m vizcore train|list|show|delete|restore|trash`` over the same functions
+"""Command line: ``python -m vizcore train|sweep|list|show|delete|restore|trash`` over the same functions
 as the dashboard."""
 
 from __future__ import annotations
@@ -288,6 +288,41 @@ def cmd_analyze(a: argparse.Namespace, store: RunStore) -> int:
     return 0
 
 
+def _sweep_parser(sub: argparse._SubParsersAction) -> None:
+    sw = sub.add_parser("sweep", help="run a grid or a search of ordinary runs (Optuna); start it on several "
+                        "machines with one --storage URL to share the work")  # fmt: skip
+    sw.add_argument("name", help="the sweep's name: its study, and the tag of its runs")
+    sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config field every trial shares")
+    sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="a field's values; trials are the product")
+    sw.add_argument("--search", action="append", default=[], metavar="KEY=LOW:HIGH[:log]",
+                    help="a range (or values A,B,C) the TPE sampler searches; needs --trials")  # fmt: skip
+    sw.add_argument("--trials", type=int, default=0, help="trials of a search, over all workers")
+    sw.add_argument("--objective", default="source_acc", help="the validator a search maximises (no target labels)")
+    sw.add_argument("--validators", action="store_true", help="compute every validator after each trial")
+    sw.add_argument("--prune", action="store_true", help="stop trials below the median source accuracy at an epoch")
+    sw.add_argument("--storage", default=None, help="database URL (default: SQLite in the store's .sweeps/)")
+    sw.add_argument("--recipe", action="store_true", help="each trial starts from its method's recommended config")
+    sw.add_argument("--stale-after", type=float, default=1800.0, metavar="SECONDS",
+                    help="a trial of another machine silent this long is taken to be dead and run again")  # fmt: skip
+    sw.add_argument("--max-trials", type=int, default=None, help="stop this worker after this many trials")
+
+
+def cmd_sweep(a: argparse.Namespace, store: RunStore) -> int:
+    from vizcore.app.sweep import run_sweep
+    from vizcore.app.sweep_spec import parse_spec
+
+    spec = parse_spec(a.name, a.set, a.grid, a.search, trials=a.trials, objective=a.objective, prune=a.prune,
+                      validators=a.validators, recipe=a.recipe)  # fmt: skip
+
+    def line(r) -> None:  # noqa: ANN001
+        value = MISSING if r.value is None else fmt(r.value)
+        print(f"trial {r.number} {r.status}  {r.point}  {spec.objective} {value}  run {r.run_id}", flush=True)
+
+    done = run_sweep(spec, store, a.storage, max_trials=a.max_trials, stale_after=a.stale_after, report=line)
+    print(f"{len(done)} trial{'s' if len(done) != 1 else ''} run by this worker; sweep {spec.name!r}")
+    return 0 if all(r.status != "failed" for r in done) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m vizcore", description=__doc__)
     ap.add_argument("--runs", default=None, help="run store folder (default: runs/ or $VIZCORE_RUNS)")
@@ -306,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     re_.add_argument("run_id")
     tr = sub.add_parser("trash", help="list the runs in the trash")
     tr.add_argument("--json", action="store_true", help="machine-readable output")
+    _sweep_parser(sub)
     a = ap.parse_args(argv)
     try:
         store = RunStore(a.runs) if a.runs else RunStore()
@@ -319,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             a = ap.parse_args(argv)
             a.recipe_params = rec["method_params"]
         commands = {"train": cmd_train, "list": cmd_list, "show": cmd_show, "analyze": cmd_analyze,
-                    "delete": cmd_delete, "restore": cmd_restore, "trash": cmd_trash}  # fmt: skip
+                    "delete": cmd_delete, "restore": cmd_restore, "trash": cmd_trash, "sweep": cmd_sweep}  # fmt: skip
         return commands[a.cmd](a, store)
     except (LookupError, ValueError, WorldError, DataUnavailable, StoreWriteError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -22,6 +22,7 @@ from vizcore.metrics.mmd import (
     resolve_bandwidth,
 )
 from vizcore.metrics.sampling import SamplePlan, class_samples, cross_domain_samples
+from vizcore.metrics.validators import VALIDATORS, ValidationData, Validator, score_all
 
 __all__ = [
     "FAMILIES",
@@ -31,6 +32,9 @@ __all__ = [
     "MetricInfo",
     "PairsMMD",
     "SamplePlan",
+    "VALIDATORS",
+    "ValidationData",
+    "Validator",
     "TwoSampleResult",
     "class_distance_matrix",
     "class_samples",
@@ -42,5 +46,6 @@ __all__ = [
     "mmd2_pairs",
     "mmd2_torch",
     "resolve_bandwidth",
+    "score_all",
     "two_sample",
 ]

@@ -34,6 +34,7 @@ from vizcore.figures import class_color, fit_text
 from vizcore.figures.cam import cam_grid, mean_cam_figure
 from vizcore.figures.matrix import MatrixPanel, difference_heatmap, matrix_figure
 from vizcore.figures.scatter import embedding_scatter, pair_figure
+from vizcore.figures.sweeps import validator_scatter
 from vizcore.figures.training import training_curves
 from vizcore.methods import curves_of
 from vizcore.metrics.domain import (
@@ -43,7 +44,8 @@ from vizcore.metrics.domain import (
     knn_class_accuracy_2d,
     layout_trustworthiness,
 )
-from vizcore.store.runs import CheckpointError, Run
+from vizcore.metrics.validators import VALIDATORS
+from vizcore.store.runs import CheckpointError, Run, RunStore
 from vizcore.views.analysis import (
     cam_analysis,
     cam_maps,
@@ -77,6 +79,8 @@ from vizcore.views.explanations import (
     table_columns,
     verdict,
 )
+from vizcore.views.sweeps import sweep_of, sweep_runs, verdicts
+from vizcore.views.validation import has_scores, validator_scores
 
 # A failure a reader can act on becomes a note in its section; the rest of the report is still made.
 SECTION_ERRORS = (ValueError, DataUnavailable, CheckpointError, KeyError)
@@ -416,6 +420,30 @@ def _embeddings(ctx: Context, sec: Section) -> None:
     sec.text("Colour = class (the same colours as everywhere in the app), symbol = domain. Silhouette, A-distance "
              "and kNN accuracies are measured on the features themselves; trustworthiness and the 2-D kNN accuracy "
              "on the layout, i.e. how far the picture can be trusted.")  # fmt: skip
+
+
+@section("validators", "Choosing without target labels")
+def _validators(ctx: Context, sec: Section) -> None:
+    """Each adaptation run's validator scores (where computed) and, for a trial of a sweep, how well
+    each validator picks among the sweep's runs (vizcore.views.sweeps)."""
+    for name, run, cfg in zip(ctx.names(), ctx.runs, ctx.configs, strict=True):
+        if not cfg.target:
+            sec.text(f"{name}: not an adaptation run; validators score runs with a target domain.")
+        elif (sweep := sweep_of(run)) is not None:
+            runs = sweep_runs(RunStore(run.path.parent, demo_root=None), sweep)
+            judged, oracle = verdicts(runs)
+            sec.raw(f"<h3>{html.escape(name)}: sweep {html.escape(sweep)}</h3>")
+            sec.raw(_table([{"validator": v.label, "Spearman ρ": v.spearman, "weighted ρ": v.weighted_spearman,
+                             "its pick": v.pick, "pick's target acc": _pct(v.pick_acc), "cost (points)": 100 * v.cost}
+                            for v in judged]))  # fmt: skip
+            sec.figure(validator_scatter(runs, judged, oracle.run_id, ctx.options.presentation))
+        elif has_scores(run):
+            sec.raw(_table([{"run": name, **{VALIDATORS.get(k).label: v for k, v in validator_scores(run).items()
+                                             if k in VALIDATORS}}]))  # fmt: skip
+        else:
+            sec.text(f"{name}: validator scores not computed yet (the Sweeps page or `sweep --validators`).")
+    sec.text("Scores from the target training images without their labels; higher is a better pick. The "
+             "target test accuracy judges them (Spearman, and weighted Spearman after Musgrave et al. 2022).")  # fmt: skip
 
 
 SECTIONS.add("setup", ("Appendix: configuration and data provenance", _setup))  # last: the raw settings
