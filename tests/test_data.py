@@ -16,7 +16,7 @@ from vizcore.data.images import to_shape
 from vizcore.data.sources.digits import ASSET_PATH, _cluttered_raw, _mnist_indices, make_cluttered
 from vizcore.data.sources.mnist_m import PHOTOS_ENV, _mnist_m_patches, _photo_ladder, blend_mnist_m
 
-OFFLINE = ("mnist", "cluttered-mnist", "mnist-m", "uci-digits")
+OFFLINE = ("mnist", "cluttered-mnist", "mnist-m", "uci-digits", "printed-digits")
 TORCHVISION = ("mnist-full", "fashion-mnist", "usps", "svhn")
 
 
@@ -68,7 +68,8 @@ def test_unknown_split_and_bad_arguments() -> None:
         D.load_domain("mnist", shape=(2, 28, 28))
 
 
-@pytest.mark.parametrize("name", OFFLINE)
+# printed-digits renders its 1,000 test images from fonts first (about 3 s on 2 cores)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "printed-digits" else n for n in OFFLINE])
 def test_offline_domains_match_their_spec(name: str) -> None:
     spec = D.domain_info(name)
     d = D.load_domain(name, "test", limit=200)

@@ -8,7 +8,8 @@ tests pick up a new domain without further code. Each source is one module of
 
 * offline (no network, no files beyond ``assets/``): ``mnist``, ``cluttered-mnist`` and
   ``uci-digits`` (:mod:`~vizcore.data.sources.digits`), ``mnist-m``
-  (:mod:`~vizcore.data.sources.mnist_m`);
+  (:mod:`~vizcore.data.sources.mnist_m`), ``printed-digits`` (rendered from the machine's fonts,
+  :mod:`~vizcore.data.sources.printed`);
 * read by torchvision (``mnist-full``, ``fashion-mnist``, ``usps``, ``svhn``;
   :mod:`~vizcore.data.sources.torchvision_sets`) from a data root, downloaded only when asked;
 * ``folder:<path>`` (:mod:`~vizcore.data.sources.folders`): any ImageFolder layout, a prefix

@@ -35,6 +35,6 @@ def count_parameters(model: nn.Module) -> int:
 
 
 # Registration happens on import of the model files.
-from vizcore.models import lenet_gap, torchvision_nets  # noqa: E402,F401
+from vizcore.models import lenet_gap, svhn_gap, torchvision_nets  # noqa: E402,F401
 
 __all__ = ["Features", "GapNet", "create_model", "list_models", "register_model", "count_parameters"]
