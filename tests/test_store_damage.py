@@ -129,7 +129,7 @@ def test_every_page_shows_the_good_runs_beside_a_damaged_one(tmp_path: Path, mon
         assert not at.exception, (page, at.exception)
     at.switch_page("pages/home.py").run()
     table = at.dataframe[0].value
-    status = dict(zip(table["run"], table["status"], strict=True))
+    status = dict(zip(table["run id"], table["status"], strict=True))
     assert list(status.values()).count("damaged") == 5 and status[good.run_id] == "complete"
 
 
