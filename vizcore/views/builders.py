@@ -174,7 +174,9 @@ def cam_grid(inputs: Inputs, store: RunStore) -> go.Figure:
     maps = method_maps(run, which, method, idx, mode, arrays["class_idx"][idx], inputs.get("layer"), scale)
     probs, labels = arrays["probs"], arrays["labels"]
     preds = probs.argmax(1)
-    titles = [tile_caption(preds[i], probs[i, preds[i]], labels[i], method, mode, arrays["class_idx"][i]) for i in idx]
+    names = [str(c) for c in arrays.get("classes", ())]  # class names where the analysis has them
+    titles = [tile_caption(preds[i], probs[i, preds[i]], labels[i], method, mode, arrays["class_idx"][i], names)
+              for i in idx]  # fmt: skip
     boxes = arrays["boxes"][idx] if "boxes" in arrays else None
     return draw(eval_images(run, which, idx), maps, titles, cols=6, boxes=boxes,
                 presentation=bool(inputs.get("presentation")), scale_label=f"{method}, {CAM_SCALES[scale]}",
