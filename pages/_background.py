@@ -37,8 +37,10 @@ def ready(specs: list[TaskSpec], what: str, key: str) -> bool:
 
 @st.fragment(run_every=1.0)
 def _progress(specs: list[TaskSpec], key: str) -> None:
-    """Each asked task's stage, progress and time left, and a Stop; the page reruns once all are over."""
-    found = [t for spec in specs if (t := tasks.QUEUE.find(spec)) is not None]
+    """Each asked task's stage, progress and time left, and a Stop; the page reruns once all are over,
+    or once their results are cached by other work (a new run's analysis, prepared by the task
+    before them in the queue, makes the page's own request for it a read)."""
+    found = [t for spec in specs if (t := tasks.QUEUE.ask(store(), spec)) is not None and t.state != "done"]
     if not any(t.active for t in found):
         st.rerun()
     for i, t in enumerate(t for t in found if t.active):
