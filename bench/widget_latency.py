@@ -34,11 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-BASELINE_APP = (
-    "import streamlit as st\n"
-    'value = st.selectbox("Value", ["alpha", "bravo", "charlie", "delta", "echo"])\n'
-    'st.write(f"Selected: {value}")\n'
-)
+from interaction_latency import BASELINE_APP, BASELINE_CHANGES  # noqa: E402  (the same one-widget app)
 
 
 def _args() -> argparse.Namespace:
@@ -57,7 +53,7 @@ def _baseline(n: int = 20) -> float:
     times = []
     for i in range(n):
         t0 = time.perf_counter()
-        at.selectbox[0].set_value(["bravo", "charlie", "delta", "echo", "alpha"][i % 5]).run()
+        at.selectbox[0].set_value(BASELINE_CHANGES[i % len(BASELINE_CHANGES)]).run()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
