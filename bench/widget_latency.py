@@ -5,7 +5,7 @@ timed as the page's script run, against a one-widget app's rerun.
     python bench/widget_latency.py --pages pages/cam.py  # one page
     python bench/widget_latency.py --out widgets.md      # also write the table as markdown
 
-The tour is the one of tests/test_every_widget.py (widgets discovered from the page as drawn, each
+The tour is the one of tests/pages/test_every_widget.py (widgets discovered from the page as drawn, each
 option of each select box, radio, segmented control, pill row and toggle tried from the defaults of
 the others, with every run chosen in turn), run here at the pages' real sizes: the test's
 shrinking of samples and data and its stand-ins are off, and the background queue runs as in a
@@ -85,7 +85,7 @@ def main() -> None:
     load0 = os.getloadavg()
     base = _baseline()
 
-    import tests.test_every_widget as tour
+    import tests.pages.test_every_widget as tour
     from pages._shared import run_label
     from vizcore.store import tasks
     from vizcore.store.runs import RunStore

@@ -1,4 +1,4 @@
-"""``python -m vizcore train`` whose rank 1 dies at its fourth step (for tests/test_distributed.py)."""
+"""``python -m vizcore train`` whose rank 1 dies at its fourth step (for tests/train/test_distributed.py)."""
 
 import os
 import sys

@@ -115,3 +115,18 @@ def test_the_contract_catches_an_upward_import(tmp_path: Path) -> None:
     fake.write_text("def f():\n    from vizcore.train.loop import build_model\n")
     assert "vizcore.train.loop" in _imports(fake)
     assert _layer_of("vizcore.train.loop") < _layer_of("vizcore.store.runs")
+
+
+# Tests that cover the project as a whole, not one folder of it, sit at the top of tests/.
+WHOLE_PROJECT_TESTS = {"test_layers.py", "test_bench.py"}
+
+
+def test_the_tests_mirror_the_packages() -> None:
+    """tests/<folder>/ for each folder of the package (and pages/), so a module's tests are found
+    where the module is: vizcore/metrics/mmd.py -> tests/metrics/test_mmd.py."""
+    tests = ROOT / "tests"
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert {p.name for p in tests.glob("test_*.py")} <= WHOLE_PROJECT_TESTS
+    for path in tests.glob("*/**/test_*.py"):
+        folder = path.relative_to(tests).parts[0]
+        assert folder in folders | {"pages"}, f"{path}: tests/{folder}/ matches no package folder"

@@ -7,7 +7,7 @@ Grad-CAM++ and Score-CAM are written here from their papers: torchcam 0.5.0's Gr
 the denominator of the paper's eq. 19 (it divides a copy), and its Score-CAM normalises each
 channel before upsampling it. Eigen-CAM, which torchcam lacks, is the first principal component
 of the target layer's activations. Each method's docstring gives its paper's equation and any
-convention of ours; ``tests/test_explain_references.py`` checks every method against that
+convention of ours; ``tests/explain/test_explain_references.py`` checks every method against that
 equation written out independently and against pytorch-grad-cam (``bench/explain_references.py``
 prints the agreement).
 

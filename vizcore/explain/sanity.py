@@ -12,7 +12,7 @@ Random logit (Sixt et al. 2020, "When Explanations Lie", ICML; the test Quantus 
 explained class. A class-specific method should draw a different map.
 
 Definitions follow Quantus 0.6.0 (``MPRT``, ``RandomLogit``, ``similarity_func``), which is the
-anchor and a test-only reference (``tests/test_explain_sanity.py``):
+anchor and a test-only reference (``tests/explain/test_explain_sanity.py``):
 
 * the layers are the modules with a ``reset_parameters`` method, in ``named_modules`` order,
   randomised top-down, each re-initialised by its own ``reset_parameters`` (PyTorch's default

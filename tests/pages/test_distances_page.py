@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("VIZCORE_RUNS", str(tmp_path / "runs"))
-    st.cache_resource.clear()
-    st.cache_data.clear()
+from tests.paths import APP
 
 
 def test_compare_two_runs_on_its_defaults_draws_before_after_and_their_difference() -> None:

@@ -12,12 +12,11 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import TINY
+from tests.paths import APP
 from vizcore.explain.cam import class_activation_maps, energy_in_box, normalize_maps, pointing_game
 from vizcore.models.architecture import build_model, resolve_input_shape
 from vizcore.store.runs import DEMO_ROOT, RunStore
 from vizcore.views import analysis as an
-
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
 def _untrained_run(store: RunStore, seed: int = 0, **changes):

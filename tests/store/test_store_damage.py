@@ -17,6 +17,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import TINY
+from tests.paths import APP
 from vizcore.app import cli
 from vizcore.core import atomic
 from vizcore.core.atomic import StoreWriteError
@@ -24,8 +25,6 @@ from vizcore.models import create_model
 from vizcore.store.liveness import process_start
 from vizcore.store.runs import Run, RunDamaged, RunStore
 from vizcore.train.loop import train
-
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 # (file, content written over it, a word the message must name besides the file)
 DAMAGE = [

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from tests.paths import APP
 from vizcore.figures import CONTAINER_PX, title_room
 from vizcore.store.runs import RunStore
 from vizcore.views.report import ReportOptions, make_report
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 CHAR = 0.55  # below fit_text's CHAR_WIDTH: the lint only fails lines that fit_text would have wrapped
 TAGS = re.compile(r"<[^>]+>")
 CELL = re.compile(r"^(−|-|\+)?\d+(\.\d+)?$|^—$")

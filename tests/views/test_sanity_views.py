@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from tests.test_onscreen import own_run  # noqa: F401  (a fixture)
+from tests.views.test_onscreen import own_run  # noqa: F401  (a fixture)
 from vizcore.core.numbers import fmt
 from vizcore.explain.methods import EXPLAINERS
 from vizcore.explain.sanity import randomisable_layers

@@ -12,11 +12,10 @@ import pytest
 import torch
 
 from tests.conftest import TINY
+from tests.paths import ROOT
 from vizcore.store.runs import RunStore
 from vizcore.train import distributed
 from vizcore.train.loop import train
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_each_process_takes_every_size_th_row_of_the_global_batch() -> None:
@@ -80,7 +79,7 @@ def test_two_gloo_processes_train_the_weights_of_one_process(tmp_path, streamed:
     folder in memory."""
     args = ARGS
     if streamed:
-        from tests.test_feeds import _digit_folder
+        from tests.data.test_feeds import _digit_folder
 
         folder = _digit_folder(tmp_path / "digits", 64)  # 640 files: 512 for training after the 80/20 split
         args = [*ARGS, "--source", folder, "--input-shape", "1,28,28", "--data-path", "stream", "--workers", "1"]

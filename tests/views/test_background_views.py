@@ -4,11 +4,11 @@ queue's result equals a direct computation; a stopped task keeps nothing."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
+from tests.paths import APP
 from vizcore.metrics import class_distance_matrix
 from vizcore.store import tasks
 from vizcore.store.runs import RunStore
@@ -16,8 +16,6 @@ from vizcore.views import background as bg
 from vizcore.views import distances as dv
 from vizcore.views.analysis import analysis_path, feature_arrays
 from vizcore.views.embeddings import EmbeddingSettings, pair_ready
-
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
 def _page(path: str) -> AppTest:

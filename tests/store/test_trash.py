@@ -14,10 +14,9 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import TINY
+from tests.paths import APP
 from vizcore.app import cli
 from vizcore.store.runs import TRASH_DIR, InvalidRunId, RunExists, RunNotFound, RunStore
-
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
 def _digest(folder: Path) -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import streamlit as st
@@ -11,11 +10,11 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import TINY
+from tests.paths import ROOT
 from vizcore.metrics.validators import VALIDATORS
 from vizcore.views import sweeps
 from vizcore.views.sweeps import SweepRun, by_trade_off, sweep_names, sweep_runs, verdicts
 
-ROOT = Path(__file__).resolve().parent.parent
 ACC = {0: 0.60, 1: 0.80, 2: 0.70}  # target accuracy of each trial
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.test_folders import _bomb, _cut_png, _png
+from tests.data.test_folders import _bomb, _cut_png, _png
 from vizcore.core.config import TrainConfig
 from vizcore.store.datasets import (
     DatasetNameError,

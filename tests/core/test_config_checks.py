@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import TINY
+from tests.paths import APP
 from vizcore.app import cli
 from vizcore.core.config import ConfigError, TrainConfig
 from vizcore.core.registry import UnknownNameError
@@ -288,9 +289,7 @@ def test_the_train_page_refuses_in_the_same_words(
     monkeypatch.setenv("VIZCORE_RUNS", str(runs))
     st.cache_resource.clear()
     st.cache_data.clear()
-    at = AppTest.from_file(
-        str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=120
-    ).run()
+    at = AppTest.from_file(APP, default_timeout=120).run()
     at.switch_page("pages/train.py").run()
     next(n for n in at.number_input if "Training images" in n.label).set_value(1)
     next(b for b in at.button if b.label == "Train").click()

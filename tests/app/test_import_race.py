@@ -14,10 +14,9 @@ import json
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from types import SimpleNamespace
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.paths import ROOT
 
 # Runs in a fresh interpreter (nothing imported yet). The warm-up thread is held inside
 # scikit-learn's package __init__, just before it imports sklearn.base, until the page imports

@@ -31,17 +31,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import streamlit as st
 from streamlit.proto.WidgetStates_pb2 import WidgetStates
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block, Widget
 
 from pages._shared import run_label
+from tests.paths import APP
 from vizcore.metrics import list_metrics, metric_info
 from vizcore.store.runs import DEMO_ROOT, RunStore
 from vizcore.views import distances as dv
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = sorted(
     str(p.relative_to(Path(APP).parent)) for p in Path(APP).parent.glob("pages/[!_]*.py")
 )
@@ -54,7 +53,7 @@ FULL = os.environ.get("VIZCORE_TOUR") == "full"
 # shrink samples only: every view is still drawn in full.
 SMALL = {
     "Samples per class": 20,  # Class distances: 20 per class, not min(100, smallest class)
-    "Permutations (p-values)": 0,  # no permutation tests (tests/test_distances.py has them)
+    "Permutations (p-values)": 0,  # no permutation tests (tests/metrics/test_distances.py has them)
     "Points per domain": 100,  # Embeddings: 100 per domain, not 500 (t-SNE needs 91 at least)
 }
 # Data sizes no widget shows, made small for this test (fixture ``small_data``).
@@ -83,17 +82,17 @@ TRIED_ELSEWHERE: dict[tuple[str, str], frozenset[str]] = {
 # Computations this test replaces by cheap ones (fixture ``stand_ins``); the pages' code runs as is.
 STAND_INS = {
     "pages/embeddings.py, Method = UMAP": "PCA's layout: importing umap-learn compiles numba code "
-    "for 15-30 s (tests/test_embed.py runs UMAP itself)",
+    "for 15-30 s (tests/embed/test_embed.py runs UMAP itself)",
     "pages/cam.py, Faithfulness, Score ...": "scores made from the maps' means: ROAD's imputation "
-    "takes seconds per method even on a few images (tests/test_explanation_views.py checks them)",
+    "takes seconds per method even on a few images (tests/views/test_explanation_views.py checks them)",
 }
 # Buttons that compute, pressed on the fresh run (other buttons: NOT_CHOICES).
 PRESS = {"pages/cam.py": ("Score ",)}  # scores every explanation method not yet scored
 # What is not tried here, and where it is.
 NOT_CHOICES = {
-    "the Train form's widgets": "act on submit only, which trains (tests/test_app.py, each method)",
-    "Build report": "builds every section (tests/test_report.py, tests/test_tour.py)",
-    "file uploaders, Save as run": "need a file (tests/test_uploads.py, tests/test_tour.py)",
+    "the Train form's widgets": "act on submit only, which trains (tests/pages/test_app.py, each method)",
+    "Build report": "builds every section (tests/views/test_report.py, tests/pages/test_tour.py)",
+    "file uploaders, Save as run": "need a file (tests/views/test_uploads.py, tests/pages/test_tour.py)",
     "number inputs, sliders, multiselects": "values rather than views (set to SMALL where it counts)",
 }
 
@@ -346,14 +345,11 @@ def tour_page(page: str, runs: list[str], fresh: str) -> Tour:
 
 
 @pytest.fixture
-def fresh_store(trained_run, tmp_path, monkeypatch) -> Iterator[RunStore]:
+def fresh_store(trained_run, tmp_path) -> Iterator[RunStore]:
     """The demo runs and a copy of the session's tiny trained run, in a store of this test's own
     (the views' caches are written here, not into the session's store)."""
-    root = tmp_path / "runs"
+    root = tmp_path / "runs"  # where tests/pages/conftest.py points VIZCORE_RUNS
     shutil.copytree(trained_run.path, root / trained_run.run_id)
-    monkeypatch.setenv("VIZCORE_RUNS", str(root))
-    st.cache_resource.clear()
-    st.cache_data.clear()
     yield RunStore(root)
 
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import ROOT
 from vizcore.app.cli import main
 from vizcore.app.sweep import SWEEP_FILE, default_storage, open_storage, run_sweep
 from vizcore.app.sweep_spec import SweepError, check_spec, parse_spec
 from vizcore.store.runs import RunStore
 
-ROOT = Path(__file__).resolve().parent.parent
 # the smallest training the suite runs: a second or so a trial on 2 cores
 SETS = ["epochs=1", "batch_size=32", "train_limit=128", "test_limit=32", "schedule=constant", "log_every=2"]
 

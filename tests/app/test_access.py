@@ -12,6 +12,7 @@ from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.util import patch_config_options
 
+from tests.paths import APP, ROOT
 from vizcore.app.access import (
     TOKEN_ENV,
     VIEWER_ENV,
@@ -23,8 +24,6 @@ from vizcore.app.access import (
     viewer_mode,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "app.py")
 PAGES = sorted(f"pages/{p.name}" for p in (ROOT / "pages").glob("[!_]*.py"))
 WRITING = ["pages/data.py", "pages/deck.py", "pages/train.py", "pages/upload.py"]
 

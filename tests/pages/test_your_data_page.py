@@ -9,15 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from tests.paths import APP
 from vizcore.app.jobs import MANAGER
 from vizcore.store.datasets import read_registry
 from vizcore.store.runs import RunStore
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 CLASSES = ("circle", "square")
 
 
@@ -37,10 +36,7 @@ def _shapes(root: Path, per_class: dict[str, int]) -> None:
 
 
 @pytest.fixture
-def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("VIZCORE_RUNS", str(tmp_path / "runs"))
-    st.cache_resource.clear()
-    st.cache_data.clear()
+def app() -> AppTest:
     return AppTest.from_file(APP, default_timeout=180).run()
 
 

@@ -133,7 +133,7 @@ def test_a_file_broken_past_its_header_fails_the_run_by_name(folders: tuple[str,
     root = tmp_path / "broken"
     name = _digit_folder(root, 4)
     # a cut-off JPEG: PIL reads its header and JPEG has no structure to walk, so the listing
-    # keeps it (a cut-off PNG is left out when listed: tests/test_folders.py)
+    # keeps it (a cut-off PNG is left out when listed: tests/data/test_folders.py)
     broken = root / "5" / "cut.jpg"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)).save(broken, quality=95)
     broken.write_bytes(broken.read_bytes()[: broken.stat().st_size * 2 // 3])

@@ -18,6 +18,7 @@ from PIL import Image
 from safetensors.torch import save
 from streamlit.testing.v1 import AppTest
 
+from tests.paths import APP
 from vizcore.data.domains import load_domain
 from vizcore.explain.cam import class_activation_maps
 from vizcore.models import create_model, list_models
@@ -35,8 +36,6 @@ from vizcore.views.uploads import (
     save_uploaded_run,
     standardize_check,
 )
-
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
 def _st_bytes(model: torch.nn.Module) -> bytes:

@@ -6,13 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from tests.paths import APP
 from vizcore.app.jobs import MANAGER
 from vizcore.store.runs import DEMO_ROOT
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = [
     "pages/home.py",
     "pages/train.py",
@@ -25,14 +24,6 @@ PAGES = [
     "pages/report.py",
     "pages/upload.py",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("VIZCORE_RUNS", str(tmp_path / "runs"))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
 
 
 def _app() -> AppTest:
@@ -236,7 +227,7 @@ def test_overview_lists_the_demo_runs_with_accuracies_in_percent() -> None:
 
 
 def _two_pages() -> None:
-    import streamlit as st
+    import streamlit as st  # from_function runs this body on its own
 
     from pages._shared import remember_widgets
 

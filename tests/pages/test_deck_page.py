@@ -7,23 +7,19 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from tests.paths import APP
 from vizcore.store.runs import RunStore
 from vizcore.views import builders
 from vizcore.views.deck import Deck, pin_figure
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 USER = "tester"
 
 
 @pytest.fixture
-def runs(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("VIZCORE_RUNS", str(tmp_path / "runs"))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    return tmp_path / "runs"
+def runs(tmp_path) -> Path:
+    return tmp_path / "runs"  # where tests/pages/conftest.py points VIZCORE_RUNS
 
 
 def _app(page: str) -> AppTest:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import struct
 from html.parser import HTMLParser
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ import torch
 from plotly.offline import get_plotlyjs
 from streamlit.testing.v1 import AppTest
 
+from tests.paths import APP
 from vizcore.core.config import TrainConfig
 from vizcore.figures import CLASS_COLORS
 from vizcore.store.runs import RunStore
@@ -23,7 +23,6 @@ from vizcore.views.distances import DistanceSettings
 from vizcore.views.export import figure_static, static_export_available
 from vizcore.views.uploads import infer_architectures, read_checkpoint, save_uploaded_run
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 QUICK = rep.ReportOptions(embed_method="pca", embed_points=150, distance=DistanceSettings(n_per_class=40, n_perm=20))
 EXTERNAL = re.compile(r"^\s*(https?:)?//", re.I)
 

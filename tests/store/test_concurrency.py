@@ -11,10 +11,10 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import TINY
+from tests.paths import APP
 from vizcore.app.jobs import MANAGER, JobManager
 from vizcore.store.runs import RunStore
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 QUICK = TINY.replace(train_limit=256, test_limit=64, log_every=2)
 
 

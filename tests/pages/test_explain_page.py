@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("VIZCORE_RUNS", str(tmp_path / "runs"))
-    st.cache_resource.clear()
-    st.cache_data.clear()
+from tests.paths import APP, ROOT
 
 
 def _cam_page() -> AppTest:
@@ -177,7 +168,7 @@ def test_no_button_has_a_key_the_app_remembers() -> None:
 
     from pages._shared import REMEMBERED
 
-    pages = Path(__file__).resolve().parent.parent / "pages"
+    pages = ROOT / "pages"
     calls = [f.read_text(encoding="utf-8")[m.end():m.end() + 300] for f in pages.glob("*.py") for m in re.finditer(r"\bbutton\(", f.read_text(encoding="utf-8"))]
     keys = [k.group(1) for c in calls if (k := re.search(r"key=f?\"([^\"]+)\"", c.split("\n\n")[0]))]
     assert keys, "the scan finds the buttons' keys"
