@@ -313,7 +313,7 @@ def _cli_cases(rid: str) -> dict[str, list[str]]:
     da = ["--source", "mnist", "--target", "mnist-m", "--bottleneck-dim", "16", "--standardize", "--lr", "0.01"]
     return {
         "cdan": [*da, "--method", "cdan", *common],
-        "cdan+e": [*da, "--method", "cdan", "--entropy", *common],
+        "cdan+e": [*da, "--method", "cdan", "--param", "entropy=true", *common],
         "adda": [*da, "--method", "adda", "--init-from", rid, "--optimizer", "adam", "--lr", "0.001", *common],
         "finetune": [*da, "--method", "finetune", "--init-from", rid, "--freeze", "2",
                      "--target-labels-per-class", "3", *common],  # fmt: skip

@@ -127,8 +127,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--recipe", action="store_true",
                    help="start from the tuned recipe of the method and domains; other flags override it")  # fmt: skip
     _config_flags(p)
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a method parameter")
-    p.add_argument("--entropy", action="store_true", help="CDAN+E: entropy weighting (--method cdan)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a parameter of the method, as declared with it (e.g. --method cdan --param entropy=true for CDAN+E)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar (epoch lines only)")
     return p
 
@@ -140,8 +140,6 @@ def _config_from_args(a: argparse.Namespace) -> TrainConfig:
         if not sep:
             raise ConfigError(f"--param expects KEY=VALUE, got {item!r}")
         params[key] = _value(val)
-    if a.entropy:
-        params["entropy"] = True
     fields = {k: v for k, v in vars(a).items() if k in TrainConfig.__dataclass_fields__}
     return TrainConfig(**{**fields, "method_params": {**getattr(a, "recipe_params", {}), **params}})
 
