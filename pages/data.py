@@ -7,6 +7,7 @@ import streamlit as st
 
 from pages._shared import figure, friendly_errors, guard, keep_class_map, presentation, store
 from vizcore.core.numbers import count
+from vizcore.core.uploads import MAX_UPLOAD_MB
 from vizcore.data.domains import domain_info
 from vizcore.data.sources.folders import FOLDER_HELP
 from vizcore.figures.cam import sample_grid
@@ -14,7 +15,6 @@ from vizcore.store.datasets import forget_folder, read_registry, register_folder
 from vizcore.views import datasets as dv
 from vizcore.views.archives import ZipLimits, extract_zip
 from vizcore.views.data_choices import choice_rows, data_choices, download, network_reason
-from vizcore.views.uploads import MAX_UPLOAD_MB
 
 guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
 st.title("Your data")

@@ -16,18 +16,17 @@ from pages._shared import (
     presentation,
     store,
 )
+from vizcore.data.prepare import ImageOptions, prepare_image
 from vizcore.figures.cam import cam_grid
 from vizcore.models import list_models
 from vizcore.models.architecture import resolve_input_shape
+from vizcore.store.checkpoints import read_checkpoint
 from vizcore.views.uploads import (
     Architecture,
-    ImageOptions,
     infer_architectures,
     matching_domains,
     predict,
-    prepare_image,
     problems,
-    read_checkpoint,
     save_uploaded_run,
     standardize_check,
 )

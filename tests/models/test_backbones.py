@@ -13,13 +13,9 @@ from vizcore.core.config import TrainConfig
 from vizcore.models import create_model
 from vizcore.models import torchvision_nets as tv
 from vizcore.models.architecture import build_model, build_network, pretrained_models
+from vizcore.store.checkpoints import read_checkpoint
 from vizcore.store.runs import RunStore
-from vizcore.views.uploads import (
-    infer_architectures,
-    load_checked,
-    read_checkpoint,
-    save_uploaded_run,
-)
+from vizcore.views.uploads import infer_architectures, load_checked, save_uploaded_run
 
 
 @pytest.mark.parametrize(("name", "stem", "size", "side"), [

@@ -16,12 +16,13 @@ from streamlit.testing.v1 import AppTest
 from tests.paths import APP
 from vizcore.core.config import TrainConfig
 from vizcore.figures import CLASS_COLORS
+from vizcore.store.checkpoints import read_checkpoint
 from vizcore.store.runs import RunStore
 from vizcore.views import report as rep
 from vizcore.views.analysis import eval_domain
 from vizcore.views.distances import DistanceSettings
 from vizcore.views.export import figure_static, static_export_available
-from vizcore.views.uploads import infer_architectures, read_checkpoint, save_uploaded_run
+from vizcore.views.uploads import infer_architectures, save_uploaded_run
 
 QUICK = rep.ReportOptions(embed_method="pca", embed_points=150, distance=DistanceSettings(n_per_class=40, n_perm=20))
 EXTERNAL = re.compile(r"^\s*(https?:)?//", re.I)

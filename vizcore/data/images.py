@@ -92,7 +92,7 @@ def eight_bit(img: Image.Image) -> tuple[Image.Image, str | None]:
     out nearly binary. Dividing by 257 maps the 16-bit range onto the 8-bit one exactly (0 -> 0,
     257k -> k, 65535 -> 255), so a pixel keeps the brightness its file gives it, as in an 8-bit
     file. Stretching by the image's own range instead would pass off a nearly flat image's
-    noise as full contrast; the "contrast" step of vizcore.views.uploads stretches grey images for grey
+    noise as full contrast; the "contrast" step of vizcore.data.prepare stretches grey images for grey
     models, and says so. Mode "I" (32-bit) is how PIL may hand over a 16-bit PNG, clipped to
     0..65535 here.
     """

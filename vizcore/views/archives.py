@@ -24,8 +24,8 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from vizcore.data.images import IMAGE_EXTENSIONS, DecompressionBomb, image_header
+from vizcore.data.prepare import MAX_IMAGE_PIXELS
 from vizcore.store.datasets import check_name, datasets_dir
-from vizcore.views.uploads import MAX_IMAGE_PIXELS
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _LEFT_OUT_DIRS = ("__MACOSX",)  # resource forks macOS's archiver adds beside every file
