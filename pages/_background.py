@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._shared import store
+import pages._shared as shared  # store() looked up at each call: tests replace it
 from vizcore.store import tasks
 from vizcore.store.tasks import Task, TaskSpec
 
@@ -17,7 +17,7 @@ from vizcore.store.tasks import Task, TaskSpec
 def ready(specs: list[TaskSpec], what: str, key: str) -> bool:
     """True when every result of ``specs`` is cached; otherwise they are asked of the queue (in
     this order), their progress is shown with a Stop button, and False is returned."""
-    asked = [t for spec in specs if (t := tasks.QUEUE.ask(store(), spec)) is not None and t.state != "done"]
+    asked = [t for spec in specs if (t := tasks.QUEUE.ask(shared.store(), spec)) is not None and t.state != "done"]
     if not asked:
         return True
     ended = [t for t in asked if not t.active]
@@ -26,7 +26,7 @@ def ready(specs: list[TaskSpec], what: str, key: str) -> bool:
         (st.error if t.state == "failed" else st.info)(f"Computing {what} {words}.")
     if ended and st.button("Compute it again", key=f"{key}_again"):
         for t in ended:
-            tasks.QUEUE.ask(store(), t.spec, again=True)
+            tasks.QUEUE.ask(shared.store(), t.spec, again=True)
         st.rerun()
     if len(ended) < len(asked):
         st.caption(f"Computing {what} in the background, once: it is kept with the run, the page draws it when "
@@ -40,7 +40,7 @@ def _progress(specs: list[TaskSpec], key: str) -> None:
     """Each asked task's stage, progress and time left, and a Stop; the page reruns once all are over,
     or once their results are cached by other work (a new run's analysis, prepared by the task
     before them in the queue, makes the page's own request for it a read)."""
-    found = [t for spec in specs if (t := tasks.QUEUE.ask(store(), spec)) is not None and t.state != "done"]
+    found = [t for spec in specs if (t := tasks.QUEUE.ask(shared.store(), spec)) is not None and t.state != "done"]
     if not any(t.active for t in found):
         st.rerun()
     for i, t in enumerate(t for t in found if t.active):

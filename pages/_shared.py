@@ -18,7 +18,9 @@ from streamlit import config as st_config
 
 from vizcore.app.access import Access, access_for, page_allowed, token_matches
 from vizcore.core.errors import DataUnavailable
-from vizcore.store.runs import CheckpointError, Run, RunInfo, RunNotFound, RunStore
+from vizcore.store.info import RunInfo, RunNotFound
+from vizcore.store.run import Run
+from vizcore.store.runs import CheckpointError, RunStore
 
 # Errors a user can cause (a deleted run, a bad checkpoint, missing data, bad parameters):
 # each becomes a message on the page, never a traceback.

@@ -16,7 +16,7 @@ from pages._shared import (
 from pages._shared import table as show_table
 from vizcore.figures.training import curve_label, transferability_figure
 from vizcore.methods import curves_of
-from vizcore.store.runs import lineage_text
+from vizcore.store.info import lineage_text
 from vizcore.views import builders
 from vizcore.views.transfer import transfer_tables
 

@@ -14,7 +14,7 @@ from pages._shared import (
     table,
     writable,
 )
-from vizcore.store.runs import lineage_text
+from vizcore.store.info import lineage_text
 
 CONFIRM_KEY = "manage_confirm"
 NOTE_KEY = "manage_note"

@@ -19,7 +19,8 @@ from vizcore.methods.distill import kd_loss
 from vizcore.methods.freeze import apply_freeze
 from vizcore.methods.instance_spread import instance_spread_loss, knn_accuracy
 from vizcore.models import create_model
-from vizcore.store.runs import RunStore, children, lineage
+from vizcore.store.info import children, lineage
+from vizcore.store.runs import RunStore
 from vizcore.train.lineage import resolve_lineage
 from vizcore.train.loop import _Trainer, train
 
@@ -366,7 +367,7 @@ def test_a_bench_cell_is_the_mean_and_sample_std_over_seeds() -> None:
 
 
 def test_before_defaults_to_the_parent_of_the_after_run() -> None:
-    from vizcore.store.runs import RunInfo, lineage_text
+    from vizcore.store.info import RunInfo, lineage_text
     from vizcore.views.embeddings import default_pair
 
     def info(rid: str, method: str, parent: str | None = None) -> RunInfo:

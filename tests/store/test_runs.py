@@ -8,7 +8,8 @@ import torch
 from vizcore.core.atomic import write_atomic, write_json_atomic
 from vizcore.core.config import TrainConfig
 from vizcore.models import create_model
-from vizcore.store.runs import CheckpointError, RunNotFound, RunStore
+from vizcore.store.info import RunNotFound
+from vizcore.store.runs import CheckpointError, RunStore
 from vizcore.store.weights import read_safetensors
 
 

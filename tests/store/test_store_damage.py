@@ -22,8 +22,10 @@ from vizcore.app import cli
 from vizcore.core import atomic
 from vizcore.core.atomic import StoreWriteError
 from vizcore.models import create_model
+from vizcore.store.info import RunDamaged
 from vizcore.store.liveness import process_start
-from vizcore.store.runs import Run, RunDamaged, RunStore
+from vizcore.store.run import Run
+from vizcore.store.runs import RunStore
 from vizcore.train.loop import train
 
 # (file, content written over it, a word the message must name besides the file)

@@ -14,7 +14,8 @@ from tests.conftest import TINY
 from vizcore.app import cli
 from vizcore.core.atomic import write_json_atomic
 from vizcore.methods.source_only import SourceOnly
-from vizcore.store.runs import InvalidRunId, RunNotFound, RunStore, check_run_id
+from vizcore.store.info import InvalidRunId, RunNotFound, check_run_id
+from vizcore.store.runs import RunStore
 from vizcore.train.loop import _Trainer, train
 
 

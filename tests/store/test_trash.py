@@ -16,7 +16,8 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import TINY
 from tests.paths import APP
 from vizcore.app import cli
-from vizcore.store.runs import TRASH_DIR, InvalidRunId, RunExists, RunNotFound, RunStore
+from vizcore.store.info import InvalidRunId, RunExists, RunNotFound
+from vizcore.store.runs import TRASH_DIR, RunStore
 
 
 def _digest(folder: Path) -> dict[str, str]:

@@ -18,7 +18,9 @@ from vizcore.figures import CLASS_COLORS, DOMAIN_SYMBOLS
 from vizcore.figures.scatter import embedding_scatter, pair_figure
 from vizcore.metrics import domain as D
 from vizcore.models.architecture import build_model, resolve_input_shape
-from vizcore.store.runs import Run, RunInfo, RunStore
+from vizcore.store.info import RunInfo
+from vizcore.store.run import Run
+from vizcore.store.runs import RunStore
 from vizcore.views import embeddings as ev
 from vizcore.views.analysis import feature_arrays
 

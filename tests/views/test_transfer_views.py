@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from vizcore.store.runs import RunInfo
+from vizcore.store.info import RunInfo
 from vizcore.views.transfer import SCRATCH, row_label, transfer_tables
 
 

@@ -15,7 +15,8 @@ from vizcore.core.errors import DataUnavailable
 from vizcore.core.numbers import MISSING, fmt, percent
 from vizcore.data.feeds import DATA_PATHS, STREAM_ABOVE_ENV, STREAM_ABOVE_MB
 from vizcore.store.datasets import registered_domain, with_registered_names
-from vizcore.store.runs import RunInfo, RunStore, lineage
+from vizcore.store.info import RunInfo, lineage
+from vizcore.store.runs import RunStore
 from vizcore.train.distributed import WorldError
 
 

@@ -34,7 +34,8 @@ from typing import Any
 from vizcore.app.sweep_spec import SweepError, SweepSpec, check_spec
 from vizcore.core.atomic import fault_point, write_json_atomic
 from vizcore.store.liveness import _pid_alive, process_start
-from vizcore.store.runs import Run, RunStore
+from vizcore.store.run import Run
+from vizcore.store.runs import RunStore
 from vizcore.views.sweeps import SWEEP_FILE
 
 SWEEP_DIR = ".sweeps"  # in the store: the default SQLite study file

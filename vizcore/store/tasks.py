@@ -20,7 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vizcore.store.runs import Run, RunNotFound, RunStore
+from vizcore.store.info import RunNotFound
+from vizcore.store.run import Run
+from vizcore.store.runs import RunStore
 
 # (stage, fraction done in [0, 1]) -> None; raises to end the task between chunks
 Report = Callable[[str, float], None]

@@ -10,7 +10,8 @@ import torch
 from vizcore.core.config import TrainConfig
 from vizcore.models.architecture import build_model, resolve_input_shape
 from vizcore.models.base import GapNet
-from vizcore.store.runs import Run, RunStore
+from vizcore.store.run import Run
+from vizcore.store.runs import RunStore
 from vizcore.store.weights import state_dict_problems
 
 

@@ -37,7 +37,9 @@ from vizcore.methods import create_method
 from vizcore.methods.base import Lineage, Method, StepContext
 from vizcore.methods.freeze import apply_freeze
 from vizcore.models.architecture import build_model, resolve_input_shape
-from vizcore.store.runs import Run, RunDamaged, RunStore
+from vizcore.store.info import RunDamaged
+from vizcore.store.run import Run
+from vizcore.store.runs import RunStore
 from vizcore.store.weights import load_state_checked
 from vizcore.train import distributed
 from vizcore.train.augment import random_invert, random_shift

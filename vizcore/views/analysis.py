@@ -32,7 +32,7 @@ from vizcore.core.config import TrainConfig
 from vizcore.data.domains import Domain, align_target, load_domain
 from vizcore.explain.cam import energy_in_box, mean_cam_per_class, normalize_maps, pointing_game
 from vizcore.store.cache import read
-from vizcore.store.runs import Run
+from vizcore.store.run import Run
 
 CLASS_MODES = ("predicted", "true")  # or a class index as a string
 ANALYSIS_VERSION = 2  # bump when the stored arrays change meaning

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from vizcore.store.runs import Run, RunStore
+from vizcore.store.run import Run
+from vizcore.store.runs import RunStore
 from vizcore.store.tasks import Computation, Report, TaskSpec, register
 from vizcore.views import distances as dv
 from vizcore.views.analysis import analysis_path, run_analysis

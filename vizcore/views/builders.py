@@ -19,7 +19,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from vizcore.core.registry import Registry
-from vizcore.store.runs import Run, RunStore
+from vizcore.store.run import Run
+from vizcore.store.runs import RunStore
 
 Inputs = Mapping[str, Any]
 Builder = Callable[[Inputs, RunStore], go.Figure]

@@ -27,7 +27,7 @@ from vizcore.metrics import DistanceResult, class_distance_matrix, cross_domain_
 from vizcore.metrics.mmd import ESTIMATORS, SEED_MODE
 from vizcore.metrics.params import described
 from vizcore.metrics.sampling import PAIRINGS
-from vizcore.store.runs import Run
+from vizcore.store.run import Run
 from vizcore.views.analysis import analysis_path, domain_name, eval_domain, feature_arrays
 
 LAYER_LABELS = {  # short: a select box in presentation mode shows about 25 characters

@@ -39,7 +39,8 @@ from vizcore.metrics.domain import (
     knn_class_accuracy_2d,
     layout_trustworthiness,
 )
-from vizcore.store.runs import Run, RunInfo
+from vizcore.store.info import RunInfo
+from vizcore.store.run import Run
 from vizcore.views.analysis import cam_analysis, cam_maps, domain_name, eval_domain, feature_arrays
 
 ProgressFn = Callable[[float, str], None]

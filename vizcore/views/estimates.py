@@ -18,7 +18,8 @@ from vizcore.core.numbers import fmt
 from vizcore.explain.faithfulness import FAITHFULNESS_COLUMNS, per_image
 from vizcore.explain.methods import list_explainers
 from vizcore.explain.methods import upsample_maps as upsample
-from vizcore.store.runs import Run, RunStore
+from vizcore.store.run import Run
+from vizcore.store.runs import RunStore
 from vizcore.store.tasks import Computation, Report, Task, TaskQueue, TaskSpec, register
 from vizcore.views.analysis import eval_domain
 from vizcore.views.explanations import _method_key, _version, explanation, scored_methods

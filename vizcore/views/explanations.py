@@ -36,7 +36,8 @@ from vizcore.explain.methods import (
 )
 from vizcore.explain.methods import upsample_maps as upsample
 from vizcore.models.architecture import resolve_input_shape
-from vizcore.store.runs import Run, RunStore
+from vizcore.store.run import Run
+from vizcore.store.runs import RunStore
 from vizcore.store.tasks import Computation, Task, TaskQueue, TaskSpec, register
 from vizcore.views.analysis import class_target, eval_domain, run_analysis, stored_cams
 from vizcore.views.sanity import SANITY_COLUMNS, has_sanity, sanity_arrays, sanity_count, sanity_row

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vizcore.metrics import list_metrics, metric_info
-from vizcore.store.runs import Run
+from vizcore.store.run import Run
 from vizcore.views.analysis import run_analysis
 from vizcore.views.distances import (
     DistanceSettings,

@@ -45,7 +45,8 @@ from vizcore.metrics.domain import (
     layout_trustworthiness,
 )
 from vizcore.metrics.validators import VALIDATORS
-from vizcore.store.runs import CheckpointError, Run, RunStore
+from vizcore.store.run import Run
+from vizcore.store.runs import CheckpointError, RunStore
 from vizcore.views.analysis import (
     cam_analysis,
     cam_maps,

@@ -13,7 +13,7 @@ import torch
 from vizcore.core.numbers import fmt
 from vizcore.explain.methods import EXPLAINERS
 from vizcore.explain.sanity import FLAG_THRESHOLD, SEED, sanity_check
-from vizcore.store.runs import Run
+from vizcore.store.run import Run
 from vizcore.views.analysis import class_target, eval_domain, run_analysis
 
 N_SANITY = 64  # images per method: every stage recomputes the maps, so fewer than the 500 scored

@@ -25,7 +25,8 @@ import plotly.io as pio
 from vizcore.core.errors import DataUnavailable
 from vizcore.core.numbers import fmt
 from vizcore.core.registry import UnknownNameError
-from vizcore.store.runs import CheckpointError, RunNotFound, RunStore
+from vizcore.store.info import RunNotFound
+from vizcore.store.runs import CheckpointError, RunStore
 from vizcore.views.builders import remake
 from vizcore.views.deck import Deck, DeckItem
 

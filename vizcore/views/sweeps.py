@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 
 from vizcore.metrics.validators import VALIDATORS, weighted_spearman
-from vizcore.store.runs import CheckpointError, Run, RunNotFound, RunStore
+from vizcore.store.info import RunNotFound
+from vizcore.store.run import Run
+from vizcore.store.runs import CheckpointError, RunStore
 from vizcore.views.validation import has_scores, validator_scores
 
 SWEEP_FILE = "sweep.json"  # vizcore.app.sweep writes it into each run of a sweep

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from vizcore.core.numbers import mean_std
-from vizcore.store.runs import RunInfo
+from vizcore.store.info import RunInfo
 
 SCRATCH = "from scratch"
 

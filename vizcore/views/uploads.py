@@ -23,7 +23,8 @@ from vizcore.models import list_models
 from vizcore.models.architecture import build_network
 from vizcore.models.base import GapNet
 from vizcore.store.checkpoints import Checkpoint
-from vizcore.store.runs import CheckpointError, Run, RunStore, slugify
+from vizcore.store.run import Run
+from vizcore.store.runs import CheckpointError, RunStore, slugify
 from vizcore.store.weights import state_dict_problems
 
 # --------------------------------------------------------------------------- architecture

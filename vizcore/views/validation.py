@@ -20,7 +20,7 @@ from vizcore.data.domains import Domain
 from vizcore.methods.ddc import adapted_features
 from vizcore.metrics.mmd import mmd2
 from vizcore.metrics.validators import ValidationData, default_params, score_all
-from vizcore.store.runs import Run
+from vizcore.store.run import Run
 from vizcore.views.analysis import BATCH, FORWARD_PASSES, eval_domain
 
 #: images of each side the validators read: enough for stable scores, a second or two on a CPU
