@@ -25,7 +25,8 @@ from vizcore.core.config import TrainConfig
 from vizcore.core.device import available_devices
 from vizcore.core.errors import DataUnavailable
 from vizcore.core.numbers import percent
-from vizcore.data.domains import DomainMismatch, check_domain_pair, domain_info
+from vizcore.data.domains import DomainMismatch, domain_info
+from vizcore.data.pairs import check_domain_pair
 from vizcore.figures.training import curve_label
 from vizcore.methods import METHODS, Method, curves_of, list_methods
 from vizcore.methods.recipes import recipe_notes, recommended_config

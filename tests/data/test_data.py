@@ -15,6 +15,7 @@ from vizcore.data import domains as D
 from vizcore.data.images import to_shape
 from vizcore.data.sources.digits import ASSET_PATH, _cluttered_raw, _mnist_indices, make_cluttered
 from vizcore.data.sources.mnist_m import PHOTOS_ENV, _mnist_m_patches, _photo_ladder, blend_mnist_m
+from vizcore.data.splits import seeded_rng
 
 OFFLINE = ("mnist", "cluttered-mnist", "mnist-m", "uci-digits", "printed-digits")
 TORCHVISION = ("mnist-full", "fashion-mnist", "usps", "svhn")
@@ -167,7 +168,7 @@ def test_limit_is_deterministic_balanced_and_a_subset() -> None:
 def test_cluttered_matches_layout_box_and_clutter_count() -> None:
     digits = _digits_u8("test")
     d = D.load_domain("cluttered-mnist", "test", seed=0)
-    canvas, boxes, lay = make_cluttered(digits, D._rng(0, "cluttered-mnist", "test"))
+    canvas, boxes, lay = make_cluttered(digits, seeded_rng(0, "cluttered-mnist", "test"))
     assert d.shape == (1, 60, 60) and len(d) == len(digits)
     assert torch.equal(d.images[:, 0], torch.from_numpy(canvas).float() / 255)
     assert torch.equal(d.boxes, torch.from_numpy(boxes).float())
@@ -220,7 +221,7 @@ def test_cluttered_boxes_follow_a_shape_change() -> None:
 def test_mnist_m_is_the_dann_blend_of_digit_and_patch() -> None:
     d = D.load_domain("mnist-m", "test", seed=0)
     digits = D.load_domain("mnist", "test").images
-    patches = _mnist_m_patches(len(digits), D._rng(0, "mnist-m", "test"), _photo_ladder(None))
+    patches = _mnist_m_patches(len(digits), seeded_rng(0, "mnist-m", "test"), _photo_ladder(None))
     patches = torch.from_numpy(patches).float() / 255
     assert d.shape == (3, 28, 28)
     assert 0.0 <= float(d.images.min()) and float(d.images.max()) <= 1.0

@@ -16,6 +16,7 @@ from PIL import Image
 
 from vizcore.core.errors import DomainMismatch
 from vizcore.data import domains as D
+from vizcore.data import pairs
 from vizcore.data.sources.folders import FOLDER_PREFIX, _folder_all
 from vizcore.data.sources.torchvision_sets import FASHION_CLASSES
 
@@ -125,7 +126,7 @@ def test_zero_padded_digit_folders_match_mnist(tmp_path: Path) -> None:
     _folder(tmp_path / "test", {f"{i:02d}": 1 for i in range(10)}, base=100)
     name = _name(tmp_path)
     assert D.domain_info(name).classes == D.DIGITS
-    D.check_domain_pair("mnist", name)  # no error
+    pairs.check_domain_pair("mnist", name)  # no error
     d = D.load_domain(name, "train", shape=GREY)
     assert [d.labels[i].item() for i in range(len(d))] == [int(vals[v]) for v in _values(d)]
 
@@ -134,7 +135,7 @@ def test_integers_that_are_not_0_to_k_keep_their_names_in_value_order(tmp_path: 
     _folder(tmp_path, {str(i): 1 for i in range(1, 11)})
     assert D.domain_info(_name(tmp_path)).classes == tuple(str(i) for i in range(1, 11))
     with pytest.raises(DomainMismatch):
-        D.check_domain_pair("mnist", _name(tmp_path))
+        pairs.check_domain_pair("mnist", _name(tmp_path))
 
 
 # --------------------------------------------------------------------------- the pair check
@@ -143,16 +144,16 @@ def test_integers_that_are_not_0_to_k_keep_their_names_in_value_order(tmp_path: 
 def test_registered_domains_name_their_classes() -> None:
     assert D.domain_info("mnist-m").classes == D.DIGITS
     assert D.domain_info("fashion-mnist").classes == FASHION_CLASSES
-    D.check_domain_pair("mnist", "mnist-m")
-    D.check_domain_pair("mnist", None)
+    pairs.check_domain_pair("mnist", "mnist-m")
+    pairs.check_domain_pair("mnist", None)
     with pytest.raises(DomainMismatch, match="Ankle boot"):
-        D.check_domain_pair("mnist", "fashion-mnist")
+        pairs.check_domain_pair("mnist", "fashion-mnist")
 
 
 def test_other_classes_are_refused_listing_both(tmp_path: Path) -> None:
     _folder(tmp_path, {"cat": 1, "dog": 1, "zebra": 1})
     with pytest.raises(DomainMismatch) as err:
-        D.check_domain_pair("mnist", _name(tmp_path))
+        pairs.check_domain_pair("mnist", _name(tmp_path))
     msg = str(err.value)
     assert isinstance(err.value, ValueError)
     assert "(10) 0, 1, 2, 3, 4, 5, 6, 7, 8, 9" in msg and "(3) cat, dog, zebra" in msg
@@ -162,22 +163,22 @@ def test_other_classes_are_refused_listing_both(tmp_path: Path) -> None:
 def test_the_usual_split_layout_is_not_read_as_two_classes(tmp_path: Path) -> None:
     for split in ("train", "test"):
         _folder(tmp_path / split, {str(i): 1 for i in range(10)})
-    D.check_domain_pair("mnist", _name(tmp_path))  # was classes ('test', 'train')
+    pairs.check_domain_pair("mnist", _name(tmp_path))  # was classes ('test', 'train')
 
 
 def test_class_map_remaps_target_labels_exactly(tmp_path: Path) -> None:
     vals = _folder(tmp_path, {"cat": 3, "dog": 2, "zebra": 2})
     name, cmap = _name(tmp_path), {"cat": "3", "dog": "0", "zebra": "7"}
-    D.check_domain_pair("mnist", name, class_map=cmap)
+    pairs.check_domain_pair("mnist", name, class_map=cmap)
     raw = D.load_domain(name, "train", shape=GREY)
-    got = D.align_target(raw, "mnist", cmap)
+    got = pairs.align_target(raw, "mnist", cmap)
     assert got.classes == D.DIGITS and got.labels.dtype == torch.int64
     assert got.labels.tolist() == [int(cmap[vals[v]]) for v in _values(raw)]
     assert raw.labels.tolist() == [("cat", "dog", "zebra").index(vals[v]) for v in _values(raw)]
     assert torch.equal(got.images, raw.images)
     assert "cat→3" in got.provenance
     same = D.load_domain("mnist-m", "test", limit=20)
-    assert D.align_target(same, "mnist") is same
+    assert pairs.align_target(same, "mnist") is same
 
 
 @pytest.mark.parametrize(
@@ -193,14 +194,14 @@ def test_a_class_map_that_does_not_fit_is_refused(
 ) -> None:
     _folder(tmp_path, {"cat": 1, "dog": 1, "zebra": 1})
     with pytest.raises(DomainMismatch, match=message):
-        D.check_domain_pair("mnist", _name(tmp_path), class_map=cmap)
+        pairs.check_domain_pair("mnist", _name(tmp_path), class_map=cmap)
     with pytest.raises(DomainMismatch, match=message):
-        D.align_target(D.load_domain(_name(tmp_path), shape=GREY), "mnist", cmap)
+        pairs.align_target(D.load_domain(_name(tmp_path), shape=GREY), "mnist", cmap)
 
 
 def test_a_class_map_without_a_target_is_refused() -> None:
     with pytest.raises(DomainMismatch, match="no target"):
-        D.check_domain_pair("mnist", None, class_map={"a": "0"})
+        pairs.check_domain_pair("mnist", None, class_map={"a": "0"})
 
 
 def test_the_check_opens_no_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -211,7 +212,7 @@ def test_the_check_opens_no_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(Image, "open", no_decoding)
     with pytest.raises(DomainMismatch):
-        D.check_domain_pair("mnist", _name(tmp_path))
+        pairs.check_domain_pair("mnist", _name(tmp_path))
 
 
 def test_a_run_evaluates_its_target_through_the_class_map(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from PIL import Image
 from tests.conftest import TINY
 from vizcore.data import domains as D
 from vizcore.data import feeds as F
+from vizcore.data import pairs
 from vizcore.data.images import SIXTEEN_BIT_GREY
 from vizcore.data.sources.folders import FOLDER_PREFIX, LINK_NOT_FOLLOWED, folder_files
 from vizcore.store.runs import RunStore
@@ -172,7 +173,7 @@ def test_a_class_without_a_readable_image_is_refused_before_a_run_exists(role: s
     if fill == "junk":
         (bad / "eel" / "junk.png").write_bytes(b"not an image")
     pair = {"source": _name(bad)} if role == "source" else {"source": _name(good), "target": _name(bad)}
-    D.check_domain_pair(_name(good), _name(bad))  # the classes correspond: the pair check passes
+    pairs.check_domain_pair(_name(good), _name(bad))  # the classes correspond: the pair check passes
     store = RunStore(tmp_path / "runs", demo_root=None)
     with pytest.raises(D.DataUnavailable) as e:
         list(train(_config(**pair, method="dann" if role == "target" else "source_only"), store))

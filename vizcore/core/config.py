@@ -219,7 +219,7 @@ class TrainConfig:
     target: str | None = _field(
         None, "domain", "unlabelled target domain for adaptation methods", optional=True
     )
-    # checked against both domains' classes by vizcore.data.domains.check_domain_pair, applied by align_target
+    # checked against both domains' classes by vizcore.data.pairs.check_domain_pair, applied by align_target
     class_map: dict[str, str] = _field(
         {},
         "class_map",

@@ -17,9 +17,7 @@ tests pick up a new domain without further code. Each source is one module of
 
 :func:`check_available` refuses, before a run's folder exists, a domain whose files are absent.
 
-A source and a target domain are checked as a pair with :func:`check_domain_pair` (same classes
-in the same order, or an explicit class map), and :func:`align_target` renumbers a target's
-labels as the source's classes.
+A source and a target domain are checked as a pair in :mod:`vizcore.data.pairs`.
 
 Caching: each raw builder is wrapped in ``functools.lru_cache``, so generated domains are made once
 per process. The cache holds uint8 tensors where the data is 8-bit (a quarter of the memory) and
@@ -34,17 +32,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from vizcore.core.errors import DataUnavailable, DomainMismatch
 from vizcore.core.registry import Registry
 from vizcore.data.images import _check_shape, _conversions, _shape_text, to_shape
+from vizcore.data.splits import balanced_order
 
 __all__ = [
     "DOMAINS",
@@ -54,9 +51,7 @@ __all__ = [
     "FileSplit",
     "DomainSpec",
     "PrefixSource",
-    "align_target",
     "check_available",
-    "check_domain_pair",
     "class_counts",
     "default_root",
     "domain_info",
@@ -361,7 +356,7 @@ def load_domain(
 
     idx = None
     if limit is not None:
-        idx = torch.from_numpy(_balanced_order(raw.labels.numpy(), seed)[:limit])
+        idx = torch.from_numpy(balanced_order(raw.labels.numpy(), seed)[:limit])
     images = raw.images if idx is None else raw.images[idx]
     labels = (raw.labels if idx is None else raw.labels[idx]).clone()
     boxes = None if raw.boxes is None else (raw.boxes if idx is None else raw.boxes[idx]).clone()
@@ -412,110 +407,6 @@ def check_available(name: str, *, root: str | Path | None = None, download: bool
         check(root, download)
 
 
-# --------------------------------------------------------------------------- domain pairs
-
-
-def check_domain_pair(
-    source: str, target: str | None, *, class_map: Mapping[str, str] | None = None
-) -> None:
-    """Refuse a source and target whose classes do not correspond.
-
-    Cheap: it reads class names (a directory listing for ``folder:`` domains), never images.
-    Without ``class_map`` both domains need the same class names in the same order, so label
-    ``k`` means the same class on both sides; with it, every target class must be mapped onto a
-    source class by name.
-
-    Args:
-        source: The labelled source domain.
-        target: The target domain, or None for plain supervised training.
-        class_map: Target class name -> source class name (e.g. ``{"cat": "0"}``), for domains
-            whose names differ on purpose; None or empty to require equal classes.
-
-    Raises:
-        DomainMismatch: the classes differ (the message lists both lists), or ``class_map``
-            names unknown classes, leaves target classes unmapped, or is given without a target.
-        UnknownNameError: a name is not registered.
-        DataUnavailable: a ``folder:`` path is missing or has no class folders.
-    """
-    if target is None:
-        if class_map:
-            raise DomainMismatch("a class map renames target classes, but there is no target")
-        return
-    names = domain_info(source).class_names, domain_info(target).class_names
-    _target_index(source, names[0], target, names[1], class_map)
-
-
-def align_target(target: Domain, source: str, class_map: Mapping[str, str] | None = None) -> Domain:
-    """``target`` with its labels renumbered as the classes of ``source``.
-
-    Without a class map the classes must already be equal and ``target`` itself is returned;
-    with one, label ``k`` becomes the index of the source class that target class ``k`` maps to.
-
-    Args:
-        target: A loaded target domain. Shape of its labels: (N,).
-        source: The source domain's name; only its class names are read.
-        class_map: Target class name -> source class name, as for :func:`check_domain_pair`.
-
-    Returns:
-        A :class:`Domain` with the source's classes; labels int64. Shape: (N,).
-
-    Raises:
-        DomainMismatch: as :func:`check_domain_pair`.
-    """
-    names = domain_info(source).class_names
-    index = _target_index(source, names, target.name, target.classes, class_map)
-    if not class_map:
-        return target
-    lut = torch.tensor(index, dtype=torch.int64)
-    pairs = ", ".join(f"{t}→{s}" for t, s in class_map.items())
-    return dataclasses.replace(
-        target,
-        labels=lut[target.labels],
-        classes=names,
-        provenance=f"{target.provenance} Target classes mapped onto {source}'s: {pairs}.",
-    )
-
-
-def _listing(classes: Sequence[str], limit: int = 12) -> str:
-    shown = ", ".join(classes[:limit]) + (", ..." if len(classes) > limit else "")
-    return f"({len(classes)}) {shown}"
-
-
-def _target_index(
-    source: str,
-    source_classes: Sequence[str],
-    target: str,
-    target_classes: Sequence[str],
-    class_map: Mapping[str, str] | None,
-) -> tuple[int, ...]:
-    """Source label of each target label; raises :class:`DomainMismatch` with both lists."""
-    both = (
-        f"\n  source {source}: {_listing(source_classes)}"
-        f"\n  target {target}: {_listing(target_classes)}"
-    )
-    if not class_map:
-        if tuple(source_classes) == tuple(target_classes):
-            return tuple(range(len(target_classes)))
-        same_set = sorted(source_classes) == sorted(target_classes)
-        how = "the same classes in a different order" if same_set else "different classes"
-        example = ",".join(f"{t}={s}" for t, s in zip(target_classes, source_classes, strict=False))
-        raise DomainMismatch(
-            f"source and target have {how}:{both}\nPick domains with the same classes (name a "
-            "folder's class folders like the source's classes), or map each target class onto a "
-            f"source class with --class-map (TrainConfig.class_map), e.g. --class-map {example}"
-        )
-    unknown_values = sorted({s for s in class_map.values() if s not in source_classes})
-    checks = {
-        "not target classes": [t for t in class_map if t not in target_classes],
-        "not source classes": unknown_values,
-        "target classes left unmapped": [t for t in target_classes if t not in class_map],
-    }
-    problems = "; ".join(f"{what}: {', '.join(got)}" for what, got in checks.items() if got)
-    if problems:
-        raise DomainMismatch(f"the class map does not fit the domains ({problems}):{both}")
-    return tuple(source_classes.index(class_map[t]) for t in target_classes)
-
-
 # --------------------------------------------------------------------------- shared internals
 
 
@@ -526,52 +417,6 @@ def _to_float(images: torch.Tensor, *, copied: bool) -> torch.Tensor:
     if copied:  # an index already made a copy
         return images.to(torch.float32)
     return images.to(torch.float32, copy=True)
-
-
-def _rng(seed: int, *keys: str) -> np.random.Generator:
-    """A generator for ``seed`` and a purpose; crc32 because ``hash(str)`` varies per process."""
-    return np.random.default_rng([seed, *(zlib.crc32(k.encode()) for k in keys)])
-
-
-def _stratified_split(
-    labels: np.ndarray, test_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split indices per class, ``round(N * test_fraction)`` to test in all.
-
-    Classes get their share by largest remainder; a class of one item stays in train. Each part
-    is shuffled, so its first items are not all of one class.
-
-    Returns:
-        (train indices, test indices), int64. Shapes: (N_train,), (N_test,).
-    """
-    rng = np.random.default_rng(seed)
-    classes, counts = np.unique(labels, return_counts=True)
-    exact = counts * test_fraction
-    n_test = np.floor(exact).astype(np.int64)
-    short = int(round(len(labels) * test_fraction)) - int(n_test.sum())
-    order = np.argsort(-(exact - n_test), kind="stable")
-    n_test[order[: max(short, 0)]] += 1
-    n_test = np.minimum(n_test, np.maximum(counts - 1, 0))
-    train, test = [], []
-    for c, k in zip(classes, n_test, strict=True):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        test.append(idx[:k])
-        train.append(idx[k:])
-    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
-
-
-def _balanced_order(labels: np.ndarray, seed: int) -> np.ndarray:
-    """A seeded order whose every prefix holds each class in proportion (within one item).
-
-    An item with rank ``r`` among its class's ``n`` items gets a key in ``[r/n, (r+1)/n)``;
-    sorting by key interleaves the classes evenly.
-    """
-    rng = _rng(seed, "limit")
-    key = np.empty(len(labels), dtype=np.float64)
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        key[idx] = (rng.permutation(len(idx)) + rng.random(len(idx))) / len(idx)
-    return np.argsort(key, kind="stable")
 
 
 def describe_splits(splits: Mapping[str, Domain | FileSplit | None]) -> dict[str, object]:

@@ -11,14 +11,9 @@ from vizcore.core.config import ConfigError, TrainConfig, UnknownConfigName
 from vizcore.core.device import resolve_device
 from vizcore.core.params import validate
 from vizcore.core.registry import UnknownNameError
-from vizcore.data.domains import (
-    DataUnavailable,
-    check_available,
-    check_domain_pair,
-    domain_info,
-    list_domains,
-)
+from vizcore.data.domains import DataUnavailable, check_available, domain_info, list_domains
 from vizcore.data.feeds import check_data_path
+from vizcore.data.pairs import check_domain_pair
 from vizcore.methods import METHODS
 from vizcore.methods.base import Method
 from vizcore.methods.freeze import frozen_layers

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import torch
 
 from vizcore.core.config import TrainConfig
-from vizcore.data.domains import Domain, FileSplit, align_target, load_domain
+from vizcore.data.domains import Domain, FileSplit, load_domain
 from vizcore.data.feeds import choose_streaming
+from vizcore.data.pairs import align_target
 from vizcore.data.sources.folders import folder_files
 from vizcore.models.architecture import resolve_input_shape
 

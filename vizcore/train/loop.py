@@ -23,10 +23,7 @@ from torch import nn
 from vizcore.core.atomic import StoreWriteError
 from vizcore.core.config import TrainConfig
 from vizcore.core.device import resolve_device
-from vizcore.data.domains import (
-    describe_splits,
-    domain_info,
-)
+from vizcore.data.domains import describe_splits, domain_info
 from vizcore.data.feeds import (
     Feed,
     FeedOptions,

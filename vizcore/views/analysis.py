@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from vizcore.core.config import TrainConfig
-from vizcore.data.domains import Domain, align_target, load_domain
+from vizcore.data.domains import Domain, load_domain
+from vizcore.data.pairs import align_target
 from vizcore.explain.cam import energy_in_box, mean_cam_per_class, normalize_maps, pointing_game
 from vizcore.store.cache import read
 from vizcore.store.run import Run

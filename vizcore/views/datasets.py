@@ -7,7 +7,7 @@ files skipped and the empty classes the page shows are the ones a run on the fol
 
 On top of that, what training does not look at: byte-identical images in the training and the
 test split (a test image the model has seen scores as if it generalised), and whether the folder
-pairs with a source domain under a class map (:func:`vizcore.data.domains.check_domain_pair`).
+pairs with a source domain under a class map (:func:`vizcore.data.pairs.check_domain_pair`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ import numpy as np
 
 from vizcore.core.errors import DataUnavailable, DomainMismatch
 from vizcore.core.numbers import count
-from vizcore.data.domains import SPLITS, check_domain_pair, domain_info, unavailable_reason
+from vizcore.data.domains import SPLITS, domain_info, unavailable_reason
 from vizcore.data.images import decode_image
+from vizcore.data.pairs import check_domain_pair
 from vizcore.data.sources.folders import (
     FOLDER_PREFIX,
     LINK_NOT_FOLLOWED,

@@ -15,16 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from vizcore.core.errors import DataUnavailable
-from vizcore.data.domains import (
-    CACHE_SIZE,
-    DIGITS,
-    SPLIT_SEED,
-    DomainSpec,
-    _cached,
-    _Raw,
-    _rng,
-    _stratified_split,
-)
+from vizcore.data.domains import CACHE_SIZE, DIGITS, SPLIT_SEED, DomainSpec, _cached, _Raw
+from vizcore.data.splits import seeded_rng, stratified_split
 
 ASSET_PATH = Path(__file__).resolve().parents[3] / "assets" / "mnist_10k.npz"
 
@@ -79,7 +71,7 @@ def _mnist_all() -> tuple[np.ndarray, np.ndarray]:
 def _mnist_indices() -> dict[str, np.ndarray]:
     """Fixed 8,000 / 2,000 stratified split of the asset (seed 0, whatever the run's seed)."""
     _, labels = _mnist_all()
-    train, test = _stratified_split(labels, 0.2, SPLIT_SEED)
+    train, test = stratified_split(labels, 0.2, SPLIT_SEED)
     return {"train": train, "test": test}
 
 
@@ -191,7 +183,7 @@ def make_cluttered(
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def _cluttered_raw(split: str, seed: int) -> _Raw:
     digits, labels = _mnist_digits(split)
-    canvas, boxes, _ = make_cluttered(digits, _rng(seed, "cluttered-mnist", split))
+    canvas, boxes, _ = make_cluttered(digits, seeded_rng(seed, "cluttered-mnist", split))
     return _Raw(
         images=torch.from_numpy(canvas).unsqueeze(1),
         labels=torch.from_numpy(labels),
@@ -236,7 +228,7 @@ def _uci_all() -> tuple[torch.Tensor, np.ndarray]:
 @functools.lru_cache(maxsize=2)
 def _uci_raw(split: str) -> _Raw:
     images, labels = _uci_all()
-    train, test = _stratified_split(labels, 0.3, SPLIT_SEED)
+    train, test = stratified_split(labels, 0.3, SPLIT_SEED)
     idx = train if split == "train" else test
     return _Raw(
         images=images[torch.from_numpy(idx)],

@@ -31,9 +31,7 @@ from vizcore.data.domains import (
     DomainSpec,
     FileSplit,
     PrefixSource,
-    _balanced_order,
     _Raw,
-    _stratified_split,
 )
 from vizcore.data.images import (
     IMAGE_EXTENSIONS,
@@ -44,6 +42,7 @@ from vizcore.data.images import (
     decode_image,
     image_header,
 )
+from vizcore.data.splits import balanced_order, stratified_split
 
 FOLDER_PREFIX = "folder:"
 SPLIT_FOLDERS: dict[str, tuple[str, ...]] = {"train": ("train",), "test": ("test", "val")}
@@ -320,7 +319,7 @@ def _split_part(layout: _FolderLayout, split: str, labels: np.ndarray) -> np.nda
     """Indices of ``split`` within the listed items, or None when the folder has its own splits."""
     if layout.own_splits:
         return None
-    train, test = _stratified_split(labels, FOLDER_TEST_FRACTION, SPLIT_SEED)
+    train, test = stratified_split(labels, FOLDER_TEST_FRACTION, SPLIT_SEED)
     return train if split == "train" else test
 
 
@@ -396,7 +395,7 @@ def folder_files(
     items = _folder_items(name, split)
     files, labels = [f for f, _, _ in items.entries], items.labels
     if limit is not None:
-        keep = _balanced_order(labels, seed)[:limit]
+        keep = balanced_order(labels, seed)[:limit]
         files, labels = [files[i] for i in keep], labels[keep]
     return FileSplit(name, split, tuple(files), torch.from_numpy(np.ascontiguousarray(labels)), items.layout.classes,
                      _folder_provenance(items, split, shape), shape, items.skipped)  # fmt: skip

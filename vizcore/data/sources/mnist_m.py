@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from vizcore.core.errors import DataUnavailable
-from vizcore.data.domains import CACHE_SIZE, DIGITS, DomainSpec, _cached, _Raw, _Request, _rng
+from vizcore.data.domains import CACHE_SIZE, DIGITS, DomainSpec, _cached, _Raw, _Request
 from vizcore.data.sources.digits import DIGIT, _mnist_digits
 from vizcore.data.sources.folders import _image_files
+from vizcore.data.splits import seeded_rng
 
 PHOTOS_ENV = "VIZCORE_MNISTM_PHOTOS"
 PHOTOS_SUBDIR = "mnistm_photos"
@@ -118,7 +119,7 @@ def _mnist_m_patches(
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def _mnist_m_raw(split: str, seed: int, photos_dir: str | None) -> _Raw:
     digits, labels = _mnist_digits(split)
-    patches = _mnist_m_patches(len(digits), _rng(seed, "mnist-m", split), _photo_ladder(photos_dir))
+    patches = _mnist_m_patches(len(digits), seeded_rng(seed, "mnist-m", split), _photo_ladder(photos_dir))
     # |patch - digit| in integers equals blend_mnist_m on the /255 values, exactly.
     blended = np.abs(patches.astype(np.int16) - digits[:, None].astype(np.int16)).astype(np.uint8)
     source = (

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vizcore.data.domains import DIGITS, DomainSpec, _Raw, _rng
+from vizcore.data.domains import DIGITS, DomainSpec, _Raw
+from vizcore.data.splits import seeded_rng
 
 SIZE = 32
 CANVAS = 2 * SIZE  # drawn at twice the size, then 2x2-averaged: antialiased strokes
@@ -204,7 +205,7 @@ def _balanced_labels(per_class: int, rng: np.random.Generator) -> np.ndarray:
 @functools.lru_cache(maxsize=4)
 def printed_raw(split: str, fonts: tuple[str, ...], per_class: int) -> _Raw:
     """One split, rendered once per process for a font list (the cache key)."""
-    rng = _rng(RENDER_SEED, "printed-digits", split)
+    rng = seeded_rng(RENDER_SEED, "printed-digits", split)
     labels = _balanced_labels(per_class, rng)
     draw_from: tuple[str | None, ...] = fonts or (None,)
     images = render_printed_digits(labels, draw_from, rng)
