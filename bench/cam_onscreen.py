@@ -50,12 +50,8 @@ def main() -> None:
     args = parse_args()
     import torch
 
-    from vizcore.explain.methods import (
-        default_layer,
-        explain,
-        explain_all_classes,
-        layer_activations,
-    )
+    from vizcore.explain.layers import default_layer, layer_activations
+    from vizcore.explain.methods import explain, explain_all_classes
     from vizcore.store.runs import RunStore
     from vizcore.views.analysis import eval_domain, run_analysis
 

@@ -86,13 +86,8 @@ def rows_for(model: nn.Module, x: torch.Tensor, layer: str) -> list[list[str]]:
         ours_in_library_convention,
         paper_map,
     )
-    from vizcore.explain.methods import (
-        EXPLAINERS,
-        eigen_projection,
-        explain,
-        layer_activations,
-        list_explainers,
-    )
+    from vizcore.explain.layers import layer_activations
+    from vizcore.explain.methods import EXPLAINERS, eigen_projection, explain, list_explainers
 
     with torch.no_grad():
         cls = model(x).argmax(1)

@@ -202,7 +202,9 @@ def ours_in_library_convention(
     Shape:
         x: (B, C, H, W); cls: (B,). Returns (B, h, w).
     """
-    from vizcore.explain.methods import explain, grad_cam_pp, layer_gradients, score_cam
+    from vizcore.explain.layers import layer_gradients
+    from vizcore.explain.methods import explain, grad_cam_pp
+    from vizcore.explain.score_cam import score_cam
 
     if method == "CAM":
         return explain(model, x, cls, "CAM", layer).low.clamp_min(0)

@@ -15,13 +15,8 @@ from vizcore.explain.faithfulness import (
     impute,
     salience_rank,
 )
-from vizcore.explain.methods import (
-    default_layer,
-    explain,
-    layer_choices,
-    list_explainers,
-    map_agreement,
-)
+from vizcore.explain.layers import default_layer, layer_choices
+from vizcore.explain.methods import explain, list_explainers, map_agreement
 from vizcore.models import create_model, list_models
 
 

@@ -25,12 +25,12 @@ from tests.paper_cams import (
     ours_in_library_convention,
     paper_map,
 )
+from vizcore.explain.layers import layer_activations
 from vizcore.explain.methods import (
     EXPLAINERS,
     eigen_projection,
     explain,
     grad_cam_pp,
-    layer_activations,
     list_explainers,
 )
 from vizcore.models import create_model

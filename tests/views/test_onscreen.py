@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from tests.paper_cams import PAPER
-from vizcore.explain.methods import default_layer, explain, explain_all_classes, layer_activations
+from vizcore.explain.layers import default_layer, layer_activations
+from vizcore.explain.methods import explain, explain_all_classes
 from vizcore.store import tasks
 from vizcore.store.runs import RunStore
 from vizcore.views import explanations as ev

@@ -20,10 +20,7 @@ its papers do); CAM keeps its sign.
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
@@ -31,9 +28,14 @@ from torch import nn
 
 from vizcore.core.registry import Registry
 from vizcore.explain.cam import ClassIndex, class_targets
-
-# (model, images (B, C, H, W), classes (B,), layer name) -> raw maps (B, h, w)
-MapFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, str], torch.Tensor]
+from vizcore.explain.layers import (
+    MapFn,
+    default_layer,
+    layer_activations,
+    layer_gradients,
+    resolve_layer,
+)
+from vizcore.explain.score_cam import score_cam, score_cam_all_classes
 
 
 @dataclass(frozen=True)
@@ -54,126 +56,6 @@ EXPLAINERS: Registry[Explainer] = Registry("explanation method")
 
 def list_explainers() -> list[str]:
     return EXPLAINERS.names()
-
-
-# --------------------------------------------------------------------------- target layers
-
-
-def _trace(model: nn.Module, input_shape: tuple[int, int, int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """The 4-D outputs of every named module, in execution order, of one dummy forward pass, and
-    the last of them."""
-    seen: dict[str, torch.Tensor] = {}
-
-    def keep(name: str):
-        def hook(_m: nn.Module, _i: object, out: object) -> None:
-            if isinstance(out, torch.Tensor) and out.ndim == 4:
-                seen.setdefault(name, out)
-
-        return hook
-
-    hooks = [m.register_forward_hook(keep(name)) for name, m in model.named_modules() if name]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            x = torch.zeros((1, *input_shape), device=next(model.parameters()).device)
-            model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
-    if not seen:
-        raise ValueError(f"{type(model).__name__} has no layer with a 4-D output to explain")
-    return seen, list(seen.values())[-1]
-
-
-def _post_order(module: nn.Module, prefix: str) -> list[str]:
-    """Names of ``module`` and its descendants, children before their parent (execution order
-    of a sequential trunk)."""
-    out: list[str] = []
-    for name, child in module.named_children():
-        out += _post_order(child, f"{prefix}.{name}" if prefix else name)
-    return [*out, prefix]
-
-
-def layer_choices(model: nn.Module, input_shape: tuple[int, int, int]) -> list[str]:
-    """The layers an expert may explain at: every module with a 4-D output, in execution order.
-
-    For a GapNet, the modules of its conv trunk (``cam_layer`` and everything in it), read off
-    the module tree without a forward pass; for any other network, traced with one dummy image.
-    """
-    trunk = getattr(model, "cam_layer", None)
-    if trunk is not None and trunk in dict(model.named_modules()):
-        return _post_order(model.get_submodule(trunk), trunk)
-    return list(_trace(model, input_shape)[0])
-
-
-def default_layer(model: nn.Module, input_shape: tuple[int, int, int]) -> str:
-    """The last conv block: a GapNet's ``cam_layer`` (the module whose output is ``Features.conv``);
-    for any other network, the outermost module whose output is its last 4-D output."""
-    trunk = getattr(model, "cam_layer", None)
-    if trunk is not None and trunk in dict(model.named_modules()):
-        return trunk
-    seen, conv = _trace(model, input_shape)
-    same = [n for n, out in seen.items() if out is conv]
-    return min(same, key=lambda n: n.count(".")) if same else list(seen)[-1]
-
-
-def resolve_layer(model: nn.Module, input_shape: tuple[int, int, int], layer: str | None) -> str:
-    """``layer`` if the model has it with a 4-D output, the default layer for None; else a clear error."""
-    if layer is None or layer == "":
-        return default_layer(model, input_shape)
-    choices = layer_choices(model, input_shape)
-    if layer not in choices:
-        shown = ", ".join(choices[-12:])
-        raise ValueError(f"{type(model).__name__} has no layer {layer!r} with 2-D feature maps; "
-                         f"the last ones are: {shown}")  # fmt: skip
-    return layer
-
-
-# --------------------------------------------------------------------------- the methods
-#
-# Notation of every docstring below: A^k (h, w) the k-th channel of the target layer's output for
-# one image, S^c the score of class c before the softmax (the logit), g^k_ij = dS^c / dA^k_ij.
-
-
-def layer_activations(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
-    """The target layer's output for a batch, without gradients.
-
-    Shape:
-        x: (B, C, H, W). Returns (B, K, h, w) float32.
-    """
-    got: list[torch.Tensor] = []
-    handle = model.get_submodule(layer).register_forward_hook(lambda _m, _i, out: got.append(out))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        handle.remove()
-    return got[0].float()
-
-
-def layer_gradients(
-    model: nn.Module, x: torch.Tensor, cls: torch.Tensor, layer: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The target layer's output A and the gradient g = dS^c/dA of each image's class score.
-
-    One backward pass for the batch: the images do not interact in eval mode, so the gradient of
-    the sum of the class scores is each image's own gradient.
-
-    Shape:
-        x: (B, C, H, W); cls: (B,). Returns A and g, both (B, K, h, w) float32.
-    """
-    got: list[torch.Tensor] = []
-    handle = model.get_submodule(layer).register_forward_hook(lambda _m, _i, out: got.append(out))
-    try:
-        with torch.enable_grad():
-            # an input that requires grad: the layer's output is in the graph even if the weights are frozen
-            scores = model(x.detach().requires_grad_(True))  # (B, classes)
-            (grad,) = torch.autograd.grad(scores.gather(1, cls[:, None]).sum(), got[0])
-    finally:
-        handle.remove()
-    return got[0].detach().float(), grad.float()
 
 
 def _cam_maps(model: nn.Module, x: torch.Tensor, cls: torch.Tensor, layer: str) -> torch.Tensor:
@@ -294,113 +176,6 @@ def grad_cam_pp(a: torch.Tensor, g: torch.Tensor, eps: float = 0.0) -> torch.Ten
 def _grad_cam_pp_maps(model: nn.Module, x: torch.Tensor, cls: torch.Tensor, layer: str) -> torch.Tensor:
     """Grad-CAM++ of a batch at ``layer``: see :func:`grad_cam_pp`."""
     return grad_cam_pp(*layer_gradients(model, x, cls, layer))
-
-
-def inference_copy(model: nn.Module) -> nn.Module:
-    """A copy of an eval-mode model for many forward passes without gradients: every Conv2d
-    followed by a BatchNorm2d inside a Sequential folded into one conv, and channels-last
-    weights, the layout oneDNN's fast CPU convolutions want. Measured on the cluttered demo run's
-    LeNet-GAP: half the time of the model as it is, with logits equal to ~1e-5 (float rounding
-    of the folded weights); a model in training mode is copied unfolded (its BN uses batch
-    statistics).
-    """
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    fast = copy.deepcopy(model)
-    if not fast.training:
-        for seq in [m for m in fast.modules() if isinstance(m, nn.Sequential)]:
-            for first, second in pairwise(list(seq._modules)):
-                conv, bn = seq._modules[first], seq._modules[second]
-                if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                    seq._modules[first], seq._modules[second] = fuse_conv_bn_eval(conv, bn), nn.Identity()
-    return fast.to(memory_format=torch.channels_last)
-
-
-def masked_scores(
-    model: nn.Module, x: torch.Tensor, layer: str, batch_size: int = 2048, align_corners: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Score-CAM's forward passes: the target layer's activations A and the scores of *every*
-    class for the image masked by each of its channels, H^k = s(Up(A^k)) (see :func:`score_cam`).
-
-    Cost: 1 pass of the images for A, then K masked passes per image (K channels). The masked
-    copies of all channels of all images are one stream cut into chunks of ``batch_size`` (a
-    chunk spans channels and images), so a few large batches replace many small ones, through
-    :func:`inference_copy` of the model. Every class's score comes out of the same pass, so the
-    maps of all classes cost no more than one.
-
-    Shape:
-        x: (B, C, H, W). Returns A (B, K, h, w) and scores (B, K, classes), both float32.
-    """
-    a = layer_activations(model, x, layer)  # (B, K, h, w)
-    b, k = a.shape[:2]
-    low = a.flatten(0, 1)[:, None]  # (B*K, 1, h, w): one mask per channel and image
-    image = torch.arange(b, device=x.device).repeat_interleave(k)  # (B*K,) the image of each mask
-    parts, fast = [], inference_copy(model)
-    with torch.no_grad():
-        for s in range(0, b * k, batch_size):
-            part = slice(s, s + batch_size)
-            up = F.interpolate(low[part], size=x.shape[-2:], mode="bilinear", align_corners=align_corners)
-            lo, hi = up.amin(dim=(2, 3), keepdim=True), up.amax(dim=(2, 3), keepdim=True)
-            masks = torch.where(hi > lo, (up - lo) / torch.where(hi > lo, hi - lo, 1.0), 0.0)
-            masked = (x[image[part]] * masks.to(x.dtype)).contiguous(memory_format=torch.channels_last)
-            parts.append(fast(masked).float())  # (n, classes)
-    return a, torch.cat(parts).view(b, k, -1)
-
-
-def score_cam_weighting(a: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-    """Score-CAM's map from the activations and the masked scores of the explained class.
-
-    Shape:
-        a: (B, K, h, w); scores: (B, K). Returns (B, h, w).
-    """
-    alpha = scores.softmax(dim=1)  # (B, K)
-    return F.relu(torch.einsum("bk,bkhw->bhw", alpha, a))
-
-
-def score_cam(batch_size: int = 2048, align_corners: bool = False) -> MapFn:
-    r"""Score-CAM (Wang et al. 2020, "Score-CAM: Score-Weighted Visual Explanations for
-    Convolutional Neural Networks", CVPR workshops; arXiv:1910.01279) as a MapFn:
-
-    .. math::
-
-        L^c = ReLU\Big(\sum_k \alpha^c_k A^k\Big), \qquad
-        \alpha^c = softmax_k\big(S^c(X \circ H^k) - S^c(X_b)\big), \qquad
-        H^k = s(Up(A^k)),
-
-    with Up the upsampling of a map to the input and s the min-max normalisation
-    s(M) = (M - min M) / (max M - min M): each channel, upsampled *then* normalised, masks the
-    image, and the class score of the masked image weighs the channel (the paper's Algorithm 1).
-    The softmax over channels makes the baseline X_b's score cancel, so none is computed. A
-    constant channel (max = min: 0/0) masks the whole image out (H^k = 0), as pytorch-grad-cam
-    does.
-
-    Up is bilinear with ``align_corners=False``, as vizcore draws every map (the paper does not say
-    which); pytorch-grad-cam upsamples with ``align_corners=True`` (the tests check that the two
-    agree exactly under that setting). torchcam 0.5.0 normalises each channel at the layer's
-    resolution and then upsamples it, which the paper does not.
-
-    A map costs K + 1 forward passes per image (K channels of the target layer: one masked pass
-    each, plus one for the activations), run as chunks of ``batch_size`` masked images across
-    channels and images (:func:`masked_scores`).
-    """
-
-    def maps(model: nn.Module, x: torch.Tensor, cls: torch.Tensor, layer: str) -> torch.Tensor:
-        a, scores = masked_scores(model, x, layer, batch_size, align_corners)
-        return score_cam_weighting(a, scores.gather(2, cls[:, None, None].expand(-1, a.shape[1], 1))[..., 0])
-
-    return maps
-
-
-def score_cam_all_classes(
-    model: nn.Module, x: torch.Tensor, layer: str, batch_size: int = 2048, align_corners: bool = False
-) -> torch.Tensor:
-    """Score-CAM maps of every class from one set of masked passes (K + 1 per image, as one map).
-
-    Shape:
-        x: (B, C, H, W). Returns (B, classes, h, w).
-    """
-    a, scores = masked_scores(model, x, layer, batch_size, align_corners)  # scores (B, K, classes)
-    return torch.stack([score_cam_weighting(a, scores[..., c]) for c in range(scores.shape[2])], dim=1)
 
 
 def eigen_projection(a: torch.Tensor) -> torch.Tensor:

@@ -45,7 +45,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vizcore.explain.cam import normalize_maps
-from vizcore.explain.methods import explain, resolve_layer
+from vizcore.explain.layers import resolve_layer
+from vizcore.explain.methods import explain
 
 SEED = 42  # Quantus's default seed of MPRT and RandomLogit
 FLAG_THRESHOLD = 0.5  # mean |rank corr.| with the fully randomised model above this: maps that do not change

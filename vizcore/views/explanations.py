@@ -25,12 +25,11 @@ from vizcore.explain.faithfulness import (
     ROAD_PERCENTS,
     faithfulness,
 )
+from vizcore.explain.layers import default_layer, layer_choices
 from vizcore.explain.methods import (
     EXPLAINERS,
-    default_layer,
     explain,
     explain_all_classes,
-    layer_choices,
     list_explainers,
     map_agreement,
 )
