@@ -19,6 +19,7 @@ from vizcore.figures import CLASS_COLORS
 from vizcore.store.checkpoints import read_checkpoint
 from vizcore.store.runs import RunStore
 from vizcore.views import report as rep
+from vizcore.views import report_sections as sections
 from vizcore.views.analysis import eval_domain
 from vizcore.views.distances import DistanceSettings
 from vizcore.views.export import figure_static, static_export_available
@@ -144,13 +145,13 @@ def test_an_adaptation_comparison_shows_target_views(store: RunStore, monkeypatc
     import vizcore.views.distances as dv
     import vizcore.views.embeddings as ev
 
-    for module in (rep, dv, ev):
+    for module in (sections, dv, ev):
         monkeypatch.setattr(module, "feature_arrays", _fake_features)
-    monkeypatch.setattr(rep, "cam_analysis", _fake_cams)
+    monkeypatch.setattr(sections, "cam_analysis", _fake_cams)
     rng = np.random.default_rng(0)
-    monkeypatch.setattr(rep, "cam_maps", lambda run, side, idx, cls: rng.random((len(idx), 28, 28)))
-    monkeypatch.setattr(rep, "eval_images", lambda run, side, idx: rng.random((len(idx), 3, 28, 28)))
-    monkeypatch.setattr(rep, "mean_cams", lambda run, side, mode: rng.random((10, 28, 28)))
+    monkeypatch.setattr(sections, "cam_maps", lambda run, side, idx, cls: rng.random((len(idx), 28, 28)))
+    monkeypatch.setattr(sections, "eval_images", lambda run, side, idx: rng.random((len(idx), 3, 28, 28)))
+    monkeypatch.setattr(sections, "mean_cams", lambda run, side, mode: rng.random((10, 28, 28)))
     runs = []
     for method in ("source_only", "dann"):
         run = store.create(TrainConfig(source="mnist", target="mnist-m", method=method, input_shape=(3, 28, 28)))
