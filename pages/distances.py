@@ -20,6 +20,7 @@ from vizcore.figures.matrix import MatrixPanel, difference_heatmap, matrix_figur
 from vizcore.metrics import FAMILIES, list_metrics, metric_info
 from vizcore.views import builders
 from vizcore.views import distances as dv
+from vizcore.views import matrices as mx
 from vizcore.views.background import analysis_spec, matrix_spec
 
 guard(__file__)  # the token and the viewer, even for a page Streamlit runs on its own
@@ -82,7 +83,7 @@ settings = dv.DistanceSettings(metric, params, int(n_per_class), int(n_perm), in
 
 
 def _order(view: dv.MatrixView) -> np.ndarray:
-    return dv.cluster_order(view.values) if cluster else np.arange(len(view.row_labels))
+    return mx.cluster_order(view.values) if cluster else np.arange(len(view.row_labels))
 
 
 def _caption(view: dv.MatrixView) -> str:
@@ -90,7 +91,7 @@ def _caption(view: dv.MatrixView) -> str:
 
 
 def _summary(view: dv.MatrixView, diagonal: str) -> None:
-    diag, off = dv.diagonal_contrast(view)
+    diag, off = mx.diagonal_contrast(view)
     m = st.columns(3)
     m[0].metric(f"mean diagonal ({diagonal})", f"{diag:.3g}")
     m[1].metric("mean off-diagonal", f"{off:.3g}")
@@ -102,9 +103,9 @@ def _summary(view: dv.MatrixView, diagonal: str) -> None:
 
 def _csv(view: dv.MatrixView, name: str, key: str) -> None:
     row = st.container(horizontal=True, gap="small")  # buttons as wide as their labels
-    row.download_button("⬇ CSV (values)", dv.to_csv(view), f"{name}.csv", "text/csv", key=f"{key}_csv")
+    row.download_button("⬇ CSV (values)", mx.to_csv(view), f"{name}.csv", "text/csv", key=f"{key}_csv")
     if view.p_values is not None:
-        row.download_button("⬇ CSV (p-values)", dv.to_csv(view, "p_values"), f"{name}-p.csv", "text/csv",
+        row.download_button("⬇ CSV (p-values)", mx.to_csv(view, "p_values"), f"{name}-p.csv", "text/csv",
                                 key=f"{key}_pcsv")  # fmt: skip
 
 
@@ -123,7 +124,7 @@ def _show(view: dv.MatrixView, title: str, name: str, key: str, axes: tuple[str,
           outline: bool = False, used: dv.DistanceSettings | None = None, cross: bool = False) -> None:  # fmt: skip
     fig = builders.matrix_from_view(view, title, alpha, presentation, cluster, axes, outline)  # as a pin re-makes it
     figure(fig, name, key=key, theme=None, pin=_pin(view, title, used or settings, cross, axes, outline))
-    _csv(dv.reorder(view, _order(view)), name, key)
+    _csv(mx.reorder(view, _order(view)), name, key)
 
 
 side = f"{which} {getattr(cfg, which)}, {split} split, {dv.LAYER_LABELS.get(layer, layer)}"
@@ -163,11 +164,11 @@ elif view == VIEWS[1]:
             # the run above, through the same cached call as the first view (read back, not recomputed)
             after = dv.class_matrix(run, which, split, layer, settings)
             before = dv.class_matrix(before_run, which, split, layer, settings)
-            diff = dv.difference(after, before)
+            diff = mx.difference(after, before)
         order = _order(after)  # one order for all three panels, from the after matrix
-        b, a, d = (dv.reorder(v, order) for v in (before, after, diff))
+        b, a, d = (mx.reorder(v, order) for v in (before, after, diff))
         panels = [MatrixPanel(v.values, v.p_values, v.row_labels, v.col_labels, f"{tag}: {r.config().label}",
-                              dv.hover_info(v)) for tag, v, r in (("before", b, before_run), ("after", a, run))]  # fmt: skip
+                              mx.hover_info(v)) for tag, v, r in (("before", b, before_run), ("after", a, run))]  # fmt: skip
         note = " Each run's bandwidth comes from its own features." if isinstance(params.get("bandwidth"), str) else ""
         fig = matrix_figure(panels, f"Before and after — {side}", alpha, presentation, value_label=a.value_label,
                             caption=f"Shared colour scale.{note} Before: {b.description} After: {a.description}")  # fmt: skip
@@ -193,7 +194,7 @@ elif view == VIEWS[2]:
             st.stop()
         first_view = dv.class_matrix(run, which, split, layer, settings)
         second_view = dv.class_matrix(run, which, split, layer, second_settings)
-        agreement = dv.rank_agreement(first_view, second_view)
+        agreement = mx.rank_agreement(first_view, second_view)
     m = st.columns(3)
     m[0].metric("Spearman ρ (class pairs)", f"{agreement.rho:.2f}",
                 help=f"over {len(agreement.pairs)} pairs of distinct classes; p = {agreement.p_value:.2g} under independence")  # fmt: skip

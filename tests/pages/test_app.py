@@ -158,6 +158,7 @@ def test_distances_page_draws_a_class_matrix(tmp_path, monkeypatch, _background_
 def test_distances_page_ranks_class_pairs_under_two_metrics() -> None:
     from vizcore.store.runs import RunStore
     from vizcore.views import distances as dv
+    from vizcore.views import matrices as mx
 
     at = _app()
     at.switch_page("pages/distances.py").run()
@@ -173,7 +174,7 @@ def test_distances_page_ranks_class_pairs_under_two_metrics() -> None:
     layer = dv.default_layer(dv.layer_choices(run))
     first = dv.class_matrix(run, "source", "test", layer, dv.DistanceSettings("mmd", {}, 100, 200))
     second = dv.class_matrix(run, "source", "test", layer, dv.DistanceSettings("wasserstein_exact", {}, 100, 50))
-    assert rho.value == f"{dv.rank_agreement(first, second).rho:.2f}"
+    assert rho.value == f"{mx.rank_agreement(first, second).rho:.2f}"
     fig = _figures(at)[0]
     assert "Spearman ρ" in fig["layout"]["title"]["text"]
     assert len(at.dataframe) == 1

@@ -11,6 +11,7 @@ from vizcore.figures.matrix import NS_TEXT, difference_heatmap, matrix_heatmap
 from vizcore.metrics import class_distance_matrix, list_metrics
 from vizcore.store.runs import RunStore
 from vizcore.views import distances as dv
+from vizcore.views import matrices as mx
 
 DIGITS = tuple(str(k) for k in range(10))
 
@@ -31,17 +32,17 @@ def test_cluster_order_groups_two_obvious_blocks() -> None:
     block = np.array([0, 1, 0, 1, 0, 1])  # classes 0, 2, 4 close together; 1, 3, 5 close together
     rng = np.random.default_rng(0)
     v = np.where(block[:, None] == block[None, :], 0.1, 5.0) + 0.01 * rng.random((6, 6))
-    order = dv.cluster_order(v)
+    order = mx.cluster_order(v)
     assert sorted(order.tolist()) == list(range(6))
     assert len(set(block[order[:3]])) == 1 and len(set(block[order[3:]])) == 1
-    r = dv.reorder(_view(v), order)
+    r = mx.reorder(_view(v), order)
     assert r.values[1, 2] == v[order[1], order[2]]
     assert r.row_labels == tuple(f"c{i}" for i in order) == r.col_labels
 
 
 def test_cluster_order_accepts_negative_unbiased_entries() -> None:
     v = np.array([[-0.02, 3.0, 0.1], [3.0, -0.01, 2.9], [0.1, 2.9, 0.0]])
-    order = dv.cluster_order(v).tolist()
+    order = mx.cluster_order(v).tolist()
     assert abs(order.index(0) - order.index(2)) == 1  # 0 and 2 are neighbours
 
 
@@ -49,13 +50,13 @@ def test_csv_round_trips_values_and_class_labels() -> None:
     f, y = _features()
     r = class_distance_matrix(f, y, "mmd", n_perm=9)
     view = dv.from_arrays(dv.to_arrays(r, DIGITS, DIGITS))
-    values, rows, cols = dv.from_csv(dv.to_csv(view))
+    values, rows, cols = mx.from_csv(mx.to_csv(view))
     assert np.array_equal(values, r.values)
     assert rows == cols == ("0", "1", "2", "3")  # digit names stay strings
-    p, _, _ = dv.from_csv(dv.to_csv(view, "p_values"))
+    p, _, _ = mx.from_csv(mx.to_csv(view, "p_values"))
     assert np.array_equal(p, r.p_values)
     with pytest.raises(ValueError, match="no p-values"):
-        dv.to_csv(dv.from_arrays(dv.to_arrays(class_distance_matrix(f, y), DIGITS, DIGITS)), "p_values")
+        mx.to_csv(dv.from_arrays(dv.to_arrays(class_distance_matrix(f, y), DIGITS, DIGITS)), "p_values")
 
 
 def test_cached_matrix_is_returned_without_recomputing(store: RunStore, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -145,13 +146,13 @@ def test_heatmap_marks_exactly_the_entries_with_p_at_least_alpha() -> None:
 def test_difference_is_after_minus_before_on_a_centred_scale() -> None:
     rng = np.random.default_rng(1)
     before, after = _view(rng.random((3, 3))), _view(rng.random((3, 3)))
-    d = dv.difference(after, before)
+    d = mx.difference(after, before)
     assert np.array_equal(d.values, after.values - before.values) and d.p_values is None
     fig = difference_heatmap(d.values, d.row_labels, d.col_labels, "diff")
     axis = fig.layout.coloraxis
     assert axis.cmid == 0 and axis.cmin == -axis.cmax
     with pytest.raises(ValueError, match="different classes"):
-        dv.difference(after, _view(rng.random((3, 3)), labels=("x", "y", "z")))
+        mx.difference(after, _view(rng.random((3, 3)), labels=("x", "y", "z")))
 
 
 @pytest.mark.parametrize("metric", list_metrics())
@@ -161,7 +162,7 @@ def test_every_measure_offers_its_parameters(metric: str) -> None:
     f, y = _features()
     r = class_distance_matrix(f, y, metric, **{s.name: s.default for s in specs})
     view = dv.from_arrays(dv.to_arrays(r, DIGITS, DIGITS))
-    assert dv.hover_info(view).shape == (4, 4) and view.value_label
+    assert mx.hover_info(view).shape == (4, 4) and view.value_label
 
 
 def test_settings_refuse_a_bad_parameter_naming_the_valid_values() -> None:
@@ -185,17 +186,17 @@ def test_seed_estimator_fixes_its_kernel() -> None:
 def test_rank_agreement_ranks_pairs_and_takes_spearman_over_distinct_classes() -> None:
     a = _view(np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 3.0], [2.0, 3.0, 0.0]]))
     b = _view(np.array([[9.0, 3.0, 2.0], [3.0, 9.0, 1.0], [2.0, 1.0, 9.0]]))  # the diagonal is ignored
-    agr = dv.rank_agreement(a, b)
+    agr = mx.rank_agreement(a, b)
     assert agr.pairs == ("c0 – c1", "c0 – c2", "c1 – c2")
     np.testing.assert_array_equal(agr.rank_first, [1, 2, 3])
     np.testing.assert_array_equal(agr.rank_second, [3, 2, 1])
     assert agr.rho == pytest.approx(-1.0)
     assert list(agr.closest(1).iloc[0]) == ["c0 – c1", "c1 – c2"]
-    assert dv.rank_agreement(a, a).rho == pytest.approx(1.0)
+    assert mx.rank_agreement(a, a).rho == pytest.approx(1.0)
     with pytest.raises(ValueError, match="at least 3 class pairs"):
-        dv.rank_agreement(_view(np.eye(2)), _view(np.eye(2)))
+        mx.rank_agreement(_view(np.eye(2)), _view(np.eye(2)))
     with pytest.raises(ValueError, match="different classes"):
-        dv.rank_agreement(a, _view(np.eye(3), labels=("x", "y", "z")))
+        mx.rank_agreement(a, _view(np.eye(3), labels=("x", "y", "z")))
 
 
 def test_metrics_are_listed_by_family() -> None:
@@ -210,9 +211,9 @@ def test_rank_agreement_says_when_a_measure_saturates() -> None:
     v = np.ones((4, 4)) - np.eye(4)
     v[0, 1] = v[1, 0] = 0.5  # five of the six pairs tie at 1
     graded = _view(np.arange(16.0).reshape(4, 4) + np.arange(16.0).reshape(4, 4).T)
-    agr = dv.rank_agreement(_view(v), graded)
+    agr = mx.rank_agreement(_view(v), graded)
     assert agr.saturation_note().startswith("5 of 6 pairs tie at the largest value")
-    assert dv.rank_agreement(graded, graded).saturation_note() == ""
+    assert mx.rank_agreement(graded, graded).saturation_note() == ""
 
 
 def test_learned_measures_are_left_out_of_the_background_precompute_but_not_the_demo_build() -> None:

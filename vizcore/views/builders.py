@@ -65,10 +65,11 @@ def matrix_from_view(view: Any, title: str, alpha: float, presentation: bool, cl
     description (and the clustering note) as the caption."""
     from vizcore.figures.matrix import MatrixPanel, matrix_figure
     from vizcore.views import distances as dv
+    from vizcore.views import matrices as mx
 
-    view = dv.reorder(view, dv.cluster_order(view.values) if cluster else np.arange(len(view.row_labels)))
+    view = mx.reorder(view, mx.cluster_order(view.values) if cluster else np.arange(len(view.row_labels)))
     caption = view.description + (f" {dv.CLUSTER_NOTE}" if cluster else "")
-    panel = MatrixPanel(view.values, view.p_values, view.row_labels, view.col_labels, title, dv.hover_info(view))
+    panel = MatrixPanel(view.values, view.p_values, view.row_labels, view.col_labels, title, mx.hover_info(view))
     return matrix_figure([panel], title, alpha, presentation, value_label=view.value_label, axis_titles=tuple(axes),
                          caption=caption, outline_matching=outline)  # fmt: skip
 

@@ -18,10 +18,7 @@ from vizcore.data.domains import DataUnavailable
 from vizcore.figures import fit_text
 from vizcore.store.run import Run
 from vizcore.store.runs import CheckpointError
-from vizcore.views.distances import (
-    DistanceSettings,
-    default_layer,
-)
+from vizcore.views.distances import DistanceSettings, default_layer
 from vizcore.views.embeddings import (
     EmbeddingSettings,
 )

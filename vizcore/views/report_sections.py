@@ -38,13 +38,7 @@ from vizcore.views.analysis import (
     mean_cams,
     select_images,
 )
-from vizcore.views.distances import (
-    class_matrix,
-    cross_matrix,
-    default_layer,
-    difference,
-    hover_info,
-)
+from vizcore.views.distances import class_matrix, cross_matrix, default_layer
 from vizcore.views.embeddings import (
     K_LAYOUT,
     EmbeddingSettings,
@@ -60,6 +54,7 @@ from vizcore.views.explanations import (
     table_columns,
     verdict,
 )
+from vizcore.views.matrices import difference, hover_info
 from vizcore.views.report_parts import (
     SECTIONS,
     Context,
