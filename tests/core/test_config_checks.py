@@ -18,8 +18,9 @@ import pytest
 from tests.conftest import TINY
 from tests.paths import APP
 from vizcore.app import cli
-from vizcore.core.config import ConfigError, TrainConfig
+from vizcore.core.config import TrainConfig
 from vizcore.core.registry import UnknownNameError
+from vizcore.core.rules import ConfigError
 from vizcore.store.runs import RunStore
 from vizcore.train.checks import REFUSALS, check_config
 from vizcore.train.loop import train

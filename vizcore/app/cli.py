@@ -10,9 +10,10 @@ import time
 from typing import Any
 
 from vizcore.core.atomic import StoreWriteError
-from vizcore.core.config import ConfigError, TrainConfig
+from vizcore.core.config import TrainConfig
 from vizcore.core.errors import DataUnavailable
 from vizcore.core.numbers import MISSING, fmt, percent
+from vizcore.core.rules import ConfigError
 from vizcore.data.feeds import DATA_PATHS, STREAM_ABOVE_ENV, STREAM_ABOVE_MB
 from vizcore.store.datasets import registered_domain, with_registered_names
 from vizcore.store.info import RunInfo, lineage

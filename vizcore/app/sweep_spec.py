@@ -11,8 +11,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from vizcore.core.config import ConfigError, TrainConfig
+from vizcore.core.config import TrainConfig
 from vizcore.core.errors import DataUnavailable
+from vizcore.core.rules import ConfigError
 
 SWEEPABLE = ("int", "float", "bool", "name", "domain", "text")  # field kinds a sweep may vary
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")

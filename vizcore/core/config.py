@@ -14,194 +14,10 @@ rules must still open.
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any, NamedTuple
+from dataclasses import asdict, dataclass
+from typing import Any
 
-from vizcore.core.registry import UnknownNameError
-
-
-class ConfigError(ValueError):
-    """A config value, or a combination of values, that cannot train. The message is one line
-    that names the field and its command-line flag, the value and what would be valid."""
-
-
-class UnknownConfigName(ConfigError, UnknownNameError):
-    """A name that no registry holds: a bad value and, for a caller that catches lookups, an
-    unknown name."""
-
-
-# the LeNet-GAP networks pool twice: a side under 4 pixels leaves no feature map to pool
-MIN_SIDE = 4
-
-
-@dataclass(frozen=True)
-class Rule:
-    """What one :class:`TrainConfig` field accepts; the field's ``metadata["rule"]``.
-
-    Attributes:
-        kind: a key of :data:`KINDS`, how the value is checked.
-        help: what the field does (a flag's or a widget's help).
-        low, high: the smallest and largest number allowed (None: unbounded); for "shape" the
-            bounds of H and W, for "widths" those of each channel count.
-        low_open, high_open: the bound itself is refused (``lr > 0``, ``momentum < 1``).
-        optional: None is valid too (not set, or automatic).
-        names: ``"module:NAME"`` of the registry (a Registry, dict or tuple) of the valid names,
-            imported by :meth:`TrainConfig.check_names` only.
-        flag: the command-line flag when it is not ``--`` and the field name with dashes; None
-            for a field the command line does not set.
-        why: the reason behind a bound, said when a value is refused.
-    """
-
-    kind: str
-    help: str = ""
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    optional: bool = False
-    names: str = ""
-    flag: str | None = ""
-    why: str = ""
-
-    def accepts(self, value: Any) -> bool:
-        if value is None:
-            return self.optional
-        return KINDS[self.kind].accepts(self, value)
-
-    def expected(self) -> str:
-        """What is valid, in words: "a whole number >= 2", "None or a finite number > 0"."""
-        text = KINDS[self.kind].describe(self)
-        return f"None or {text}" if self.optional else text
-
-    def in_range(self, number: float) -> bool:
-        low_ok = self.low is None or (number > self.low if self.low_open else number >= self.low)
-        high_ok = self.high is None or (
-            number < self.high if self.high_open else number <= self.high
-        )
-        return low_ok and high_ok
-
-    def range_text(self) -> str:
-        """The bounds in words: ">= 2", "> 0", "in [0, 1)", "" when unbounded."""
-        if self.low is not None and self.high is not None:
-            return (
-                f"in {'(' if self.low_open else '['}{_num(self.low)}, "
-                f"{_num(self.high)}{')' if self.high_open else ']'}"
-            )
-        if self.low is not None:
-            return f"{'>' if self.low_open else '>='} {_num(self.low)}"
-        if self.high is not None:
-            return f"{'<' if self.high_open else '<='} {_num(self.high)}"
-        return ""
-
-    def valid_names(self) -> list[str]:
-        """The names of the registry ``names`` points at (imported now)."""
-        module, _, attr = self.names.partition(":")
-        return [str(n) for n in getattr(importlib.import_module(module), attr)]
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(
-        v, bool
-    )  # True is an int to Python, not to a person
-
-
-def _is_finite(v: Any) -> bool:
-    if not isinstance(v, int | float) or isinstance(v, bool):
-        return False
-    try:
-        return math.isfinite(v)
-    except OverflowError:  # an int too large for a float
-        return False
-
-
-def _is_seq(v: Any) -> bool:
-    return isinstance(v, tuple | list)  # JSON gives lists, the dataclass holds tuples
-
-
-def _sides(r: Rule) -> str:
-    return f"H, W {r.range_text()}" if r.range_text() else "H, W"
-
-
-class Kind(NamedTuple):
-    """How one kind of field is checked and described."""
-
-    accepts: Callable[[Rule, Any], bool]
-    describe: Callable[[Rule], str]
-
-
-KINDS: dict[str, Kind] = {
-    "int": Kind(
-        lambda r, v: _is_int(v) and r.in_range(v),
-        lambda r: f"a whole number {r.range_text()}".rstrip(),
-    ),
-    "float": Kind(
-        lambda r, v: _is_finite(v) and r.in_range(v),
-        lambda r: f"a finite number {r.range_text()}".rstrip(),
-    ),
-    "bool": Kind(lambda r, v: isinstance(v, bool), lambda r: "true or false"),
-    "text": Kind(lambda r, v: isinstance(v, str), lambda r: "text"),
-    # a registry's names are checked by check_names; here only that it is a name at all
-    "name": Kind(lambda r, v: isinstance(v, str) and bool(v.strip()), lambda r: "a name"),
-    "domain": Kind(
-        lambda r, v: isinstance(v, str) and bool(v.strip()),
-        lambda r: "a data set name or folder:PATH",
-    ),
-    "run": Kind(lambda r, v: isinstance(v, str) and bool(v.strip()), lambda r: "a run id"),
-    "shape": Kind(
-        lambda r, v: (
-            _is_seq(v)
-            and len(v) == 3
-            and all(map(_is_int, v))
-            and v[0] in (1, 3)
-            and all(r.in_range(s) for s in v[1:])
-        ),
-        lambda r: f"(C, H, W) with C 1 (grey) or 3 (RGB) and {_sides(r)}",
-    ),
-    "widths": Kind(
-        lambda r, v: _is_seq(v) and len(v) > 0 and all(_is_int(w) and r.in_range(w) for w in v),
-        lambda r: (
-            f"one channel count per conv block, each a whole number {r.range_text()}, like (8, 16)"
-        ),
-    ),
-    "freeze": Kind(
-        lambda r, v: (
-            (_is_int(v) and v >= 0)
-            or (_is_seq(v) and all(isinstance(n, str) and n.strip() for n in v))
-        ),
-        lambda r: "a number of conv blocks >= 0 or a list of layer names",
-    ),
-    "class_map": Kind(
-        lambda r, v: (
-            isinstance(v, dict)
-            and all(isinstance(k, str) and isinstance(s, str) for k, s in v.items())
-        ),
-        lambda r: "a mapping of target class names to source class names",
-    ),
-    "names": Kind(
-        lambda r, v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(s, str) and s.strip()
-                                                 for k, s in v.items()),
-        lambda r: "a mapping of domain names to the names shown for them",
-    ),
-    "params": Kind(
-        lambda r, v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
-        lambda r: "a mapping of parameter names to values",
-    ),
-}
-
-
-def _field(default: Any, kind: str, help: str = "", **rule: Any) -> Any:
-    """A dataclass field with its :class:`Rule`; an empty dict default is made anew per config."""
-    meta = {"rule": Rule(kind, help, **rule)}
-    if isinstance(default, dict):
-        return field(default_factory=dict, metadata=meta)
-    return field(default=default, metadata=meta)
+from vizcore.core.rules import MIN_SIDE, ConfigError, Rule, UnknownConfigName, rule_field
 
 
 @dataclass(frozen=True)
@@ -213,23 +29,23 @@ class TrainConfig:
     what it accepts; :meth:`check_values` and :meth:`check_names` refuse anything else.
     """
 
-    source: str = _field(
+    source: str = rule_field(
         "mnist", "domain", "labelled source: a data set name or folder:PATH", flag="--data"
     )
-    target: str | None = _field(
+    target: str | None = rule_field(
         None, "domain", "unlabelled target domain for adaptation methods", optional=True
     )
     # checked against both domains' classes by vizcore.data.pairs.check_domain_pair, applied by align_target
-    class_map: dict[str, str] = _field(
+    class_map: dict[str, str] = rule_field(
         {},
         "class_map",
         "target class name -> source class name, for a target whose class names differ on "
         "purpose; empty: both domains have the same classes",
     )
-    method: str = _field("source_only", "name", "training method", names="vizcore.methods:METHODS")
-    model: str = _field("lenet_gap", "name", "network", names="vizcore.models:MODELS")
+    method: str = rule_field("source_only", "name", "training method", names="vizcore.methods:METHODS")
+    model: str = rule_field("lenet_gap", "name", "network", names="vizcore.models:MODELS")
     # the upper bound keeps a typo from allocating gigabytes: a 5x5 conv of 1,024 to 1,024 channels is 100 MB
-    widths: tuple[int, ...] | None = _field(
+    widths: tuple[int, ...] | None = rule_field(
         None,
         "widths",
         "channels of each conv block (None: the model's own)",
@@ -237,26 +53,26 @@ class TrainConfig:
         high=1024,
         optional=True,
     )
-    epochs: int = _field(
+    epochs: int = rule_field(
         10,
         "int",
         "passes over the training images",
         low=1,
         why="a run is complete only with trained weights",
     )
-    batch_size: int = _field(
+    batch_size: int = rule_field(
         128,
         "int",
         "training images per step",
         low=2,
         why="BatchNorm needs more than one image in a batch",
     )
-    lr: float = _field(0.1, "float", "peak learning rate", low=0, low_open=True)
-    optimizer: str = _field("sgd", "name", "optimiser", names="vizcore.train.optim:OPTIMIZERS")
-    schedule: str = _field(
+    lr: float = rule_field(0.1, "float", "peak learning rate", low=0, low_open=True)
+    optimizer: str = rule_field("sgd", "name", "optimiser", names="vizcore.train.optim:OPTIMIZERS")
+    schedule: str = rule_field(
         "onecycle", "name", "learning-rate schedule", names="vizcore.train.optim:SCHEDULES"
     )
-    momentum: float = _field(
+    momentum: float = rule_field(
         0.9,
         "float",
         "SGD momentum (Nesterov when > 0)",
@@ -265,8 +81,8 @@ class TrainConfig:
         high_open=True,
         why="at 1 or more no gradient is ever forgotten",
     )
-    weight_decay: float = _field(5e-4, "float", "L2 weight decay", low=0)
-    seed: int = _field(
+    weight_decay: float = rule_field(5e-4, "float", "L2 weight decay", low=0)
+    seed: int = rule_field(
         0,
         "int",
         "seeds the initialisation, the batch order and the data",
@@ -275,46 +91,46 @@ class TrainConfig:
         high_open=True,
         why="it seeds torch and numpy",
     )
-    device: str = _field(
+    device: str = rule_field(
         "auto",
         "name",
         "auto (CUDA, else MPS, else CPU), cuda, mps or cpu",
         names="vizcore.core.device:DEVICE_CHOICES",
     )
-    amp: bool = _field(True, "bool", "mixed precision, used on CUDA only", flag="--no-amp")
-    trade_off: float = _field(1.0, "float", "lambda: weight of the transfer loss", low=0)
-    method_params: dict[str, Any] = _field(
+    amp: bool = rule_field(True, "bool", "mixed precision, used on CUDA only", flag="--no-amp")
+    trade_off: float = rule_field(1.0, "float", "lambda: weight of the transfer loss", low=0)
+    method_params: dict[str, Any] = rule_field(
         {}, "params", "the method's own parameters (checked by the method)", flag="--param"
     )
     # the upper bound keeps a typo from allocating gigabytes (65,536 x 512 features is 134 MB)
-    bottleneck_dim: int = _field(
+    bottleneck_dim: int = rule_field(
         0, "int", ">0: linear adaptation layer before the classifier", low=0, high=65536
     )
-    pretrained: bool = _field(
+    pretrained: bool = rule_field(
         False, "bool", "start a torchvision backbone from its ImageNet weights"
     )
-    standardize: bool = _field(False, "bool", "per-image input standardisation inside the model")
-    batch_norm: bool = _field(
+    standardize: bool = rule_field(False, "bool", "per-image input standardisation inside the model")
+    batch_norm: bool = rule_field(
         True,
         "bool",
         "BatchNorm after each convolution (LeNet-GAP; the CAM paper's had none)",
         flag="--no-batch-norm",
     )
-    augment_shift: int = _field(
+    augment_shift: int = rule_field(
         0, "int", "random translation of training images by up to this many pixels", low=0
     )
     # a dark stroke on a light ground, which MNIST never has and MNIST-M's |patch - digit| blend often does
-    augment_invert: float = _field(
+    augment_invert: float = rule_field(
         0.0,
         "float",
         "probability of showing a source image with inverted intensities (x -> 1 - x)",
         low=0,
         high=1,
     )
-    augment_crop: bool = _field(
+    augment_crop: bool = rule_field(
         False, "bool", "per-image random resized crop and horizontal flip (photo folders)"
     )
-    precise_bn: bool = _field(
+    precise_bn: bool = rule_field(
         False,
         "bool",
         "recompute BatchNorm statistics over the training batches before each evaluation (and so in "
@@ -322,20 +138,20 @@ class TrainConfig:
     )
     # AdaBN (Li et al. 2016): the saved model is the target's; its source accuracy is then read with
     # target statistics
-    adabn: bool = _field(
+    adabn: bool = rule_field(
         False,
         "bool",
         "recompute the BatchNorm statistics on the target training images alone (no labels) "
         "before each evaluation",
     )
     # so the network cannot memorise where the clutter of each training item lies
-    fresh_layouts: bool = _field(
+    fresh_layouts: bool = rule_field(
         False,
         "bool",
         "redraw a generated source (cluttered-mnist, mnist-m) every epoch with a new layout seed",
     )
     # the upper bound: a 1,024-pixel RGB image is already 12 MB of float32, four times the photo size
-    input_shape: tuple[int, int, int] | None = _field(
+    input_shape: tuple[int, int, int] | None = rule_field(
         None,
         "shape",
         "(C, H, W) both domains are brought to (None: the domains' own)",
@@ -345,7 +161,7 @@ class TrainConfig:
     )
     # with fewer images than batch_size an epoch is one batch of them all (vizcore.train.loop._batches),
     # which BatchNorm needs two images in
-    train_limit: int | None = _field(
+    train_limit: int | None = rule_field(
         None,
         "int",
         "use only this many training images (quick runs)",
@@ -353,20 +169,20 @@ class TrainConfig:
         optional=True,
         why="one batch of them must hold two images for BatchNorm",
     )
-    test_limit: int | None = _field(
+    test_limit: int | None = rule_field(
         None, "int", "use only this many test images", low=1, optional=True
     )
-    data_root: str | None = _field(None, "text", "folder with torchvision data sets", optional=True)
-    download: bool = _field(False, "bool", "let torchvision download missing data sets")
+    data_root: str | None = rule_field(None, "text", "folder with torchvision data sets", optional=True)
+    download: bool = rule_field(False, "bool", "let torchvision download missing data sets")
     # vizcore.data.feeds.DATA_PATHS; workers: None is vizcore.data.feeds.default_workers
-    data_path: str = _field(
+    data_path: str = rule_field(
         "auto",
         "name",
         "auto streams an image folder too big for memory through DataLoader workers, memory and "
         "stream force a path",
         names="vizcore.data.feeds:DATA_PATHS",
     )
-    workers: int | None = _field(
+    workers: int | None = rule_field(
         None,
         "int",
         "DataLoader workers of the streaming path (None: automatic)",
@@ -374,20 +190,20 @@ class TrainConfig:
         optional=True,
     )
     # runs from runs (vizcore.train.lineage.resolve_lineage checks them before a run folder exists)
-    init_from: str | None = _field(
+    init_from: str | None = rule_field(
         None, "run", "parent run id: training starts from its weights", optional=True
     )
     # no gradient, BatchNorm in eval mode, weights and statistics bit-identical
-    freeze: int | list[str] = _field(
+    freeze: int | list[str] = rule_field(
         0,
         "freeze",
         "the first k conv blocks, or layers by name (features.0, bottleneck, ...), are frozen",
     )
-    teacher: str | None = _field(
+    teacher: str | None = rule_field(
         None, "run", "run id of a teacher (knowledge distillation)", optional=True
     )
     # the target test split stays held out
-    target_labels_per_class: int | None = _field(
+    target_labels_per_class: int | None = rule_field(
         None,
         "int",
         "K labelled target training images per class (drawn with the seed) are the training set "
@@ -395,18 +211,18 @@ class TrainConfig:
         low=1,
         optional=True,
     )
-    log_every: int = _field(10, "int", "steps between progress events", low=1, flag=None)
+    log_every: int = rule_field(10, "int", "steps between progress events", low=1, flag=None)
     # many short epochs (a few labelled images) would otherwise spend their time evaluating
-    eval_every: int = _field(
+    eval_every: int = rule_field(
         1,
         "int",
         "epochs between evaluations, each of which keeps a checkpoint (the last epoch always has one)",
         low=1,
     )
-    name: str = _field("", "text", "free label shown in run lists")
+    name: str = rule_field("", "text", "free label shown in run lists")
     # a folder registered on the "Your data" page trains as folder:PATH and is shown by its name;
     # kept in the run, so the run shows it wherever it is opened (vizcore.store.datasets)
-    data_names: dict[str, str] = _field(
+    data_names: dict[str, str] = rule_field(
         {}, "names", "shown name of a folder:PATH domain of this run, e.g. {'folder:/data/cats': 'cats'}", flag=None
     )
 

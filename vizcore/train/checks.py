@@ -7,10 +7,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from vizcore.core.config import ConfigError, TrainConfig, UnknownConfigName
+from vizcore.core.config import TrainConfig
 from vizcore.core.device import resolve_device
 from vizcore.core.params import validate
 from vizcore.core.registry import UnknownNameError
+from vizcore.core.rules import ConfigError, UnknownConfigName
 from vizcore.data.domains import DataUnavailable, check_available, domain_info, list_domains
 from vizcore.data.feeds import check_data_path
 from vizcore.data.pairs import check_domain_pair
