@@ -29,6 +29,7 @@ from vizcore.embed.methods import (
 )
 from vizcore.store.cache import params_key
 from vizcore.views import builders
+from vizcore.views import embedding_reading as er
 from vizcore.views import embeddings as ev
 from vizcore.views.background import embedding_spec
 from vizcore.views.distances import LAYER_LABELS, default_layer
@@ -101,9 +102,9 @@ shown_sides = c[0].pills("Domains", sides, selection_mode="multi", default=list(
 classes = list(range(len(pair.class_names)))
 shown_classes = c[1].pills("Classes", classes, selection_mode="multi", default=classes, key="emb_classes",
                            format_func=lambda k: pair.class_names[k])  # fmt: skip
-mask = ev.visible_mask(pair, shown_sides or [], shown_classes or [])
+mask = er.visible_mask(pair, shown_sides or [], shown_classes or [])
 chart_key = params_key("emb_pair", ev.cache_key(before, after, settings))  # new settings: a fresh selection
-picked = ev.selected_point(st.session_state.get(chart_key, {}).get("selection"), len(pair.labels))
+picked = er.selected_point(st.session_state.get(chart_key, {}).get("selection"), len(pair.labels))
 
 fig = builders.embedding_from_pair(pair, settings, before, after, mask, presentation(),
                                   highlight=None if picked is None else picked[0])  # as a pin re-makes it
@@ -120,7 +121,7 @@ if not mask.any():
 left, right = st.columns([3, 2])
 with left:
     st.markdown(f"**Numbers** on all {len(pair.labels):,} points")
-    table = ev.report_table(pair)
+    table = er.report_table(pair)
     # one format per column (vizcore.core.numbers.column_format): the decimals of its largest value
     shown = pd.DataFrame({c: table[c].map(column_format(table[c].tolist(), signed=c == "change"))
                           for c in ("before", "after", "change")} | {"": table["verdict"].map(VERDICT_MARKS)},
@@ -141,7 +142,7 @@ if picked is None:
 else:
     row, panel = picked
     with friendly_errors("this image"), st.spinner("Computing both runs' CAMs of this domain (cached)…"):
-        pv = ev.point_view(pair, row, before, after)
+        pv = er.point_view(pair, row, before, after)
     st.markdown(f"**Point {row}** (clicked in the {panel} panel): {pv.side} image #{pv.index} of "
                 f"{pv.domain_name}, true class **{pv.label}**. The ring marks it in both panels.")  # fmt: skip
     c = st.columns([1, 1, 1, 2])

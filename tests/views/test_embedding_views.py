@@ -21,6 +21,7 @@ from vizcore.models.architecture import build_model, resolve_input_shape
 from vizcore.store.info import RunInfo
 from vizcore.store.run import Run
 from vizcore.store.runs import RunStore
+from vizcore.views import embedding_reading as er
 from vizcore.views import embeddings as ev
 from vizcore.views.analysis import feature_arrays
 
@@ -120,9 +121,9 @@ def test_the_cached_pair_comes_back_identical_without_recomputing(
 
 
 def test_table_matches_direct_metric_calls(da_runs: tuple[Run, Run], da_pair: ev.EmbeddingPair) -> None:
-    table = ev.report_table(da_pair)
+    table = er.report_table(da_pair)
     assert list(table.columns[:2]) == ["before", "after"]
-    labels = {key: ev.row_label(key) for key in D.REPORT_COLUMNS}
+    labels = {key: er.row_label(key) for key in D.REPORT_COLUMNS}
     assert labels["proxy_a_distance"] == "Proxy A-distance ↓"
     s = da_pair.domain == 0
     for run, panel, xy in ((da_runs[0], "before", da_pair.before_xy), (da_runs[1], "after", da_pair.after_xy)):
@@ -182,14 +183,14 @@ def test_runs_without_a_target_embed_the_source_only(tmp_path: Path) -> None:
     before, after = _untrained_run(store, TINY.replace(seed=1)), _untrained_run(store, TINY)
     pair = ev.embedding_pair(before, after, PCA)
     assert pair.sides == ("source",) and not pair.has_target and set(pair.domain) == {0}
-    table = ev.report_table(pair)
-    assert ev.row_label("proxy_a_distance") not in table.index
-    assert ev.row_label("class_silhouette") in table.index
+    table = er.report_table(pair)
+    assert er.row_label("proxy_a_distance") not in table.index
+    assert er.row_label("class_silhouette") in table.index
     own = feature_arrays(before, "source", "test", "gap")
     assert np.array_equal(pair.pred_before, own["pred"][pair.index])
     silhouette = D.class_silhouette(own["x"][pair.index], pair.labels)
-    assert table.loc[ev.row_label("class_silhouette"), "before"] == pytest.approx(silhouette, rel=1e-5)
-    pv = ev.point_view(pair, 3, before, after)
+    assert table.loc[er.row_label("class_silhouette"), "before"] == pytest.approx(silhouette, rel=1e-5)
+    pv = er.point_view(pair, 3, before, after)
     assert pv.label == pair.class_names[pair.labels[3]] and pv.index == pair.index[3]
     assert pv.image.shape == pv.overlays["after"].shape and pv.image.shape[0] >= 100
     assert pv.predictions["after"][0] == pair.class_names[pair.pred_after[3]]
@@ -230,12 +231,12 @@ def test_pair_figure_shares_one_legend_and_rings_the_selected_point() -> None:
 
 def test_filters_keep_the_right_points() -> None:
     pair = _pair([0, 0, 0, 1, 1, 1], [0, 1, 2, 0, 1, 2])
-    assert ev.visible_mask(pair, ["source", "target"], range(10)).all()
-    assert ev.visible_mask(pair, ["target"], range(10)).tolist() == [False] * 3 + [True] * 3
-    assert ev.visible_mask(pair, ["source", "target"], [1]).tolist() == [False, True, False, False, True, False]
-    assert not ev.visible_mask(pair, [], range(10)).any()
+    assert er.visible_mask(pair, ["source", "target"], range(10)).all()
+    assert er.visible_mask(pair, ["target"], range(10)).tolist() == [False] * 3 + [True] * 3
+    assert er.visible_mask(pair, ["source", "target"], [1]).tolist() == [False, True, False, False, True, False]
+    assert not er.visible_mask(pair, [], range(10)).any()
     fig = pair_figure([pair.before_xy, pair.after_xy], pair.labels, pair.domain, ["b", "a"],
-                      mask=ev.visible_mask(pair, ["source"], [0, 2]))  # fmt: skip
+                      mask=er.visible_mask(pair, ["source"], [0, 2]))  # fmt: skip
     drawn = sorted({int(r) for t in fig.data if t.customdata is not None for r, _ in t.customdata})
     assert drawn == [0, 2]
     assert list(fig.layout.xaxis.range) == list(pair_figure([pair.before_xy, pair.after_xy], pair.labels,
@@ -245,11 +246,11 @@ def test_filters_keep_the_right_points() -> None:
 
 def test_a_click_names_row_and_panel() -> None:
     event = {"points": [{"curve_number": 3, "point_index": 0, "customdata": [17, 1]}]}
-    assert ev.selected_point(event, 20) == (17, "after")
-    assert ev.selected_point({"points": [{"customdata": [4, 0]}]}, 20) == (4, "before")
-    assert ev.selected_point({"points": [{"customdata": {"0": 5, "1": 1}}]}, 20) == (5, "after"), "typed array"
-    assert ev.selected_point(event, 10) is None, "a stale selection from other settings is ignored"
-    assert ev.selected_point(None, 10) is None and ev.selected_point({"points": []}, 10) is None
+    assert er.selected_point(event, 20) == (17, "after")
+    assert er.selected_point({"points": [{"customdata": [4, 0]}]}, 20) == (4, "before")
+    assert er.selected_point({"points": [{"customdata": {"0": 5, "1": 1}}]}, 20) == (5, "after"), "typed array"
+    assert er.selected_point(event, 10) is None, "a stale selection from other settings is ignored"
+    assert er.selected_point(None, 10) is None and er.selected_point({"points": []}, 10) is None
 
 
 def test_default_pair_prefers_a_source_only_baseline_for_the_newest_adaptation_run() -> None:

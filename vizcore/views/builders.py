@@ -147,12 +147,13 @@ def embedding_from_pair(pair: Any, settings: Any, before: Run, after: Run, mask:
 @FIGURE_BUILDERS.register("embedding_pair")
 def embedding_pair(inputs: Inputs, store: RunStore) -> go.Figure:
     """inputs: before, after (run ids), settings (EmbeddingSettings' fields), sides, classes, presentation."""
+    from vizcore.views import embedding_reading as er
     from vizcore.views import embeddings as ev
 
     before, after = store.get(inputs["before"]), store.get(inputs["after"])
     settings = ev.EmbeddingSettings(**inputs["settings"])
     pair = ev.embedding_pair(before, after, settings)
-    mask = ev.visible_mask(pair, inputs.get("sides", pair.sides), inputs.get("classes", range(len(pair.class_names))))
+    mask = er.visible_mask(pair, inputs.get("sides", pair.sides), inputs.get("classes", range(len(pair.class_names))))
     return embedding_from_pair(pair, settings, before, after, mask, bool(inputs.get("presentation")))
 
 

@@ -19,9 +19,7 @@ from vizcore.figures import fit_text
 from vizcore.store.run import Run
 from vizcore.store.runs import CheckpointError
 from vizcore.views.distances import DistanceSettings, default_layer
-from vizcore.views.embeddings import (
-    EmbeddingSettings,
-)
+from vizcore.views.embeddings import EmbeddingSettings
 
 # A failure a reader can act on becomes a note in its section; the rest of the report is still made.
 SECTION_ERRORS = (ValueError, DataUnavailable, CheckpointError, KeyError)

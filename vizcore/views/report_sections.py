@@ -39,13 +39,13 @@ from vizcore.views.analysis import (
     select_images,
 )
 from vizcore.views.distances import class_matrix, cross_matrix, default_layer
+from vizcore.views.embedding_reading import report_table
 from vizcore.views.embeddings import (
     K_LAYOUT,
     EmbeddingSettings,
     choose_points,
     common_layers,
     embedding_pair,
-    report_table,
 )
 from vizcore.views.explanations import (
     best_methods,
