@@ -2,14 +2,10 @@
 
 import streamlit as st
 
+from pages._access import ask_for_token, page_access, token_granted
+from pages._figures import presentation_toggle
 from pages._pin import keep_deck_cookie
-from pages._shared import (
-    ask_for_token,
-    page_access,
-    presentation_toggle,
-    remember_widgets,
-    token_granted,
-)
+from pages._shared import remember_widgets
 from vizcore.app.access import page_allowed
 from vizcore.app.warmup import imports_in_turn, schedule_warmup
 

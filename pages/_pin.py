@@ -89,7 +89,7 @@ def _pin(kind: str, title: str, pin: Pin, what: Any) -> None:
 
 def pin_button(where: Any, kind: str, title: str, key: str, what: Any, pin: Pin | None) -> None:
     """A small "Pin" button; off (with the reason) in the read-only viewer."""
-    from pages._shared import writable
+    from pages._access import writable
 
     ok = writable()
     where.button("Pin", icon=":material/push_pin:", key=f"{key}_pin", on_click=_pin,

@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages._access import guard, writable
 from pages._background import ready, run_tasks
+from pages._figures import figure, presentation, table
 from pages._pin import Pin
-from pages._shared import (
-    figure,
-    friendly_errors,
-    guard,
-    pick_run,
-    presentation,
-    store,
-    table,
-    writable,
-)
+from pages._shared import friendly_errors, pick_run, store
 from vizcore.explain.methods import EXPLAINERS, list_explainers
 from vizcore.figures.cam import cam_grid, mean_cam_figure, randomisation_figure
 from vizcore.store import tasks

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages._access import guard
+from pages._figures import figure
+from pages._figures import table as show_table
 from pages._pin import Pin
-from pages._shared import (
-    figure,
-    friendly_errors,
-    guard,
-    run_label,
-    run_table,
-    store,
-)
-from pages._shared import table as show_table
+from pages._shared import friendly_errors, run_label, run_table, store
 from vizcore.figures.training import curve_label, transferability_figure
 from vizcore.methods import curves_of
 from vizcore.store.info import lineage_text

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._shared import figure, friendly_errors, guard, keep_class_map, presentation, store
+from pages._access import guard
+from pages._figures import figure, presentation
+from pages._shared import friendly_errors, keep_class_map, store
 from vizcore.core.numbers import count
 from vizcore.core.uploads import MAX_UPLOAD_MB
 from vizcore.data.domains import domain_info

@@ -7,8 +7,9 @@ import json
 import plotly.io as pio
 import streamlit as st
 
+from pages._access import guard
 from pages._pin import user_deck
-from pages._shared import friendly_errors, guard, store
+from pages._shared import friendly_errors, store
 from vizcore.views.deck import DeckError, DeckItem
 from vizcore.views.export import INSTALL_HINT, static_export_available
 from vizcore.views.slides import deck_html, deck_pdf, deck_pptx, deck_slides, slide_png

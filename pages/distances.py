@@ -8,12 +8,14 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from pages._access import guard
 from pages._background import ready
+from pages._figures import figure
+from pages._figures import presentation as presentation_on
+from pages._figures import table as show_table
 from pages._params import param_widgets
 from pages._pin import Pin
-from pages._shared import before_is_parent, figure, friendly_errors, guard, pick_run, usable_runs
-from pages._shared import presentation as presentation_on
-from pages._shared import table as show_table
+from pages._shared import before_is_parent, friendly_errors, pick_run, usable_runs
 from vizcore.data.domains import SPLITS
 from vizcore.figures.agreement import rank_agreement_figure
 from vizcore.figures.matrix import MatrixPanel, difference_heatmap, matrix_figure, not_significant

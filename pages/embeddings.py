@@ -7,19 +7,13 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
+from pages._access import guard
 from pages._background import ready
+from pages._figures import figure, presentation
+from pages._figures import table as show_table
 from pages._params import param_widgets
 from pages._pin import Pin
-from pages._shared import (
-    before_is_parent,
-    figure,
-    friendly_errors,
-    guard,
-    pick_run,
-    presentation,
-    usable_runs,
-)
-from pages._shared import table as show_table
+from pages._shared import before_is_parent, friendly_errors, pick_run, usable_runs
 from vizcore.app.warmup import start_umap_warmup
 from vizcore.core.numbers import VERDICT_MARKS, column_format
 from vizcore.embed.alignment import ALIGNMENTS

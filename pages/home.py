@@ -4,16 +4,9 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from pages._shared import (
-    USER_ERRORS,
-    guard,
-    page_link,
-    relative_time,
-    run_table,
-    store,
-    table,
-    writable,
-)
+from pages._access import guard, page_link, writable
+from pages._figures import table
+from pages._shared import USER_ERRORS, relative_time, run_table, store
 from vizcore.store.info import lineage_text
 
 CONFIRM_KEY = "manage_confirm"

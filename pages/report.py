@@ -5,7 +5,9 @@ from __future__ import annotations
 import streamlit as st
 import streamlit.components.v1 as components
 
-from pages._shared import friendly_errors, guard, pick_run, presentation, store
+from pages._access import guard
+from pages._figures import presentation
+from pages._shared import friendly_errors, pick_run, store
 from vizcore.embed.methods import EMBEDDINGS
 from vizcore.metrics import list_metrics
 from vizcore.views.distances import DistanceSettings, default_permutations, grouped_label

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._shared import figure, friendly_errors, guard, presentation, store
+from pages._access import guard
+from pages._figures import figure, presentation
+from pages._shared import friendly_errors, store
 from vizcore.core.numbers import MISSING, fmt, percent
 from vizcore.figures.sweeps import lambda_figure, validator_scatter
 from vizcore.metrics.validators import VALIDATORS

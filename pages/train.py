@@ -7,19 +7,12 @@ import time
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from pages._access import guard, page_link
 from pages._background import task_rows
+from pages._figures import figure
 from pages._params import param_widgets
 from pages._pin import Pin
-from pages._shared import (
-    class_map_of,
-    figure,
-    friendly_errors,
-    guard,
-    page_link,
-    run_label,
-    session_id,
-    store,
-)
+from pages._shared import class_map_of, friendly_errors, run_label, session_id, store
 from vizcore.app.jobs import MANAGER
 from vizcore.core.config import TrainConfig
 from vizcore.core.device import available_devices

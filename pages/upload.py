@@ -7,15 +7,9 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from pages._shared import (
-    figure,
-    friendly_errors,
-    guard,
-    load_model,
-    pick_run,
-    presentation,
-    store,
-)
+from pages._access import guard
+from pages._figures import figure, presentation
+from pages._shared import friendly_errors, load_model, pick_run, store
 from vizcore.data.prepare import ImageOptions, prepare_image
 from vizcore.figures.cam import cam_grid
 from vizcore.models import list_models
