@@ -307,3 +307,16 @@ def test_sets_not_on_this_machine_are_marked_and_explained(tmp_path, monkeypatch
     source.set_value("usps").run()
     assert not at.exception
     assert any("usps is not on this machine" in w.value for w in at.warning)
+
+
+def test_page_helpers_look_up_the_store_at_each_call() -> None:
+    """pages/_*.py are imported once per process, unlike the pages themselves: a helper that bound
+    ``store`` at its import kept the first store for good (a replaced one was never seen)."""
+    import ast
+
+    from tests.paths import ROOT
+
+    for path in sorted((ROOT / "pages").glob("_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "pages._shared" and node.col_offset == 0:
+                assert "store" not in {a.name for a in node.names}, f"{path.name} binds pages._shared.store at import"
