@@ -10,11 +10,9 @@ import pytest
 
 from tests.browser_utils import (
     assert_no_exception,
-    chromium,
     requires_chromium,
     screenshot,
     settle,
-    streamlit_server,
 )
 
 PAGES = {
@@ -32,17 +30,9 @@ PAGES = {
 pytestmark = [pytest.mark.browser, requires_chromium]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("browser")
-    with streamlit_server(tmp / "runs", tmp / "streamlit.log") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
+@pytest.fixture
+def server(browser_server) -> str:
+    return browser_server[0]  # the server the tour uses too (tests/pages/conftest.py)
 
 
 @pytest.mark.parametrize("name", list(PAGES))

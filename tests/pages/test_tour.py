@@ -17,11 +17,9 @@ from playwright.sync_api import TimeoutError
 
 from tests.browser_utils import (
     assert_no_exception,
-    chromium,
     requires_chromium,
     screenshot,
     settle,
-    streamlit_server,
 )
 from vizcore.data.domains import load_domain
 
@@ -97,12 +95,11 @@ class Tour:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("tour")
-    with streamlit_server(tmp / "runs", tmp / "streamlit.log") as url, chromium() as browser:
-        context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
-        yield Tour(context.new_page(), url), tmp, browser
-        context.close()
+def app(browser_server, browser):
+    url, tmp = browser_server  # the smoke test's server (tests/pages/conftest.py): one start for both
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    yield Tour(context.new_page(), url), tmp, browser
+    context.close()
 
 
 def test_tour(app) -> None:

@@ -10,7 +10,8 @@ from vizcore.explain.faithfulness import faithfulness
 from vizcore.explain.methods import EXPLAINERS, list_explainers, upsample_maps
 from vizcore.views import analysis as an
 from vizcore.views import explanations as ev
-from vizcore.views import report as rep
+from vizcore.views import report as rep  # noqa: F401  (registers the sections)
+from vizcore.views import report_parts as parts
 
 
 @pytest.fixture(autouse=True)
@@ -44,8 +45,8 @@ def test_method_scores_equal_a_direct_computation_and_reach_the_report(trained_r
     for key in ("deletion", "insertion", "road_morf", "road_lerf", "avg_drop", "avg_increase"):
         assert np.isclose(scores[key], getattr(direct, key), atol=1e-6), key
     assert "CAM" in ev.scored_methods(trained_run)
-    section = rep.Section("faithfulness", "")
-    rep._faithfulness(rep.Context([trained_run], rep.ReportOptions()), section)
+    section = parts.Section("faithfulness", "")
+    parts.SECTIONS.get("faithfulness")[1](parts.Context([trained_run], parts.ReportOptions()), section)
     html = "".join(b for b in section.blocks if isinstance(b, str))
     assert "deletion AUC" in html and f"{scores['deletion']:.3f}"[:4] in html
     assert "Most faithful" in html

@@ -78,13 +78,14 @@ def test_the_sweeps_page_shows_the_picks_and_both_figures(swept, monkeypatch):
 
 
 def test_the_report_of_a_trial_shows_its_sweeps_picks(swept):
-    from vizcore.views import report as rep
+    import vizcore.views.report  # noqa: F401  (registers the sections)
+    from vizcore.views import report_parts as rep
 
     runs = [swept.get(rid) for rid in swept.run_ids()]
     trial = next(r for r in runs if r.config().target)
     sec = rep.Section("validators", "Choosing without target labels")
-    rep._validators(rep.Context([trial], rep.ReportOptions()), sec)
+    rep.SECTIONS.get("validators")[1](rep.Context([trial], rep.ReportOptions()), sec)
     assert len(sec.figures) == 1 and "sweep lam" in "".join(b for b in sec.blocks if isinstance(b, str))
     plain = rep.Section("validators", "")
-    rep._validators(rep.Context([next(r for r in runs if not r.config().target)], rep.ReportOptions()), plain)
+    rep.SECTIONS.get("validators")[1](rep.Context([next(r for r in runs if not r.config().target)], rep.ReportOptions()), plain)
     assert "not an adaptation run" in plain.blocks[0]
