@@ -22,7 +22,8 @@ from vizcore.models import create_model
 from vizcore.store.info import children, lineage
 from vizcore.store.runs import RunStore
 from vizcore.train.lineage import resolve_lineage
-from vizcore.train.loop import _Trainer, train
+from vizcore.train.loop import train
+from vizcore.train.trainer import Trainer
 
 # a parent on MNIST -> MNIST-M-style: the DA recipe's network (adaptation layer, colour input)
 PARENT = TrainConfig(source="mnist", target="mnist-m", epochs=1, batch_size=32, train_limit=256, test_limit=64,
@@ -38,12 +39,12 @@ def parent_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunStore, st
     return store, events[-1].run_id
 
 
-def _trainer(config: TrainConfig, store: RunStore) -> _Trainer:
+def _trainer(config: TrainConfig, store: RunStore) -> Trainer:
     config, lin = resolve_lineage(config, store)
-    return _Trainer(config, None, None, lin)
+    return Trainer(config, None, None, lin)
 
 
-def _steps(trainer: _Trainer, n: int) -> list[dict]:
+def _steps(trainer: Trainer, n: int) -> list[dict]:
     trainer.start_epoch(1)
     gen = torch.Generator().manual_seed(0)
     src = trainer.source

@@ -16,7 +16,8 @@ from vizcore.core.atomic import write_json_atomic
 from vizcore.methods.source_only import SourceOnly
 from vizcore.store.info import InvalidRunId, RunNotFound, check_run_id
 from vizcore.store.runs import RunStore
-from vizcore.train.loop import _Trainer, train
+from vizcore.train.loop import train
+from vizcore.train.trainer import Trainer
 
 
 def _tree_digest(folder: Path) -> dict[str, str]:
@@ -186,7 +187,7 @@ def test_nan_in_the_middle_of_epoch_two_keeps_epoch_one(monkeypatch: pytest.Monk
 
 def test_finite_loss_but_non_finite_weights_is_caught(monkeypatch: pytest.MonkeyPatch, store: RunStore) -> None:
     """An optimiser blow-up at the last step of epoch 2: its loss was finite, its weights are not."""
-    original = _Trainer.train_step
+    original = Trainer.train_step
 
     def step(self, *batch):  # type: ignore[no-untyped-def]
         logs = original(self, *batch)
@@ -195,7 +196,7 @@ def test_finite_loss_but_non_finite_weights_is_caught(monkeypatch: pytest.Monkey
                 next(self.model.parameters()).fill_(float("inf"))
         return logs
 
-    monkeypatch.setattr(_Trainer, "train_step", step)
+    monkeypatch.setattr(Trainer, "train_step", step)
     events = list(train(TINY.replace(epochs=3), store))
     end, run = events[-1], store.get(events[-1].run_id)
     assert end.status == "failed" and "became NaN/Inf" in end.message

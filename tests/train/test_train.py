@@ -33,7 +33,7 @@ def test_training_reduces_loss_and_beats_chance(store: RunStore) -> None:
     # the saved weights reproduce the reported accuracy
     from vizcore.data.feeds import FeedOptions, make_feed
     from vizcore.train.data import load_data
-    from vizcore.train.loop import evaluate
+    from vizcore.train.trainer import evaluate
 
     test = make_feed(load_data(run.config()).source_test, FeedOptions(torch.device("cpu")), train=False)
     assert evaluate(run.load_model(), test) == end.values["source_acc"]
@@ -214,14 +214,14 @@ def test_precise_bn_averages_the_training_batches_and_leaves_training_alone() ->
     """With equal batches covering the whole training set, the recomputed running mean of the first
     BatchNorm is the mean of its input over that set, exactly as a direct computation gives it."""
     from vizcore.train.data import load_data
-    from vizcore.train.loop import _Trainer
+    from vizcore.train.trainer import Trainer
 
     cfg = TINY.replace(train_limit=256, test_limit=64, batch_size=64, epochs=1, device="cpu", log_every=1)
     plain = [e.values["loss"] for e in train(cfg) if e.kind == "step"]
     precise = [e.values["loss"] for e in train(cfg.replace(precise_bn=True)) if e.kind == "step"]
     assert plain == precise  # its own random stream: the training batches are the same
 
-    trainer = _Trainer(cfg.replace(precise_bn=True), None, None)
+    trainer = Trainer(cfg.replace(precise_bn=True), None, None)
     trainer.epoch = 1
     trainer.precise_bn()
     conv, bn = trainer.model.features[0][0], trainer.model.features[0][1]
@@ -249,12 +249,14 @@ def test_images_per_second_counts_training_time_only(monkeypatch: pytest.MonkeyP
     """A fake clock: each training step takes 1 s, each evaluation 1000 s."""
     import types
 
-    import vizcore.train.loop as T
+    import vizcore.train.loop as L
+    import vizcore.train.trainer as T
 
     clock = [0.0]
-    monkeypatch.setattr(T, "time", types.SimpleNamespace(perf_counter=lambda: clock[0], monotonic=lambda: clock[0],
-                                                          time=lambda: clock[0]))  # fmt: skip
-    step, evaluate_ = T._Trainer.train_step, T.evaluate
+    for module in (L, T):  # the loop times the steps; the trainer's events are stamped too
+        monkeypatch.setattr(module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0],
+                            monotonic=lambda: clock[0], time=lambda: clock[0]))  # fmt: skip
+    step, evaluate_ = T.Trainer.train_step, T.evaluate
 
     def timed_step(self, *batch):  # type: ignore[no-untyped-def]
         clock[0] += 1.0
@@ -264,7 +266,7 @@ def test_images_per_second_counts_training_time_only(monkeypatch: pytest.MonkeyP
         clock[0] += 1000.0
         return evaluate_(*args, **kwargs)
 
-    monkeypatch.setattr(T._Trainer, "train_step", timed_step)
+    monkeypatch.setattr(T.Trainer, "train_step", timed_step)
     monkeypatch.setattr(T, "evaluate", timed_eval)
     cfg = TINY.replace(train_limit=256, test_limit=64, batch_size=64, epochs=2)
     epochs = [e for e in train(cfg) if e.kind == "epoch"]
@@ -273,7 +275,7 @@ def test_images_per_second_counts_training_time_only(monkeypatch: pytest.MonkeyP
 
 def test_eval_every_evaluates_and_keeps_only_every_nth_epoch_and_the_last(monkeypatch: pytest.MonkeyPatch,
                                                                          tmp_path) -> None:  # fmt: skip
-    import vizcore.train.loop as T
+    import vizcore.train.trainer as T
     from vizcore.store.runs import RunStore
 
     calls = []
@@ -293,10 +295,10 @@ def test_adabn_takes_the_batchnorm_statistics_of_the_target_training_images() ->
     """Li et al. 2016: the recomputed running mean of the first BatchNorm is the mean of its input
     over the target training images, as a direct computation gives it, not over the source's."""
     from vizcore.train.data import load_data
-    from vizcore.train.loop import _Trainer
+    from vizcore.train.trainer import Trainer
 
     cfg = TINY.replace(target="uci-digits", train_limit=256, test_limit=64, batch_size=64, epochs=1, adabn=True)
-    trainer = _Trainer(cfg, None, None)
+    trainer = Trainer(cfg, None, None)
     trainer.epoch = 1
     trainer.precise_bn()
     conv, bn = trainer.model.features[0][0], trainer.model.features[0][1]

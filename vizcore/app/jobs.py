@@ -15,7 +15,8 @@ from vizcore.core.config import TrainConfig
 from vizcore.store import tasks
 from vizcore.store.runs import RunStore
 from vizcore.store.tasks import TaskQueue, lower_priority
-from vizcore.train.loop import Progress, train
+from vizcore.train.loop import train
+from vizcore.train.trainer import Progress
 from vizcore.views.background import prepare_spec
 
 

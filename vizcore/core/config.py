@@ -159,7 +159,7 @@ class TrainConfig:
         high=1024,
         optional=True,
     )
-    # with fewer images than batch_size an epoch is one batch of them all (vizcore.train.loop._batches),
+    # with fewer images than batch_size an epoch is one batch of them all (vizcore.train.trainer._batches),
     # which BatchNorm needs two images in
     train_limit: int | None = rule_field(
         None,
