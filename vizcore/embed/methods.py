@@ -18,7 +18,7 @@ Speed (see ``bench/embeddings.py`` for the measurements behind these choices):
   and a shorter schedule (125 early-exaggeration iterations + 250, instead of
   250 + 500): several times faster than scikit-learn's defaults at the same
   trustworthiness and class neighbourhoods. Above 20k points it fits every point on a
-  uniform kernel over perplexity / 2 Annoy neighbours: at 60k points a sixth of the CPU
+  uniform kernel over 2/3 x perplexity Annoy neighbours: at 60k points a sixth of the CPU
   time of openTSNE's defaults, within 1 point of their 10-NN accuracy.
 - UMAP's first call in a process compiles numba code for tens of seconds; an app calls
   :func:`start_umap_warmup_thread` at start-up so that cost is paid before anyone asks.
