@@ -106,7 +106,7 @@ def fit_logistic(z: Tensor, t: Tensor, v: Tensor, weight_decay: float) -> tuple[
     f = x.new_zeros(b, x.shape[1])  # the logits X beta, kept up to date without a matmul
     loss = _loss(f, t, v, beta, weight_decay)
     steps = 0
-    for steps in range(1, _MAX_NEWTON + 1):
+    for steps in range(1, _MAX_NEWTON + 1):  # noqa: B007  (the count is returned)
         p = torch.sigmoid(f)
         grad = torch.bmm(xt, (v * (p - t))[..., None])[..., 0] + penalty * beta
         if float(grad.abs().max()) < _GRAD_TOL:
