@@ -114,23 +114,24 @@ def test_tsne_separates_gaussian_blobs(blobs) -> None:
     assert knn_class_accuracy_2d(xy, y, k=10) > 0.9
 
 
-def test_large_tsne_fits_a_subsample_and_places_the_rest(blobs, monkeypatch) -> None:
-    x, y = blobs
-    monkeypatch.setattr(T, "TSNE_FIT_MAX", 100)  # 160 points: fit 100, place 60
-    fitted_sizes: list[int] = []
-    real_fit = T._tsne_fit
-    monkeypatch.setattr(T, "_tsne_fit", lambda x, *a: fitted_sizes.append(len(x)) or real_fit(x, *a))
-    xy = E.embed(x, "tsne", seed=0, perplexity=10, **TSNE_SHORT)
-    assert fitted_sizes == [100]  # the optimisation saw the subsample only
-    ref = T.tsne_reference_rows(len(x), 0)
-    # the reference rows are exactly the layout of the subsample on its own
-    np.testing.assert_allclose(xy[ref], E.embed(x[ref], "tsne", seed=0, perplexity=10, **TSNE_SHORT))
-    placed = np.setdiff1d(np.arange(len(x)), ref)
-    # each placed point lands among its own class in the reference layout
-    from sklearn.neighbors import KNeighborsClassifier
+def test_large_tsne_fits_every_point_on_a_uniform_kernel_of_two_thirds_the_perplexity(blobs, monkeypatch) -> None:
+    from openTSNE import TSNEEmbedding, affinity
 
-    knn = KNeighborsClassifier(10).fit(xy[ref], y[ref])
-    assert knn.score(xy[placed], y[placed]) > 0.9
+    x, y = blobs
+    monkeypatch.setattr(T, "TSNE_LARGE_N", 100)  # 160 points take the large path
+    fitted, iterations = [], []
+    real_fit, real_optimize = T._tsne_fit, TSNEEmbedding.optimize
+    monkeypatch.setattr(T, "_tsne_fit", lambda x, *a: fitted.append(real_fit(x, *a)) or fitted[-1])
+    monkeypatch.setattr(TSNEEmbedding, "optimize",
+                        lambda self, n, *a, **k: iterations.append((len(self), n)) or real_optimize(self, n, *a, **k))  # fmt: skip
+    xy = E.embed(x, "tsne", seed=0, perplexity=10, **TSNE_SHORT)
+    assert iterations == [(160, 125), (160, 100)]  # every point in both phases, nothing placed afterwards
+    aff = fitted[0].affinities
+    assert isinstance(aff, affinity.Uniform) and T.uniform_neighbours(10) == 7
+    assert aff.knn_index.k == 7  # perplexity 10 -> 7 neighbours per point, not 3 x 10
+    # symmetrised uniform weights: each point keeps its 7 neighbours, the matrix sums to 1
+    assert (aff.P > 0).sum(1).min() >= 7 and aff.P.sum() == pytest.approx(1.0)
+    assert knn_class_accuracy_2d(xy, y, k=10) > 0.9
     np.testing.assert_array_equal(xy, E.embed(x, "tsne", seed=0, perplexity=10, **TSNE_SHORT))
 
 
@@ -144,12 +145,12 @@ def test_large_tsne_uses_cuml_on_a_gpu_when_installed(blobs, monkeypatch) -> Non
         def fit_transform(self, x: np.ndarray) -> np.ndarray:
             return x[:, :2]
 
-    monkeypatch.setattr(T, "TSNE_FIT_MAX", 100)
+    monkeypatch.setattr(T, "TSNE_LARGE_N", 100)
     monkeypatch.setattr(T, "_cuml_tsne", lambda: FakeGpuTSNE)
     xy = E.embed(blobs[0], "tsne", seed=3, perplexity=10, **TSNE_SHORT)
     np.testing.assert_array_equal(xy, blobs[0][:, :2])  # every point, in one fit
     assert calls == [{"n_components": 2, "perplexity": 10.0, "n_iter": 225, "random_state": 3}]
-    monkeypatch.setattr(T, "TSNE_FIT_MAX", 1000)  # below the threshold the CPU path stays
+    monkeypatch.setattr(T, "TSNE_LARGE_N", 1000)  # below the threshold the CPU path stays
     assert not np.array_equal(E.embed(blobs[0], "tsne", seed=3, perplexity=10, **TSNE_SHORT), xy)
 
 

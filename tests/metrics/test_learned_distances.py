@@ -7,12 +7,14 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy import integrate, stats
 from sklearn.feature_selection import mutual_info_classif
 
 from vizcore.metrics import class_distance_matrix, cross_domain_matrix, metric_info
 from vizcore.metrics.information import mutual_information
-from vizcore.metrics.learned import critic_w1, discriminate, pair_seeds
+from vizcore.metrics.learned import _standardise, critic_w1, discriminate, make_folds, pair_seeds
+from vizcore.metrics.logistic import fit_logistic
 from vizcore.metrics.transport import wasserstein
 
 
@@ -50,6 +52,50 @@ def test_c2st_is_sure_of_a_clear_shift() -> None:
     r = cross_domain_matrix(x, np.zeros(60), y, np.zeros(60), "c2st")
     assert r.values[0, 0] > 0.9 and r.p_values[0, 0] < 1e-20
     assert r.params["n_held_out"] == 120  # every sample scored once (2 folds)
+
+
+def _sklearn_held_out_logits(pair: tuple[np.ndarray, np.ndarray], seed: int, weight_decay: float) -> list[np.ndarray]:
+    """scikit-learn's LogisticRegression on each fold of the pair as discriminate() splits it:
+    the same standardised rows, the samples weighted equally, C = 1 / (2 · weight_decay)."""
+    from sklearn.linear_model import LogisticRegression
+
+    f, _ = _standardise(make_folds([pair], [seed], 2), per_feature=True)
+    out = []
+    for b in range(2):
+        n_p, n_q = int(f.p_train_w[b].sum()), int(f.q_train_w[b].sum())
+        z = np.concatenate([f.p_train[b, :n_p], f.q_train[b, :n_q]]).astype(np.float64)
+        v = np.r_[np.full(n_p, 0.5 / n_p), np.full(n_q, 0.5 / n_q)]
+        clf = LogisticRegression(C=1 / (2 * weight_decay), tol=1e-10, max_iter=10_000)
+        clf.fit(z, np.r_[np.ones(n_p), np.zeros(n_q)], sample_weight=v)
+        n_p, n_q = int(f.p_test_w[b].sum()), int(f.q_test_w[b].sum())
+        out.append(clf.decision_function(np.concatenate([f.p_test[b, :n_p], f.q_test[b, :n_q]]).astype(np.float64)))
+    return out
+
+
+def test_linear_c2st_equals_scikit_learns_logistic_regression() -> None:
+    rng = np.random.default_rng(12)
+    pair = (rng.normal(size=(300, 20)), rng.normal(size=(200, 20)) + 0.15)
+    ours = discriminate([pair], [3], hidden=0, weight_decay=0.01)
+    logits = _sklearn_held_out_logits(pair, 3, 0.01)
+    f, _ = _standardise(make_folds([pair], [3], 2), per_feature=True)
+    right = sum(int((o[: int(f.p_test_w[b].sum())] > 0).sum() + (o[int(f.p_test_w[b].sum()):] < 0).sum())
+                for b, o in enumerate(logits))  # fmt: skip
+    assert ours.correct[0] == right
+    log_d_p = sum(float(-np.logaddexp(0, -o[: int(f.p_test_w[b].sum())]).sum()) for b, o in enumerate(logits)) / 300
+    assert ours.log_d_p[0] == pytest.approx(log_d_p, abs=1e-6)
+
+
+def test_linear_c2st_reaches_the_bayes_accuracy_of_two_gaussians_in_few_newton_steps() -> None:
+    # N(0, I) against N(δe₁, I): the best classifier's accuracy is Φ(δ/2)
+    rng = np.random.default_rng(13)
+    x, y = rng.normal(size=(4000, 3)), rng.normal(size=(4000, 3)) + np.array([1.5, 0, 0])
+    d = discriminate([(x, y)], [0], hidden=0)
+    assert d.correct[0] / d.n_test[0] == pytest.approx(stats.norm.cdf(0.75), abs=0.015)  # 3 standard errors
+    f, _ = _standardise(make_folds([(x, y)], [0], 2), per_feature=True)
+    t = torch.cat([torch.ones_like(f.p_train_w), torch.zeros_like(f.q_train_w)], 1)
+    v = 0.5 * torch.cat([f.p_train_w / 2000, f.q_train_w / 2000], 1)
+    _, _, steps = fit_logistic(torch.cat([f.p_train, f.q_train], 1), t, v, 0.01)
+    assert steps <= 10  # Newton's quadratic convergence, where 300 Adam steps were used before
 
 
 # ------------------------------------------------------------------------ discriminator (JS)

@@ -17,7 +17,9 @@ Speed (see ``bench/embeddings.py`` for the measurements behind these choices):
   coarser grid (Barnes-Hut below 2k points, where it is cheaper), PCA initialisation
   and a shorter schedule (125 early-exaggeration iterations + 250, instead of
   250 + 500): several times faster than scikit-learn's defaults at the same
-  trustworthiness and class neighbourhoods.
+  trustworthiness and class neighbourhoods. Above 20k points it fits every point on a
+  uniform kernel over 2/3 x perplexity Annoy neighbours: at 60k points a sixth of the CPU
+  time of openTSNE's defaults, within 1 point of their 10-NN accuracy.
 - UMAP's first call in a process compiles numba code for tens of seconds; an app calls
   :func:`start_umap_warmup_thread` at start-up so that cost is paid before anyone asks.
 """
@@ -57,7 +59,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Bump when a method's computation changes, so cached layouts are recomputed.
-EMBED_VERSION = "1"
+EMBED_VERSION = "2"  # 2: above 20k points every point is fitted (uniform kernel), no subsample + placement
 
 
 # --------------------------------------------------------------------------- UMAP

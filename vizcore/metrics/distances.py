@@ -89,6 +89,7 @@ class MetricInfo:
         description: a sentence or two on what it measures.
         params: the measure's own parameters and their defaults.
         family: one of :data:`FAMILIES`, how the page groups the measures.
+        revision: bumped when the measure's values change meaning, so cached matrices are recomputed.
     """
 
     name: str
@@ -96,6 +97,7 @@ class MetricInfo:
     description: str
     params: dict[str, Any] = field(default_factory=dict)
     family: str = "kernel"
+    revision: int = 0
 
 
 # What a measure looks at, in the order the page lists them: a kernel embedding, moments (means,
@@ -129,7 +131,7 @@ METRICS: Registry[Metric] = Registry("distance")
 
 
 def register_metric(
-    name: str, label: str, description: str, family: str
+    name: str, label: str, description: str, family: str, revision: int = 0
 ) -> Callable[[ComputeFn], ComputeFn]:
     """Decorator registering a compute function with its label, description, family and parameters."""
     if family not in FAMILIES:
@@ -142,7 +144,7 @@ def register_metric(
             for p in sig
             if p.kind is p.KEYWORD_ONLY and p.name not in ("seed", "n_perm")
         }
-        METRICS.add(name, Metric(MetricInfo(name, label, description, params, family), fn))
+        METRICS.add(name, Metric(MetricInfo(name, label, description, params, family, revision), fn))
         return fn
 
     return deco

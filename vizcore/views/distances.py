@@ -152,9 +152,11 @@ class DistanceSettings:
     def key(self) -> dict[str, Any]:
         """JSON-friendly cache key; unset parameters count as their defaults, so the report's
         default settings and the page's explicit ones share one cached matrix."""
-        params = {**metric_info(self.metric).params, **self.params}
-        return {"metric": self.metric, "params": dict(sorted(params.items())), "n_per_class": self.n_per_class,
-                "n_perm": int(self.n_perm), "seed": int(self.seed), "pairing": self.pairing}  # fmt: skip
+        info = metric_info(self.metric)
+        params = {**info.params, **self.params}
+        key = {"metric": self.metric, "params": dict(sorted(params.items())), "n_per_class": self.n_per_class,
+               "n_perm": int(self.n_perm), "seed": int(self.seed), "pairing": self.pairing}  # fmt: skip
+        return key if info.revision == 0 else {**key, "revision": info.revision}  # earlier caches stay valid
 
     def for_labels(self, *labels: np.ndarray) -> DistanceSettings:
         """These settings with ``n_per_class`` fixed for data with these labels (the default
