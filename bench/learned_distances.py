@@ -115,12 +115,12 @@ def sklearn_c2st(pairs: list, seeds: list[int], weight_decay: float) -> np.ndarr
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from vizcore.metrics.learned import _fold_ids
+    from vizcore.metrics.batched import fold_ids
 
     out = []
     for (x, y), s in zip(pairs, seeds, strict=True):
         rng = np.random.default_rng(s)  # the folds make_folds draws for this pair
-        fx, fy = _fold_ids(len(x), 2, rng), _fold_ids(len(y), 2, rng)
+        fx, fy = fold_ids(len(x), 2, rng), fold_ids(len(y), 2, rng)
         right = 0
         for f in range(2):
             p, q = x[fx != f], y[fy != f]
@@ -140,7 +140,8 @@ def vs_sklearn(repeats: int) -> None:
     from threadpoolctl import threadpool_limits
 
     from vizcore.metrics import class_samples
-    from vizcore.metrics.learned import discriminate, pair_seeds
+    from vizcore.metrics.batched import pair_seeds
+    from vizcore.metrics.learned import discriminate
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
@@ -192,7 +193,7 @@ def main() -> None:
     from scipy import stats
 
     from vizcore.metrics import class_distance_matrix, class_samples
-    from vizcore.metrics.learned import pair_seeds
+    from vizcore.metrics.batched import pair_seeds
 
     truth_of, pair_alone = truths(), one_by_one()
     torch.set_num_threads(a.threads)

@@ -12,8 +12,9 @@ from scipy import integrate, stats
 from sklearn.feature_selection import mutual_info_classif
 
 from vizcore.metrics import class_distance_matrix, cross_domain_matrix, metric_info
+from vizcore.metrics.batched import make_folds, pair_seeds, standardise
 from vizcore.metrics.information import mutual_information
-from vizcore.metrics.learned import _standardise, critic_w1, discriminate, make_folds, pair_seeds
+from vizcore.metrics.learned import critic_w1, discriminate
 from vizcore.metrics.logistic import fit_logistic
 from vizcore.metrics.transport import wasserstein
 
@@ -59,7 +60,7 @@ def _sklearn_held_out_logits(pair: tuple[np.ndarray, np.ndarray], seed: int, wei
     the same standardised rows, the samples weighted equally, C = 1 / (2 · weight_decay)."""
     from sklearn.linear_model import LogisticRegression
 
-    f, _ = _standardise(make_folds([pair], [seed], 2), per_feature=True)
+    f, _ = standardise(make_folds([pair], [seed], 2), per_feature=True)
     out = []
     for b in range(2):
         n_p, n_q = int(f.p_train_w[b].sum()), int(f.q_train_w[b].sum())
@@ -77,7 +78,7 @@ def test_linear_c2st_equals_scikit_learns_logistic_regression() -> None:
     pair = (rng.normal(size=(300, 20)), rng.normal(size=(200, 20)) + 0.15)
     ours = discriminate([pair], [3], hidden=0, weight_decay=0.01)
     logits = _sklearn_held_out_logits(pair, 3, 0.01)
-    f, _ = _standardise(make_folds([pair], [3], 2), per_feature=True)
+    f, _ = standardise(make_folds([pair], [3], 2), per_feature=True)
     right = sum(int((o[: int(f.p_test_w[b].sum())] > 0).sum() + (o[int(f.p_test_w[b].sum()):] < 0).sum())
                 for b, o in enumerate(logits))  # fmt: skip
     assert ours.correct[0] == right
@@ -91,7 +92,7 @@ def test_linear_c2st_reaches_the_bayes_accuracy_of_two_gaussians_in_few_newton_s
     x, y = rng.normal(size=(4000, 3)), rng.normal(size=(4000, 3)) + np.array([1.5, 0, 0])
     d = discriminate([(x, y)], [0], hidden=0)
     assert d.correct[0] / d.n_test[0] == pytest.approx(stats.norm.cdf(0.75), abs=0.015)  # 3 standard errors
-    f, _ = _standardise(make_folds([(x, y)], [0], 2), per_feature=True)
+    f, _ = standardise(make_folds([(x, y)], [0], 2), per_feature=True)
     t = torch.cat([torch.ones_like(f.p_train_w), torch.zeros_like(f.q_train_w)], 1)
     v = 0.5 * torch.cat([f.p_train_w / 2000, f.q_train_w / 2000], 1)
     _, _, steps = fit_logistic(torch.cat([f.p_train, f.q_train], 1), t, v, 0.01)
