@@ -96,6 +96,32 @@ def test_a_cloned_demo_run_hits_its_shipped_analysis(tmp_path: Path) -> None:
     assert an.FORWARD_PASSES[0] == before
 
 
+
+def test_the_demo_runs_ship_their_default_views_under_the_current_keys() -> None:
+    """Every default matrix (learned ones too) and the default embedding pair of the demo runs is
+    a read: a change of a cache key (a metric's revision, EMBED_VERSION) must come with the shipped
+    caches rebuilt (scripts/build_demo_analyses.py), or a fresh clone computes them."""
+    from vizcore.views.distances import default_layer, layer_choices, matrix_ready
+    from vizcore.views.embeddings import EmbeddingSettings, common_layers, default_pair, pair_ready
+    from vizcore.views.precompute import default_distance_settings, precomputed_metrics
+
+    store = RunStore(demo_root=DEMO_ROOT)
+    missing = []
+    for rid in store.run_ids():
+        run = store.get(rid)
+        cfg, layer = run.config(), default_layer(layer_choices(run))
+        kinds = [("classes", side) for side in ["source"] + (["target"] if cfg.target else [])]
+        kinds += [("cross", "source")] if cfg.target else []
+        for metric in precomputed_metrics(learned=True):
+            settings = default_distance_settings(metric)
+            missing += [(rid, metric, kind, side) for kind, side in kinds
+                        if not matrix_ready(run, kind, side, "test", layer, settings)]  # fmt: skip
+    assert not missing, missing
+    before, after = (store.get(r) for r in default_pair(store.list()))
+    settings = EmbeddingSettings(layer=default_layer(common_layers(before, after)))
+    assert pair_ready(before, after, settings)
+
+
 # --------------------------------------------------------------------------- pages
 
 
