@@ -188,7 +188,8 @@ class TaskQueue:
             task = next((t for t in self._tasks if t.state == "queued"), None)
             if task is None:
                 return None
-            task.state, task.started = "running", time.monotonic()
+            # "starting" until the computation names its first stage (the queued wording would stay)
+            task.state, task.started, task.stage = "running", time.monotonic(), "starting"
         try:
             run = self._current_run(task)
             comp = COMPUTATIONS[task.spec.name]
