@@ -109,7 +109,9 @@ METHOD_NOTES: dict[str, str] = {
         "lambda = 0.3 and a 2-layer domain classifier with dropout: with lambda = 1 the "
         "adversarial game oscillated and source accuracy collapsed. Read its live domain accuracy "
         "with care: in 8 short epochs this classifier learns slowly (80% with the reversal off), "
-        "so near 50% is weak evidence of alignment. One that learns 10x faster without dropout "
+        "so near 50% is weak evidence of alignment: on printed digits -> MNIST it sat at 41-52% while "
+        "a fresh classifier still told the domains' features apart at 99% (bench/domain_probe.py). "
+        "One that learns 10x faster without dropout "
         "(90% with the reversal off) plays a real game, and lowered target accuracy on both "
         "benchmark shifts (README). Near 100% the classifier wins; far below 50% lower lambda."
     ),
