@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def layer_features(model, x, batch: int = 256) -> dict[str, "object"]:
+def layer_features(model, x, batch: int = 256) -> dict[str, object]:
     """Each probed layer's features of ``x`` (eval mode), as float64 numpy arrays (N, D)."""
     import numpy as np
     import torch
