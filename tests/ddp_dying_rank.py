@@ -3,7 +3,7 @@
 import os
 import sys
 
-import vizcore.train.loop as training
+import vizcore.train.trainer as training
 from vizcore.app.cli import main
 
 _check = training._check_finite
