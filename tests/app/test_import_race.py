@@ -16,6 +16,8 @@ import sys
 import threading
 from types import SimpleNamespace
 
+import pytest
+
 from tests.paths import ROOT
 
 # Runs in a fresh interpreter (nothing imported yet). The warm-up thread is held inside
@@ -74,6 +76,7 @@ print(json.dumps({"warm-up held": held.is_set(), "page imported beside it": page
 """
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch and scikit-learn
 def test_a_page_opened_while_the_warm_up_imports_scikit_learn_waits_for_it() -> None:
     out = subprocess.run([sys.executable, "-c", RACE], cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
@@ -108,6 +111,7 @@ print(json.dumps(sorted(set(sys.modules) - before)))
 """
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch and scikit-learn
 def test_the_warm_up_imports_everything_the_pages_import() -> None:
     out = subprocess.run([sys.executable, "-c", PAGE_IMPORTS], cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]

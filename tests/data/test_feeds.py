@@ -146,6 +146,7 @@ def test_a_file_broken_past_its_header_fails_the_run_by_name(folders: tuple[str,
     assert not store.get(end.run_id).has_weights()
 
 
+@pytest.mark.slow  # a command-line training in a subprocess
 def test_the_cli_streams_a_folder_at_the_size_asked(folders: tuple[str, str], tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     from vizcore.app import cli

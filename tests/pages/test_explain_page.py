@@ -130,6 +130,7 @@ def test_a_slow_method_computes_the_images_shown_and_queues_the_whole_split(
     assert any(b.label == "Stop" for b in at.button)
 
 
+@pytest.mark.slow  # the page once per explanation method
 def test_the_headline_numbers_are_the_same_for_every_method() -> None:
     from vizcore.explain.methods import list_explainers
 

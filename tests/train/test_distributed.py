@@ -115,6 +115,7 @@ def test_a_gpu_out_of_memory_names_a_batch_size_to_try(monkeypatch, store) -> No
     assert "ran out of memory at batch size 64; try --batch-size 32" in end.message
 
 
+@pytest.mark.slow  # torchrun in a subprocess
 def test_a_port_in_use_is_a_clear_refusal_before_a_run_exists(tmp_path) -> None:
     """Rank 0 of a group started by hand (no torchrun agent holding the port) finds its meeting
     port taken: the command says what to change, exits 2, and leaves no run folder."""

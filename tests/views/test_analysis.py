@@ -47,6 +47,7 @@ def test_stored_cams_and_features_equal_a_direct_recomputation(trained_run) -> N
     np.testing.assert_allclose(an.cam_analysis(trained_run)["probs"][idx], probs, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # every class of a whole split, both ways
 def test_localisation_of_every_class_equals_the_direct_scores(store: RunStore) -> None:
     run = _untrained_run(store, source="cluttered-mnist")
     model = run.load_model()
