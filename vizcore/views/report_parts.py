@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from vizcore.core.config import TrainConfig
-from vizcore.core.numbers import fmt, percent
+from vizcore.core.numbers import fmt
 from vizcore.core.registry import Registry
 from vizcore.data.domains import DataUnavailable
 from vizcore.figures import fit_text
@@ -138,6 +138,3 @@ def html_cell(v: Any) -> str:
 class Html(str):
     """A table cell that is already HTML (a colour swatch)."""
 
-
-def pct(v: float | None) -> str:
-    return percent(v)

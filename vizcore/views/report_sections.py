@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from vizcore.core.config import TrainConfig
-from vizcore.core.numbers import MISSING, VERDICT_MARKS, column_format, fmt
+from vizcore.core.numbers import MISSING, VERDICT_MARKS, column_format, fmt, percent
 from vizcore.embed.methods import EMBED_VERSION, embed
 from vizcore.embed.registry import describe
 from vizcore.figures import class_color
@@ -62,7 +62,6 @@ from vizcore.views.report_parts import (
     ReportOptions,
     Section,
     html_table,
-    pct,
     section,
 )
 from vizcore.views.sweeps import sweep_of, sweep_runs, verdicts
@@ -77,11 +76,11 @@ def _summary(ctx: Context, sec: Section) -> None:
         summ = run.summary()
         accs.append((summ.get("source_acc"), summ.get("target_acc")))
         rows.append({"run": name, "method": cfg.method, "data": cfg.source + (f" → {cfg.target}" if cfg.target else ""),
-                     "epochs": summ.get("epochs_done", MISSING), "source accuracy": pct(accs[-1][0]),
-                     "target accuracy": pct(accs[-1][1]), "run id": Html(f"<span class='mono'>{html.escape(run.run_id)}</span>")})  # fmt: skip
+                     "epochs": summ.get("epochs_done", MISSING), "source accuracy": percent(accs[-1][0]),
+                     "target accuracy": percent(accs[-1][1]), "run id": Html(f"<span class='mono'>{html.escape(run.run_id)}</span>")})  # fmt: skip
     sec.raw(html_table(rows, "summary"))
     if ctx.comparison:
-        lines = [f"{side} accuracy {pct(b)} → {pct(a)} ({100 * (a - b):+.1f} points)"
+        lines = [f"{side} accuracy {percent(b)} → {percent(a)} ({100 * (a - b):+.1f} points)"
                  for side, b, a in zip(("Source", "Target"), accs[0], accs[1], strict=True)
                  if isinstance(a, float | int) and isinstance(b, float | int)]  # fmt: skip
         if lines:
@@ -135,12 +134,12 @@ def _accuracy(ctx: Context, sec: Section) -> None:
         summ = run.summary()
         for side in ctx.sides(cfg):
             acc, per = _class_accuracy(cam_analysis(run, side, "predicted"))
-            overall.append({"run": name, "domain": f"{side} ({getattr(cfg, side)})", "test accuracy": pct(acc),
+            overall.append({"run": name, "domain": f"{side} ({getattr(cfg, side)})", "test accuracy": percent(acc),
                             "epochs": summ.get("epochs_done", MISSING), "status": run.status().get("status", "")})  # fmt: skip
             per_class[f"{name} · {side}"] = per
     sec.raw(html_table(overall))
     n = max(len(v) for v in per_class.values())
-    rows = [{"class": _swatch(k), **{col: pct(v[k]) if k < len(v) else "—" for col, v in per_class.items()}}
+    rows = [{"class": _swatch(k), **{col: percent(v[k]) if k < len(v) else "—" for col, v in per_class.items()}}
             for k in range(n)]  # fmt: skip
     sec.raw("<h3>Per class</h3>" + html_table(rows, "per-class"))
     sec.text("Test accuracy over the whole held-out split; target labels are used only for this table, never "
@@ -302,7 +301,7 @@ def _validators(ctx: Context, sec: Section) -> None:
             judged, oracle = verdicts(runs)
             sec.raw(f"<h3>{html.escape(name)}: sweep {html.escape(sweep)}</h3>")
             sec.raw(html_table([{"validator": v.label, "Spearman ρ": v.spearman, "weighted ρ": v.weighted_spearman,
-                             "its pick": v.pick, "pick's target acc": pct(v.pick_acc), "cost (points)": 100 * v.cost}
+                             "its pick": v.pick, "pick's target acc": percent(v.pick_acc), "cost (points)": 100 * v.cost}
                             for v in judged]))  # fmt: skip
             sec.figure(validator_scatter(runs, judged, oracle.run_id, ctx.options.presentation))
         elif has_scores(run):
