@@ -49,8 +49,7 @@ def _progress(specs: list[TaskSpec], key: str) -> None:
 
 def _row(t: Task, key: str) -> None:
     left, right = st.columns([6, 1])
-    when = "" if t.state == "queued" else f" — {t.time_left()}"  # a queued task's stage already says it waits
-    left.progress(t.fraction, text=f"In the background: {t.stage}{when}")
+    left.progress(t.fraction, text=f"In the background: {t.progress_text()}")
     if right.button("Stop", key=key, help="nothing of it is kept; ask again to start over"):
         tasks.QUEUE.stop(t.spec)
 

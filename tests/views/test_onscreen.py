@@ -163,6 +163,16 @@ def test_the_time_left_comes_from_the_time_so_far() -> None:
     assert task.eta_s() == pytest.approx(30, abs=1)
 
 
+
+def test_a_task_says_its_stage_and_time_left_once() -> None:
+    import time
+
+    task = tasks.Task(tasks.TaskSpec("r", "d", "x", "{}"), store=None)  # type: ignore[arg-type]
+    assert task.progress_text() == "waiting for the tasks before it"  # queued: not said twice
+    task.state, task.stage, task.fraction = "running", "scoring Grad-CAM", 0.5
+    task.started = time.monotonic() - 40
+    assert task.progress_text() == "scoring Grad-CAM — about 40 s left"
+
 def test_tasks_are_refused_for_an_unknown_computation(store: RunStore) -> None:
     with pytest.raises(ValueError, match="no background computation"):
         tasks.TaskQueue(autostart=False).submit(store, tasks.TaskSpec("r", "d", "no such", "{}"))

@@ -102,14 +102,17 @@ class Task:
         elapsed = time.monotonic() - self.started
         return elapsed * (1 - self.fraction) / self.fraction
 
-    def time_left(self) -> str:
-        """The time left in words: "about 3 min left", "about 40 s left", or that it is unknown yet."""
+    def progress_text(self) -> str:
+        """The stage and the time left in words: "scoring Grad-CAM — about 40 s left"; a queued
+        task's stage alone (it already says that it waits)."""
         if self.state == "queued":
-            return "waiting for the tasks before it"
+            return self.stage
         eta = self.eta_s()
         if eta is None:
-            return "estimating the time left"
-        return f"about {eta / 60:.0f} min left" if eta >= 90 else f"about {max(eta, 1):.0f} s left"
+            left = "estimating the time left"
+        else:
+            left = f"about {eta / 60:.0f} min left" if eta >= 90 else f"about {max(eta, 1):.0f} s left"
+        return f"{self.stage} — {left}"
 
 
 class TaskQueue:
