@@ -160,6 +160,14 @@ def config_form(why: DeltaGenerator) -> TrainConfig | None:
             precise = st.checkbox("Precise BatchNorm", base.precise_bn,
                                   help="recompute BatchNorm statistics over the training batches before "
                                   "each evaluation instead of using the running average")  # fmt: skip
+            # the target terms act in the shared loss of the adaptation methods (not ADDA's own step)
+            shared = cls.uses_shared_loss()
+            domain_bn = a1.checkbox("Domain-specific BatchNorm", base.domain_bn, disabled=not shared,
+                                    help="normalise source and target batches by their own statistics; "
+                                    "each test split is read with its own domain's")  # fmt: skip
+            im = a2.number_input("Target information-maximisation weight", 0.0, 100.0, base.target_im,
+                                 step=0.1, disabled=not shared, help="confident target predictions with "
+                                 "every class kept in use (0 = off)")  # fmt: skip
         submitted = st.form_submit_button("Train", type="primary")
     if not submitted:
         return None
@@ -168,7 +176,8 @@ def config_form(why: DeltaGenerator) -> TrainConfig | None:
         trade_off=float(trade_off), method_params=params, optimizer=optimizer, schedule=schedule,
         momentum=float(momentum), weight_decay=float(wd), train_limit=int(limit) or None, model=model,
         augment_shift=int(shift), fresh_layouts=bool(fresh) and generated, augment_invert=float(invert),
-        precise_bn=bool(precise), widths=widths, class_map=class_map,
+        precise_bn=bool(precise), domain_bn=bool(domain_bn) and shared,
+        target_im=float(im) if shared else 0.0, widths=widths, class_map=class_map,
         data_names=shown_names(choices, source, target), **lineage,
     )  # fmt: skip
 

@@ -356,3 +356,66 @@ def test_cli_recipe_flag_starts_from_the_recipe_and_explicit_flags_win(tmp_path:
     assert cfg.schedule == rec.schedule and cfg.bottleneck_dim == rec.bottleneck_dim
     assert cfg.standardize == rec.standardize and cfg.trade_off == rec.trade_off
     assert cfg.method_params == {**rec.method_params, "hidden": 8}
+
+
+# --------------------------------------------------------------------------- target terms
+
+
+def test_information_loss_is_the_negative_mutual_information_of_images_and_classes() -> None:
+    from vizcore.methods.base import information_loss
+
+    k = 10
+    assert float(information_loss(torch.zeros(4, k))) == pytest.approx(0.0, abs=1e-6)  # uniform
+    certain = torch.eye(k) * 50.0  # every class once, each image certain
+    assert float(information_loss(certain)) == pytest.approx(-math.log(k), abs=1e-4)
+    collapsed = torch.zeros(k, k)
+    collapsed[:, 3] = 50.0  # every image certain of one class: no information
+    assert float(information_loss(collapsed)) == pytest.approx(0.0, abs=1e-4)
+    logits = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    p = logits.softmax(1)
+    m = p.mean(0)
+    direct = float(-(p * p.log()).sum(1).mean() + (m * m.log()).sum())
+    assert float(information_loss(logits)) == pytest.approx(direct, rel=1e-5)
+
+
+@pytest.mark.parametrize("domain_bn", [False, True])
+def test_the_shared_loss_adds_the_target_im_and_forwards_each_domain_alone(domain_bn: bool) -> None:
+    """The total is cls + lambda * transfer + w * IM(target predictions); under domain_bn every
+    term is computed on each domain's batch forwarded alone (its own BatchNorm statistics), which
+    differs from one joint forward pass."""
+    from vizcore.methods.base import information_loss, split_features
+
+    torch.manual_seed(0)
+    model = create_model("lenet_gap", num_classes=10, in_channels=1, bottleneck_dim=16).train()
+    xs, xt = torch.rand(8, 1, 28, 28), torch.rand(8, 1, 28, 28) * 0.5 + 0.5  # the target brighter
+    ys = torch.arange(8) % 10
+    method = _method("coral", domain_bn=domain_bn, target_im=0.7)
+    total, logs = method.loss(model, xs, ys, xt, 0.5)
+    with torch.no_grad():
+        if domain_bn:
+            f_s, f_t = model.forward_features(xs), model.forward_features(xt)
+        else:
+            f_s, f_t = split_features(model.forward_features(torch.cat([xs, xt])), len(xs))
+        transfer, _ = method.transfer_loss(f_s, f_t, 0.5)
+        want = F.cross_entropy(f_s.logits, ys) + transfer + 0.7 * information_loss(f_t.logits)
+        joint_s, joint_t = split_features(model.forward_features(torch.cat([xs, xt])), len(xs))
+    assert float(total) == pytest.approx(float(want), rel=1e-5)
+    assert float(logs["target_im"]) == pytest.approx(float(information_loss(f_t.logits)), rel=1e-5)
+    if domain_bn:  # the two ways of forwarding give different target predictions: the choice is real
+        assert not torch.allclose(f_t.logits, joint_t.logits, atol=1e-3)
+    _, plain_logs = _method("coral").loss(model, xs, ys, xt, 0.5)
+    assert "target_im" not in plain_logs
+
+
+def test_target_terms_need_a_target_and_a_method_of_the_shared_loss() -> None:
+    from vizcore.core.rules import ConfigError
+    from vizcore.train.checks import check_config
+
+    base = TINY_DA.replace(method="dann", domain_bn=True, target_im=0.3)
+    check_config(base)  # accepted
+    with pytest.raises(ConfigError, match="need a target"):
+        check_config(base.replace(target=None, method="source_only"))
+    with pytest.raises(ConfigError, match="shared loss .*not adda"):
+        check_config(base.replace(method="adda", init_from="some-run"))
+    assert METHODS.get("dann").uses_shared_loss() and not METHODS.get("adda").uses_shared_loss()
+    assert not METHODS.get("source_only").uses_shared_loss()

@@ -314,6 +314,38 @@ def test_adabn_takes_the_batchnorm_statistics_of_the_target_training_images() ->
         list(train(cfg.replace(target=None)))
 
 
+def test_domain_bn_reads_each_test_split_with_its_own_statistics_and_keeps_the_targets() -> None:
+    """Under domain_bn the source test split is read with statistics of the source training batches,
+    the target's with those of the target training images, and the model keeps the target's."""
+    from vizcore.train.data import load_data
+    from vizcore.train.trainer import Trainer, evaluate
+
+    cfg = TINY.replace(target="uci-digits", method="dann", train_limit=256, test_limit=64, batch_size=64,
+                       epochs=1, domain_bn=True)  # fmt: skip
+    trainer = Trainer(cfg, None, None)
+    trainer.epoch = 1
+    run = trainer.evaluate_all()
+    stages = []
+    try:
+        while True:
+            stages.append(next(run).message)
+    except StopIteration as done:
+        accs = done.value
+    assert stages == [
+        "recomputing BatchNorm statistics on the source training images",
+        "evaluating on the source test split",
+        "recomputing BatchNorm statistics on the target training images",
+        "evaluating on the target test split",
+    ]
+    conv, bn = trainer.model.features[0][0], trainer.model.features[0][1]
+    with torch.no_grad():
+        direct = conv(trainer.model.prep(load_data(trainer.config).target_train.images)).mean(dim=(0, 2, 3))
+    torch.testing.assert_close(bn.running_mean, direct, rtol=1e-4, atol=1e-5)  # the target's, kept
+    trainer.precise_bn("source")
+    assert evaluate(trainer.model, trainer.tests["source"]) == accs["source_acc"]
+    assert not torch.allclose(bn.running_mean, direct, atol=1e-2)  # the source's differ
+
+
 def test_each_epoch_reports_the_loss_of_its_own_last_step(store: RunStore) -> None:
     # one step an epoch, logged every 10 steps: the epoch line used to repeat a stale loss
     events = list(train(TINY.replace(epochs=3, train_limit=64, batch_size=64, log_every=10), store))

@@ -79,6 +79,10 @@ class Method(nn.Module):
         trade_off: lambda, the weight of the transfer loss.
         feature_dim: size of the features the transfer loss sees (bottleneck or GAP).
         num_classes: K.
+        domain_bn: forward source and target batches separately, so each is normalised by
+            its own BatchNorm statistics (``TrainConfig.domain_bn``).
+        target_im: weight of :func:`information_loss` on the target batch, added to the loss
+            (``TrainConfig.target_im``).
         params: the method's own parameters (``TrainConfig.method_params``), checked against
             the class's ``params`` descriptions; the checked values are ``self.hparams``.
     """
@@ -100,10 +104,19 @@ class Method(nn.Module):
     # False: the method needs no labels (self-supervised); the Train page says so
     uses_labels: bool = True
 
-    def __init__(self, trade_off: float = 1.0, feature_dim: int = 64, num_classes: int = 10, **params: Any) -> None:
+    def __init__(self, trade_off: float = 1.0, feature_dim: int = 64, num_classes: int = 10, *,
+                 domain_bn: bool = False, target_im: float = 0.0, **params: Any) -> None:  # fmt: skip
         super().__init__()
         self.hparams = validate(type(self).params, params, owner=self.label or type(self).__name__)
         self.trade_off = trade_off
+        self.domain_bn = domain_bn
+        self.target_im = target_im
+
+    @classmethod
+    def uses_shared_loss(cls) -> bool:
+        """Whether training goes through :meth:`loss` as written here, so ``domain_bn`` and
+        ``target_im`` apply: a method with a target whose ``step`` and ``loss`` are the base's."""
+        return cls.uses_target and cls.step is Method.step and cls.loss is Method.loss
 
     # -- the hooks the trainer calls ---------------------------------------------------------
     def setup(self, model: GapNet, lineage: Lineage) -> None:
@@ -156,11 +169,18 @@ class Method(nn.Module):
             f_s = model.forward_features(xs)
             cls = F.cross_entropy(f_s.logits, ys)
             return cls, {"loss": cls, "cls_loss": cls, "train_acc": batch_accuracy(f_s.logits, ys)}
-        f_s, f_t = split_features(model.forward_features(torch.cat([xs, xt])), len(xs))
+        if self.domain_bn:  # two forward passes: each domain's batch statistics normalise it alone
+            f_s, f_t = model.forward_features(xs), model.forward_features(xt)
+        else:
+            f_s, f_t = split_features(model.forward_features(torch.cat([xs, xt])), len(xs))
         cls = F.cross_entropy(f_s.logits, ys)
         transfer, logs = self.transfer_loss(f_s, f_t, progress)
         lam = self.lambda_at(progress)
         total = cls + lam * transfer
+        if self.target_im:
+            im = information_loss(f_t.logits)
+            total = total + self.target_im * im
+            logs = {**logs, "target_im": im}
         return total, {
             "loss": total,
             "cls_loss": cls,
@@ -175,6 +195,26 @@ def trainable(*modules: nn.Module) -> Iterator[nn.Parameter]:
     """The parameters of ``modules`` that take gradients (frozen ones are left out)."""
     for m in modules:
         yield from (p for p in m.parameters() if p.requires_grad)
+
+
+def information_loss(logits: torch.Tensor) -> torch.Tensor:
+    """Negative mutual information between a batch's images and their predicted classes (nats):
+    ``mean_i H(p_i) - H(mean_i p_i)`` over the softmax rows p_i (Krause et al. 2010; SHOT's target
+    loss, Liang et al. 2020). The first term makes each prediction confident, which moves decision
+    boundaries out of the dense regions; the second keeps the batch's classes spread, without
+    which entropy minimisation alone can put every image in a few classes. From 0 (uniform
+    predictions, or every image confidently in one class) down to -ln K (each class equally often,
+    each image certain).
+
+    Shape:
+        logits: (B, K); output: scalar.
+    """
+    logp = F.log_softmax(logits.float(), dim=1)  # (B, K)
+    p = logp.exp()
+    conditional = -(p * logp).sum(dim=1).mean()
+    mean_p = p.mean(dim=0)  # (K,)
+    marginal = -(mean_p * mean_p.clamp_min(1e-12).log()).sum()
+    return conditional - marginal
 
 
 def batch_accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -110,9 +110,24 @@ def _check_data(config: TrainConfig) -> None:
             check_available(name, root=config.data_root, download=config.download)
         with _as_config_error():  # e.g. "stream" for a domain made in memory
             check_data_path(config.data_path, name)
+    if config.domain_bn or config.target_im:
+        _check_target_terms(config)
     if config.adabn and not config.target:
         raise ConfigError("adabn (--adabn) recomputes BatchNorm statistics on the target training images: "
                           "it needs a target (--target)")  # fmt: skip
+
+
+def _check_target_terms(config: TrainConfig) -> None:
+    """``domain_bn`` and ``target_im`` act in the shared loss on a target batch: they need a
+    target and a method trained through that loss (not ADDA's or distillation's own steps)."""
+    names = [n for n in ("domain_bn", "target_im") if getattr(config, n)]
+    flags = " and ".join(config.field_text(n) for n in names)
+    if not config.target:
+        raise ConfigError(f"{flags} act on the target batches: they need a target (--target)")
+    if not METHODS.get(config.method).uses_shared_loss():
+        users = ", ".join(m for m in METHODS if METHODS.get(m).uses_shared_loss())
+        raise ConfigError(f"{flags} apply to the methods trained through the shared loss ({users}), "
+                          f"not {config.method}")  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -156,6 +156,8 @@ class Trainer:
             trade_off=config.trade_off,
             feature_dim=self.model.feature_dim,
             num_classes=self.model.num_classes,
+            domain_bn=config.domain_bn,
+            target_im=config.target_im,
             **config.method_params,
         ).to(self.device)
         teacher = lineage.teacher.to(self.device) if lineage.teacher is not None else None
@@ -194,7 +196,8 @@ class Trainer:
         if tt is not None and self.method.uses_target:
             self.targets = _TargetStream(make_feed(tt, self.feed_options, train=True), config.batch_size, self.gen,
                                          self.shard)  # fmt: skip
-        self.adabn = make_feed(tt, self.feed_options, train=False) if config.adabn and tt is not None else None
+        reads_target = (config.adabn or config.domain_bn) and tt is not None
+        self.adabn = make_feed(tt, self.feed_options, train=False) if reads_target else None
         self.tests = {side: make_feed(split, self.feed_options, train=False)
                       for side, split in (("source", self.data.source_test), ("target", self.data.target_test))
                       if split is not None}  # fmt: skip
@@ -243,7 +246,7 @@ class Trainer:
         return {**logs, "lr": lr}
 
     @torch.no_grad()
-    def precise_bn(self) -> None:
+    def precise_bn(self, domain: str | None = None) -> None:
         """Recompute every BatchNorm's running statistics with the current weights.
 
         During training they are an exponential average over the last ~10 batches, taken while
@@ -251,6 +254,7 @@ class Trainer:
         several points from one epoch to the next. One pass over the training batches, built as
         in training (augmented source, plus target for a method that uses it; labels unused),
         with a cumulative average instead. Its own random stream, so training is unchanged.
+        ``domain`` ("source" or "target"): that domain's training images alone (``domain_bn``).
         """
         self.model.train()
         # a frozen BatchNorm keeps its statistics (vizcore.methods.freeze)
@@ -262,42 +266,56 @@ class Trainer:
         for m in bns:
             m.reset_running_stats()
             m.momentum = None  # cumulative moving average: every batch counts the same
-        for x in self._bn_batches():
+        for x in self._bn_batches(domain):
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 self.model(x)
         for m, momentum in zip(bns, momenta, strict=True):
             m.momentum = momentum
 
-    def _bn_batches(self) -> Iterator[torch.Tensor]:
+    def _bn_batches(self, domain: str | None = None) -> Iterator[torch.Tensor]:
         """The batches BatchNorm statistics are recomputed over: the target training images alone
-        under ``adabn``, else the training batches as built in training (augmented source, plus
-        target for a method that uses it), from a random stream of their own."""
-        if self.adabn is not None:
+        under ``adabn`` (or ``domain="target"``), else the training batches as built in training
+        (augmented source, plus target for a method that uses it unless ``domain="source"``),
+        from a random stream of their own."""
+        if domain == "target" or (domain is None and self.adabn is not None):
             yield from (x for x, _ in self.adabn.in_order(self.config.batch_size))
             return
         gen = torch.Generator().manual_seed(self.config.seed + 7_919 * self.epoch)
         # its own pass: the training stream's target pass is still being read
-        targets = _TargetStream(self.targets.feed, self.targets.bs, gen, own_pass=True) if self.targets else None
+        joint = self.targets is not None and domain is None
+        targets = _TargetStream(self.targets.feed, self.targets.bs, gen, own_pass=True) if joint else None
         for x, _ in self.source.load(_batches(len(self.source), self.config.batch_size, gen)):
             x = self.augment(x, gen)
             yield x if targets is None else torch.cat([x, targets.next()])
 
     def evaluate_all(self) -> Iterator[Progress]:
         """Test accuracies (the generator's return value), each stage announced as it begins;
-        with ``precise_bn`` the BatchNorm statistics are recomputed first."""
+        with ``precise_bn`` the BatchNorm statistics are recomputed first, under ``domain_bn``
+        once per domain."""
         here = (self.epoch, self.step, self.total_steps)
-        if self.config.precise_bn or self.adabn is not None:
-            on = " on the target training images (AdaBN)" if self.adabn is not None else ""
-            yield Progress("stage", *here, message=f"recomputing BatchNorm statistics{on}")
-            self.precise_bn()
+        # (BatchNorm domain, the test splits read with its statistics); under domain_bn each split
+        # is read with its own domain's, the target's last, so they are the ones the model keeps
+        plan: list[tuple[str | None, list[str]]] = (
+            [(side, [side]) for side in self.tests] if self.config.domain_bn else [(None, list(self.tests))]
+        )
+        recompute = self.config.precise_bn or self.config.domain_bn or self.adabn is not None
         out = {}
-        for side, feed in self.tests.items():
-            yield Progress("stage", *here, message=f"evaluating on the {side} test split")
-            out[f"{side}_acc"] = evaluate(self.model, feed)
+        for domain, sides in plan:
+            if recompute:
+                yield Progress("stage", *here, message="recomputing BatchNorm statistics" + self._bn_words(domain))
+                self.precise_bn(domain)
+            for side in sides:
+                yield Progress("stage", *here, message=f"evaluating on the {side} test split")
+                out[f"{side}_acc"] = evaluate(self.model, self.tests[side])
         if names := self.method.eval_metrics:  # the method's own end-of-epoch values
             yield Progress("stage", *here, message=f"evaluating {', '.join(names)}")
             out.update(self.method.evaluate(self.model, self.source, self.tests["source"]))
         return out
+
+    def _bn_words(self, domain: str | None) -> str:
+        if domain is not None:
+            return f" on the {domain} training images"
+        return " on the target training images (AdaBN)" if self.adabn is not None else ""
 
     def describe_data(self) -> str:
         """How the training images are read, for the "ready" event."""
