@@ -86,6 +86,25 @@ def test_inks_that_run_differently_invert_half_the_source() -> None:
     assert "augment_invert" not in _fields(COLOUR, None)  # nothing to match without a target
 
 
+def test_inks_that_run_differently_add_the_target_terms_for_a_method_of_the_shared_loss() -> None:
+    shared = dataclasses.replace(ADAPT, shared_loss=True)
+    got = _fields(COLOUR, GREY, shared)
+    assert got["domain_bn"] is True and got["target_im"] == RD.TARGET_IM
+    assert "domain_bn" not in _fields(COLOUR, GREY)  # ADDA's own step, source-only: not theirs
+    near = dataclasses.replace(GREY, dark_ink=0.5 - RD.POLARITY_GAP)
+    assert "domain_bn" not in _fields(COLOUR, near, shared)  # the same ink: one BatchNorm fits both
+
+
+def test_the_recipe_asks_the_method_whether_the_target_terms_apply() -> None:
+    from vizcore.methods.recipes import recommended_config
+
+    for method, on in (("dann", True), ("cdan", True), ("source_only", False), ("adda", False)):
+        cfg = recommended_config(method, "printed-digits", "mnist")
+        assert (cfg.domain_bn, cfg.target_im > 0) == (on, on), method
+    plain = recommended_config("dann", "mnist", "uci-digits")  # the same ink on both sides
+    assert not plain.domain_bn and plain.target_im == 0
+
+
 def test_a_small_source_is_shifted_in_proportion_to_its_size() -> None:
     assert _fields(COLOUR, GREY)["augment_shift"] == 2  # 32 px / 16
     assert "augment_shift" not in _fields(GREY, COLOUR)  # 8,000 images

@@ -11,7 +11,8 @@ its choices are tested without loading a domain:
   or a colour source varies from image to image);
 * ``CHOICE_RULES`` read both sides as grey when only one is colour, give small colour images the
   wider SVHN-GAP network, invert half the source images when the two sides' ink runs different
-  ways, shift the images of a small source, and lengthen training on a small one.
+  ways (and then normalise each domain by its own BatchNorm statistics and maximise the
+  information of the target's predictions), shift the images of a small source, and lengthen training on a small one.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ SMALL_SIDE = 64  # at most this many pixels a side: digit-sized images, for SVHN
 COLOUR_MODEL = "svhn_gap"
 # |share of dark-ink images, source - target|: mnist 0, mnist-m 0.39, printed-digits about 0.5
 POLARITY_GAP = 0.2
+# weight of information maximisation on such a shift (README, seed 0: at 1 it gained 22 points on
+# printed -> MNIST but lost 1 on MNIST -> printed, whose source-only start is weaker; 0.3 gained
+# on both; entropy alone, without the class-spreading term, collapsed at 1)
+TARGET_IM = 0.3
 SMALL_SOURCE = 5000  # fewer training images than this: shift them (the bundled MNIST has 8,000)
 # Epochs are set so a small source gets as many steps as the measured recipes take on the bundled
 # MNIST's 8,000 images, up to MAX_EPOCHS.
@@ -198,6 +203,9 @@ class Defaults:
 
     epochs: int
     batch_size: int
+    # the method trains through the shared loss on a target batch, where domain_bn and
+    # target_im act (vizcore.methods.base.Method.uses_shared_loss)
+    shared_loss: bool = False
 
 
 ChoiceRule = Callable[[ImageStats, ImageStats | None, Defaults], Choice | None]
@@ -239,6 +247,21 @@ def _polarity(s: ImageStats, t: ImageStats | None, _: Defaults) -> Choice | None
     )
 
 
+def _target_terms(s: ImageStats, t: ImageStats | None, d: Defaults) -> Choice | None:
+    if t is None or not d.shared_loss or abs(s.dark_ink - t.dark_ink) <= POLARITY_GAP:
+        return None
+    return Choice(
+        {"domain_bn": True, "target_im": TARGET_IM},
+        "with the ink running differently, a source batch (half of it shown inverted) and a target "
+        "batch have different BatchNorm statistics: each domain is normalised by its own "
+        f"(domain_bn), and information maximisation (weight {TARGET_IM}) makes the target's "
+        "predictions confident with every class in use. On printed digits → MNIST the adversarial "
+        "loss alone fooled its domain classifier without matching the domains (source-only 74%, "
+        "DANN 70%, seed 0); with these two terms DANN gained about 20 points on MNIST, and as much "
+        "with its adversarial loss off (README)",
+    )
+
+
 def _small_source_shift(s: ImageStats, t: ImageStats | None, _: Defaults) -> Choice | None:
     if t is None or s.count >= SMALL_SOURCE:
         return None
@@ -272,6 +295,7 @@ CHOICE_RULES: dict[str, ChoiceRule] = {
     "grey input": _grey_input,
     "colour model": _colour_model,
     "polarity": _polarity,
+    "target terms": _target_terms,
     "small source": _small_source_shift,
     "epochs": _epochs,
 }
