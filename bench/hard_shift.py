@@ -4,6 +4,7 @@
     python bench/hard_shift.py --rows supervised,p2m:dann     # some rows
     python bench/hard_shift.py --quick                        # smoke run (a minute)
     python bench/hard_shift.py --rows p2m:dann --first-seed 1 --seeds 2   # seeds 1 and 2 only
+    python bench/hard_shift.py --table a.json b.json      # one table from runs' --json records
 
 ``printed-digits`` (colour digits rendered from the machine's fonts, 32x32) stands in for SVHN:
 printed -> MNIST is the DANN paper's SVHN -> MNIST direction, where it reports 54.9% source-only
@@ -13,7 +14,8 @@ the command line; the recipe chooses its settings from what it measures of the i
 colour on each side, size, ink polarity, number of images), never from the domains' names.
 
 Rows: plain supervised training on printed-digits (its own test split); printed -> MNIST with
-source-only, DANN, CDAN+E and ADDA (which starts from the same seed's source-only run); MNIST ->
+source-only, the control (the DANN recipe with its adversarial loss off: domain BatchNorm and the
+target-entropy term alone), DANN, CDAN+E and ADDA (which starts from the same seed's source-only run); MNIST ->
 printed with source-only and DANN. Columns: target (or, supervised, test) accuracy and source
 accuracy as mean ± sample std over the seeds, and the gain over the shift's source-only.
 """
@@ -30,10 +32,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 PRINTED, MNIST = "printed-digits", "mnist"
-# row key -> (label, method, source, target); "cdan+e" is CDAN with entropy weighting
+# row key -> (label, method, source, target); "cdan+e" is CDAN with entropy weighting; "control"
+# is the recipe's DANN with its adversarial loss off (trade-off 0): what the recipe's target terms
+# (domain BatchNorm, target entropy) do alone
 ROWS = {
     "supervised": ("printed-digits (supervised)", "source_only", PRINTED, None),
     "p2m:source_only": ("printed → MNIST", "source_only", PRINTED, MNIST),
+    "p2m:control": ("printed → MNIST", "control", PRINTED, MNIST),
     "p2m:dann": ("printed → MNIST", "dann", PRINTED, MNIST),
     "p2m:cdan+e": ("printed → MNIST", "cdan+e", PRINTED, MNIST),
     "p2m:adda": ("printed → MNIST", "adda", PRINTED, MNIST),
@@ -52,8 +57,10 @@ def run_row(key: str, seed: int, store_root: str, parent: str | None, quick: boo
 
     _, method, source, target = ROWS[key]
     small = {"train_limit": 256, "test_limit": 256, "epochs": 1} if quick else {}
-    base = "cdan" if method == "cdan+e" else method
+    base = {"cdan+e": "cdan", "control": "dann"}.get(method, method)
     cfg = recommended_config(base, source, target, seed=seed, device="cpu", **small)
+    if method == "control":
+        cfg = cfg.replace(trade_off=0.0)
     if method == "cdan+e":
         cfg = cfg.replace(method_params={**cfg.method_params, "entropy": True})
     if method == "adda":
@@ -97,11 +104,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--runs", default=None, help="run store to keep the runs in (default: a temporary one)")
     ap.add_argument("--json", default=None, help="also write every run's numbers to this file")
+    ap.add_argument("--table", nargs="+", default=None, metavar="JSON",
+                    help="train nothing: print one table from the records of earlier runs' --json files")
     return ap.parse_args(argv)
+
+
+def from_records(paths: list[str]) -> dict[str, list[dict]]:
+    """The results of earlier runs' ``--json`` files, by row (a seed seen twice counts once: the last)."""
+    by_row: dict[str, dict[int, dict]] = {}
+    for path in paths:
+        for r in json.loads(Path(path).read_text(encoding="utf-8")):
+            values = {k: v for k, v in r.items() if k not in ("row", "seed", "run")}
+            by_row.setdefault(r["row"], {})[int(r["seed"])] = values
+    return {row: [seeds[s] for s in sorted(seeds)] for row, seeds in by_row.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
+    if a.table:
+        print(table(from_records(a.table)))
+        return 0
     keys = [k.strip() for k in a.rows.split(",") if k.strip()]
     unknown = [k for k in keys if k not in ROWS]
     if unknown:

@@ -111,3 +111,26 @@ def test_mnistm_polarity_groups_follow_the_blend() -> None:
     patches = levels[:, None, None, None].expand(3, 3, 8, 8)
     blended = blend_mnist_m(digits, patches)
     assert polarity.inverted_polarity(blended, digits).tolist() == [False, True, False]
+
+
+def test_hard_shift_table_combines_records_seed_by_seed(tmp_path: Path) -> None:
+    """Records from two runs of the benchmark make one table: mean ± sample std per row, the gain
+    over the same shift's source-only, and a seed repeated in a later file replacing the earlier."""
+    hard = _load_bench("hard_shift")
+    first = [{"row": "p2m:source_only", "seed": 0, "run": "a", "status": "complete", "source_acc": 0.98,
+              "target_acc": 0.70},
+             {"row": "p2m:dann", "seed": 0, "run": "b", "status": "complete", "source_acc": 0.97,
+              "target_acc": 0.50}]  # fmt: skip
+    second = [{"row": "p2m:source_only", "seed": 1, "run": "c", "status": "complete", "source_acc": 0.96,
+               "target_acc": 0.80},
+              {"row": "p2m:dann", "seed": 0, "run": "d", "status": "complete", "source_acc": 0.97,
+               "target_acc": 0.90}]  # fmt: skip
+    paths = []
+    for i, records in enumerate((first, second)):
+        paths.append(tmp_path / f"{i}.json")
+        paths[-1].write_text(json.dumps(records), encoding="utf-8")
+    results = hard.from_records([str(p) for p in paths])
+    assert [r["target_acc"] for r in results["p2m:dann"]] == [0.90]  # seed 0 of the later file
+    text = hard.table(results)
+    assert "| printed → MNIST | dann | 90.0" in text and "| +15.0 |" in text  # 90 - mean(70, 80)
+    assert "75.0 ± 7.1" in text  # source-only over seeds 0 and 1
