@@ -162,10 +162,10 @@ def config_form(why: DeltaGenerator) -> TrainConfig | None:
                                   "each evaluation instead of using the running average")  # fmt: skip
             # the target terms act in the shared loss of the adaptation methods (not ADDA's own step)
             shared = cls.uses_shared_loss()
-            domain_bn = a1.checkbox("Domain-specific BatchNorm", base.domain_bn, disabled=not shared,
+            domain_bn = st.checkbox("Domain-specific BatchNorm", base.domain_bn, disabled=not shared,
                                     help="normalise source and target batches by their own statistics; "
                                     "each test split is read with its own domain's")  # fmt: skip
-            im = a2.number_input("Target information-maximisation weight", 0.0, 100.0, base.target_im,
+            im = st.number_input("Information maximisation on the target (weight)", 0.0, 100.0, base.target_im,
                                  step=0.1, disabled=not shared, help="confident target predictions with "
                                  "every class kept in use (0 = off)")  # fmt: skip
         submitted = st.form_submit_button("Train", type="primary")
