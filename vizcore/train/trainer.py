@@ -267,6 +267,8 @@ class Trainer:
             m.reset_running_stats()
             m.momentum = None  # cumulative moving average: every batch counts the same
         for x in self._bn_batches(domain):
+            if len(x) < 2:  # an in-order pass can end on one image, which BatchNorm cannot train on
+                continue
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 self.model(x)
         for m, momentum in zip(bns, momenta, strict=True):
