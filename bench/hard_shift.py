@@ -14,8 +14,8 @@ the command line; the recipe chooses its settings from what it measures of the i
 colour on each side, size, ink polarity, number of images), never from the domains' names.
 
 Rows: plain supervised training on printed-digits (its own test split); printed -> MNIST with
-source-only, the control (the DANN recipe with its adversarial loss off: domain BatchNorm and the
-target-entropy term alone), DANN, CDAN+E and ADDA (which starts from the same seed's source-only run); MNIST ->
+source-only, the control (the DANN recipe with its adversarial loss off: domain BatchNorm and
+information maximisation on the target alone), DANN, CDAN+E and ADDA (which starts from the same seed's source-only run); MNIST ->
 printed with source-only and DANN. Columns: target (or, supervised, test) accuracy and source
 accuracy as mean ± sample std over the seeds, and the gain over the shift's source-only.
 """
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 PRINTED, MNIST = "printed-digits", "mnist"
 # row key -> (label, method, source, target); "cdan+e" is CDAN with entropy weighting; "control"
 # is the recipe's DANN with its adversarial loss off (trade-off 0): what the recipe's target terms
-# (domain BatchNorm, target entropy) do alone
+# (domain BatchNorm, information maximisation) do alone
 ROWS = {
     "supervised": ("printed-digits (supervised)", "source_only", PRINTED, None),
     "p2m:source_only": ("printed → MNIST", "source_only", PRINTED, MNIST),

@@ -419,3 +419,15 @@ def test_target_terms_need_a_target_and_a_method_of_the_shared_loss() -> None:
         check_config(base.replace(method="adda", init_from="some-run"))
     assert METHODS.get("dann").uses_shared_loss() and not METHODS.get("adda").uses_shared_loss()
     assert not METHODS.get("source_only").uses_shared_loss()
+
+
+def test_information_loss_is_the_im_validator_negated() -> None:
+    """The training loss and the validator that scores runs measure one quantity."""
+    from vizcore.methods.base import information_loss
+    from vizcore.metrics.validators import ValidationData, information_maximisation
+
+    logits = torch.randn(50, 10, generator=torch.Generator().manual_seed(1)) * 3
+    probs = logits.softmax(1).double().numpy()
+    unused = np.empty(0)  # the validator reads the target predictions alone
+    score = information_maximisation(ValidationData(probs, unused, unused, unused, unused, unused))
+    assert float(information_loss(logits)) == pytest.approx(-score, rel=1e-5)

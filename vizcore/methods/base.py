@@ -204,7 +204,8 @@ def information_loss(logits: torch.Tensor) -> torch.Tensor:
     boundaries out of the dense regions; the second keeps the batch's classes spread, without
     which entropy minimisation alone can put every image in a few classes. From 0 (uniform
     predictions, or every image confidently in one class) down to -ln K (each class equally often,
-    each image certain).
+    each image certain). The "im" validator (:mod:`vizcore.metrics.validators`) scores the same
+    quantity, negated, on a run's stored numpy predictions; this one is the differentiable loss.
 
     Shape:
         logits: (B, K); output: scalar.

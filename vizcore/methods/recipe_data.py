@@ -12,7 +12,8 @@ its choices are tested without loading a domain:
 * ``CHOICE_RULES`` read both sides as grey when only one is colour, give small colour images the
   wider SVHN-GAP network, invert half the source images when the two sides' ink runs different
   ways (and then normalise each domain by its own BatchNorm statistics and maximise the
-  information of the target's predictions), shift the images of a small source, and lengthen training on a small one.
+  information of the target's predictions), shift the images of a small source, and lengthen
+  training on a small one.
 """
 
 from __future__ import annotations

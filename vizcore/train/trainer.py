@@ -185,8 +185,8 @@ class Trainer:
 
     def _make_feeds(self, config: TrainConfig) -> None:
         """Where each split's batches come from (vizcore.data.feeds): the source and, for a method that
-        uses it, the target stream (augmented, on the device), the target images AdaBN reads, and
-        the test splits."""
+        uses it, the target stream (augmented, on the device), the target images BatchNorm
+        statistics are recomputed on (AdaBN, domain_bn), and the test splits."""
         crop = photo_augment(resolve_input_shape(config)) if config.augment_crop else None
         self.feed_options = FeedOptions(self.device, config.workers, crop, config.seed)
         self.source = make_feed(self.data.source_train, self.feed_options, train=True)
@@ -197,7 +197,7 @@ class Trainer:
             self.targets = _TargetStream(make_feed(tt, self.feed_options, train=True), config.batch_size, self.gen,
                                          self.shard)  # fmt: skip
         reads_target = (config.adabn or config.domain_bn) and tt is not None
-        self.adabn = make_feed(tt, self.feed_options, train=False) if reads_target else None
+        self.target_images = make_feed(tt, self.feed_options, train=False) if reads_target else None
         self.tests = {side: make_feed(split, self.feed_options, train=False)
                       for side, split in (("source", self.data.source_test), ("target", self.data.target_test))
                       if split is not None}  # fmt: skip
@@ -279,8 +279,8 @@ class Trainer:
         under ``adabn`` (or ``domain="target"``), else the training batches as built in training
         (augmented source, plus target for a method that uses it unless ``domain="source"``),
         from a random stream of their own."""
-        if domain == "target" or (domain is None and self.adabn is not None):
-            yield from (x for x, _ in self.adabn.in_order(self.config.batch_size))
+        if domain == "target" or (domain is None and self.target_images is not None):
+            yield from (x for x, _ in self.target_images.in_order(self.config.batch_size))
             return
         gen = torch.Generator().manual_seed(self.config.seed + 7_919 * self.epoch)
         # its own pass: the training stream's target pass is still being read
@@ -300,7 +300,7 @@ class Trainer:
         plan: list[tuple[str | None, list[str]]] = (
             [(side, [side]) for side in self.tests] if self.config.domain_bn else [(None, list(self.tests))]
         )
-        recompute = self.config.precise_bn or self.config.domain_bn or self.adabn is not None
+        recompute = self.config.precise_bn or self.config.domain_bn or self.target_images is not None
         out = {}
         for domain, sides in plan:
             if recompute:
@@ -317,7 +317,7 @@ class Trainer:
     def _bn_words(self, domain: str | None) -> str:
         if domain is not None:
             return f" on the {domain} training images"
-        return " on the target training images (AdaBN)" if self.adabn is not None else ""
+        return " on the target training images (AdaBN)" if self.target_images is not None else ""
 
     def describe_data(self) -> str:
         """How the training images are read, for the "ready" event."""
