@@ -417,6 +417,8 @@ def test_target_terms_need_a_target_and_a_method_of_the_shared_loss() -> None:
         check_config(base.replace(target=None, method="source_only"))
     with pytest.raises(ConfigError, match="shared loss .*not adda"):
         check_config(base.replace(method="adda", init_from="some-run"))
+    with pytest.raises(ConfigError, match=r"^domain_bn = True \(--domain-bn\) acts on the target batches and needs a target"):
+        check_config(base.replace(target=None, method="source_only", target_im=0.0))
     assert METHODS.get("dann").uses_shared_loss() and not METHODS.get("adda").uses_shared_loss()
     assert not METHODS.get("source_only").uses_shared_loss()
 

@@ -122,11 +122,12 @@ def _check_target_terms(config: TrainConfig) -> None:
     target and a method trained through that loss (not ADDA's or distillation's own steps)."""
     names = [n for n in ("domain_bn", "target_im") if getattr(config, n)]
     flags = " and ".join(config.field_text(n) for n in names)
+    act, need, apply = ("act", "need", "apply") if len(names) > 1 else ("acts", "needs", "applies")
     if not config.target:
-        raise ConfigError(f"{flags} act on the target batches: they need a target (--target)")
+        raise ConfigError(f"{flags} {act} on the target batches and {need} a target (--target)")
     if not METHODS.get(config.method).uses_shared_loss():
         users = ", ".join(m for m in METHODS if METHODS.get(m).uses_shared_loss())
-        raise ConfigError(f"{flags} apply to the methods trained through the shared loss ({users}), "
+        raise ConfigError(f"{flags} {apply} to the methods trained through the shared loss ({users}), "
                           f"not {config.method}")  # fmt: skip
 
 
